@@ -1,0 +1,38 @@
+# Two commands on a fresh machine with Python 3.11: `make run` and `make test`.
+# Each installs the project from the lock file into .venv first (uv, itself pinned).
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+export UV_FIND_LINKS ?= $(PIP_FIND_LINKS)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
+export DO_NOT_TRACK ?= true
+
+.PHONY: run test install install-test lint clean
+
+run: install
+	$(VENV)/bin/flywheel run
+
+test: install-test
+	$(VENV)/bin/python -m pytest
+
+install: $(UV)
+	$(UV) sync --frozen --no-dev
+
+install-test: $(UV)
+	$(UV) sync --frozen --no-dev --extra test
+
+lint: install-test
+	$(VENV)/bin/ruff check src pipelines tests benchmarks
+	$(VENV)/bin/mypy src
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+clean:
+	rm -rf artifacts mlruns mlflow.db .prefect .bentoml

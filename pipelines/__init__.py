@@ -1,0 +1,1 @@
+"""Prefect orchestration of the Flywheel steps; no step logic lives here."""

@@ -1,0 +1,43 @@
+"""The training flow: the steps of `flywheel.pipeline.dag`, in order, as Prefect tasks.
+
+Works with no Prefect server configured (a temporary local one starts) and shows up, with its
+task runs, in the Prefect UI when `PREFECT_API_URL` points at `prefect server start`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.runtime import flow_run
+
+from flywheel.errors import FlywheelError
+from flywheel.pipeline.context import make_context
+from flywheel.pipeline.dag import STEPS
+from flywheel.pipeline.stages import run_step
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what may succeed a second time: bad data or a gate verdict never will."""
+    return not isinstance(state.data, FlywheelError)
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, task_run_name="{name}")
+def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str, Any]:
+    ctx = make_context(Path(spec) if spec else None, run_tags)
+    return run_step(name, ctx)
+
+
+@flow(name="flywheel-training")
+def training(spec: str | None = None) -> list[dict[str, Any]]:
+    """Run every step once; a failing step stops the flow and nothing after it runs."""
+    tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
+    report = []
+    for step in STEPS:
+        started = time.perf_counter()
+        summary = run_stage(step.name, spec, tags)
+        report.append({"step": step.name, "seconds": round(time.perf_counter() - started, 2),
+                       "summary": summary})
+    return report

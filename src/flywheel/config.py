@@ -1,0 +1,141 @@
+"""Typed view of params.yaml, the single source of tunables (DESIGN.md, principle 2).
+
+Each section of params.yaml is validated into its own model; a step reads only its section.
+Defaults live in params.yaml, not here: every field is required so that one file says it all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flywheel.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    spec: Path = Field(description="dataset spec (YAML), relative to the project root")
+
+
+class ValidateParams(_Section):
+    min_rows: int = Field(ge=1, description="fewest rows a usable table may have")
+    category_mostly: float = Field(
+        gt=0, le=1, description="share of values that must be known categories"
+    )
+    min_class_fraction: float = Field(
+        gt=0, lt=0.5, description="smallest share the rarest target class may have"
+    )
+
+
+class FeaturizeParams(_Section):
+    test_size: float = Field(gt=0, lt=1)
+    valid_size: float = Field(gt=0, lt=1)
+    seed: int
+
+
+class LogRegParams(_Section):
+    C: float = Field(gt=0)
+    max_iter: int = Field(ge=1)
+
+
+class HGBParams(_Section):
+    learning_rate: float = Field(gt=0)
+    max_iter: int = Field(ge=1)
+    max_leaf_nodes: int = Field(ge=2)
+    l2_regularization: float = Field(ge=0)
+
+
+class MLPParams(_Section):
+    hidden_sizes: list[int] = Field(min_length=1)
+    dropout: float = Field(ge=0, lt=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    max_epochs: int = Field(ge=1)
+    patience: int = Field(ge=1)
+    device: Literal["auto", "cpu", "cuda"]
+
+
+CandidateName = Literal["logreg", "hgb", "mlp"]
+
+
+class TrainParams(_Section):
+    candidates: list[CandidateName] = Field(min_length=1)
+    seed: int
+    selection_metric: Literal["roc_auc", "pr_auc", "neg_log_loss"]
+    logreg: LogRegParams
+    hgb: HGBParams
+    mlp: MLPParams
+
+
+class EvaluateParams(_Section):
+    threshold: float = Field(gt=0, lt=1, description="probability above which we predict positive")
+    slices: list[str] = Field(description="categorical columns to report metrics per value of")
+    min_slice_rows: int = Field(ge=1)
+    calibration_bins: int = Field(ge=2)
+
+
+class BootstrapParams(_Section):
+    resamples: int = Field(ge=100)
+    seed: int
+    confidence: float = Field(gt=0.5, lt=1)
+
+
+class PromoteParams(_Section):
+    model_name: str = Field(min_length=1)
+    metric: Literal["roc_auc", "pr_auc"]
+    thresholds: dict[str, float] = Field(
+        description="absolute floors per metric; log_loss and brier are ceilings"
+    )
+    min_delta: float = Field(ge=0)
+    slice_tolerance: float = Field(ge=0)
+    bootstrap: BootstrapParams
+
+
+class ServeParams(_Section):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    workers: int = Field(ge=1)
+    max_batch_size: int = Field(ge=1)
+    max_latency_ms: int = Field(ge=1)
+    reload_interval_s: float = Field(gt=0)
+    max_body_bytes: int = Field(ge=1024)
+    inference_log_sample_rate: float = Field(ge=0, le=1)
+    inference_log_roll_rows: int = Field(ge=1)
+    inference_log_roll_seconds: float = Field(gt=0)
+    inference_log_queue_size: int = Field(ge=1)
+
+
+class Params(_Section):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    data: DataParams
+    validate_: ValidateParams = Field(alias="validate")
+    featurize: FeaturizeParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    promote: PromoteParams
+    serve: ServeParams
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate params.yaml; a bad field names itself in the error."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found (expected the project's params.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Dataset specs, reading tables, and materializing the versioned raw data."""

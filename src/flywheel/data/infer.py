@@ -1,0 +1,95 @@
+"""Infer a dataset spec from a table, for the user to read, edit and commit.
+
+Great Expectations 1.x no longer profiles data, so this is ours: a few plain rules, every one of
+them visible in the YAML it writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from flywheel.data.io import _category_text
+from flywheel.data.spec import DatasetSpec, FeatureSpec
+from flywheel.errors import ConfigError, DataError
+
+POSITIVE_WORDS = ("yes", "true", "1", "positive", "churn", "default", "fraud", "y")
+ID_NAMES = ("id", "rownames", "index", "uuid", "key")
+MAX_CATEGORIES = 200
+RANGE_MARGIN = 0.5  # widen observed numeric ranges by half their span: new data may stray
+
+
+def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> DatasetSpec:
+    if target not in frame.columns:
+        raise DataError(
+            f"{path}: target column {target!r} not found; columns are {list(frame.columns)}"
+        )
+    classes, positive = _target_classes(frame[target], target)
+    id_columns = [c for c in frame.columns if c != target and _looks_like_id(frame[c])]
+    features = [
+        _feature(column, frame[column])
+        for column in frame.columns
+        if column != target and column not in id_columns
+    ]
+    features = [f for f in features if f is not None]
+    if not features:
+        raise DataError(f"{path}: no usable feature columns besides target {target!r}")
+    return DatasetSpec(
+        name=name,
+        path=path,
+        target=target,
+        classes=classes,
+        positive_class=positive,
+        id_columns=id_columns,
+        features=features,
+    )
+
+
+def _target_classes(column: pd.Series, target: str) -> tuple[list[str], str]:
+    labels = sorted({_category_text(v) for v in column.dropna()})
+    if len(labels) < 2:
+        raise DataError(f"target {target!r} has {len(labels)} distinct value(s); need two classes")
+    if len(labels) > 2:
+        raise ConfigError(
+            f"target {target!r} has {len(labels)} classes ({labels[:6]}...): multiclass "
+            "targets are not supported yet; Flywheel trains binary classifiers"
+        )
+    by_word = [label for label in labels if label.lower() in POSITIVE_WORDS]
+    if len(by_word) == 1:
+        positive = by_word[0]
+    else:  # the rarer class is usually the one worth predicting
+        counts = column.map(_category_text).value_counts()
+        positive = str(counts.idxmin())
+    negative = next(label for label in labels if label != positive)
+    return [negative, positive], positive
+
+
+def _looks_like_id(column: pd.Series) -> bool:
+    named = str(column.name).lower() in ID_NAMES or str(column.name).lower().endswith("_id")
+    unique = column.notna().all() and column.nunique() == len(column)
+    textual = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    return bool(unique and (named or (textual and len(column) > MAX_CATEGORIES)))
+
+
+def _feature(name: str, column: pd.Series) -> FeatureSpec | None:
+    nullable = bool(column.isna().any())
+    if column.isna().all():
+        return None
+    if pd.api.types.is_bool_dtype(column):
+        return FeatureSpec(name=name, kind="categorical", nullable=nullable,
+                           categories=["False", "True"])
+    numbers = pd.to_numeric(column, errors="coerce")
+    parsed = numbers.notna().sum() / max(column.notna().sum(), 1)
+    if pd.api.types.is_numeric_dtype(column) or parsed >= 0.99:
+        low, high = float(numbers.min()), float(numbers.max())
+        if set(numbers.dropna().unique()) <= {0, 1}:  # a flag: its range is exact
+            return FeatureSpec(name=name, kind="numeric", nullable=nullable, min=0.0, max=1.0)
+        margin = (high - low) * RANGE_MARGIN
+        floor = max(0.0, low - margin) if low >= 0 else low - margin
+        return FeatureSpec(name=name, kind="numeric", nullable=nullable or parsed < 1,
+                           min=floor, max=high + margin)
+    categories = sorted({_category_text(v) for v in column.dropna()})
+    if len(categories) > MAX_CATEGORIES:
+        return None  # free text: nothing a one-hot encoder should see
+    return FeatureSpec(name=name, kind="categorical", nullable=nullable, categories=categories)

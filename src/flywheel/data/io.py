@@ -1,0 +1,80 @@
+"""Reading tables and shaping them into what the model expects.
+
+Reading never guesses silently: an unreadable or empty file is a `DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flywheel.data.spec import DatasetSpec
+from flywheel.errors import DataError
+
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file by its suffix."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: expected a .csv or .parquet file, got {path.suffix or 'none'}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (expected a header row and data rows)")
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, skipinitialspace=True)
+        else:
+            frame = pd.read_parquet(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError,
+            ValueError) as exc:
+        kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
+        raise DataError(f"{path}: not a readable {kind} table ({type(exc).__name__}: {exc})") from exc
+    if frame.empty:
+        raise DataError(f"{path}: the table has no data rows")
+    return frame
+
+
+def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input: spec features in spec order, numerics as float64, categories as str.
+
+    Training, evaluation and serving all go through here, so the logged signature and the
+    served schema are the same (no int64-vs-double surprises at the pyfunc boundary).
+    """
+    missing = [name for name in spec.feature_names if name not in frame.columns]
+    if missing:
+        raise DataError(f"missing feature columns {missing} (the dataset spec {spec.name!r} needs them)")
+    out = {}
+    for feature in spec.features:
+        column = frame[feature.name]
+        if feature.kind == "numeric":
+            out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float64")
+        else:
+            values = column.astype(object)
+            out[feature.name] = values.where(values.isna(), values.map(_category_text)).astype(object)
+            out[feature.name] = out[feature.name].where(out[feature.name].notna(), np.nan)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def target_vector(spec: DatasetSpec, frame: pd.DataFrame) -> np.ndarray:
+    """1 for the positive class, 0 for the other; anything else is a `DataError`."""
+    if spec.target not in frame.columns:
+        raise DataError(f"target column {spec.target!r} is missing")
+    labels = frame[spec.target].map(_category_text)
+    unknown = sorted(set(labels.dropna()) - set(spec.classes))
+    if unknown or labels.isna().any():
+        raise DataError(
+            f"target column {spec.target!r}: expected only {spec.classes}, found "
+            f"{unknown[:5] or 'blanks'}"
+        )
+    return (labels == spec.positive_class).to_numpy(dtype=np.int64)
+
+
+def _category_text(value: object) -> str:
+    """Categories are compared as text; 1.0 read from a CSV is the category '1'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,112 @@
+"""The dataset spec: what a table must look like, written once and read by every step.
+
+Validation derives its expectation suite from it, featurization its column lists, and serving
+its request schema, so the three can never disagree (DESIGN.md, principles 4 and 7).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flywheel.errors import ConfigError
+
+
+class FeatureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    nullable: bool = False
+    min: float | None = Field(default=None, description="numeric only: smallest allowed value")
+    max: float | None = Field(default=None, description="numeric only: largest allowed value")
+    categories: list[str] | None = Field(
+        default=None, description="categorical only: the known values"
+    )
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> FeatureSpec:
+        if self.kind == "categorical":
+            if not self.categories:
+                raise ValueError(f"feature {self.name!r}: categorical needs a list of categories")
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"feature {self.name!r}: min/max are for numeric features")
+        elif self.categories is not None:
+            raise ValueError(f"feature {self.name!r}: categories are for categorical features")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature {self.name!r}: min {self.min} is above max {self.max}")
+        return self
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    path: Path = Field(description="the table, CSV or Parquet, relative to the project root")
+    target: str
+    task: Literal["binary"] = "binary"
+    classes: list[str] = Field(min_length=2, max_length=2, description="[negative, positive]")
+    positive_class: str
+    id_columns: list[str] = Field(default_factory=list)
+    features: list[FeatureSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        if self.positive_class not in self.classes:
+            raise ValueError(f"positive_class {self.positive_class!r} is not in {self.classes}")
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError("feature names must be unique")
+        if self.target in names or self.target in self.id_columns:
+            raise ValueError(f"target {self.target!r} is also listed as a feature or id column")
+        return self
+
+    @property
+    def negative_class(self) -> str:
+        return next(c for c in self.classes if c != self.positive_class)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.kind == "categorical"]
+
+    def feature(self, name: str) -> FeatureSpec:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def load_spec(path: Path) -> DatasetSpec:
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: dataset spec not found (write one, or let `flywheel run --data FILE "
+            "--target COLUMN` infer it)"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return DatasetSpec.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+def save_spec(spec: DatasetSpec, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = spec.model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=100))

@@ -1,0 +1,35 @@
+"""Errors a user can act on.
+
+The CLI prints these as one red line and exits with `exit_code`; anything else is a bug and
+keeps its traceback.
+"""
+
+
+class FlywheelError(Exception):
+    """Base class: the message says what was expected and how to fix it."""
+
+    exit_code = 1
+
+
+class ConfigError(FlywheelError):
+    """params.yaml, a dataset spec or a setting is missing or malformed."""
+
+    exit_code = 2
+
+
+class DataError(FlywheelError):
+    """A data file is missing, unreadable or not shaped like its spec says."""
+
+    exit_code = 3
+
+
+class ValidationFailed(FlywheelError):
+    """The data failed its expectation suite; nothing downstream may run."""
+
+    exit_code = 4
+
+
+class RegistryError(FlywheelError):
+    """The model registry refused an operation (no champion, no previous version, ...)."""
+
+    exit_code = 5

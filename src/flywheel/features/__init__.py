@@ -1,0 +1,1 @@
+"""Splitting and the feature transformer, fitted on the training split only."""

@@ -1,0 +1,49 @@
+"""The scikit-learn transformer that turns a raw feature frame into a float matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flywheel.data.spec import DatasetSpec
+
+MISSING_CATEGORY = "__missing__"
+
+
+def build_transformer(spec: DatasetSpec):  # type: ignore[no-untyped-def]
+    """Impute and scale numerics; one-hot categoricals, ignoring values never seen in training.
+
+    The category lists come from the spec rather than from the training rows, so a category
+    that happens to be absent from the training split still gets its column.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    parts = []
+    if spec.numeric:
+        parts.append((
+            "numeric",
+            make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+            [f.name for f in spec.numeric],
+        ))
+    if spec.categorical:
+        categories = [[*f.categories, MISSING_CATEGORY] for f in spec.categorical if f.categories]
+        parts.append((
+            "categorical",
+            make_pipeline(
+                SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY,
+                              missing_values=np.nan),
+                OneHotEncoder(categories=categories, handle_unknown="ignore",
+                              sparse_output=False, dtype=np.float32),
+            ),
+            [f.name for f in spec.categorical],
+        ))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+
+
+def fit_transformer(spec: DatasetSpec, train_features: pd.DataFrame):  # type: ignore[no-untyped-def]
+    transformer = build_transformer(spec)
+    transformer.fit(train_features)
+    return transformer

@@ -1,0 +1,65 @@
+"""The trained artifact: preprocessing and estimator in one object.
+
+Evaluation scores it, the registry logs it as one MLflow model, and serving loads that very
+model, so there is no train/serve skew (DESIGN.md, principle 4).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from flywheel.data.io import feature_frame
+from flywheel.data.spec import DatasetSpec
+from flywheel.errors import DataError
+
+
+class ProbabilisticClassifier(Protocol):
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class TabularModel:
+    spec: DatasetSpec
+    transformer: Any  # a fitted scikit-learn transformer: raw feature frame -> float matrix
+    estimator: ProbabilisticClassifier  # trained on transformed rows, column 1 = positive class
+    candidate: str
+    threshold: float
+    params: dict[str, Any] = field(default_factory=dict)
+    valid_metrics: dict[str, float] = field(default_factory=dict)
+
+    def positive_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Probability of `spec.positive_class` for each row of a raw frame."""
+        matrix = self.transformer.transform(feature_frame(self.spec, frame))
+        return np.asarray(self.estimator.predict_proba(matrix))[:, 1].astype("float64")
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Class label and positive-class probability, the shape the endpoint answers with."""
+        proba = self.positive_proba(frame)
+        labels = np.where(proba >= self.threshold, self.spec.positive_class,
+                          self.spec.negative_class)
+        return pd.DataFrame({"prediction": labels, "probability": proba}, index=frame.index)
+
+
+def save_model(model: TabularModel, path: Path) -> None:
+    """Write atomically: a crash never leaves half a model where the next step looks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def load_model(path: Path) -> TabularModel:
+    if not path.is_file():
+        raise DataError(f"{path}: model not found; run the train step first")
+    with path.open("rb") as fh:
+        model = pickle.load(fh)  # our own artifact, written by save_model
+    if not isinstance(model, TabularModel):
+        raise DataError(f"{path}: not a Flywheel model (got {type(model).__name__})")
+    return model

@@ -1,0 +1,1 @@
+"""The steps, declared once, and the thin I/O layer that both drivers (DVC, Prefect) call."""

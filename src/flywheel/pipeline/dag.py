@@ -1,0 +1,105 @@
+"""The one declaration of the pipeline: order, deps, params, outs, metrics and plots.
+
+`dvc.yaml` is rendered from it (`flywheel dvc-yaml`) and the Prefect flow iterates it, so the
+two drivers cannot drift apart (DESIGN.md, principle 1); a test fails when dvc.yaml is stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+EVALUATE = "artifacts/evaluate"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    deps: tuple[str, ...]
+    params: tuple[str, ...]
+    outs: tuple[str, ...]
+    metrics: tuple[str, ...] = ()
+    plots: tuple[str, ...] = ()
+    uncached: tuple[str, ...] = field(default=())  # small outputs git should hold, not the cache
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "validate",
+        deps=("data.dvc", "specs", "src/flywheel/validation"),
+        params=("data", "validate"),
+        outs=("artifacts/validate",),
+    ),
+    Step(
+        "featurize",
+        deps=("data.dvc", "specs", "artifacts/validate/result.json", "src/flywheel/features"),
+        params=("data", "featurize"),
+        outs=("artifacts/featurize",),
+    ),
+    Step(
+        "train",
+        deps=("artifacts/featurize", "src/flywheel/training", "src/flywheel/model.py"),
+        params=("train",),
+        outs=("artifacts/train",),
+    ),
+    Step(
+        "evaluate",
+        deps=("artifacts/featurize", "artifacts/train", "src/flywheel/evaluation"),
+        params=("evaluate", "promote.model_name"),
+        outs=(f"{EVALUATE}/predictions.parquet", f"{EVALUATE}/champion.json",
+              f"{EVALUATE}/report.html", f"{EVALUATE}/slices.json", f"{EVALUATE}/images"),
+        metrics=(f"{EVALUATE}/metrics.json",),
+        plots=(f"{EVALUATE}/plots/roc.json", f"{EVALUATE}/plots/pr.json",
+               f"{EVALUATE}/plots/calibration.json", f"{EVALUATE}/plots/confusion.csv"),
+    ),
+    Step(
+        "promote",
+        deps=("artifacts/validate/result.json", "artifacts/train", f"{EVALUATE}/metrics.json",
+              f"{EVALUATE}/predictions.parquet", f"{EVALUATE}/champion.json",
+              "src/flywheel/registry"),
+        params=("promote", "evaluate"),
+        outs=(),
+        uncached=("artifacts/promote/decision.json",),
+    ),
+)
+
+# How `dvc plots show` draws each plot file (DVC's built-in templates).
+PLOT_VIEWS: dict[str, dict[str, Any]] = {
+    "ROC curve": {"template": "simple", "x": "fpr", "y": {f"{EVALUATE}/plots/roc.json": "tpr"},
+                  "x_label": "false positive rate", "y_label": "true positive rate"},
+    "Precision-recall curve": {"template": "simple", "x": "recall",
+                               "y": {f"{EVALUATE}/plots/pr.json": "precision"}},
+    "Calibration": {"template": "simple", "x": "mean_predicted",
+                    "y": {f"{EVALUATE}/plots/calibration.json": "fraction_positive"},
+                    "x_label": "mean predicted probability", "y_label": "fraction positive"},
+    "Confusion matrix": {"template": "confusion", "x": "actual",
+                         "y": {f"{EVALUATE}/plots/confusion.csv": "predicted"}},
+}
+
+
+def step(name: str) -> Step:
+    for candidate in STEPS:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
+
+
+def render_dvc_yaml() -> str:
+    stages: dict[str, Any] = {}
+    for s in STEPS:
+        stage: dict[str, Any] = {"cmd": f"flywheel step {s.name}", "deps": list(s.deps),
+                                 "params": list(s.params)}
+        outs: list[Any] = [*s.outs, *({path: {"cache": False}} for path in s.uncached)]
+        if outs:
+            stage["outs"] = outs
+        if s.metrics:
+            stage["metrics"] = [{path: {"cache": False}} for path in s.metrics]
+        if s.plots:
+            stage["plots"] = [{path: {"cache": False}} for path in s.plots]
+        stages[s.name] = stage
+    header = "# Generated from src/flywheel/pipeline/dag.py by `flywheel dvc-yaml`; do not edit.\n"
+    body = yaml.safe_dump({"stages": stages, "plots": [{k: v} for k, v in PLOT_VIEWS.items()]},
+                          sort_keys=False, width=100)
+    return header + body

@@ -1,0 +1,218 @@
+"""The thin I/O layer: each stage loads its inputs from disk, calls the library, saves outputs.
+
+Both drivers call `run_step`; each stage returns a short summary for the end-of-run report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flywheel.errors import ValidationFailed
+from flywheel.pipeline.context import StepContext
+
+log = logging.getLogger(__name__)
+
+TARGET = "__target__"  # 0/1 label column in the split files, next to the raw target
+SPLITS = ("train", "valid", "test")
+
+
+def validate(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.data.io import read_table
+    from flywheel.validation import validate_frame
+
+    _ensure_default_data(ctx)
+    frame = read_table(ctx.data_path)
+    report = validate_frame(ctx.spec, frame, ctx.params.validate_, ctx.out("validate"))
+    if not report.success:
+        raise ValidationFailed(
+            f"{ctx.data_path} failed validation against spec {ctx.spec.name!r} "
+            f"(report: {ctx.out('validate') / 'docs' / 'index.html'}):\n{report.summary()}"
+        )
+    return {"rows": len(frame), "expectations": report.statistics.get("evaluated_expectations")}
+
+
+def featurize(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.data.io import feature_frame, read_table, target_vector
+    from flywheel.features.split import split_frame
+    from flywheel.features.transformer import fit_transformer
+
+    frame = read_table(ctx.data_path)
+    y = target_vector(ctx.spec, frame)
+    table = feature_frame(ctx.spec, frame).assign(**{TARGET: y})
+    parts = split_frame(table, y, ctx.params.featurize)
+    transformer = fit_transformer(ctx.spec, parts["train"].drop(columns=TARGET))
+    with _replacing(ctx.out("featurize")) as out:
+        for name, part in parts.items():
+            part.to_parquet(out / f"{name}.parquet", index=False)
+        with (out / "transformer.pkl").open("wb") as fh:
+            pickle.dump(transformer, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return {name: len(part) for name, part in parts.items()}
+
+
+def train(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.model import TabularModel, save_model
+    from flywheel.training import select_best, train_candidates
+
+    cfg = ctx.params.train
+    parts, transformer = _load_splits(ctx)
+    matrices = {name: transformer.transform(part.drop(columns=TARGET))
+                for name, part in parts.items() if name != "test"}
+    with _replacing(ctx.out("train")) as out:
+        results = train_candidates(
+            cfg, matrices["train"], parts["train"][TARGET].to_numpy(),
+            matrices["valid"], parts["valid"][TARGET].to_numpy(),
+            checkpoint_dir=out, progress=log.info,
+        )
+        best = select_best(results, cfg.selection_metric)
+        model = TabularModel(
+            spec=ctx.spec, transformer=transformer, estimator=best.estimator,
+            candidate=best.name, threshold=ctx.params.evaluate.threshold,
+            params=getattr(cfg, best.name).model_dump(), valid_metrics=best.valid_metrics,
+        )
+        save_model(model, out / "model.pkl")
+        table = [{"name": r.name, "valid": r.valid_metrics, "seconds": round(r.seconds, 2),
+                  "details": r.details, "selected": r is best} for r in results]
+        (out / "candidates.json").write_text(json.dumps(table, indent=2, default=str))
+    return {"selected": best.name,
+            "valid": {r.name: round(r.valid_metrics[_valid_key(cfg.selection_metric)], 4)
+                      for r in results}}
+
+
+def evaluate(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.evaluation import classification_metrics, write_evaluation
+    from flywheel.model import load_model
+
+    model = load_model(ctx.out("train") / "model.pkl")
+    test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
+    y = test[TARGET].to_numpy()
+    proba = model.positive_proba(test)
+    champion = _champion(ctx, test)
+    champion_proba = champion.pop("proba") if champion else None
+    out = ctx.out("evaluate")
+    metrics = write_evaluation(
+        out, y, proba, ctx.params.evaluate, test,
+        champion_proba, f"champion v{champion['version']}" if champion else None,
+    )
+    if champion is not None:
+        champion["metrics"] = classification_metrics(y, champion_proba, ctx.params.evaluate.threshold)
+    predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
+    if champion_proba is not None:
+        predictions["champion"] = champion_proba
+    _atomic_write(out / "predictions.parquet", lambda p: predictions.to_parquet(p, index=False))
+    _atomic_write(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
+    summary = {k: round(v, 4) for k, v in metrics.items()}
+    if champion:
+        summary["champion"] = {"version": champion["version"],
+                               **{k: round(v, 4) for k, v in champion["metrics"].items()}}
+    return summary
+
+
+def promote(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.model import load_model
+    from flywheel.registry.lineage import data_md5, git_commit
+    from flywheel.registry.promote import PromoteInputs
+    from flywheel.registry.promote import promote as run_promotion
+
+    ev, root = ctx.out("evaluate"), ctx.settings.root
+    model_file = ctx.out("train") / "model.pkl"
+    model = load_model(model_file)
+    lineage = {"git_commit": git_commit(root), "data_md5": data_md5(root, ctx.data_path),
+               "dataset": ctx.spec.name, "candidate": model.candidate, **ctx.run_tags}
+    test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
+    inputs = PromoteInputs(
+        model=model, model_file=model_file,
+        metrics=json.loads((ev / "metrics.json").read_text()),
+        predictions=pd.read_parquet(ev / "predictions.parquet"),
+        champion=json.loads((ev / "champion.json").read_text()),
+        artifact_dirs={"evaluation": ev, "validation": ctx.out("validate"),
+                       "training": ctx.out("train")},
+        sample=test.drop(columns=TARGET).head(20),
+        lineage=lineage,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
+    decision_file = ctx.out("promote") / "decision.json"
+    decision_file.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str)))
+    return {k: decision[k] for k in ("model_name", "version", "promoted", "reason",
+                                     "champion_before", "champion_after")}
+
+
+STAGES: dict[str, Callable[[StepContext], dict[str, Any]]] = {
+    "validate": validate, "featurize": featurize, "train": train,
+    "evaluate": evaluate, "promote": promote,
+}
+
+
+def run_step(name: str, ctx: StepContext) -> dict[str, Any]:
+    return STAGES[name](ctx)
+
+
+def _ensure_default_data(ctx: StepContext) -> None:
+    """The DVC-tracked default data is materialized on demand; other files are used as they are."""
+    from flywheel.data.materialize import DEFAULT_TABLE, ensure_raw_data
+
+    root = ctx.settings.root
+    if ctx.data_path.resolve() == (root / DEFAULT_TABLE).resolve() and (root / "data.dvc").is_file():
+        how = ensure_raw_data(root)
+        log.info("raw data %s: %s", DEFAULT_TABLE, how)
+
+
+def _champion(ctx: StepContext, test: pd.DataFrame) -> dict[str, Any] | None:
+    """Score the current champion on the candidate's test split, so the gate compares like for like."""
+    import mlflow
+
+    from flywheel.registry import store
+
+    name = ctx.params.promote.model_name
+    client = store.connect(ctx.settings)
+    current = store.version_by_alias(client, name, store.CHAMPION)
+    if current is None:
+        return None
+    served = mlflow.pyfunc.load_model(store.model_uri(name, current.version))
+    proba = served.predict(test.drop(columns=TARGET))["probability"].to_numpy(dtype="float64")
+    return {"version": current.version, "proba": proba}
+
+
+def _load_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
+    folder = ctx.out("featurize")
+    parts = {name: pd.read_parquet(folder / f"{name}.parquet") for name in SPLITS}
+    with (folder / "transformer.pkl").open("rb") as fh:
+        transformer = pickle.load(fh)  # written by our own featurize step
+    return parts, transformer
+
+
+def _valid_key(metric: str) -> str:
+    return "log_loss" if metric == "neg_log_loss" else metric
+
+
+@contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """Write a step's folder beside the old one and swap it in only when the step succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""The MLflow side: logging a run, registering one model, the promotion gate, aliases."""

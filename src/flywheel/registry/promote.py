@@ -1,0 +1,159 @@
+"""Log the run, register the candidate as one model, judge it, and move the aliases.
+
+Registration comes before the verdict on purpose: a rejected version stays in the registry with
+its reason, so nothing is lost, while `champion` only ever points at a version that passed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel.config import Params
+from flywheel.data.spec import DatasetSpec
+from flywheel.errors import RegistryError
+from flywheel.model import TabularModel
+from flywheel.registry import store
+from flywheel.registry.gate import Verdict, judge
+from flywheel.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromoteInputs:
+    """Files the earlier steps wrote; promote reads, it never recomputes."""
+
+    model: TabularModel
+    model_file: Path
+    metrics: dict[str, float]
+    predictions: pd.DataFrame  # y_true, candidate, champion (when there is one) + slice columns
+    champion: dict[str, Any] | None  # {"version", "metrics"} as scored by evaluate
+    artifact_dirs: dict[str, Path]  # name in the MLflow run -> folder to log
+    sample: pd.DataFrame  # raw rows for the signature, input example and the load check
+    lineage: dict[str, str]
+
+
+def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: PromoteInputs,
+            scratch: Path) -> dict[str, Any]:
+    import mlflow
+
+    from flywheel.registry.loadcheck import check_in_fresh_process
+    from flywheel.registry.pyfunc import log_pyfunc
+
+    cfg = params.promote
+    client = store.connect(settings)
+    current = store.version_by_alias(client, cfg.model_name, store.CHAMPION)
+    scored = inputs.champion["version"] if inputs.champion else None
+    if (current.version if current else None) != scored:
+        raise RegistryError(
+            f"champion of {cfg.model_name!r} moved from {scored} to "
+            f"{current.version if current else None} since evaluate ran; run the pipeline again"
+        )
+
+    experiment_id = store.ensure_experiment(client, cfg.model_name, settings)
+    tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{inputs.model.candidate}",
+                          tags=tags) as run:
+        mlflow.log_params(_flat_params(params))
+        mlflow.log_metrics({f"test_{k}": v for k, v in inputs.metrics.items()}
+                           | {f"valid_{k}": v for k, v in inputs.model.valid_metrics.items()})
+        for name, folder in inputs.artifact_dirs.items():
+            mlflow.log_artifacts(str(folder), artifact_path=name)
+        info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
+        version = mlflow.register_model(info.model_uri, cfg.model_name, tags=tags).version
+
+        rows = scratch / "sample_rows.parquet"
+        inputs.sample.to_parquet(rows)
+        load_error = check_in_fresh_process(store.model_uri(cfg.model_name, version), rows,
+                                            settings.mlflow_uri)
+        verdict, numbers = _judge(params, inputs, load_error)
+        mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
+        _record(client, cfg.model_name, version, verdict, numbers)
+        if verdict.promote:
+            if current is not None:
+                client.set_registered_model_alias(cfg.model_name, store.PREVIOUS, current.version)
+            client.set_registered_model_alias(cfg.model_name, store.CHAMPION, version)
+        log.info("version %s of %s: %s (%s)", version, cfg.model_name,
+                 "promoted" if verdict.promote else "not promoted", verdict.reason)
+        return {
+            "model_name": cfg.model_name,
+            "version": version,
+            "run_id": run.info.run_id,
+            "promoted": verdict.promote,
+            "reason": verdict.reason,
+            "champion_before": current.version if current else None,
+            "champion_after": version if verdict.promote else (current.version if current else None),
+            "checks": [c.__dict__ for c in verdict.checks],
+            "numbers": numbers,
+        }
+
+
+def _judge(params: Params, inputs: PromoteInputs,
+           load_error: str | None) -> tuple[Verdict, dict[str, Any]]:
+    from flywheel.evaluation import paired_bootstrap, slice_metrics
+
+    cfg = params.promote
+    numbers: dict[str, Any] = {"candidate": inputs.metrics}
+    bootstrap = None
+    drops: list[dict[str, Any]] = []
+    champion_metrics = inputs.champion["metrics"] if inputs.champion else None
+    if inputs.champion is not None and load_error is None:
+        preds = inputs.predictions
+        y = preds["y_true"].to_numpy()
+        cand, champ = preds["candidate"].to_numpy(), preds["champion"].to_numpy()
+        bootstrap = paired_bootstrap(y, cand, champ, cfg.metric, cfg.bootstrap)
+        ev = params.evaluate
+        mine = slice_metrics(preds, y, cand, ev.slices, ev.threshold, ev.min_slice_rows)
+        theirs = slice_metrics(preds, y, champ, ev.slices, ev.threshold, ev.min_slice_rows)
+        for a, b in zip(mine, theirs, strict=True):
+            if a.get(cfg.metric) is None or b.get(cfg.metric) is None:
+                continue
+            drops.append({"slice": f"{a['column']}={a['value']}", "rows": a["rows"],
+                          "candidate": a[cfg.metric], "champion": b[cfg.metric],
+                          "drop": b[cfg.metric] - a[cfg.metric]})
+        numbers |= {"champion": champion_metrics, "bootstrap": bootstrap, "slices": drops}
+    verdict = judge(params=cfg, load_error=load_error, metrics=inputs.metrics,
+                    champion_metrics=champion_metrics, bootstrap=bootstrap, slice_drops=drops)
+    return verdict, numbers
+
+
+def _record(client: Any, name: str, version: str, verdict: Verdict,
+            numbers: dict[str, Any]) -> None:
+    """Every number behind the verdict goes on the version, where `status` and people look."""
+    tag = store.TAG_PREFIX
+    values = {
+        f"{tag}gate.verdict": "promoted" if verdict.promote else "rejected",
+        f"{tag}gate.reason": verdict.reason,
+        f"{tag}gate.checks": json.dumps([c.__dict__ for c in verdict.checks]),
+        f"{tag}gate.numbers": json.dumps(numbers, default=_jsonable),
+    }
+    for key, value in values.items():
+        client.set_model_version_tag(name, version, key, value[:5000])
+    client.update_model_version(name, version, description=verdict.reason[:5000])
+
+
+def _flat_params(params: Params) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            flat[prefix] = str(value)
+
+    walk("", params.model_dump(mode="json", by_alias=True))
+    return flat
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

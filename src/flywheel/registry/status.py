@@ -1,0 +1,60 @@
+"""What is serving and what came before it; moving back when the new champion misbehaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flywheel.errors import RegistryError
+from flywheel.registry import store
+from flywheel.settings import Settings
+
+
+def registry_status(settings: Settings, model_name: str) -> dict[str, Any]:
+    """`champion` and `previous` with their test metrics and lineage (None when unset)."""
+    client = store.connect(settings)
+    return {
+        "model_name": model_name,
+        "champion": _describe(client, store.version_by_alias(client, model_name, store.CHAMPION)),
+        "previous": _describe(client, store.version_by_alias(client, model_name, store.PREVIOUS)),
+    }
+
+
+def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
+    """Point `champion` at `previous`; the demoted version keeps a tag saying why it left.
+
+    `previous` is removed afterwards, so a second rollback refuses instead of flip-flopping
+    between two versions.
+    """
+    client = store.connect(settings)
+    champion = store.version_by_alias(client, model_name, store.CHAMPION)
+    previous = store.version_by_alias(client, model_name, store.PREVIOUS)
+    if previous is None:
+        raise RegistryError(
+            f"{model_name!r} has no version with alias 'previous' to roll back to "
+            f"(champion is {champion.version if champion else 'unset'})"
+        )
+    client.set_registered_model_alias(model_name, store.CHAMPION, previous.version)
+    client.delete_registered_model_alias(model_name, store.PREVIOUS)
+    if champion is not None:
+        client.set_model_version_tag(model_name, champion.version, f"{store.TAG_PREFIX}rolled_back",
+                                     f"replaced by version {previous.version}")
+    return {"model_name": model_name, "champion": previous.version,
+            "demoted": champion.version if champion else None}
+
+
+def _describe(client: Any, version: Any) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    run = client.get_run(version.run_id) if version.run_id else None
+    metrics = {k.removeprefix("test_"): v for k, v in (run.data.metrics if run else {}).items()
+               if k.startswith("test_")}
+    tags = version.tags or {}
+    return {
+        "version": version.version,
+        "metrics": metrics,
+        "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit"),
+        "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5"),
+        "candidate": tags.get(f"{store.TAG_PREFIX}candidate"),
+        "created_at": version.creation_timestamp,
+        "gate_reason": tags.get(f"{store.TAG_PREFIX}gate.reason"),
+    }

@@ -1,0 +1,48 @@
+"""Connecting to MLflow and reading the registry's aliases."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flywheel.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+TAG_PREFIX = "flywheel."
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store; done here, at the edge, never at import."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    mlflow.set_registry_uri(settings.mlflow_uri)
+    return mlflow.MlflowClient()
+
+
+def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> str:
+    """The experiment for a registered model; on a local store its artifacts stay in the project."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = settings.mlflow_artifacts if settings.mlflow_uri.startswith("sqlite") else None
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
+
+
+def model_uri(name: str, version: str) -> str:
+    return f"models:/{name}/{version}"

@@ -1,0 +1,57 @@
+"""Where things are and which services to talk to: paths, tracking URI, Prefect.
+
+Settings come from `FLYWHEEL_*` environment variables with local defaults that need no server
+(DESIGN.md, principle 3). Tunables are not here: they live in params.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", frozen=True)
+
+    root: Path = Field(default_factory=Path.cwd, description="project root (holds params.yaml)")
+    params_file: Path = Path("params.yaml")
+    artifacts_dir: Path = Path("artifacts")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI, then a SQLite "
+        "store under the project",
+    )
+
+    @cached_property
+    def params_path(self) -> Path:
+        return self._resolve(self.params_file)
+
+    @cached_property
+    def artifacts(self) -> Path:
+        return self._resolve(self.artifacts_dir)
+
+    @cached_property
+    def mlflow_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @cached_property
+    def mlflow_artifacts(self) -> str:
+        """Artifact root for experiments created against a local SQLite store."""
+        return (self.root / "mlruns").as_uri()
+
+    def step_dir(self, step: str) -> Path:
+        return self.artifacts / step
+
+    def _resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
+
+def settings() -> Settings:
+    """Read the environment now; called at the edges, never at import."""
+    return Settings()
