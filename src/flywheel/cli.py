@@ -154,6 +154,26 @@ def rollback() -> None:
                f"(was {done['demoted']})")
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default: params serve.host)")]
+    = None,
+    port: Annotated[int | None, typer.Option(help="port (default: params serve.port)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: params)")]
+    = None,
+) -> None:
+    """Serve the registry's champion with BentoML until interrupted.
+
+    Example: flywheel serve --port 3000
+    """
+    try:
+        from flywheel.serving.launch import serve as launch
+
+        raise typer.Exit(launch(host=host, port=port, workers=workers))
+    except FlywheelError as exc:
+        _fail(exc)
+
+
 @app.command("dvc-yaml")
 def dvc_yaml(
     check: Annotated[bool, typer.Option(help="exit 1 if dvc.yaml differs instead of writing")]

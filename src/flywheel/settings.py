@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     root: Path = Field(default_factory=Path.cwd, description="project root (holds params.yaml)")
     params_file: Path = Path("params.yaml")
     artifacts_dir: Path = Path("artifacts")
+    inference_log_dir: Path = Field(
+        default=Path("logs/inference"), description="where the service appends its Parquet log"
+    )
     tracking_uri: str | None = Field(
         default=None,
         description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI, then a SQLite "
@@ -33,6 +36,10 @@ class Settings(BaseSettings):
     @cached_property
     def artifacts(self) -> Path:
         return self._resolve(self.artifacts_dir)
+
+    @cached_property
+    def inference_log(self) -> Path:
+        return self._resolve(self.inference_log_dir)
 
     @cached_property
     def mlflow_uri(self) -> str:
