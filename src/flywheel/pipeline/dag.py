@@ -49,7 +49,9 @@ STEPS: tuple[Step, ...] = (
         deps=("artifacts/featurize", "artifacts/train", "src/flywheel/evaluation"),
         params=("evaluate", "promote.model_name"),
         outs=(f"{EVALUATE}/predictions.parquet", f"{EVALUATE}/champion.json",
-              f"{EVALUATE}/report.html", f"{EVALUATE}/slices.json", f"{EVALUATE}/images"),
+              f"{EVALUATE}/report.html", f"{EVALUATE}/slices.json",
+              *(f"{EVALUATE}/plots/{name}.png" for name in ("roc", "pr", "calibration",
+                                                             "confusion"))),
         metrics=(f"{EVALUATE}/metrics.json",),
         plots=(f"{EVALUATE}/plots/roc.json", f"{EVALUATE}/plots/pr.json",
                f"{EVALUATE}/plots/calibration.json", f"{EVALUATE}/plots/confusion.csv"),
@@ -58,24 +60,25 @@ STEPS: tuple[Step, ...] = (
         "promote",
         deps=("artifacts/validate/result.json", "artifacts/train", f"{EVALUATE}/metrics.json",
               f"{EVALUATE}/predictions.parquet", f"{EVALUATE}/champion.json",
-              "src/flywheel/registry"),
+              f"{EVALUATE}/slices.json", "src/flywheel/registry"),
         params=("promote", "evaluate"),
         outs=(),
         uncached=("artifacts/promote/decision.json",),
     ),
 )
 
-# How `dvc plots show` draws each plot file (DVC's built-in templates).
+# How `dvc plots show` draws each plot file. `by_model` (.dvc/plots/by_model.json) draws the
+# candidate and the champion as two lines; DVC's `linear` would join them into one.
 PLOT_VIEWS: dict[str, dict[str, Any]] = {
-    "ROC curve": {"template": "simple", "x": "fpr", "y": {f"{EVALUATE}/plots/roc.json": "tpr"},
+    "ROC curve": {"template": "by_model", "x": "fpr", "y": {f"{EVALUATE}/plots/roc.json": "tpr"},
                   "x_label": "false positive rate", "y_label": "true positive rate"},
-    "Precision-recall curve": {"template": "simple", "x": "recall",
+    "Precision-recall curve": {"template": "by_model", "x": "recall",
                                "y": {f"{EVALUATE}/plots/pr.json": "precision"}},
-    "Calibration": {"template": "simple", "x": "mean_predicted",
+    "Calibration": {"template": "by_model", "x": "mean_predicted",
                     "y": {f"{EVALUATE}/plots/calibration.json": "fraction_positive"},
                     "x_label": "mean predicted probability", "y_label": "fraction positive"},
-    "Confusion matrix": {"template": "confusion", "x": "actual",
-                         "y": {f"{EVALUATE}/plots/confusion.csv": "predicted"}},
+    "Confusion matrix": {"template": "confusion", "x": "predicted",
+                         "y": {f"{EVALUATE}/plots/confusion.csv": "actual"}},
 }
 
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flywheel.errors import ValidationFailed
@@ -61,7 +62,7 @@ def featurize(ctx: StepContext) -> dict[str, Any]:
 
 def train(ctx: StepContext) -> dict[str, Any]:
     from flywheel.model import TabularModel, save_model
-    from flywheel.training import select_best, train_candidates
+    from flywheel.training.candidates import select_best, train_candidates
 
     cfg = ctx.params.train
     parts, transformer = _load_splits(ctx)
@@ -89,31 +90,29 @@ def train(ctx: StepContext) -> dict[str, Any]:
 
 
 def evaluate(ctx: StepContext) -> dict[str, Any]:
-    from flywheel.evaluation import classification_metrics, write_evaluation
+    from flywheel.evaluation.report import write_evaluation
     from flywheel.model import load_model
 
     model = load_model(ctx.out("train") / "model.pkl")
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
     y = test[TARGET].to_numpy()
     proba = model.positive_proba(test)
-    champion = _champion(ctx, test)
-    champion_proba = champion.pop("proba") if champion else None
+    version, champion_proba = _champion(ctx, test)
     out = ctx.out("evaluate")
     metrics = write_evaluation(
         out, y, proba, ctx.params.evaluate, test,
-        champion_proba, f"champion v{champion['version']}" if champion else None,
+        champion_proba, f"champion v{version}" if version else None,
     )
-    if champion is not None:
-        champion["metrics"] = classification_metrics(y, champion_proba, ctx.params.evaluate.threshold)
+    champion = {"version": version, "metrics": metrics["champion"]} if version else None
     predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
     if champion_proba is not None:
         predictions["champion"] = champion_proba
     _atomic_write(out / "predictions.parquet", lambda p: predictions.to_parquet(p, index=False))
     _atomic_write(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
-    summary = {k: round(v, 4) for k, v in metrics.items()}
+    summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}
     if champion:
-        summary["champion"] = {"version": champion["version"],
-                               **{k: round(v, 4) for k, v in champion["metrics"].items()}}
+        summary["champion"] = {"version": version,
+                               **{k: round(v, 4) for k, v in metrics["champion"].items()}}
     return summary
 
 
@@ -133,6 +132,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
         model=model, model_file=model_file,
         metrics=json.loads((ev / "metrics.json").read_text()),
         predictions=pd.read_parquet(ev / "predictions.parquet"),
+        slices=json.loads((ev / "slices.json").read_text()),
         champion=json.loads((ev / "champion.json").read_text()),
         artifact_dirs={"evaluation": ev, "validation": ctx.out("validate"),
                        "training": ctx.out("train")},
@@ -168,7 +168,7 @@ def _ensure_default_data(ctx: StepContext) -> None:
         log.info("raw data %s: %s", DEFAULT_TABLE, how)
 
 
-def _champion(ctx: StepContext, test: pd.DataFrame) -> dict[str, Any] | None:
+def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
     """Score the current champion on the candidate's test split, so the gate compares like for like."""
     import mlflow
 
@@ -178,10 +178,10 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> dict[str, Any] | None:
     client = store.connect(ctx.settings)
     current = store.version_by_alias(client, name, store.CHAMPION)
     if current is None:
-        return None
+        return None, None
     served = mlflow.pyfunc.load_model(store.model_uri(name, current.version))
     proba = served.predict(test.drop(columns=TARGET))["probability"].to_numpy(dtype="float64")
-    return {"version": current.version, "proba": proba}
+    return current.version, proba
 
 
 def _load_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:

@@ -33,7 +33,8 @@ class PromoteInputs:
     model: TabularModel
     model_file: Path
     metrics: dict[str, float]
-    predictions: pd.DataFrame  # y_true, candidate, champion (when there is one) + slice columns
+    predictions: pd.DataFrame  # y_true, candidate, champion (when there is one) + features
+    slices: list[dict[str, Any]]  # per-slice metrics of both models, from evaluate
     champion: dict[str, Any] | None  # {"version", "metrics"} as scored by evaluate
     artifact_dirs: dict[str, Path]  # name in the MLflow run -> folder to log
     sample: pd.DataFrame  # raw rows for the signature, input example and the load check
@@ -97,7 +98,7 @@ def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: Promo
 
 def _judge(params: Params, inputs: PromoteInputs,
            load_error: str | None) -> tuple[Verdict, dict[str, Any]]:
-    from flywheel.evaluation import paired_bootstrap, slice_metrics
+    from flywheel.evaluation.bootstrap import paired_bootstrap
 
     cfg = params.promote
     numbers: dict[str, Any] = {"candidate": inputs.metrics}
@@ -106,22 +107,27 @@ def _judge(params: Params, inputs: PromoteInputs,
     champion_metrics = inputs.champion["metrics"] if inputs.champion else None
     if inputs.champion is not None and load_error is None:
         preds = inputs.predictions
-        y = preds["y_true"].to_numpy()
-        cand, champ = preds["candidate"].to_numpy(), preds["champion"].to_numpy()
-        bootstrap = paired_bootstrap(y, cand, champ, cfg.metric, cfg.bootstrap)
-        ev = params.evaluate
-        mine = slice_metrics(preds, y, cand, ev.slices, ev.threshold, ev.min_slice_rows)
-        theirs = slice_metrics(preds, y, champ, ev.slices, ev.threshold, ev.min_slice_rows)
-        for a, b in zip(mine, theirs, strict=True):
-            if a.get(cfg.metric) is None or b.get(cfg.metric) is None:
-                continue
-            drops.append({"slice": f"{a['column']}={a['value']}", "rows": a["rows"],
-                          "candidate": a[cfg.metric], "champion": b[cfg.metric],
-                          "drop": b[cfg.metric] - a[cfg.metric]})
+        bootstrap = paired_bootstrap(preds["y_true"].to_numpy(), preds["candidate"].to_numpy(),
+                                     preds["champion"].to_numpy(), cfg.metric, cfg.bootstrap)
+        drops = _slice_drops(inputs.slices, cfg.metric)
         numbers |= {"champion": champion_metrics, "bootstrap": bootstrap, "slices": drops}
     verdict = judge(params=cfg, load_error=load_error, metrics=inputs.metrics,
                     champion_metrics=champion_metrics, bootstrap=bootstrap, slice_drops=drops)
     return verdict, numbers
+
+
+def _slice_drops(slices: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Champion minus candidate on each slice both models were scored on."""
+    champion = {(r["column"], r["value"]): r for r in slices if r["model"] == "champion"}
+    drops = []
+    for mine in (r for r in slices if r["model"] == "candidate"):
+        theirs = champion.get((mine["column"], mine["value"]))
+        if theirs is None or mine.get(metric) is None or theirs.get(metric) is None:
+            continue
+        drops.append({"slice": f"{mine['column']}={mine['value']}", "rows": mine["rows"],
+                      "candidate": mine[metric], "champion": theirs[metric],
+                      "drop": theirs[metric] - mine[metric]})
+    return drops
 
 
 def _record(client: Any, name: str, version: str, verdict: Verdict,

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, slices, paired bootstrap against the champion, plots and the report."""

@@ -1,0 +1,226 @@
+"""The evaluate step's outputs on disk: metrics, slices, plot data, PNGs and an offline report."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flywheel.config import EvaluateParams
+from flywheel.evaluation import curves, plots
+from flywheel.evaluation.metrics import METRIC_NAMES, check_scores, classification_metrics
+from flywheel.evaluation.slices import slice_metrics
+
+log = logging.getLogger(__name__)
+
+LOWER_IS_BETTER = {"log_loss", "brier"}
+PLOT_NAMES = ("confusion", "roc", "pr", "calibration")
+
+
+def write_evaluation(
+    out_dir: Path,
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    params: EvaluateParams,
+    frame: pd.DataFrame,
+    champion_proba: np.ndarray | None,
+    champion_label: str | None,
+) -> dict[str, dict[str, float]]:
+    """Write the evaluation of the candidate (and the champion, when given) to `out_dir`.
+
+    Files: metrics.json (flat candidate metrics, for `dvc metrics`), slices.json (records with a
+    `model` field), plots/confusion.csv, plots/{roc,pr,calibration}.json (records with a `model`
+    field), plots/*.png and report.html. Everything is written to a temporary sibling folder
+    which then replaces `out_dir`, so a crash never leaves a half-written evaluation.
+    Returns the metrics per model: `candidate`, and `champion` when one was scored.
+    """
+    y, p = check_scores(y_true, proba)
+    models: dict[str, np.ndarray] = {"candidate": p}
+    if champion_proba is not None:
+        models["champion"] = check_scores(y, champion_proba, "champion_proba")[1]
+
+    metrics = {
+        name: classification_metrics(y, scores, params.threshold) for name, scores in models.items()
+    }
+    slices = [
+        {"model": name, **record}
+        for name, scores in models.items()
+        for record in slice_metrics(
+            frame, y, scores, params.slices, params.threshold, params.min_slice_rows
+        )
+    ]
+    roc = [r for name, s in models.items() for r in curves.roc_points(y, s, name)]
+    pr = [r for name, s in models.items() for r in curves.pr_points(y, s, name)]
+    calibration = [
+        r
+        for name, s in models.items()
+        for r in curves.calibration_points(y, s, name, params.calibration_bins)
+    ]
+    confusion = {name: curves.confusion_rows(y, s, params.threshold) for name, s in models.items()}
+
+    cells = []
+    for name, rows in confusion.items():
+        counted = Counter((r["actual"], r["predicted"]) for r in rows)
+        cells += [
+            {"model": name, "actual": a, "predicted": b, "count": counted[(a, b)]}
+            for a in ("negative", "positive")
+            for b in ("negative", "positive")
+        ]
+    specs = {
+        "confusion": plots.confusion_spec(cells),
+        "roc": plots.roc_spec(roc),
+        "pr": plots.pr_spec(pr),
+        "calibration": plots.calibration_spec(calibration),
+    }
+    pngs = {name: plots.render_png(spec) for name, spec in specs.items()}
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only; the output is an ordinary folder
+        (tmp / "plots").mkdir()
+        _write_json(tmp / "metrics.json", metrics["candidate"])
+        _write_json(tmp / "slices.json", slices)
+        _write_json(tmp / "plots" / "roc.json", roc)
+        _write_json(tmp / "plots" / "pr.json", pr)
+        _write_json(tmp / "plots" / "calibration.json", calibration)
+        with (tmp / "plots" / "confusion.csv").open("w", newline="", encoding="utf8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["actual", "predicted"])
+            writer.writeheader()
+            writer.writerows(confusion["candidate"])
+        for name, png in pngs.items():
+            (tmp / "plots" / f"{name}.png").write_bytes(png)
+        (tmp / "report.html").write_text(
+            render_report(
+                metrics,
+                slices,
+                pngs,
+                champion_label,
+                rows=int(y.size),
+                positives=int(y.sum()),
+                threshold=params.threshold,
+            ),
+            encoding="utf8",
+        )
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info(
+        "evaluation written to %s: %s",
+        out_dir,
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items()),
+    )
+    return metrics
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, indent=1, allow_nan=False) + "\n", encoding="utf8")
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap `new` in at `target`; the old folder is moved aside first, then removed."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def render_report(
+    metrics: dict[str, dict[str, float]],
+    slices: list[dict],
+    pngs: dict[str, bytes],
+    champion_label: str | None,
+    rows: int,
+    positives: int,
+    threshold: float,
+) -> str:
+    """A self-contained HTML page: no script, no stylesheet or image fetched from anywhere."""
+    has_champion = "champion" in metrics
+    champion_name = html.escape(champion_label or "champion")
+    head = "<tr><th>metric</th><th>candidate</th>"
+    if has_champion:
+        head += f"<th>champion ({champion_name})</th><th>delta</th><th></th>"
+    body = []
+    for name in METRIC_NAMES:
+        cand = metrics["candidate"][name]
+        row = f"<tr><td>{name}</td><td>{_fmt(cand)}</td>"
+        if has_champion:
+            champ = metrics["champion"][name]
+            delta = cand - champ
+            better = delta < 0 if name in LOWER_IS_BETTER else delta > 0
+            mark = "better" if better else ("same" if delta == 0 else "worse")
+            row += f"<td>{_fmt(champ)}</td><td>{delta:+.4f}</td><td class='{mark}'>{mark}</td>"
+        body.append(row + "</tr>")
+
+    images = "".join(
+        f"<figure><img alt='{name}' src='data:image/png;base64,"
+        f"{base64.b64encode(pngs[name]).decode('ascii')}'></figure>"
+        for name in PLOT_NAMES
+        if name in pngs
+    )
+
+    slice_cols = ["model", "column", "value", "rows", "positives", *METRIC_NAMES]
+    slice_rows = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(record.get(c))}</td>" for c in slice_cols) + "</tr>"
+        for record in slices
+    )
+    slice_table = (
+        f"<table><tr>{''.join(f'<th>{c}</th>' for c in slice_cols)}</tr>{slice_rows}</table>"
+        if slices
+        else "<p>No slice reached the minimum number of rows.</p>"
+    )
+    against = f" against champion {champion_name}" if has_champion else " (no champion yet)"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Flywheel evaluation</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }}
+th {{ background: #f3f3f3; }}
+td:first-child, th:first-child {{ text-align: left; }}
+.better {{ color: #1a7f37; }} .worse {{ color: #c62828; }}
+figure {{ display: inline-block; margin: .5rem; }}
+img {{ max-width: 480px; }}
+</style>
+</head>
+<body>
+<h1>Evaluation of the candidate{against}</h1>
+<p>{rows} test rows, {positives} positive; decision threshold {threshold:g}. Written {stamp}.</p>
+<h2>Metrics</h2>
+<table>{head}</tr>{"".join(body)}</table>
+<h2>Plots</h2>
+{images}
+<h2>Slices</h2>
+{slice_table}
+</body>
+</html>
+"""

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real config, shrunk, inside a throwaway copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("params.yaml", "dvc.yaml", "data.dvc", ".dvcignore", "specs", ".dvc/config",
+                 ".dvc/plots", "infra/dvc",
+                 ".dvc/.gitignore", ".gitignore")
+
+# Keep every tool's state inside the test session, and quiet when offline.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("GIT_AUTHOR_NAME", "flywheel-tests")
+os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@flywheel.invalid")
+os.environ.setdefault("GIT_COMMITTER_NAME", "flywheel-tests")
+os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@flywheel.invalid")
+
+
+def shrink_params(path: Path, **overrides: dict) -> None:
+    """The real params.yaml with fewer epochs and resamples, so a run takes seconds."""
+    params = yaml.safe_load(path.read_text())
+    params["train"]["mlp"]["max_epochs"] = 15
+    params["train"]["hgb"]["max_iter"] = 60
+    params["promote"]["bootstrap"]["resamples"] = 300
+    for section, values in overrides.items():
+        _merge(params[section], values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _merge(into: dict, values: dict) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def make_project(dest: Path) -> Path:
+    """A git repository holding the project's config files and the raw data, as a clone has."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    shutil.copytree(REPO / "data", dest / "data") if (REPO / "data").is_dir() else None
+    shrink_params(dest / "params.yaml")
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "commit", "-qm", "project"], cwd=dest, check=True)
+    return dest
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh project root with its own MLflow store; settings read it from FLYWHEEL_ROOT."""
+    root = make_project(tmp_path / "project")
+    monkeypatch.setenv("FLYWHEEL_ROOT", str(root))
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(tmp_path / "dvc-site"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("FLYWHEEL_TRACKING_URI", raising=False)
+    monkeypatch.chdir(root)
+    yield root

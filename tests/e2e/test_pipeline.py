@@ -1,0 +1,223 @@
+"""The whole loop on the default data, on real parts: a Prefect run, a SQLite MLflow registry,
+DVC-tracked data. Tests run in file order and share one project, like a team's week:
+a first champion, a better one, a weak one that is refused, broken data, a rollback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flywheel.errors import DataError, FlywheelError, ValidationFailed
+from tests.conftest import make_project, shrink_params
+
+pytestmark = pytest.mark.slow
+MODEL = "flywheel-churn"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iterator[Path]:
+    root = make_project(tmp_path_factory.mktemp("e2e") / "project")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLYWHEEL_ROOT", str(root))
+        mp.setenv("DVC_SITE_CACHE_DIR", str(root.parent / "dvc-site"))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("FLYWHEEL_TRACKING_URI", raising=False)
+        mp.chdir(root)
+        yield root
+
+
+def run_flow(root: Path, **overrides: dict) -> list[dict]:
+    from pipelines.training import training
+
+    original = (root / "params.yaml").read_text()
+    if overrides:
+        shrink_params(root / "params.yaml", **overrides)
+    try:
+        return training()
+    finally:
+        (root / "params.yaml").write_text(original)
+
+
+def client():  # type: ignore[no-untyped-def]
+    from flywheel.registry.store import connect
+    from flywheel.settings import settings
+
+    return connect(settings())
+
+
+def versions() -> list[str]:
+    return sorted((v.version for v in client().search_model_versions(f"name='{MODEL}'")), key=int)
+
+
+def alias(name: str) -> str | None:
+    from flywheel.registry.store import version_by_alias
+
+    found = version_by_alias(client(), MODEL, name)
+    return found.version if found else None
+
+
+WEAK_MLP = {"train": {"candidates": ["mlp"],
+                      "mlp": {"hidden_sizes": [2], "max_epochs": 1, "lr": 0.00005}},
+            "promote": {"thresholds": {"roc_auc": 0.55}}}
+
+
+def test_first_run_promotes_a_first_champion(root: Path) -> None:
+    report = run_flow(root, **WEAK_MLP)
+    assert [r["step"] for r in report] == ["validate", "featurize", "train", "evaluate", "promote"]
+    promote = report[-1]["summary"]
+    assert promote["promoted"] and promote["champion_after"] == "1"
+    assert "no champion yet" in promote["reason"]
+
+
+def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
+    report = run_flow(root)
+    promote = report[-1]["summary"]
+    assert promote["promoted"], promote["reason"]
+    assert alias("champion") == "2" and alias("previous") == "1"
+
+    version = client().get_model_version(MODEL, "2")
+    tags = version.tags
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert tags["flywheel.git_commit"].startswith(head)
+    dvc_md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    assert tags["flywheel.data_md5"] == dvc_md5
+    assert len(tags["flywheel.prefect_flow_run_id"]) == 36
+    assert tags["flywheel.gate.verdict"] == "promoted"
+    assert "bootstrap" in tags["flywheel.gate.checks"]
+
+    metrics = client().get_run(version.run_id).data.metrics
+    assert metrics["test_roc_auc"] >= 0.80
+    for name in ("pr_auc", "f1", "accuracy", "log_loss", "brier"):
+        assert f"test_{name}" in metrics
+
+
+def test_weak_model_is_registered_but_not_promoted(root: Path) -> None:
+    before = versions()
+    report = run_flow(root, **WEAK_MLP)
+    promote = report[-1]["summary"]
+    assert not promote["promoted"]
+    assert versions() == [*before, promote["version"]]
+    assert alias("champion") == "2"
+    tags = client().get_model_version(MODEL, promote["version"]).tags
+    assert tags["flywheel.gate.verdict"] == "rejected"
+    assert tags["flywheel.gate.reason"] == promote["reason"]
+
+
+def status_json(root: Path) -> dict:
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "flywheel.cli", "status", "--json"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_status_reports_champion_and_previous_as_json(root: Path) -> None:
+    info = status_json(root)
+    assert info["model_name"] == MODEL
+    assert info["champion"]["version"] == "2" and info["previous"]["version"] == "1"
+    for key in ("version", "metrics", "git_commit", "data_md5"):
+        assert key in info["champion"]
+    assert info["champion"]["metrics"]["roc_auc"] >= 0.80
+
+
+def replace_raw_data(root: Path, content: bytes) -> None:
+    """A new upstream version of the raw data, versioned with DVC as it arrives."""
+    from dvc.repo import Repo
+
+    (root / "data" / "wa_churn.csv").write_bytes(content)
+    with Repo(str(root)) as repo:
+        repo.add("data")
+
+
+def good_csv(root: Path) -> str:
+    return (root / "data" / "wa_churn.csv").read_text()
+
+
+def mutate(text: str, fn) -> bytes:  # type: ignore[no-untyped-def]
+    import io
+
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO(text))
+    return fn(frame).to_csv(index=False).encode()
+
+
+def _set(frame, column, value):  # type: ignore[no-untyped-def]
+    frame[column] = value
+    return frame
+
+
+BAD_INPUTS = {
+    "empty file": (lambda t: b"", DataError, "empty"),
+    "not a CSV at all": (lambda t: bytes(range(256)) * 40, FlywheelError, "wa_churn.csv"),
+    "missing column": (lambda t: mutate(t, lambda f: f.drop(columns="tenure")),
+                       ValidationFailed, "tenure"),
+    "renamed target": (lambda t: mutate(t, lambda f: f.rename(columns={"churn": "Churn"})),
+                       ValidationFailed, "churn"),
+    "text where numbers belong": (
+        lambda t: mutate(t, lambda f: _set(f, "monthly_charges", "about fifty")),
+        ValidationFailed, "monthly_charges"),
+    "out of range values": (
+        lambda t: mutate(t, lambda f: _set(f, "tenure", f["tenure"] * -1 - 1)),
+        ValidationFailed, "tenure"),
+    "flood of unseen categories": (
+        lambda t: mutate(t, lambda f: _set(f, "contract", "Weekly")),
+        ValidationFailed, "contract"),
+    "all-null column": (lambda t: mutate(t, lambda f: _set(f, "total_charges", None)),
+                        ValidationFailed, "total_charges"),
+    "single-class target": (lambda t: mutate(t, lambda f: _set(f, "churn", "No")),
+                            ValidationFailed, "churn"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_data_stops_at_validation_and_loses_nothing(root: Path, case: str) -> None:
+    make, error, needle = BAD_INPUTS[case]
+    pristine = (root / "data" / "wa_churn.csv").read_bytes()
+    dvc_file = (root / "data.dvc").read_text()
+    before, champion = versions(), alias("champion")
+    replace_raw_data(root, make(pristine.decode()))
+    try:
+        with pytest.raises(error) as caught:
+            run_flow(root)
+    finally:
+        (root / "data" / "wa_churn.csv").write_bytes(pristine)
+        (root / "data.dvc").write_text(dvc_file)
+    assert needle in str(caught.value)
+    assert versions() == before and alias("champion") == champion
+    assert not (root / "artifacts" / "featurize" / "FAILED").exists()
+
+
+def test_cli_run_with_broken_data_exits_non_zero_with_one_line(root: Path) -> None:
+    pristine = (root / "data" / "wa_churn.csv").read_bytes()
+    dvc_file = (root / "data.dvc").read_text()
+    replace_raw_data(root, mutate(pristine.decode(), lambda f: f.drop(columns="contract")))
+    try:
+        done = subprocess.run([sys.executable, "-m", "flywheel.cli", "step", "validate"],
+                              cwd=root, capture_output=True, text=True, timeout=300)
+    finally:
+        (root / "data" / "wa_churn.csv").write_bytes(pristine)
+        (root / "data.dvc").write_text(dvc_file)
+    assert done.returncode == ValidationFailed.exit_code
+    assert "contract" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:
+    from flywheel.errors import RegistryError
+    from flywheel.registry.status import rollback
+    from flywheel.settings import settings
+
+    assert alias("champion") == "2"
+    done = rollback(settings(), MODEL)
+    assert done == {"model_name": MODEL, "champion": "1", "demoted": "2"}
+    assert alias("champion") == "1" and alias("previous") is None
+    with pytest.raises(RegistryError, match="no version with alias 'previous'"):
+        rollback(settings(), MODEL)
