@@ -1,0 +1,6 @@
+"""The validation step: check a table against its dataset spec with Great Expectations."""
+
+from flywheel.validation.report import Failure, ValidationReport
+from flywheel.validation.run import validate_frame
+
+__all__ = ["Failure", "ValidationReport", "validate_frame"]

@@ -1,0 +1,147 @@
+"""Run the suite on a frame and write result.json plus Data Docs, all or nothing.
+
+Great Expectations is imported here, inside the function, because importing it costs 7-16 s
+and `flywheel --help` must stay fast (DESIGN.md, principle 6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flywheel.config import ValidateParams
+from flywheel.data.io import _category_text
+from flywheel.data.spec import DatasetSpec
+from flywheel.errors import DataError
+from flywheel.validation.describe import failures_from_results
+from flywheel.validation.report import ValidationReport
+from flywheel.validation.suite import build_suite, suite_name
+
+log = logging.getLogger(__name__)
+
+DOCS_SITE = "flywheel"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+
+
+def validate_frame(
+    spec: DatasetSpec, frame: pd.DataFrame, params: ValidateParams, out_dir: Path
+) -> ValidationReport:
+    """Check `frame` against the suite derived from `spec`; failed checks are in the report.
+
+    Never raises for bad data (the caller decides whether a failed report stops the run);
+    raises `DataError` only when the frame cannot be validated at all. `out_dir` is replaced
+    as a whole: `result.json` and `docs/index.html` appear together or not at all.
+    """
+    started = time.perf_counter()
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise DataError(f"the table has duplicate column names {duplicated}; rename them")
+    present = {c for c in frame.columns if isinstance(c, str)}
+    prepared = _as_text_categories(spec, frame, present)
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        raw = _run_suite(spec, prepared, params, present, staging / "docs")
+        failures = failures_from_results(raw.get("results", []), spec, prepared)
+        statistics: dict[str, int | float] = {
+            k: v for k, v in (raw.get("statistics") or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        statistics.update(rows=len(frame), columns=frame.shape[1])
+        report = ValidationReport(
+            success=bool(raw.get("success")) and not failures,
+            failures=failures,
+            statistics=statistics,
+            suite_name=suite_name(spec),
+        )
+        # The index lists runs through CDN-loaded JavaScript; offline, link the pages directly.
+        pages = sorted(str(p.relative_to(staging)) for p in (staging / "docs").rglob("*.html")
+                       if "static" not in p.parts)
+        payload = {**report.to_dict(), "summary": report.summary(), "docs_pages": pages,
+                   "ge_result": raw}
+        (staging / "result.json").write_text(json.dumps(payload, indent=2, default=str))
+        _replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("validated %d rows against %s in %.2f s: %s", len(frame), report.suite_name,
+             time.perf_counter() - started, "passed" if report.success else "FAILED")
+    return report
+
+
+def _run_suite(
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    params: ValidateParams,
+    present: set[str],
+    docs_dir: Path,
+) -> dict[str, Any]:
+    """One throwaway ephemeral context per run: no project folder, nothing shared between runs."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # The "Calculating Metrics" bars go to stderr per expectation and drown the step's log.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # Without a site of our own, an ephemeral context writes its docs to a fresh temp dir.
+    context.add_data_docs_site(
+        site_name=DOCS_SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    batch = (
+        context.data_sources.add_pandas(name=spec.name)
+        .add_dataframe_asset(name="table")
+        .add_batch_definition_whole_dataframe(name="whole_table")
+    )
+    suite = context.suites.add(build_suite(spec, params, present))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{spec.name}_validation", data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+    context.build_data_docs(site_names=[DOCS_SITE])
+    return result.to_json_dict()
+
+
+def _as_text_categories(spec: DatasetSpec, frame: pd.DataFrame, present: set[str]) -> pd.DataFrame:
+    """Categories are compared as text, as featurization does: 1.0 in a CSV is category '1'.
+
+    Only non-string categorical columns (and the target) are converted, on a shallow copy, so the
+    caller's frame is untouched and the common all-text table costs nothing.
+    """
+    columns = [f.name for f in spec.categorical if f.name in present]
+    if spec.target in present:
+        columns.append(spec.target)
+    converted = {
+        name: frame[name].map(_category_text, na_action="ignore").astype(object)
+        for name in columns
+        if not pd.api.types.is_string_dtype(frame[name])
+    }
+    return frame.assign(**converted) if converted else frame
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap `new` in for `target` with renames, so readers never see a half-written folder."""
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)
