@@ -38,6 +38,11 @@ def training(spec: str | None = None) -> list[dict[str, Any]]:
     for step in STEPS:
         started = time.perf_counter()
         summary = run_stage(step.name, spec, tags)
-        report.append({"step": step.name, "seconds": round(time.perf_counter() - started, 2),
-                       "summary": summary})
+        report.append(
+            {
+                "step": step.name,
+                "seconds": round(time.perf_counter() - started, 2),
+                "summary": summary,
+            }
+        )
     return report

@@ -12,9 +12,18 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("params.yaml", "dvc.yaml", "data.dvc", ".dvcignore", "specs", ".dvc/config",
-                 ".dvc/plots", "infra/dvc",
-                 ".dvc/.gitignore", ".gitignore")
+PROJECT_FILES = (
+    "params.yaml",
+    "dvc.yaml",
+    "data.dvc",
+    ".dvcignore",
+    "specs",
+    ".dvc/config",
+    ".dvc/plots",
+    "infra/dvc",
+    ".dvc/.gitignore",
+    ".gitignore",
+)
 
 # Keep every tool's state inside the test session, and quiet when offline.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

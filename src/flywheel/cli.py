@@ -46,11 +46,14 @@ def _fail(exc: FlywheelError) -> None:
 
 @app.command()
 def run(
-    data: Annotated[Path | None, typer.Option(help="a CSV or Parquet table to train on instead "
-                                              "of the default dataset")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="a CSV or Parquet table to train on instead of the default dataset"),
+    ] = None,
     target: Annotated[str | None, typer.Option(help="the target column of --data")] = None,
-    spec: Annotated[Path | None, typer.Option(help="a dataset spec to use instead of "
-                                              "params.yaml's data.spec")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="a dataset spec to use instead of params.yaml's data.spec")
+    ] = None,
 ) -> None:
     """Run the whole pipeline as a Prefect flow and print what ran and what was promoted.
 
@@ -92,8 +95,16 @@ def step(
 
         started = time.perf_counter()
         summary = run_step(name, make_context(spec))
-        _print_summary([{"step": name, "seconds": round(time.perf_counter() - started, 2),
-                         "summary": summary}], None)
+        _print_summary(
+            [
+                {
+                    "step": name,
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "summary": summary,
+                }
+            ],
+            None,
+        )
     except FlywheelError as exc:
         _fail(exc)
 
@@ -130,8 +141,14 @@ def status(
             table.add_row(alias, "-", "", "", "", "")
             continue
         m = v["metrics"]
-        table.add_row(alias, str(v["version"]), _num(m.get("roc_auc")), _num(m.get("pr_auc")),
-                      (v["git_commit"] or "")[:12], (v["data_md5"] or "")[:12])
+        table.add_row(
+            alias,
+            str(v["version"]),
+            _num(m.get("roc_auc")),
+            _num(m.get("pr_auc")),
+            (v["git_commit"] or "")[:12],
+            (v["data_md5"] or "")[:12],
+        )
     Console().print(table)
 
 
@@ -150,17 +167,18 @@ def rollback() -> None:
         done = do_rollback(current, load_params(current.params_path).promote.model_name)
     except FlywheelError as exc:
         _fail(exc)
-    typer.echo(f"{done['model_name']}: champion is now version {done['champion']} "
-               f"(was {done['demoted']})")
+    typer.echo(
+        f"{done['model_name']}: champion is now version {done['champion']} (was {done['demoted']})"
+    )
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to bind (default: params serve.host)")]
-    = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to bind (default: params serve.host)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="port (default: params serve.port)")] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes (default: params)")]
-    = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: params)")] = None,
 ) -> None:
     """Serve the registry's champion with BentoML until interrupted.
 
@@ -176,8 +194,9 @@ def serve(
 
 @app.command("dvc-yaml")
 def dvc_yaml(
-    check: Annotated[bool, typer.Option(help="exit 1 if dvc.yaml differs instead of writing")]
-    = False,
+    check: Annotated[
+        bool, typer.Option(help="exit 1 if dvc.yaml differs instead of writing")
+    ] = False,
 ) -> None:
     """Write dvc.yaml from the one declaration of the steps.
 
@@ -200,8 +219,9 @@ def dvc_yaml(
 def infer_spec_command(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet table")],
     target: Annotated[str, typer.Option(help="the column to predict")],
-    out: Annotated[Path | None, typer.Option(help="where to write the spec "
-                                             "(default specs/<file stem>.yaml)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="where to write the spec (default specs/<file stem>.yaml)")
+    ] = None,
 ) -> None:
     """Infer a dataset spec from a table and write it for you to review and edit.
 
@@ -229,8 +249,9 @@ def _spec_for(data: Path, target: str, out: Path | None = None, overwrite: bool 
             return out
     spec = infer_spec(read_table(data), target=target, path=data.resolve(), name=data.stem)
     save_spec(spec, out)
-    logging.getLogger(__name__).info("inferred dataset spec written to %s; edit it to tighten "
-                                     "ranges and categories", out)
+    logging.getLogger(__name__).info(
+        "inferred dataset spec written to %s; edit it to tighten ranges and categories", out
+    )
     return out
 
 
@@ -248,14 +269,22 @@ def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:
     console.print(table)
     promote = next((r["summary"] for r in report if r["step"] == "promote"), None)
     if promote:
-        verb = "[green]promoted to champion[/]" if promote["promoted"] else "[yellow]not promoted[/]"
-        console.print(f"{promote['model_name']} version {promote['version']}: {verb}. "
-                      f"Why: {promote['reason']}", highlight=False)
+        verb = (
+            "[green]promoted to champion[/]" if promote["promoted"] else "[yellow]not promoted[/]"
+        )
+        console.print(
+            f"{promote['model_name']} version {promote['version']}: {verb}. "
+            f"Why: {promote['reason']}",
+            highlight=False,
+        )
 
 
 def _describe(summary: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, dict) else v}"
-                     for k, v in summary.items() if k != "reason")
+    return ", ".join(
+        f"{k}={json.dumps(v) if isinstance(v, dict) else v}"
+        for k, v in summary.items()
+        if k != "reason"
+    )
 
 
 def _num(value: float | None) -> str:

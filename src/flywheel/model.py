@@ -41,8 +41,9 @@ class TabularModel:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Class label and positive-class probability, the shape the endpoint answers with."""
         proba = self.positive_proba(frame)
-        labels = np.where(proba >= self.threshold, self.spec.positive_class,
-                          self.spec.negative_class)
+        labels = np.where(
+            proba >= self.threshold, self.spec.positive_class, self.spec.negative_class
+        )
         return pd.DataFrame({"prediction": labels, "probability": proba}, index=frame.index)
 
 

@@ -62,9 +62,10 @@ def alias(name: str) -> str | None:
     return found.version if found else None
 
 
-WEAK_MLP = {"train": {"candidates": ["mlp"],
-                      "mlp": {"hidden_sizes": [2], "max_epochs": 1, "lr": 0.00005}},
-            "promote": {"thresholds": {"roc_auc": 0.55}}}
+WEAK_MLP = {
+    "train": {"candidates": ["mlp"], "mlp": {"hidden_sizes": [2], "max_epochs": 1, "lr": 0.00005}},
+    "promote": {"thresholds": {"roc_auc": 0.55}},
+}
 
 
 def test_first_run_promotes_a_first_champion(root: Path) -> None:
@@ -83,8 +84,9 @@ def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
 
     version = client().get_model_version(MODEL, "2")
     tags = version.tags
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert tags["flywheel.git_commit"].startswith(head)
     dvc_md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
     assert tags["flywheel.data_md5"] == dvc_md5
@@ -113,8 +115,13 @@ def test_weak_model_is_registered_but_not_promoted(root: Path) -> None:
 def status_json(root: Path) -> dict:
     import json
 
-    done = subprocess.run([sys.executable, "-m", "flywheel.cli", "status", "--json"], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "flywheel.cli", "status", "--json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -158,23 +165,41 @@ def _set(frame, column, value):  # type: ignore[no-untyped-def]
 BAD_INPUTS = {
     "empty file": (lambda t: b"", DataError, "empty"),
     "not a CSV at all": (lambda t: bytes(range(256)) * 40, FlywheelError, "wa_churn.csv"),
-    "missing column": (lambda t: mutate(t, lambda f: f.drop(columns="tenure")),
-                       ValidationFailed, "tenure"),
-    "renamed target": (lambda t: mutate(t, lambda f: f.rename(columns={"churn": "Churn"})),
-                       ValidationFailed, "churn"),
+    "missing column": (
+        lambda t: mutate(t, lambda f: f.drop(columns="tenure")),
+        ValidationFailed,
+        "tenure",
+    ),
+    "renamed target": (
+        lambda t: mutate(t, lambda f: f.rename(columns={"churn": "Churn"})),
+        ValidationFailed,
+        "churn",
+    ),
     "text where numbers belong": (
         lambda t: mutate(t, lambda f: _set(f, "monthly_charges", "about fifty")),
-        ValidationFailed, "monthly_charges"),
+        ValidationFailed,
+        "monthly_charges",
+    ),
     "out of range values": (
         lambda t: mutate(t, lambda f: _set(f, "tenure", f["tenure"] * -1 - 1)),
-        ValidationFailed, "tenure"),
+        ValidationFailed,
+        "tenure",
+    ),
     "flood of unseen categories": (
         lambda t: mutate(t, lambda f: _set(f, "contract", "Weekly")),
-        ValidationFailed, "contract"),
-    "all-null column": (lambda t: mutate(t, lambda f: _set(f, "total_charges", None)),
-                        ValidationFailed, "total_charges"),
-    "single-class target": (lambda t: mutate(t, lambda f: _set(f, "churn", "No")),
-                            ValidationFailed, "churn"),
+        ValidationFailed,
+        "contract",
+    ),
+    "all-null column": (
+        lambda t: mutate(t, lambda f: _set(f, "total_charges", None)),
+        ValidationFailed,
+        "total_charges",
+    ),
+    "single-class target": (
+        lambda t: mutate(t, lambda f: _set(f, "churn", "No")),
+        ValidationFailed,
+        "churn",
+    ),
 }
 
 
@@ -201,8 +226,13 @@ def test_cli_run_with_broken_data_exits_non_zero_with_one_line(root: Path) -> No
     dvc_file = (root / "data.dvc").read_text()
     replace_raw_data(root, mutate(pristine.decode(), lambda f: f.drop(columns="contract")))
     try:
-        done = subprocess.run([sys.executable, "-m", "flywheel.cli", "step", "validate"],
-                              cwd=root, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "flywheel.cli", "step", "validate"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         (root / "data" / "wa_churn.csv").write_bytes(pristine)
         (root / "data.dvc").write_text(dvc_file)

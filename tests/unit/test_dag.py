@@ -41,6 +41,8 @@ def test_each_step_depends_on_an_earlier_steps_outputs() -> None:
     for step in STEPS:
         upstream = [d for d in step.deps if d.startswith("artifacts/")]
         for dep in upstream:
-            assert any(dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")
-                       for out in produced), f"{step.name} needs {dep} before it is produced"
+            assert any(
+                dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")
+                for out in produced
+            ), f"{step.name} needs {dep} before it is produced"
         produced |= {*step.outs, *step.metrics, *step.plots, *step.uncached}

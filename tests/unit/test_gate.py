@@ -15,8 +15,14 @@ GOOD = {"roc_auc": 0.85, "pr_auc": 0.65, "brier": 0.14, "log_loss": 0.42}
 
 
 def verdict(**kwargs):  # type: ignore[no-untyped-def]
-    args = {"params": PARAMS, "load_error": None, "metrics": GOOD, "champion_metrics": None,
-            "bootstrap": None, "slice_drops": []} | kwargs
+    args = {
+        "params": PARAMS,
+        "load_error": None,
+        "metrics": GOOD,
+        "champion_metrics": None,
+        "bootstrap": None,
+        "slice_drops": [],
+    } | kwargs
     return judge(**args)
 
 
@@ -56,8 +62,10 @@ def test_must_beat_champion_by_min_delta_and_outside_noise() -> None:
 def test_no_slice_may_fall_past_tolerance() -> None:
     champion = GOOD | {"roc_auc": 0.84}
     clear = {"delta": 0.01, "ci_low": 0.002, "ci_high": 0.02, "resamples": 1000}
-    drops = [{"slice": "contract=Two year", "drop": 0.08}, {"slice": "contract=One year",
-                                                             "drop": -0.01}]
+    drops = [
+        {"slice": "contract=Two year", "drop": 0.08},
+        {"slice": "contract=One year", "drop": -0.01},
+    ]
     result = verdict(champion_metrics=champion, bootstrap=clear, slice_drops=drops)
     assert not result.promote
     assert "contract=Two year" in result.reason

@@ -18,14 +18,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 def small_frame(n: int = 300) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "customer_id": [f"C{i:05d}" for i in range(n)],
-        "age": rng.integers(18, 90, n),
-        "plan": rng.choice(["basic", "pro", "max"], n),
-        "active": rng.choice([0, 1], n),
-        "spend": np.where(rng.random(n) < 0.05, np.nan, rng.gamma(2.0, 30.0, n)),
-        "left": rng.choice(["no", "yes"], n, p=[0.8, 0.2]),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(n)],
+            "age": rng.integers(18, 90, n),
+            "plan": rng.choice(["basic", "pro", "max"], n),
+            "active": rng.choice([0, 1], n),
+            "spend": np.where(rng.random(n) < 0.05, np.nan, rng.gamma(2.0, 30.0, n)),
+            "left": rng.choice(["no", "yes"], n, p=[0.8, 0.2]),
+        }
+    )
 
 
 def test_infer_spec_types_ids_and_positive_class(tmp_path: Path) -> None:
@@ -33,8 +35,12 @@ def test_infer_spec_types_ids_and_positive_class(tmp_path: Path) -> None:
     assert spec.id_columns == ["customer_id"]
     assert spec.classes == ["no", "yes"] and spec.positive_class == "yes"
     kinds = {f.name: f.kind for f in spec.features}
-    assert kinds == {"age": "numeric", "plan": "categorical", "active": "numeric",
-                     "spend": "numeric"}
+    assert kinds == {
+        "age": "numeric",
+        "plan": "categorical",
+        "active": "numeric",
+        "spend": "numeric",
+    }
     assert spec.feature("spend").nullable and not spec.feature("age").nullable
     assert spec.feature("active").min == 0 and spec.feature("active").max == 1
     assert spec.feature("plan").categories == ["basic", "max", "pro"]
@@ -60,12 +66,16 @@ def test_infer_spec_rejects_multiclass_and_single_class(tmp_path: Path) -> None:
 
 def test_spec_rejects_inconsistent_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\npath: x.csv\ntarget: y\nclasses: [a, b]\npositive_class: c\n"
-                   "features: [{name: f, kind: numeric}]\n")
+    bad.write_text(
+        "name: x\npath: x.csv\ntarget: y\nclasses: [a, b]\npositive_class: c\n"
+        "features: [{name: f, kind: numeric}]\n"
+    )
     with pytest.raises(ConfigError, match="positive_class 'c' is not in"):
         load_spec(bad)
-    bad.write_text("name: x\npath: x.csv\ntarget: y\nclasses: [a, b]\npositive_class: a\n"
-                   "features: [{name: f, kind: categorical}]\n")
+    bad.write_text(
+        "name: x\npath: x.csv\ntarget: y\nclasses: [a, b]\npositive_class: a\n"
+        "features: [{name: f, kind: categorical}]\n"
+    )
     with pytest.raises(ConfigError, match="categorical needs a list of categories"):
         load_spec(bad)
     with pytest.raises(ConfigError, match="not found"):
@@ -74,8 +84,11 @@ def test_spec_rejects_inconsistent_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "the file is empty"), (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00", "not a readable CSV"),
-     (b"a,b\n", "no data rows")],
+    [
+        (b"", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00", "not a readable CSV"),
+        (b"a,b\n", "no data rows"),
+    ],
 )
 def test_read_table_names_the_problem(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "table.csv"

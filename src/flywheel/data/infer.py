@@ -77,8 +77,9 @@ def _feature(name: str, column: pd.Series) -> FeatureSpec | None:
     if column.isna().all():
         return None
     if pd.api.types.is_bool_dtype(column):
-        return FeatureSpec(name=name, kind="categorical", nullable=nullable,
-                           categories=["False", "True"])
+        return FeatureSpec(
+            name=name, kind="categorical", nullable=nullable, categories=["False", "True"]
+        )
     numbers = pd.to_numeric(column, errors="coerce")
     parsed = numbers.notna().sum() / max(column.notna().sum(), 1)
     if pd.api.types.is_numeric_dtype(column) or parsed >= 0.99:
@@ -87,8 +88,9 @@ def _feature(name: str, column: pd.Series) -> FeatureSpec | None:
             return FeatureSpec(name=name, kind="numeric", nullable=nullable, min=0.0, max=1.0)
         margin = (high - low) * RANGE_MARGIN
         floor = max(0.0, low - margin) if low >= 0 else low - margin
-        return FeatureSpec(name=name, kind="numeric", nullable=nullable or parsed < 1,
-                           min=floor, max=high + margin)
+        return FeatureSpec(
+            name=name, kind="numeric", nullable=nullable or parsed < 1, min=floor, max=high + margin
+        )
     categories = sorted({_category_text(v) for v in column.dropna()})
     if len(categories) > MAX_CATEGORIES:
         return None  # free text: nothing a one-hot encoder should see

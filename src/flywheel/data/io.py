@@ -29,10 +29,17 @@ def read_table(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, skipinitialspace=True)
         else:
             frame = pd.read_parquet(path)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError,
-            ValueError) as exc:
+    except (
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        OSError,
+        ValueError,
+    ) as exc:
         kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
-        raise DataError(f"{path}: not a readable {kind} table ({type(exc).__name__}: {exc})") from exc
+        raise DataError(
+            f"{path}: not a readable {kind} table ({type(exc).__name__}: {exc})"
+        ) from exc
     if frame.empty:
         raise DataError(f"{path}: the table has no data rows")
     return frame
@@ -46,7 +53,9 @@ def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """
     missing = [name for name in spec.feature_names if name not in frame.columns]
     if missing:
-        raise DataError(f"missing feature columns {missing} (the dataset spec {spec.name!r} needs them)")
+        raise DataError(
+            f"missing feature columns {missing} (the dataset spec {spec.name!r} needs them)"
+        )
     out = {}
     for feature in spec.features:
         column = frame[feature.name]
@@ -54,7 +63,9 @@ def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
             out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float64")
         else:
             values = column.astype(object)
-            out[feature.name] = values.where(values.isna(), values.map(_category_text)).astype(object)
+            out[feature.name] = values.where(values.isna(), values.map(_category_text)).astype(
+                object
+            )
             out[feature.name] = out[feature.name].where(out[feature.name].notna(), np.nan)
     return pd.DataFrame(out, index=frame.index)
 

@@ -23,23 +23,32 @@ def build_transformer(spec: DatasetSpec):  # type: ignore[no-untyped-def]
 
     parts = []
     if spec.numeric:
-        parts.append((
-            "numeric",
-            make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-            [f.name for f in spec.numeric],
-        ))
+        parts.append(
+            (
+                "numeric",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                [f.name for f in spec.numeric],
+            )
+        )
     if spec.categorical:
         categories = [[*f.categories, MISSING_CATEGORY] for f in spec.categorical if f.categories]
-        parts.append((
-            "categorical",
-            make_pipeline(
-                SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY,
-                              missing_values=np.nan),
-                OneHotEncoder(categories=categories, handle_unknown="ignore",
-                              sparse_output=False, dtype=np.float32),
-            ),
-            [f.name for f in spec.categorical],
-        ))
+        parts.append(
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(
+                        strategy="constant", fill_value=MISSING_CATEGORY, missing_values=np.nan
+                    ),
+                    OneHotEncoder(
+                        categories=categories,
+                        handle_unknown="ignore",
+                        sparse_output=False,
+                        dtype=np.float32,
+                    ),
+                ),
+                [f.name for f in spec.categorical],
+            )
+        )
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 

@@ -48,19 +48,32 @@ STEPS: tuple[Step, ...] = (
         "evaluate",
         deps=("artifacts/featurize", "artifacts/train", "src/flywheel/evaluation"),
         params=("evaluate", "promote.model_name"),
-        outs=(f"{EVALUATE}/predictions.parquet", f"{EVALUATE}/champion.json",
-              f"{EVALUATE}/report.html", f"{EVALUATE}/slices.json",
-              *(f"{EVALUATE}/plots/{name}.png" for name in ("roc", "pr", "calibration",
-                                                             "confusion"))),
+        outs=(
+            f"{EVALUATE}/predictions.parquet",
+            f"{EVALUATE}/champion.json",
+            f"{EVALUATE}/report.html",
+            f"{EVALUATE}/slices.json",
+            *(f"{EVALUATE}/plots/{name}.png" for name in ("roc", "pr", "calibration", "confusion")),
+        ),
         metrics=(f"{EVALUATE}/metrics.json",),
-        plots=(f"{EVALUATE}/plots/roc.json", f"{EVALUATE}/plots/pr.json",
-               f"{EVALUATE}/plots/calibration.json", f"{EVALUATE}/plots/confusion.csv"),
+        plots=(
+            f"{EVALUATE}/plots/roc.json",
+            f"{EVALUATE}/plots/pr.json",
+            f"{EVALUATE}/plots/calibration.json",
+            f"{EVALUATE}/plots/confusion.csv",
+        ),
     ),
     Step(
         "promote",
-        deps=("artifacts/validate/result.json", "artifacts/train", f"{EVALUATE}/metrics.json",
-              f"{EVALUATE}/predictions.parquet", f"{EVALUATE}/champion.json",
-              f"{EVALUATE}/slices.json", "src/flywheel/registry"),
+        deps=(
+            "artifacts/validate/result.json",
+            "artifacts/train",
+            f"{EVALUATE}/metrics.json",
+            f"{EVALUATE}/predictions.parquet",
+            f"{EVALUATE}/champion.json",
+            f"{EVALUATE}/slices.json",
+            "src/flywheel/registry",
+        ),
         params=("promote", "evaluate"),
         outs=(),
         uncached=("artifacts/promote/decision.json",),
@@ -70,15 +83,30 @@ STEPS: tuple[Step, ...] = (
 # How `dvc plots show` draws each plot file. `by_model` (.dvc/plots/by_model.json) draws the
 # candidate and the champion as two lines; DVC's `linear` would join them into one.
 PLOT_VIEWS: dict[str, dict[str, Any]] = {
-    "ROC curve": {"template": "by_model", "x": "fpr", "y": {f"{EVALUATE}/plots/roc.json": "tpr"},
-                  "x_label": "false positive rate", "y_label": "true positive rate"},
-    "Precision-recall curve": {"template": "by_model", "x": "recall",
-                               "y": {f"{EVALUATE}/plots/pr.json": "precision"}},
-    "Calibration": {"template": "by_model", "x": "mean_predicted",
-                    "y": {f"{EVALUATE}/plots/calibration.json": "fraction_positive"},
-                    "x_label": "mean predicted probability", "y_label": "fraction positive"},
-    "Confusion matrix": {"template": "confusion", "x": "predicted",
-                         "y": {f"{EVALUATE}/plots/confusion.csv": "actual"}},
+    "ROC curve": {
+        "template": "by_model",
+        "x": "fpr",
+        "y": {f"{EVALUATE}/plots/roc.json": "tpr"},
+        "x_label": "false positive rate",
+        "y_label": "true positive rate",
+    },
+    "Precision-recall curve": {
+        "template": "by_model",
+        "x": "recall",
+        "y": {f"{EVALUATE}/plots/pr.json": "precision"},
+    },
+    "Calibration": {
+        "template": "by_model",
+        "x": "mean_predicted",
+        "y": {f"{EVALUATE}/plots/calibration.json": "fraction_positive"},
+        "x_label": "mean predicted probability",
+        "y_label": "fraction positive",
+    },
+    "Confusion matrix": {
+        "template": "confusion",
+        "x": "predicted",
+        "y": {f"{EVALUATE}/plots/confusion.csv": "actual"},
+    },
 }
 
 
@@ -92,8 +120,11 @@ def step(name: str) -> Step:
 def render_dvc_yaml() -> str:
     stages: dict[str, Any] = {}
     for s in STEPS:
-        stage: dict[str, Any] = {"cmd": f"flywheel step {s.name}", "deps": list(s.deps),
-                                 "params": list(s.params)}
+        stage: dict[str, Any] = {
+            "cmd": f"flywheel step {s.name}",
+            "deps": list(s.deps),
+            "params": list(s.params),
+        }
         outs: list[Any] = [*s.outs, *({path: {"cache": False}} for path in s.uncached)]
         if outs:
             stage["outs"] = outs
@@ -103,6 +134,9 @@ def render_dvc_yaml() -> str:
             stage["plots"] = [{path: {"cache": False}} for path in s.plots]
         stages[s.name] = stage
     header = "# Generated from src/flywheel/pipeline/dag.py by `flywheel dvc-yaml`; do not edit.\n"
-    body = yaml.safe_dump({"stages": stages, "plots": [{k: v} for k, v in PLOT_VIEWS.items()]},
-                          sort_keys=False, width=100)
+    body = yaml.safe_dump(
+        {"stages": stages, "plots": [{k: v} for k, v in PLOT_VIEWS.items()]},
+        sort_keys=False,
+        width=100,
+    )
     return header + body

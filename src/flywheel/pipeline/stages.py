@@ -66,27 +66,49 @@ def train(ctx: StepContext) -> dict[str, Any]:
 
     cfg = ctx.params.train
     parts, transformer = _load_splits(ctx)
-    matrices = {name: transformer.transform(part.drop(columns=TARGET))
-                for name, part in parts.items() if name != "test"}
+    matrices = {
+        name: transformer.transform(part.drop(columns=TARGET))
+        for name, part in parts.items()
+        if name != "test"
+    }
     with _replacing(ctx.out("train")) as out:
         results = train_candidates(
-            cfg, matrices["train"], parts["train"][TARGET].to_numpy(),
-            matrices["valid"], parts["valid"][TARGET].to_numpy(),
-            checkpoint_dir=out, progress=log.info,
+            cfg,
+            matrices["train"],
+            parts["train"][TARGET].to_numpy(),
+            matrices["valid"],
+            parts["valid"][TARGET].to_numpy(),
+            checkpoint_dir=out,
+            progress=log.info,
         )
         best = select_best(results, cfg.selection_metric)
         model = TabularModel(
-            spec=ctx.spec, transformer=transformer, estimator=best.estimator,
-            candidate=best.name, threshold=ctx.params.evaluate.threshold,
-            params=getattr(cfg, best.name).model_dump(), valid_metrics=best.valid_metrics,
+            spec=ctx.spec,
+            transformer=transformer,
+            estimator=best.estimator,
+            candidate=best.name,
+            threshold=ctx.params.evaluate.threshold,
+            params=getattr(cfg, best.name).model_dump(),
+            valid_metrics=best.valid_metrics,
         )
         save_model(model, out / "model.pkl")
-        table = [{"name": r.name, "valid": r.valid_metrics, "seconds": round(r.seconds, 2),
-                  "details": r.details, "selected": r is best} for r in results]
+        table = [
+            {
+                "name": r.name,
+                "valid": r.valid_metrics,
+                "seconds": round(r.seconds, 2),
+                "details": r.details,
+                "selected": r is best,
+            }
+            for r in results
+        ]
         (out / "candidates.json").write_text(json.dumps(table, indent=2, default=str))
-    return {"selected": best.name,
-            "valid": {r.name: round(r.valid_metrics[_valid_key(cfg.selection_metric)], 4)
-                      for r in results}}
+    return {
+        "selected": best.name,
+        "valid": {
+            r.name: round(r.valid_metrics[_valid_key(cfg.selection_metric)], 4) for r in results
+        },
+    }
 
 
 def evaluate(ctx: StepContext) -> dict[str, Any]:
@@ -100,8 +122,13 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
     version, champion_proba = _champion(ctx, test)
     out = ctx.out("evaluate")
     metrics = write_evaluation(
-        out, y, proba, ctx.params.evaluate, test,
-        champion_proba, f"champion v{version}" if version else None,
+        out,
+        y,
+        proba,
+        ctx.params.evaluate,
+        test,
+        champion_proba,
+        f"champion v{version}" if version else None,
     )
     champion = {"version": version, "metrics": metrics["champion"]} if version else None
     predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
@@ -111,8 +138,10 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
     _atomic_write(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
     summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}
     if champion:
-        summary["champion"] = {"version": version,
-                               **{k: round(v, 4) for k, v in metrics["champion"].items()}}
+        summary["champion"] = {
+            "version": version,
+            **{k: round(v, 4) for k, v in metrics["champion"].items()},
+        }
     return summary
 
 
@@ -125,17 +154,26 @@ def promote(ctx: StepContext) -> dict[str, Any]:
     ev, root = ctx.out("evaluate"), ctx.settings.root
     model_file = ctx.out("train") / "model.pkl"
     model = load_model(model_file)
-    lineage = {"git_commit": git_commit(root), "data_md5": data_md5(root, ctx.data_path),
-               "dataset": ctx.spec.name, "candidate": model.candidate, **ctx.run_tags}
+    lineage = {
+        "git_commit": git_commit(root),
+        "data_md5": data_md5(root, ctx.data_path),
+        "dataset": ctx.spec.name,
+        "candidate": model.candidate,
+        **ctx.run_tags,
+    }
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
     inputs = PromoteInputs(
-        model=model, model_file=model_file,
+        model=model,
+        model_file=model_file,
         metrics=json.loads((ev / "metrics.json").read_text()),
         predictions=pd.read_parquet(ev / "predictions.parquet"),
         slices=json.loads((ev / "slices.json").read_text()),
         champion=json.loads((ev / "champion.json").read_text()),
-        artifact_dirs={"evaluation": ev, "validation": ctx.out("validate"),
-                       "training": ctx.out("train")},
+        artifact_dirs={
+            "evaluation": ev,
+            "validation": ctx.out("validate"),
+            "training": ctx.out("train"),
+        },
         sample=test.drop(columns=TARGET).head(20),
         lineage=lineage,
     )
@@ -143,14 +181,28 @@ def promote(ctx: StepContext) -> dict[str, Any]:
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
     decision_file = ctx.out("promote") / "decision.json"
     decision_file.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str)))
-    return {k: decision[k] for k in ("model_name", "version", "promoted", "reason",
-                                     "champion_before", "champion_after")}
+    _atomic_write(
+        decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str))
+    )
+    return {
+        k: decision[k]
+        for k in (
+            "model_name",
+            "version",
+            "promoted",
+            "reason",
+            "champion_before",
+            "champion_after",
+        )
+    }
 
 
 STAGES: dict[str, Callable[[StepContext], dict[str, Any]]] = {
-    "validate": validate, "featurize": featurize, "train": train,
-    "evaluate": evaluate, "promote": promote,
+    "validate": validate,
+    "featurize": featurize,
+    "train": train,
+    "evaluate": evaluate,
+    "promote": promote,
 }
 
 
@@ -163,13 +215,16 @@ def _ensure_default_data(ctx: StepContext) -> None:
     from flywheel.data.materialize import DEFAULT_TABLE, ensure_raw_data
 
     root = ctx.settings.root
-    if ctx.data_path.resolve() == (root / DEFAULT_TABLE).resolve() and (root / "data.dvc").is_file():
+    if (
+        ctx.data_path.resolve() == (root / DEFAULT_TABLE).resolve()
+        and (root / "data.dvc").is_file()
+    ):
         how = ensure_raw_data(root)
         log.info("raw data %s: %s", DEFAULT_TABLE, how)
 
 
 def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
-    """Score the current champion on the candidate's test split, so the gate compares like for like."""
+    """Score the champion on the candidate's test split, so the gate compares like for like."""
     import mlflow
 
     from flywheel.registry import store

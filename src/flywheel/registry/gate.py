@@ -48,8 +48,13 @@ def judge(
     """
     checks: list[Check] = []
 
-    checks.append(Check("loads", load_error is None, load_error or "loaded in a fresh process "
-                        "and predicted sample rows"))
+    checks.append(
+        Check(
+            "loads",
+            load_error is None,
+            load_error or "loaded in a fresh process and predicted sample rows",
+        )
+    )
     if load_error is not None:
         return _verdict(checks)
 
@@ -60,8 +65,13 @@ def judge(
             continue
         ceiling = metric in CEILING_METRICS
         ok = value <= bound if ceiling else value >= bound
-        checks.append(Check(f"threshold.{metric}", ok,
-                            f"{metric} {value:.4f} {'<=' if ceiling else '>='} {bound} required"))
+        checks.append(
+            Check(
+                f"threshold.{metric}",
+                ok,
+                f"{metric} {value:.4f} {'<=' if ceiling else '>='} {bound} required",
+            )
+        )
     if not all(c.passed for c in checks):
         return _verdict(checks)
 
@@ -71,20 +81,35 @@ def judge(
 
     name = params.metric
     delta = metrics[name] - champion_metrics[name]
-    checks.append(Check("min_delta", delta >= params.min_delta,
-                        f"{name} {metrics[name]:.4f} vs champion {champion_metrics[name]:.4f}: "
-                        f"gain {delta:+.4f}, {params.min_delta} required"))
+    checks.append(
+        Check(
+            "min_delta",
+            delta >= params.min_delta,
+            f"{name} {metrics[name]:.4f} vs champion {champion_metrics[name]:.4f}: "
+            f"gain {delta:+.4f}, {params.min_delta} required",
+        )
+    )
     if bootstrap is not None:
         level = int(params.bootstrap.confidence * 100)
-        checks.append(Check("bootstrap", bootstrap["ci_low"] > 0,
-                            f"{level}% interval of the {name} gain [{bootstrap['ci_low']:+.4f}, "
-                            f"{bootstrap['ci_high']:+.4f}] over {int(bootstrap['resamples'])} "
-                            "paired resamples must lie above zero"))
+        checks.append(
+            Check(
+                "bootstrap",
+                bootstrap["ci_low"] > 0,
+                f"{level}% interval of the {name} gain [{bootstrap['ci_low']:+.4f}, "
+                f"{bootstrap['ci_high']:+.4f}] over {int(bootstrap['resamples'])} "
+                "paired resamples must lie above zero",
+            )
+        )
     worst = max(slice_drops, key=lambda s: s["drop"], default=None)
     if worst is not None:
-        checks.append(Check("slices", worst["drop"] <= params.slice_tolerance,
-                            f"worst slice {worst['slice']}: {name} falls {worst['drop']:+.4f} "
-                            f"(tolerance {params.slice_tolerance}) across {len(slice_drops)} slices"))
+        checks.append(
+            Check(
+                "slices",
+                worst["drop"] <= params.slice_tolerance,
+                f"worst slice {worst['slice']}: {name} falls {worst['drop']:+.4f} "
+                f"(tolerance {params.slice_tolerance}) across {len(slice_drops)} slices",
+            )
+        )
     return _verdict(checks)
 
 

@@ -16,8 +16,14 @@ TIMEOUT_S = 300
 
 def check_in_fresh_process(model_uri: str, rows: Path, tracking_uri: str) -> str | None:
     """None when the model loads and predicts; otherwise the reason, for the gate."""
-    env_args = [sys.executable, "-m", "flywheel.registry.loadcheck", model_uri, str(rows),
-                tracking_uri]
+    env_args = [
+        sys.executable,
+        "-m",
+        "flywheel.registry.loadcheck",
+        model_uri,
+        str(rows),
+        tracking_uri,
+    ]
     try:
         done = subprocess.run(env_args, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -39,8 +45,9 @@ def _main(model_uri: str, rows: str, tracking_uri: str) -> None:
     answer = mlflow.pyfunc.load_model(model_uri).predict(frame)
     proba = np.asarray(answer["probability"], dtype="float64")
     if len(answer) != len(frame) or not np.all((proba >= 0) & (proba <= 1)):
-        raise SystemExit(f"predictions malformed: {len(answer)} rows for {len(frame)}, "
-                         f"probabilities {proba[:5]}")
+        raise SystemExit(
+            f"predictions malformed: {len(answer)} rows for {len(frame)}, probabilities {proba[:5]}"
+        )
 
 
 if __name__ == "__main__":

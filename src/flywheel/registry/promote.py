@@ -41,8 +41,9 @@ class PromoteInputs:
     lineage: dict[str, str]
 
 
-def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: PromoteInputs,
-            scratch: Path) -> dict[str, Any]:
+def promote(
+    settings: Settings, params: Params, spec: DatasetSpec, inputs: PromoteInputs, scratch: Path
+) -> dict[str, Any]:
     import mlflow
 
     from flywheel.registry.loadcheck import check_in_fresh_process
@@ -60,11 +61,14 @@ def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: Promo
 
     experiment_id = store.ensure_experiment(client, cfg.model_name, settings)
     tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{inputs.model.candidate}",
-                          tags=tags) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"{spec.name}-{inputs.model.candidate}", tags=tags
+    ) as run:
         mlflow.log_params(_flat_params(params))
-        mlflow.log_metrics({f"test_{k}": v for k, v in inputs.metrics.items()}
-                           | {f"valid_{k}": v for k, v in inputs.model.valid_metrics.items()})
+        mlflow.log_metrics(
+            {f"test_{k}": v for k, v in inputs.metrics.items()}
+            | {f"valid_{k}": v for k, v in inputs.model.valid_metrics.items()}
+        )
         for name, folder in inputs.artifact_dirs.items():
             mlflow.log_artifacts(str(folder), artifact_path=name)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
@@ -72,8 +76,9 @@ def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: Promo
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
-        load_error = check_in_fresh_process(store.model_uri(cfg.model_name, version), rows,
-                                            settings.mlflow_uri)
+        load_error = check_in_fresh_process(
+            store.model_uri(cfg.model_name, version), rows, settings.mlflow_uri
+        )
         verdict, numbers = _judge(params, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         _record(client, cfg.model_name, version, verdict, numbers)
@@ -81,8 +86,13 @@ def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: Promo
             if current is not None:
                 client.set_registered_model_alias(cfg.model_name, store.PREVIOUS, current.version)
             client.set_registered_model_alias(cfg.model_name, store.CHAMPION, version)
-        log.info("version %s of %s: %s (%s)", version, cfg.model_name,
-                 "promoted" if verdict.promote else "not promoted", verdict.reason)
+        log.info(
+            "version %s of %s: %s (%s)",
+            version,
+            cfg.model_name,
+            "promoted" if verdict.promote else "not promoted",
+            verdict.reason,
+        )
         return {
             "model_name": cfg.model_name,
             "version": version,
@@ -90,14 +100,17 @@ def promote(settings: Settings, params: Params, spec: DatasetSpec, inputs: Promo
             "promoted": verdict.promote,
             "reason": verdict.reason,
             "champion_before": current.version if current else None,
-            "champion_after": version if verdict.promote else (current.version if current else None),
+            "champion_after": version
+            if verdict.promote
+            else (current.version if current else None),
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
 
 
-def _judge(params: Params, inputs: PromoteInputs,
-           load_error: str | None) -> tuple[Verdict, dict[str, Any]]:
+def _judge(
+    params: Params, inputs: PromoteInputs, load_error: str | None
+) -> tuple[Verdict, dict[str, Any]]:
     from flywheel.evaluation.bootstrap import paired_bootstrap
 
     cfg = params.promote
@@ -107,12 +120,23 @@ def _judge(params: Params, inputs: PromoteInputs,
     champion_metrics = inputs.champion["metrics"] if inputs.champion else None
     if inputs.champion is not None and load_error is None:
         preds = inputs.predictions
-        bootstrap = paired_bootstrap(preds["y_true"].to_numpy(), preds["candidate"].to_numpy(),
-                                     preds["champion"].to_numpy(), cfg.metric, cfg.bootstrap)
+        bootstrap = paired_bootstrap(
+            preds["y_true"].to_numpy(),
+            preds["candidate"].to_numpy(),
+            preds["champion"].to_numpy(),
+            cfg.metric,
+            cfg.bootstrap,
+        )
         drops = _slice_drops(inputs.slices, cfg.metric)
         numbers |= {"champion": champion_metrics, "bootstrap": bootstrap, "slices": drops}
-    verdict = judge(params=cfg, load_error=load_error, metrics=inputs.metrics,
-                    champion_metrics=champion_metrics, bootstrap=bootstrap, slice_drops=drops)
+    verdict = judge(
+        params=cfg,
+        load_error=load_error,
+        metrics=inputs.metrics,
+        champion_metrics=champion_metrics,
+        bootstrap=bootstrap,
+        slice_drops=drops,
+    )
     return verdict, numbers
 
 
@@ -124,14 +148,21 @@ def _slice_drops(slices: list[dict[str, Any]], metric: str) -> list[dict[str, An
         theirs = champion.get((mine["column"], mine["value"]))
         if theirs is None or mine.get(metric) is None or theirs.get(metric) is None:
             continue
-        drops.append({"slice": f"{mine['column']}={mine['value']}", "rows": mine["rows"],
-                      "candidate": mine[metric], "champion": theirs[metric],
-                      "drop": theirs[metric] - mine[metric]})
+        drops.append(
+            {
+                "slice": f"{mine['column']}={mine['value']}",
+                "rows": mine["rows"],
+                "candidate": mine[metric],
+                "champion": theirs[metric],
+                "drop": theirs[metric] - mine[metric],
+            }
+        )
     return drops
 
 
-def _record(client: Any, name: str, version: str, verdict: Verdict,
-            numbers: dict[str, Any]) -> None:
+def _record(
+    client: Any, name: str, version: str, verdict: Verdict, numbers: dict[str, Any]
+) -> None:
     """Every number behind the verdict goes on the version, where `status` and people look."""
     tag = store.TAG_PREFIX
     values = {

@@ -36,18 +36,28 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
     client.set_registered_model_alias(model_name, store.CHAMPION, previous.version)
     client.delete_registered_model_alias(model_name, store.PREVIOUS)
     if champion is not None:
-        client.set_model_version_tag(model_name, champion.version, f"{store.TAG_PREFIX}rolled_back",
-                                     f"replaced by version {previous.version}")
-    return {"model_name": model_name, "champion": previous.version,
-            "demoted": champion.version if champion else None}
+        client.set_model_version_tag(
+            model_name,
+            champion.version,
+            f"{store.TAG_PREFIX}rolled_back",
+            f"replaced by version {previous.version}",
+        )
+    return {
+        "model_name": model_name,
+        "champion": previous.version,
+        "demoted": champion.version if champion else None,
+    }
 
 
 def _describe(client: Any, version: Any) -> dict[str, Any] | None:
     if version is None:
         return None
     run = client.get_run(version.run_id) if version.run_id else None
-    metrics = {k.removeprefix("test_"): v for k, v in (run.data.metrics if run else {}).items()
-               if k.startswith("test_")}
+    metrics = {
+        k.removeprefix("test_"): v
+        for k, v in (run.data.metrics if run else {}).items()
+        if k.startswith("test_")
+    }
     tags = version.tags or {}
     return {
         "version": version.version,
