@@ -22,9 +22,11 @@ test: install-test
 
 install: $(UV)
 	$(UV) sync --frozen --no-dev
+	$(VENV)/bin/flywheel pull-data
 
 install-test: $(UV)
 	$(UV) sync --frozen --no-dev --extra test
+	$(VENV)/bin/flywheel pull-data
 
 lint: install-test
 	$(VENV)/bin/ruff check src pipelines tests benchmarks

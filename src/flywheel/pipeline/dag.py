@@ -28,13 +28,13 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step(
         "validate",
-        deps=("data.dvc", "specs", "src/flywheel/validation"),
+        deps=("data", "specs", "src/flywheel/validation"),
         params=("data", "validate"),
         outs=("artifacts/validate",),
     ),
     Step(
         "featurize",
-        deps=("data.dvc", "specs", "artifacts/validate/result.json", "src/flywheel/features"),
+        deps=("data", "specs", "artifacts/validate/result.json", "src/flywheel/features"),
         params=("data", "featurize"),
         outs=("artifacts/featurize",),
     ),

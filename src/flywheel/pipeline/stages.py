@@ -236,7 +236,7 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
         return None, None
     served = mlflow.pyfunc.load_model(store.model_uri(name, current.version))
     proba = served.predict(test.drop(columns=TARGET))["probability"].to_numpy(dtype="float64")
-    return current.version, proba
+    return str(current.version), proba
 
 
 def _load_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:

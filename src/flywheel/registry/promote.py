@@ -52,11 +52,12 @@ def promote(
     cfg = params.promote
     client = store.connect(settings)
     current = store.version_by_alias(client, cfg.model_name, store.CHAMPION)
+    before = str(current.version) if current else None
     scored = inputs.champion["version"] if inputs.champion else None
-    if (current.version if current else None) != scored:
+    if before != scored:
         raise RegistryError(
-            f"champion of {cfg.model_name!r} moved from {scored} to "
-            f"{current.version if current else None} since evaluate ran; run the pipeline again"
+            f"champion of {cfg.model_name!r} moved from {scored} to {before} since evaluate "
+            "ran; run the pipeline again"
         )
 
     experiment_id = store.ensure_experiment(client, cfg.model_name, settings)
@@ -72,7 +73,7 @@ def promote(
         for name, folder in inputs.artifact_dirs.items():
             mlflow.log_artifacts(str(folder), artifact_path=name)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
-        version = mlflow.register_model(info.model_uri, cfg.model_name, tags=tags).version
+        version = str(mlflow.register_model(info.model_uri, cfg.model_name, tags=tags).version)
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
@@ -83,8 +84,8 @@ def promote(
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         _record(client, cfg.model_name, version, verdict, numbers)
         if verdict.promote:
-            if current is not None:
-                client.set_registered_model_alias(cfg.model_name, store.PREVIOUS, current.version)
+            if before is not None:
+                client.set_registered_model_alias(cfg.model_name, store.PREVIOUS, before)
             client.set_registered_model_alias(cfg.model_name, store.CHAMPION, version)
         log.info(
             "version %s of %s: %s (%s)",
@@ -99,10 +100,8 @@ def promote(
             "run_id": run.info.run_id,
             "promoted": verdict.promote,
             "reason": verdict.reason,
-            "champion_before": current.version if current else None,
-            "champion_after": version
-            if verdict.promote
-            else (current.version if current else None),
+            "champion_before": before,
+            "champion_after": version if verdict.promote else before,
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }

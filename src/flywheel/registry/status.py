@@ -44,8 +44,8 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
         )
     return {
         "model_name": model_name,
-        "champion": previous.version,
-        "demoted": champion.version if champion else None,
+        "champion": str(previous.version),
+        "demoted": str(champion.version) if champion else None,
     }
 
 
@@ -60,7 +60,7 @@ def _describe(client: Any, version: Any) -> dict[str, Any] | None:
     }
     tags = version.tags or {}
     return {
-        "version": version.version,
+        "version": str(version.version),
         "metrics": metrics,
         "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit"),
         "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5"),

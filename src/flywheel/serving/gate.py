@@ -1,0 +1,204 @@
+"""ASGI middleware in front of `/predict`: request ids, body limit, readable 4xx, log capture.
+
+BentoML validates the body against the spec's schema; this gate handles what it does not: a
+body over the size limit (413, before it is read in full), a body that is not JSON (BentoML
+answers 500 there), no model loaded yet (503 with what to do), and validation errors rewritten
+as 422 naming record and field, counted by reason. It also stamps each request with an id
+(`X-Request-ID`, taken from the client when given) and hands sampled request/response bytes to
+the inference log after the response is sent, so logging costs the request almost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flywheel.serving.inference_log import LogEntry
+from flywheel.serving.schema import describe_errors, invalid_reason
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+def sampled(request_id: str, rate: float) -> bool:
+    """Deterministic per request id: the same request is logged or not on every replica."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    return zlib.crc32(request_id.encode()) / 2**32 < rate
+
+
+class PredictGate:
+    """Wraps the BentoML app; only POST requests to `path` are touched."""
+
+    def __init__(self, app: Any, *, state: Any, path: str = "/predict") -> None:
+        self.app = app
+        self.state = state  # flywheel.serving.state.ServingState of this worker process
+        self.path = path
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
+                       send: Callable[..., Any]) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = _request_id(headers.get(REQUEST_ID_HEADER, b""))
+        state = self.state
+        limit = state.max_body_bytes
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+            if declared > limit:
+                raise PayloadTooLarge
+            body = await _read_body(receive, limit)
+        except PayloadTooLarge:
+            await self._reject(send, request_id, 413, "too_large",
+                               f"request body is over the limit of {limit} bytes "
+                               "(serve.max_body_bytes); split the records into smaller batches")
+            return
+        except ValueError:
+            await self._reject(send, request_id, 400, "not_json", "bad Content-Length header")
+            return
+        if not state.holder.ready:
+            await _send_json(send, 503, {"error": state.no_model_message()}, request_id)
+            return
+        # The body is JSON whatever the client declared (curl -d says form-urlencoded); this also
+        # keeps BentoML's multipart and pickle decoders away from public requests.
+        scope = {**scope, "headers": [*((k, v) for k, v in scope["headers"]
+                                        if k != b"content-type"),
+                                      (b"content-type", b"application/json")]}
+        await self._forward(scope, body, send, request_id)
+
+    async def _forward(self, scope: dict[str, Any], body: bytes, send: Callable[..., Any],
+                       request_id: str) -> None:
+        replayed = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+        held = False  # error answers are held back and rewritten once complete
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                start.update(message)
+                held = message["status"] in (400, 500)
+                if not held:
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (REQUEST_ID_HEADER, request_id.encode())]}
+                    await send(message)
+                return
+            if message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                if chunk:
+                    chunks.append(chunk)
+                if not held:
+                    await send(message)
+                elif not message.get("more_body", False):
+                    await self._rewrite_error(send, start["status"], b"".join(chunks), body,
+                                              request_id)
+                return
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if start.get("status") == 200 and self.state.inference_log is not None and sampled(
+                request_id, self.state.sample_rate):
+            self.state.inference_log.submit(
+                LogEntry(request_id, datetime.now(UTC), body, b"".join(chunks)))
+
+    async def _rewrite_error(self, send: Callable[..., Any], status: int, answer: bytes,
+                             body: bytes, request_id: str) -> None:
+        """422 naming record and field for schema errors; 400 for a body that is not JSON."""
+        if status == 500:
+            try:
+                json.loads(body or b"{}")
+            except ValueError as exc:
+                await self._reject(send, request_id, 400, "not_json",
+                                   f"request body is not valid JSON: {exc}")
+                return
+            await _send_raw(send, status, answer, request_id)  # a real server error
+            return
+        try:
+            errors = json.loads(answer).get("detail") or []
+        except (ValueError, AttributeError):
+            await _send_raw(send, status, answer, request_id)
+            return
+        detail = describe_errors(errors)
+        first = detail[0] if detail else {}
+        where = ", ".join(
+            part for part in (
+                f"record {first['record']}" if first.get("record") is not None else "",
+                f"field {first['field']!r}" if first.get("field") else "",
+            ) if part
+        ) or "body"
+        message = f"invalid input at {where}: {first.get('msg', 'invalid')}"
+        if len(detail) > 1:
+            message += f" (and {len(detail) - 1} more)"
+        self._count(invalid_reason(errors))
+        await _send_json(send, 422, {"error": message, "detail": detail}, request_id)
+
+    async def _reject(self, send: Callable[..., Any], request_id: str, status: int, reason: str,
+                      message: str) -> None:
+        self._count(reason)
+        await _send_json(send, status, {"error": message}, request_id)
+
+    def _count(self, reason: str) -> None:
+        if self.state.metrics is not None:
+            self.state.metrics.invalid_requests.labels(reason=reason).inc()
+
+
+def _request_id(given: bytes) -> str:
+    text = given.decode("latin-1")
+    return text if _SAFE_ID.match(text) else uuid.uuid4().hex
+
+
+async def _read_body(receive: Callable[..., Any], limit: int) -> bytes:
+    """Read the body, stopping as soon as it passes the limit (chunked uploads included)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+async def _send_json(send: Callable[..., Any], status: int, payload: Any,
+                     request_id: str) -> None:
+    await _send_raw(send, status, json.dumps(payload).encode(), request_id)
+
+
+async def _send_raw(send: Callable[..., Any], status: int, body: bytes, request_id: str) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (REQUEST_ID_HEADER, request_id.encode())],
+    })
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,188 @@
+"""The inference log: sampled requests' inputs, outputs and lineage, as Parquet files on disk.
+
+Requests only enqueue raw bytes (no parsing, no I/O on the request path); a background thread
+parses them, buffers rows and writes one Parquet file per roll (rows or age, whichever first).
+The queue is bounded in entries and bytes: when full the entry is dropped and counted. A write
+that fails (full disk, unwritable folder) is logged and counted and never reaches a request.
+The monitoring work reads these files for drift.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flywheel.data.spec import DatasetSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    request_id: str
+    time: datetime
+    request_body: bytes
+    response_body: bytes
+
+
+class InferenceLog:
+    """Bounded queue in front of a Parquet writer thread; `submit` never blocks or raises."""
+
+    def __init__(self, directory: Path, spec: DatasetSpec, *, roll_rows: int,
+                 roll_seconds: float, queue_size: int, metrics: Any = None,
+                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> None:
+        self.directory = directory
+        self.spec = spec
+        self.roll_rows = roll_rows
+        self.roll_seconds = roll_seconds
+        self.max_pending_bytes = max_pending_bytes
+        self.metrics = metrics
+        self._queue: queue.Queue[LogEntry | None] = queue.Queue(maxsize=queue_size)
+        self._pending_bytes = 0
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] = []
+        self._entries_buffered = 0
+        self._first_row_at: float | None = None
+        self._seq = 0
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, name="flywheel-inference-log",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, entry: LogEntry) -> bool:
+        size = len(entry.request_body) + len(entry.response_body)
+        with self._lock:
+            over_budget = self._pending_bytes + size > self.max_pending_bytes
+            if not over_budget:
+                try:
+                    self._queue.put_nowait(entry)
+                    self._pending_bytes += size
+                    return True
+                except queue.Full:
+                    pass
+        self._count("log_dropped", reason="queue_full")
+        return False
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush what is queued and buffered, then stop the writer."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            logger.warning("inference log queue still full at shutdown; dropping its tail")
+            return
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            timeout = self._time_to_roll()
+            try:
+                entry = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                entry = _TICK
+            if entry is None:
+                self._flush()
+                return
+            if entry is not _TICK:
+                with self._lock:
+                    self._pending_bytes -= len(entry.request_body) + len(entry.response_body)
+                self._add(entry)
+            if self._rows and (len(self._rows) >= self.roll_rows or self._time_to_roll() <= 0):
+                self._flush()
+
+    def _time_to_roll(self) -> float:
+        if self._first_row_at is None:
+            return self.roll_seconds
+        return max(0.0, self._first_row_at + self.roll_seconds - time.monotonic())
+
+    def _add(self, entry: LogEntry) -> None:
+        try:
+            records = json.loads(entry.request_body)
+            answers = json.loads(entry.response_body)
+        except ValueError:
+            logger.warning("request %s: could not parse for the inference log", entry.request_id)
+            return
+        if isinstance(records, dict):
+            records = [records]
+        if self._first_row_at is None:
+            self._first_row_at = time.monotonic()
+        self._entries_buffered += 1
+        names = self.spec.feature_names
+        for record, answer in zip(records, answers, strict=False):
+            row = {name: record.get(name) for name in names}
+            row.update(
+                request_id=entry.request_id,
+                time=entry.time,
+                model_version=answer.get("model_version"),
+                prediction=answer.get("prediction"),
+                probability=answer.get("probability"),
+            )
+            self._rows.append(row)
+
+    def _schema(self) -> Any:
+        import pyarrow as pa
+
+        fields = [pa.field("request_id", pa.string()),
+                  pa.field("time", pa.timestamp("us", tz="UTC")),
+                  pa.field("model_version", pa.string())]
+        for feature in self.spec.features:
+            kind = pa.float64() if feature.kind == "numeric" else pa.string()
+            fields.append(pa.field(feature.name, kind))
+        fields += [pa.field("prediction", pa.string()), pa.field("probability", pa.float64())]
+        return pa.schema(fields)
+
+    def _flush(self) -> None:
+        rows, entries = self._rows, self._entries_buffered
+        self._rows, self._entries_buffered, self._first_row_at = [], 0, None
+        if not rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._seq += 1
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = self.directory / f"inference-{stamp}-{os.getpid()}-{self._seq:05d}.parquet"
+        try:
+            schema = self._schema()
+            columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
+            table = pa.Table.from_pydict(columns, schema=schema)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".parquet.tmp")
+            pq.write_table(table, tmp)
+            tmp.replace(path)  # readers never see half a file
+        except Exception as exc:
+            # Reported once per failure streak, counted every time; predictions are unaffected.
+            if not self._failing:
+                logger.error("inference log: cannot write %s (%s); dropping rows until it "
+                             "works again", path, exc)
+            self._failing = True
+            self._count("log_errors")
+            self._count("log_dropped", amount=entries, reason="write_error")
+            return
+        if self._failing:
+            logger.info("inference log: writing to %s works again", self.directory)
+        self._failing = False
+        self._count("log_rows", amount=len(rows))
+
+    def _count(self, name: str, amount: int = 1, **labels: str) -> None:
+        if self.metrics is None:
+            return
+        metric = getattr(self.metrics, name)
+        (metric.labels(**labels) if labels else metric).inc(amount)
+
+
+# Marker for "the roll timer fired" in the writer loop.
+_TICK: Any = LogEntry("", datetime.min, b"", b"")

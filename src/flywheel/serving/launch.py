@@ -1,0 +1,103 @@
+"""Start the service (`flywheel serve`) and package it with its model (`build_bento`).
+
+Kept free of heavy imports at module level so that `flywheel --help` stays fast: BentoML and
+MLflow are imported only inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flywheel.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "flywheel.serving.service:Flywheel"
+
+
+def _bentoml() -> str:
+    """The `bentoml` next to this interpreter, so the service runs in this very environment."""
+    candidate = Path(sys.executable).with_name("bentoml")
+    return str(candidate) if candidate.is_file() else "bentoml"
+
+
+def serve_command(host: str, port: int, workers: int | None = None) -> list[str]:
+    command = [_bentoml(), "serve", SERVICE, "--host", host, "--port", str(port)]
+    if workers is not None:
+        command += ["--arg", f"workers={workers}"]
+    return command
+
+
+def serve(host: str | None = None, port: int | None = None, workers: int | None = None) -> int:
+    """Run `bentoml serve` in the foreground until it exits; returns its exit code.
+
+    Defaults come from params.yaml `serve` (127.0.0.1:3000), so the one source of tunables
+    decides and the CLI only overrides.
+    """
+    from flywheel.config import load_params
+    from flywheel.settings import settings
+
+    current = settings()
+    params = load_params(current.params_path).serve
+    command = serve_command(host or params.host, port or params.port,
+                            workers if workers is not None else None)
+    env = {**os.environ, "FLYWHEEL_ROOT": str(current.root)}
+    logger.info("starting %s", " ".join(command))
+    process = subprocess.Popen(command, cwd=current.root, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def import_champion() -> str:
+    """Copy the registry's champion into BentoML's model store, with its lineage as metadata.
+
+    `bentoml build` then packs it into the bento (bentofile.yaml lists it), so a container
+    built from the bento needs no registry access at start.
+    """
+    import bentoml
+
+    from flywheel.config import load_params
+    from flywheel.registry.store import CHAMPION, connect, model_uri, version_by_alias
+    from flywheel.serving.registry_watch import BUNDLED_MODEL, describe_version
+    from flywheel.settings import settings
+
+    current = settings()
+    name = load_params(current.params_path).promote.model_name
+    client = connect(current)
+    version = version_by_alias(client, name, CHAMPION)
+    if version is None:
+        raise ConfigError(f"no {name}@{CHAMPION} in the registry at {current.mlflow_uri}; run "
+                          "the pipeline (`flywheel run`) first")
+    info = describe_version(client, version)
+    stored = bentoml.mlflow.import_model(
+        f"{BUNDLED_MODEL}:v{info['version']}",
+        model_uri(name, info["version"]),
+        labels={"registered_model": name, "version": info["version"]},
+        metadata=info,
+    )
+    logger.info("imported %s version %s as %s", name, info["version"], stored.tag)
+    return str(stored.tag)
+
+
+def build_bento() -> str:
+    """Import the champion, then `bentoml build` the project (bentofile.yaml); returns the tag."""
+    import bentoml
+
+    from flywheel.settings import settings
+
+    root = settings().root
+    import_champion()
+    bento = bentoml.bentos.build_bentofile(str(root / "bentofile.yaml"), build_ctx=str(root))
+    logger.info("built bento %s", bento.tag)
+    return str(bento.tag)

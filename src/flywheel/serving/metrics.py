@@ -1,0 +1,103 @@
+"""The service's own Prometheus metrics, next to BentoML's request metrics on `/metrics`.
+
+prometheus_client is used directly (bentoml.metrics is deprecated); `bentoml serve` runs it in
+multiprocess mode, so every worker writes to the shared directory BentoML scrapes. Info metrics
+do not work in that mode: the serving version is a gauge set to 1 instead. Label values come
+from bounded sets (class labels, feature names, registry versions, fixed reasons).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20)) + (1.0,)
+
+
+@dataclass(frozen=True)
+class ServingMetrics:
+    predictions: Any
+    probability: Any
+    invalid_requests: Any
+    unseen_categories: Any
+    reloads: Any
+    model_info: Any
+    log_rows: Any
+    log_dropped: Any
+    log_errors: Any
+
+    def observe_predictions(self, version: str, labels: Iterable[str],
+                            probabilities: np.ndarray) -> None:
+        """Count a batch in one call per class and per bucket, not one call per row."""
+        values, counts = np.unique(np.asarray(list(labels), dtype=object), return_counts=True)
+        for label, count in zip(values, counts, strict=True):
+            self.predictions.labels(predicted_class=str(label), model_version=version).inc(
+                int(count))
+        observe_many(self.probability.labels(model_version=version), probabilities)
+
+    def serving(self, name: str, version: str, previous: str | None) -> None:
+        if previous is not None and previous != version:
+            self.model_info.labels(model_name=name, model_version=previous).set(0)
+        self.model_info.labels(model_name=name, model_version=version).set(1)
+
+
+def observe_many(child: Any, values: np.ndarray) -> None:
+    """Bulk histogram observation: same result as `observe` per value, one lock per bucket.
+
+    Relies on prometheus_client's layout (per-bucket, non-cumulative `_buckets` and `_sum`);
+    falls back to plain `observe` if that layout ever changes.
+    """
+    values = np.asarray(values, dtype="float64")
+    if values.size == 0:
+        return
+    buckets = getattr(child, "_buckets", None)
+    bounds = getattr(child, "_upper_bounds", None)
+    total = getattr(child, "_sum", None)
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for value in values:
+            child.observe(float(value))
+        return
+    index = np.searchsorted(np.asarray(bounds, dtype="float64"), values, side="left")
+    for i, count in zip(*np.unique(index, return_counts=True), strict=True):
+        buckets[int(i)].inc(int(count))
+    total.inc(float(values.sum()))
+
+
+@functools.cache
+def serving_metrics() -> ServingMetrics:
+    """Create the metrics once per process, when the service starts (never at import)."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return ServingMetrics(
+        predictions=Counter(
+            "flywheel_predictions", "Records answered, by predicted class and model version",
+            ["predicted_class", "model_version"]),
+        probability=Histogram(
+            "flywheel_positive_probability", "Predicted probability of the positive class",
+            ["model_version"], buckets=PROBABILITY_BUCKETS),
+        invalid_requests=Counter(
+            "flywheel_invalid_requests", "Rejected /predict requests, by reason", ["reason"]),
+        unseen_categories=Counter(
+            "flywheel_unseen_categories",
+            "Values of categorical features not in the dataset spec (accepted, then ignored "
+            "by the transformer), by feature", ["feature"]),
+        reloads=Counter(
+            "flywheel_model_reloads", "Attempts to load a new champion, by outcome", ["outcome"]),
+        model_info=Gauge(
+            "flywheel_model_info", "1 for the registry version this service answers with",
+            ["model_name", "model_version"], multiprocess_mode="livemax"),
+        log_rows=Counter(
+            "flywheel_inference_log_rows", "Rows written to the inference log"),
+        log_dropped=Counter(
+            "flywheel_inference_log_dropped_requests",
+            "Sampled requests not logged, by reason (queue_full, write_error)", ["reason"]),
+        log_errors=Counter(
+            "flywheel_inference_log_write_errors", "Failed writes of inference log files"),
+    )

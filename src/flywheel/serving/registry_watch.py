@@ -1,0 +1,177 @@
+"""Which model answers: the champion from the registry (or the one bundled in a bento).
+
+A background thread polls the `champion` alias; when it moves, the new version is loaded off the
+request path and swapped in by replacing one reference, which is atomic in Python. A request
+reads that reference once, so a batch is answered by exactly one version. A load that fails
+keeps the old model serving and is logged and counted (DESIGN.md, principle 5).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flywheel.registry.lineage import UNKNOWN
+from flywheel.registry.store import CHAMPION, TAG_PREFIX, model_uri, version_by_alias
+
+logger = logging.getLogger(__name__)
+
+TEST_METRICS = ("test_roc_auc", "test_pr_auc", "test_f1", "test_accuracy", "test_log_loss",
+                "test_brier")
+# Name of the model inside a bento's model store (see launch.build_bento).
+BUNDLED_MODEL = "flywheel-champion"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded pyfunc model and the lineage every answer carries."""
+
+    pyfunc: Any
+    name: str
+    version: str
+    git_commit: str = UNKNOWN
+    data_md5: str = UNKNOWN
+    trained_at: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    source: str = "registry"
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "trained_at": self.trained_at,
+            "test_metrics": self.metrics,
+            "git_commit": self.git_commit,
+            "data_md5": self.data_md5,
+            "source": self.source,
+        }
+
+
+def describe_version(client: Any, version: Any) -> dict[str, Any]:
+    """Lineage and test metrics of a registry version, as stored with it by the pipeline."""
+    tags = version.tags or {}
+    metrics: dict[str, float] = {}
+    if version.run_id:
+        run = client.get_run(version.run_id)
+        metrics = {k: float(v) for k, v in run.data.metrics.items() if k in TEST_METRICS}
+    created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+    return {
+        "name": version.name,
+        "version": str(version.version),
+        "git_commit": tags.get(f"{TAG_PREFIX}git_commit", UNKNOWN),
+        "data_md5": tags.get(f"{TAG_PREFIX}data_md5", UNKNOWN),
+        "trained_at": created.isoformat(),
+        "metrics": metrics,
+    }
+
+
+def load_version(client: Any, version: Any) -> LoadedModel:
+    """Load one registry version, preprocessing included (the very model that was registered)."""
+    import mlflow.pyfunc
+
+    info = describe_version(client, version)
+    pyfunc = mlflow.pyfunc.load_model(model_uri(info["name"], info["version"]))
+    return LoadedModel(pyfunc=pyfunc, **info)
+
+
+def load_bundled() -> LoadedModel | None:
+    """The model a bento carries (imported by `build_bento`), or None outside a bento."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        stored = bentoml.models.get(f"{BUNDLED_MODEL}:latest")
+    except NotFound:
+        return None
+    meta = dict(stored.info.metadata)
+    pyfunc = bentoml.mlflow.load_model(stored)
+    return LoadedModel(
+        pyfunc=pyfunc,
+        name=str(meta.get("name", BUNDLED_MODEL)),
+        version=str(meta.get("version", stored.tag.version)),
+        git_commit=str(meta.get("git_commit", UNKNOWN)),
+        data_md5=str(meta.get("data_md5", UNKNOWN)),
+        trained_at=meta.get("trained_at"),
+        metrics={k: float(v) for k, v in dict(meta.get("metrics") or {}).items()},
+        source="bento",
+    )
+
+
+class ModelHolder:
+    """The one reference requests read; replaced whole, never mutated."""
+
+    def __init__(self) -> None:
+        self.current: LoadedModel | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+
+class RegistryWatcher:
+    """Polls `models:/NAME@champion` and hot-swaps the holder's model when the alias moves."""
+
+    def __init__(self, holder: ModelHolder, client_factory: Callable[[], Any], name: str,
+                 interval_s: float,
+                 on_reload: Callable[[str, LoadedModel | None, str | None], None]) -> None:
+        self.holder = holder
+        self.client_factory = client_factory
+        self.name = name
+        self.interval_s = interval_s
+        self.on_reload = on_reload  # (outcome, new model or None, previous version)
+        self._client: Any = None
+        self._failed_version: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flywheel-registry-watch",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def check_once(self) -> None:
+        """One poll: load and swap if the alias points somewhere new; never raises."""
+        current = self.holder.current
+        try:
+            if self._client is None:
+                self._client = self.client_factory()
+            version = version_by_alias(self._client, self.name, CHAMPION)
+        except Exception:
+            logger.warning("registry poll for %s@%s failed; still serving %s", self.name,
+                           CHAMPION, current.version if current else "nothing", exc_info=True)
+            self._client = None
+            self.on_reload("registry_error", None, current.version if current else None)
+            return
+        if version is None:
+            if current is None:
+                logger.info("no %s@%s in the registry yet; run the pipeline (`flywheel run`)",
+                            self.name, CHAMPION)
+            return
+        target = str(version.version)
+        if (current is not None and current.version == target) or target == self._failed_version:
+            return
+        logger.info("loading %s version %s (%s moved)", self.name, target, CHAMPION)
+        try:
+            loaded = load_version(self._client, version)
+        except Exception:
+            logger.exception("loading %s version %s failed; keeping %s", self.name, target,
+                             current.version if current else "nothing")
+            self._failed_version = target
+            self.on_reload("failure", None, current.version if current else None)
+            return
+        self._failed_version = None
+        self.holder.current = loaded
+        logger.info("now serving %s version %s", self.name, target)
+        self.on_reload("success", loaded, current.version if current else None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.check_once()

@@ -1,0 +1,104 @@
+"""Request and response models of `/predict`, generated from the dataset spec.
+
+The endpoint's schema is derived from the same spec that validation and featurization read, so
+the three cannot disagree (DESIGN.md, principle 4), and BentoML shows it in `/docs.json`.
+Unseen categories are accepted on purpose: the transformer ignores them, and the service counts
+them instead of turning a new product name into an outage.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from flywheel.data.spec import DatasetSpec, FeatureSpec
+
+# Bounded set of reasons for `flywheel_invalid_requests_total`; pydantic error types map onto it.
+INVALID_REASONS = (
+    "too_large", "not_json", "empty", "missing_field", "unknown_field", "wrong_type",
+    "not_finite", "out_of_range", "other",
+)
+_REASON_BY_ERROR_TYPE = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "finite_number": "not_finite",
+    "greater_than_equal": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "too_short": "empty",
+}
+
+
+def _field(feature: FeatureSpec) -> tuple[Any, Any]:
+    if feature.kind == "numeric":
+        described = f"numeric, {feature.min} to {feature.max}"
+        base: Any = Annotated[float, Field(ge=feature.min, le=feature.max, allow_inf_nan=False)]
+    else:
+        described = f"category, one of {feature.categories} (others are accepted and counted)"
+        base = str
+    if feature.nullable:
+        return base | None, Field(default=None, description=f"{described}; may be null")
+    return base, Field(description=described)
+
+
+def record_model(spec: DatasetSpec) -> type[BaseModel]:
+    """One input record: the spec's features, typed and bounded; unknown fields are refused."""
+    fields = {feature.name: _field(feature) for feature in spec.features}
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "Record",
+        __config__=ConfigDict(extra="forbid", strict=False, ser_json_inf_nan="constants"),
+        __doc__=f"One record of the {spec.name!r} dataset, as named fields.",
+        **fields,
+    )
+
+
+def _as_list(value: Any) -> Any:
+    """A single JSON object is a batch of one; batching needs a list along dimension 0."""
+    return [value] if isinstance(value, dict) else value
+
+
+def records_type(record: type[BaseModel]) -> Any:
+    """The body of `/predict`: one record or a non-empty list of them."""
+    return Annotated[
+        list[record],  # type: ignore[valid-type]
+        Field(min_length=1),
+        BeforeValidator(_as_list, json_schema_input_type=record | list[record]),  # type: ignore[valid-type]
+    ]
+
+
+class Prediction(BaseModel):
+    """The answer for one record, with the lineage that traces it back to its data."""
+
+    prediction: str = Field(description="predicted class label")
+    probability: float = Field(description="probability of the positive class")
+    model_version: str = Field(description="registry version of the model that answered")
+    git_commit: str = Field(description="commit the model was trained from")
+    data_md5: str = Field(description="hash of the training data (DVC md5)")
+
+
+def invalid_reason(errors: list[dict[str, Any]]) -> str:
+    """Map the first pydantic error of a rejected request onto the bounded reason set."""
+    if not errors:
+        return "other"
+    kind = str(errors[0].get("type", ""))
+    if kind in _REASON_BY_ERROR_TYPE:
+        return _REASON_BY_ERROR_TYPE[kind]
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return "wrong_type"
+    return "other"
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Name record and field for each error (pydantic's `loc` is ('root', index, field))."""
+    described = []
+    for err in errors:
+        loc = [part for part in err.get("loc", ()) if part != "root"]
+        record = next((part for part in loc if isinstance(part, int)), None)
+        field = next((part for part in loc if isinstance(part, str)), None)
+        described.append({
+            "record": record,
+            "field": field,
+            "type": err.get("type"),
+            "msg": err.get("msg"),
+        })
+    return described

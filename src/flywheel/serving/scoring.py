@@ -1,0 +1,59 @@
+"""Score validated records with the loaded model and shape the answers with their lineage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel.data.spec import DatasetSpec
+from flywheel.serving.registry_watch import LoadedModel
+
+
+def records_frame(spec: DatasetSpec, records: list[Any]) -> pd.DataFrame:
+    """The model's input frame (numerics float64, categories text) built column by column.
+
+    The records were validated by the schema already, so this only transposes them; nulls become
+    NaN, which is what the transformer's imputers expect.
+    """
+    rows = [r if isinstance(r, dict) else r.__dict__ for r in records]
+    columns: dict[str, Any] = {}
+    for feature in spec.features:
+        values = [row.get(feature.name) for row in rows]
+        if feature.kind == "numeric":
+            columns[feature.name] = np.array(values, dtype="float64")
+        else:
+            columns[feature.name] = pd.Series(values, dtype=object).where(
+                pd.notna(pd.Series(values, dtype=object)), np.nan)
+    return pd.DataFrame(columns)
+
+
+def unseen_categories(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, int]:
+    """How many values per categorical feature the spec does not know (accepted, then ignored)."""
+    counts: dict[str, int] = {}
+    for feature in spec.categorical:
+        column = frame[feature.name]
+        unseen = int((column.notna() & ~column.isin(feature.categories or [])).sum())
+        if unseen:
+            counts[feature.name] = unseen
+    return counts
+
+
+def score(model: LoadedModel, spec: DatasetSpec, records: list[Any],
+          metrics: Any = None) -> list[dict[str, Any]]:
+    """One answer per record, in order: class, positive-class probability, and lineage."""
+    frame = records_frame(spec, records)
+    output = model.pyfunc.predict(frame)
+    labels = output["prediction"].astype(str).tolist()
+    probabilities = output["probability"].to_numpy(dtype="float64")
+    if metrics is not None:
+        metrics.observe_predictions(model.version, labels, probabilities)
+        for feature, count in unseen_categories(spec, frame).items():
+            metrics.unseen_categories.labels(feature=feature).inc(count)
+    lineage = {"model_version": model.version, "git_commit": model.git_commit,
+               "data_md5": model.data_md5}
+    return [
+        {"prediction": label, "probability": float(p), **lineage}
+        for label, p in zip(labels, probabilities, strict=True)
+    ]

@@ -1,0 +1,124 @@
+"""The BentoML service: `POST /predict`, `GET /metadata`, readiness, Prometheus metrics.
+
+Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
+the edge where BentoML needs configuration at class definition (batch size, latency bound,
+request schema), so importing this module reads settings, params.yaml and the dataset spec;
+everything else happens when a worker starts. API methods are a few lines calling the library.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import ServiceUnavailable
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from flywheel.config import load_params
+from flywheel.data.spec import load_spec
+from flywheel.serving import schema
+from flywheel.serving.gate import PredictGate
+from flywheel.serving.inference_log import InferenceLog
+from flywheel.serving.metrics import serving_metrics
+from flywheel.serving.registry_watch import LoadedModel, RegistryWatcher, load_bundled
+from flywheel.serving.scoring import score
+from flywheel.serving.state import ServingState
+from flywheel.settings import settings
+
+logger = logging.getLogger(__name__)
+
+_SETTINGS = settings()
+_PARAMS = load_params(_SETTINGS.params_path)
+SERVE = _PARAMS.serve
+SPEC = load_spec(_SETTINGS.root / _PARAMS.data.spec)
+Record = schema.record_model(SPEC)
+Records = schema.records_type(Record)
+# `bentoml serve ... --arg workers=N` (what `flywheel serve --workers` passes) overrides params.
+_WORKERS = int(getattr(bentoml.use_arguments(), "workers", None) or SERVE.workers)
+
+STATE = ServingState(
+    model_name=_PARAMS.promote.model_name,
+    max_body_bytes=SERVE.max_body_bytes,
+    sample_rate=SERVE.inference_log_sample_rate,
+    reload_interval_s=SERVE.reload_interval_s,
+)
+
+
+async def _metadata(_: Request) -> JSONResponse:
+    model = STATE.holder.current
+    if model is None:
+        return JSONResponse({"error": STATE.no_model_message()}, status_code=503)
+    return JSONResponse(model.metadata())
+
+
+@bentoml.service(
+    name="flywheel",
+    workers=_WORKERS,
+    traffic={"timeout": 60},
+    # The access log costs ~25% of throughput here; request metrics and the inference log
+    # already record every request.
+    logging={"access": {"enabled": False}},
+)
+class Flywheel:
+    """Serves the registry's champion; hot-swaps it when the alias moves."""
+
+    def __init__(self) -> None:
+        STATE.metrics = serving_metrics()
+        STATE.inference_log = InferenceLog(
+            _SETTINGS.inference_log, SPEC,
+            roll_rows=SERVE.inference_log_roll_rows,
+            roll_seconds=SERVE.inference_log_roll_seconds,
+            queue_size=SERVE.inference_log_queue_size,
+            metrics=STATE.metrics,
+        )
+        STATE.inference_log.start()
+        self.watcher: RegistryWatcher | None = None
+        bundled = load_bundled() if Flywheel.bento is not None else None
+        if bundled is not None:
+            # A bento carries its model: no registry access needed, nothing to hot-swap.
+            self._swapped("success", bundled, None)
+            STATE.holder.current = bundled
+            return
+        self.watcher = RegistryWatcher(
+            STATE.holder, lambda: _connect(), STATE.model_name, SERVE.reload_interval_s,
+            on_reload=self._swapped)
+        self.watcher.check_once()  # ready at once when a champion exists
+        self.watcher.start()
+
+    @staticmethod
+    def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
+        STATE.metrics.reloads.labels(outcome=outcome).inc()
+        if model is not None:
+            STATE.metrics.serving(model.name, model.version, previous)
+
+    def __is_ready__(self) -> bool:
+        return STATE.holder.ready
+
+    @bentoml.on_shutdown
+    def _stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        STATE.inference_log.close()
+
+    @bentoml.api(route="/predict", batchable=True, max_batch_size=SERVE.max_batch_size,
+                 max_latency_ms=SERVE.max_latency_ms)
+    def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
+        """Predicted class and positive-class probability per record, with lineage."""
+        model = STATE.holder.current  # read once: one version answers the whole batch
+        if model is None:
+            raise ServiceUnavailable(STATE.no_model_message())
+        return score(model, SPEC, records, STATE.metrics)  # type: ignore[return-value]
+
+
+def _connect() -> Any:
+    from flywheel.registry.store import connect
+
+    return connect(_SETTINGS)
+
+
+Flywheel.add_asgi_middleware(PredictGate, state=STATE)
+Flywheel.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]))

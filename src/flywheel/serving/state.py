@@ -1,0 +1,30 @@
+"""Per-process state shared by the BentoML service instance and the ASGI gate in front of it.
+
+BentoML builds middleware from the service class before any instance exists, so both sides
+hold this object: the service fills it when a worker starts, the gate reads it per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flywheel.serving.registry_watch import ModelHolder
+
+
+@dataclass
+class ServingState:
+    model_name: str
+    max_body_bytes: int
+    sample_rate: float
+    reload_interval_s: float
+    holder: ModelHolder = field(default_factory=ModelHolder)
+    metrics: Any = None  # ServingMetrics, created in the worker
+    inference_log: Any = None  # InferenceLog, started in the worker
+
+    def no_model_message(self) -> str:
+        return (
+            f"no model to serve: the registry has no '{self.model_name}@champion' yet. Run the "
+            "pipeline (`flywheel run`) to train and promote one; this service picks it up "
+            f"within {self.reload_interval_s:g} s."
+        )

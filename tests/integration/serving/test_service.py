@@ -1,0 +1,262 @@
+"""The real service under `bentoml serve`: endpoints, bad input, metrics, log, hot swap.
+
+Tests in this module share one server and run in file order; the hot-swap tests move the
+champion, so they come last.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.serving.conftest import Registry, Server, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def scrape(server: Server) -> dict[str, list[Any]]:
+    """Prometheus text from /metrics, parsed: family name -> samples."""
+    response = server.client.get("/metrics")
+    assert response.status_code == 200
+    return {family.name: family.samples for family in text_string_to_metric_families(
+        response.text)}
+
+
+def sample_value(families: dict[str, list[Any]], name: str, **labels: str) -> float:
+    samples = [s for family in families.values() for s in family
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return sum(s.value for s in samples)
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+def test_probes_and_metadata(server: Server, registry: Registry) -> None:
+    assert server.client.get("/livez").status_code == 200
+    assert server.client.get("/readyz").status_code == 200
+    meta = server.client.get("/metadata").json()
+    assert meta["model_name"] == registry.name
+    assert meta["model_version"] == "1"
+    assert meta["git_commit"] == "c0ffee1"
+    assert meta["data_md5"] == "data-v1"
+    assert meta["trained_at"]
+    assert meta["test_metrics"]["test_roc_auc"] == pytest.approx(0.84)
+    assert set(meta["test_metrics"]) >= {"test_pr_auc", "test_f1", "test_brier"}
+
+
+def test_predict_one_record(server: Server, records: list[dict[str, Any]]) -> None:
+    response = server.client.post("/predict", json=records[0],
+                                  headers={"X-Request-ID": "req-one-1"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"] == "req-one-1"
+    (answer,) = response.json()
+    assert answer["prediction"] in {"Yes", "No"}
+    assert 0.0 <= answer["probability"] <= 1.0
+    assert (answer["model_version"], answer["git_commit"], answer["data_md5"]) == (
+        "1", "c0ffee1", "data-v1")
+
+
+def test_predict_list_matches_single(server: Server, records: list[dict[str, Any]]) -> None:
+    batch = server.client.post("/predict", json=records[:20])
+    assert batch.status_code == 200, batch.text
+    answers = batch.json()
+    assert len(answers) == 20
+    single = server.client.post("/predict", json=records[3]).json()[0]
+    assert answers[3]["probability"] == pytest.approx(single["probability"])
+
+
+def test_openapi_shows_spec_schema(server: Server, records: list[dict[str, Any]]) -> None:
+    doc = server.client.get("/docs.json").json()
+    assert "/predict" in doc["paths"]
+    record = doc["components"]["schemas"]["Record"]
+    assert set(record["properties"]) == set(records[0])
+    assert record["additionalProperties"] is False
+    assert record["properties"]["tenure"]["maximum"] == 120
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def _with(record: dict[str, Any], **changes: Any) -> str:
+    return json.dumps({**record, **changes}, allow_nan=True)
+
+
+BAD_INPUTS = {
+    "missing field": (lambda r: json.dumps({k: v for k, v in r.items() if k != "tenure"}),
+                      "tenure"),
+    "unknown field": (lambda r: _with(r, favourite_colour="teal"), "favourite_colour"),
+    "wrong type": (lambda r: _with(r, tenure="twelve"), "tenure"),
+    "NaN": (lambda r: _with(r, monthly_charges=float("nan")), "monthly_charges"),
+    "infinity": (lambda r: _with(r, monthly_charges=float("inf")), "monthly_charges"),
+    "out of range": (lambda r: _with(r, tenure=1000), "tenure"),
+    "below range": (lambda r: _with(r, monthly_charges=-5), "monthly_charges"),
+    "null for a required field": (lambda r: _with(r, contract=None), "contract"),
+    "empty list": (lambda r: "[]", "at least 1"),
+    "not JSON": (lambda r: '{"tenure": 1,', "not valid JSON"),
+    "JSON but not records": (lambda r: '"hello"', "list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_a_4xx_naming_the_problem(server: Server, records: list[dict[str, Any]],
+                                              case: str) -> None:
+    make, named = BAD_INPUTS[case]
+    response = server.client.post("/predict", content=make(records[0]),
+                                  headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    assert named in response.text
+    assert "Traceback" not in response.text
+
+
+def test_body_over_limit_is_413(server: Server, records: list[dict[str, Any]]) -> None:
+    body = json.dumps(records * 3000)  # several MiB, over serve.max_body_bytes (1 MiB)
+    response = server.client.post("/predict", content=body,
+                                  headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "max_body_bytes" in response.json()["error"]
+
+
+def test_unseen_category_is_accepted(server: Server, records: list[dict[str, Any]]) -> None:
+    response = server.client.post("/predict", json={**records[0], "contract": "Five year"})
+    assert response.status_code == 200, response.text
+
+
+def test_good_requests_work_after_a_burst_of_bad_ones(server: Server,
+                                                      records: list[dict[str, Any]]) -> None:
+    bad = [make(records[0]) for make, _ in BAD_INPUTS.values()] * 10
+
+    def post(body: str) -> int:
+        return httpx.post(f"{server.url}/predict", content=body, timeout=30,
+                          headers={"Content-Type": "application/json"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(post, bad))
+    assert all(400 <= s < 500 for s in statuses), statuses
+    good = server.client.post("/predict", json=records[:5])
+    assert good.status_code == 200
+    assert server.client.get("/readyz").status_code == 200
+
+
+# --- metrics and inference log ---------------------------------------------------------------
+
+def test_metrics_after_traffic(server: Server) -> None:
+    families = scrape(server)
+    assert sample_value(families, "flywheel_predictions_total", model_version="1") >= 27
+    assert sample_value(families, "flywheel_positive_probability_count", model_version="1") >= 27
+    for reason in ("missing_field", "unknown_field", "wrong_type", "not_finite",
+                   "out_of_range", "empty", "not_json", "too_large"):
+        assert sample_value(families, "flywheel_invalid_requests_total", reason=reason) >= 1, \
+            reason
+    assert sample_value(families, "flywheel_unseen_categories_total", feature="contract") >= 1
+    assert sample_value(families, "flywheel_model_info", model_version="1") == 1
+    assert sample_value(families, "flywheel_model_reloads_total", outcome="success") >= 1
+    # BentoML's own request metrics are still there.
+    assert any(name.startswith("bentoml_") for name in families)
+
+
+def test_inference_log_is_written(server: Server) -> None:
+    import pyarrow.parquet as pq
+
+    def rows_logged() -> Any:
+        files = sorted(server.log_dir.glob("*.parquet"))
+        if not files:
+            return None
+        table = pq.read_table(files).to_pandas()  # type: ignore[arg-type]
+        return (table,) if "req-one-1" in set(table["request_id"]) else None
+
+    (table,) = wait_for(rows_logged, 15, "the inference log to hold request req-one-1")
+    assert {"request_id", "time", "model_version", "tenure", "contract", "prediction",
+            "probability"} <= set(table.columns)
+    assert set(table["model_version"]) == {"1"}
+    assert len(table) >= 20
+    assert not list(server.log_dir.glob("*.tmp"))
+
+
+# --- hot swap --------------------------------------------------------------------------------
+
+def test_hot_swap_under_load(server: Server, registry: Registry,
+                             records: list[dict[str, Any]]) -> None:
+    stop = threading.Event()
+    failures: list[str] = []
+    versions: list[str] = []
+
+    def hammer(worker: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            i = worker
+            while not stop.is_set():
+                response = client.post("/predict", json=records[i % len(records)])
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
+                else:
+                    versions.append(response.json()[0]["model_version"])
+                i += 8
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: len(versions) > 50, 30, "traffic on version 1")
+        registry.register(commit="c0ffee2", data_md5="data-v2")
+        seen_at_swap = len(versions)
+        wait_for(lambda: "2" in versions[seen_at_swap:], 30, "answers from version 2")
+        after = len(versions)
+        wait_for(lambda: len(versions) > after + 50, 30, "traffic after the swap")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert not failures, failures[:5]
+    assert versions[0] == "1"
+    assert set(versions[after:]) == {"2"}
+    meta = server.client.get("/metadata").json()
+    assert (meta["model_version"], meta["git_commit"], meta["data_md5"]) == (
+        "2", "c0ffee2", "data-v2")
+    families = scrape(server)
+    assert sample_value(families, "flywheel_model_info", model_version="2") == 1
+    assert sample_value(families, "flywheel_model_info", model_version="1") == 0
+
+
+def test_a_model_that_fails_to_load_keeps_the_old_one(server: Server, registry: Registry,
+                                                     records: list[dict[str, Any]],
+                                                     tmp_path: Any) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "MLmodel").write_text("this is not an MLflow model\n")
+    registry.register(commit="bad", data_md5="bad", source=broken.as_uri())
+    wait_for(lambda: sample_value(scrape(server), "flywheel_model_reloads_total",
+                                  outcome="failure") >= 1, 30, "a failed reload to be counted")
+    response = server.client.post("/predict", json=records[0])
+    assert response.status_code == 200
+    assert response.json()[0]["model_version"] == "2"
+    assert server.client.get("/readyz").status_code == 200
+
+
+# --- no champion -----------------------------------------------------------------------------
+
+def test_no_champion_starts_unready_and_answers_503(cold_server: Server,
+                                                    records: list[dict[str, Any]]) -> None:
+    assert cold_server.client.get("/livez").status_code == 200
+    assert cold_server.client.get("/readyz").status_code == 503
+    response = cold_server.client.post("/predict", json=records[0])
+    assert response.status_code == 503
+    assert "flywheel run" in response.json()["error"]
+    assert cold_server.client.get("/metadata").status_code == 503
+
+
+def test_champion_appears_and_unwritable_log_never_fails_predictions(
+        cold_server: Server, empty_registry: Registry, records: list[dict[str, Any]]) -> None:
+    empty_registry.register(commit="c0ffee1", data_md5="data-v1")
+    wait_for(lambda: cold_server.client.get("/readyz").status_code == 200, 30,
+             "the service to pick up the new champion")
+    for _ in range(5):
+        response = cold_server.client.post("/predict", json=records[:3])
+        assert response.status_code == 200, response.text
+    wait_for(lambda: sample_value(scrape(cold_server), "flywheel_inference_log_write_errors_total")
+             >= 1, 15, "the failed log write to be counted")
+    time.sleep(0.1)
+    assert cold_server.client.post("/predict", json=records[0]).status_code == 200

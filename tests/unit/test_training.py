@@ -1,0 +1,292 @@
+"""The training library on small synthetic data: every candidate learns, selection is right,
+the torch MLP is seeded, checkpointed, picklable, and asks for mixed precision only on CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+
+from flywheel.config import HGBParams, LogRegParams, MLPParams, TrainParams
+from flywheel.errors import ConfigError, DataError
+from flywheel.training import mlp as mlp_module
+from flywheel.training.candidates import (
+    CandidateResult,
+    select_best,
+    train_candidates,
+    valid_metrics,
+)
+from flywheel.training.device import DeviceChoice, choose_device
+from flywheel.training.mlp import CHECKPOINT_NAME, fit_mlp, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X, y = make_classification(n_samples=600, n_features=12, n_informative=6, class_sep=1.5,
+                               random_state=0)
+    X, y = X.astype(np.float64), y.astype(np.int64)
+    return X[:400], y[:400], X[400:], y[400:]
+
+
+def mlp_params(**overrides: object) -> MLPParams:
+    values = dict(hidden_sizes=[16, 8], dropout=0.1, lr=0.01, weight_decay=1e-4, batch_size=64,
+                  max_epochs=12, patience=3, device="cpu")
+    return MLPParams(**{**values, **overrides})
+
+
+def train_params(candidates: list[str], **mlp_overrides: object) -> TrainParams:
+    return TrainParams(
+        candidates=candidates, seed=0, selection_metric="roc_auc",
+        logreg=LogRegParams(C=1.0, max_iter=500),
+        hgb=HGBParams(learning_rate=0.1, max_iter=30, max_leaf_nodes=8, l2_regularization=1.0),
+        mlp=mlp_params(**mlp_overrides),
+    )
+
+
+def result(name: str, **metrics: float) -> CandidateResult:
+    return CandidateResult(name=name, estimator=None, valid_metrics=metrics, seconds=0.0,
+                           details={})
+
+
+# --- train_candidates ---------------------------------------------------------------------
+
+def test_every_candidate_learns_in_the_order_given(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    messages: list[str] = []
+    results = train_candidates(train_params(["mlp", "logreg", "hgb"]), X_train, y_train,
+                               X_valid, y_valid, tmp_path, progress=messages.append)
+
+    assert [r.name for r in results] == ["mlp", "logreg", "hgb"]
+    for r in results:
+        assert {"roc_auc", "pr_auc", "log_loss"} <= r.valid_metrics.keys()
+        assert r.valid_metrics["roc_auc"] > 0.8, r
+        assert r.seconds >= 0
+        proba = r.estimator.predict_proba(X_valid)
+        assert proba.shape == (len(X_valid), 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        # the reported metrics are those of the returned estimator
+        assert valid_metrics(y_valid, proba[:, 1])["roc_auc"] == pytest.approx(
+            r.valid_metrics["roc_auc"])
+    mlp = results[0]
+    assert mlp.details["device"] == "cpu" and mlp.details["amp"] is False
+    assert 1 <= mlp.details["best_epoch"] <= mlp.details["epochs_run"] <= 12
+    assert mlp.details["samples_per_s"] > 0
+    assert any(m.startswith("training mlp") for m in messages)
+    assert any("logreg: valid roc_auc" in m for m in messages)
+
+
+def test_a_single_class_valid_split_is_a_data_error(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, _ = data
+    with pytest.raises(DataError, match="only one class"):
+        train_candidates(train_params(["logreg"]), X_train, y_train, X_valid,
+                         np.zeros(len(X_valid), dtype=np.int64), tmp_path)
+
+
+# --- select_best --------------------------------------------------------------------------
+
+def test_select_best_takes_the_highest_auc() -> None:
+    results = [result("logreg", roc_auc=0.80, pr_auc=0.7, log_loss=0.40),
+               result("hgb", roc_auc=0.85, pr_auc=0.6, log_loss=0.45),
+               result("mlp", roc_auc=0.82, pr_auc=0.8, log_loss=0.35)]
+    assert select_best(results, "roc_auc").name == "hgb"
+    assert select_best(results, "pr_auc").name == "mlp"
+
+
+def test_select_best_takes_the_lowest_log_loss_for_neg_log_loss() -> None:
+    results = [result("logreg", roc_auc=0.9, pr_auc=0.9, log_loss=0.40),
+               result("hgb", roc_auc=0.8, pr_auc=0.8, log_loss=0.30),
+               result("mlp", roc_auc=0.7, pr_auc=0.7, log_loss=0.50)]
+    assert select_best(results, "neg_log_loss").name == "hgb"
+
+
+def test_select_best_breaks_ties_by_order() -> None:
+    results = [result("hgb", roc_auc=0.8, pr_auc=0.5, log_loss=0.4),
+               result("logreg", roc_auc=0.8, pr_auc=0.5, log_loss=0.4)]
+    assert select_best(results, "roc_auc").name == "hgb"
+    assert select_best(results, "neg_log_loss").name == "hgb"
+    assert select_best(list(reversed(results)), "roc_auc").name == "logreg"
+
+
+def test_select_best_rejects_an_unknown_metric() -> None:
+    with pytest.raises(ConfigError, match="selection_metric"):
+        select_best([result("hgb", roc_auc=0.8, pr_auc=0.5, log_loss=0.4)], "accuracy")
+
+
+# --- the torch MLP ------------------------------------------------------------------------
+
+def test_mlp_is_deterministic_for_a_seed(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    threads = torch.get_num_threads()
+    runs = [fit_mlp(mlp_params(), seed, X_train, y_train, X_valid, y_valid, tmp_path / str(i))
+            for i, seed in enumerate([7, 7, 8])]
+    first, again, other = (r.estimator.predict_proba(X_valid) for r in runs)
+    np.testing.assert_array_equal(first, again)
+    assert runs[0].details["best_epoch"] == runs[1].details["best_epoch"]
+    assert not np.array_equal(first, other)  # the seed is really used
+    assert torch.get_num_threads() == threads  # the thread cap is undone after training
+
+
+def test_checkpoint_carries_its_config_and_reloads(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    params = mlp_params()
+    fit = fit_mlp(params, 0, X_train, y_train, X_valid, y_valid, tmp_path / "ckpt")
+
+    path = tmp_path / "ckpt" / CHECKPOINT_NAME
+    assert path.is_file()
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    assert checkpoint["params"] == params.model_dump()
+    assert checkpoint["input_dim"] == X_train.shape[1]
+    assert checkpoint["epoch"] == fit.details["best_epoch"]
+    assert checkpoint["valid_loss"] == pytest.approx(fit.details["best_valid_loss"])
+    # the estimator holds the best epoch's weights, which is what the checkpoint holds
+    reloaded, _ = load_checkpoint(path)
+    np.testing.assert_array_equal(reloaded.predict_proba(X_valid),
+                                  fit.estimator.predict_proba(X_valid))
+
+
+def test_early_stopping_stops_after_patience(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    # A large learning rate overfits quickly, so valid loss turns up well before max_epochs.
+    fit = fit_mlp(mlp_params(lr=0.05, hidden_sizes=[64, 64], dropout=0.0, max_epochs=200,
+                             patience=2), 0, X_train, y_train, X_valid, y_valid, tmp_path)
+    assert fit.details["epochs_run"] == fit.details["best_epoch"] + 2
+    assert fit.details["epochs_run"] < 200
+
+
+def test_a_diverging_fit_is_a_config_error(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    with pytest.raises(ConfigError, match="never finite"):
+        fit_mlp(mlp_params(max_epochs=2), 0, np.full_like(X_train, np.nan), y_train, X_valid,
+                y_valid, tmp_path)
+
+
+def test_pickled_estimator_predicts_identically(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    estimator = fit_mlp(mlp_params(), 0, X_train, y_train, X_valid, y_valid, tmp_path).estimator
+    restored = pickle.loads(pickle.dumps(estimator))
+
+    assert not restored.module.training
+    assert all(p.device.type == "cpu" for p in restored.module.parameters())
+    np.testing.assert_array_equal(restored.predict_proba(X_valid),
+                                  estimator.predict_proba(X_valid))
+    with pytest.raises(ValueError, match="features"):
+        restored.predict_proba(X_valid[:, :3])
+
+
+def test_predict_proba_batches_large_inputs(data, tmp_path: Path, monkeypatch) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    estimator = fit_mlp(mlp_params(), 0, X_train, y_train, X_valid, y_valid, tmp_path).estimator
+    whole = estimator.predict_proba(X_valid)
+    monkeypatch.setattr(mlp_module, "PREDICT_BATCH", 7)
+    np.testing.assert_allclose(estimator.predict_proba(X_valid), whole, rtol=1e-5)
+
+
+# --- device choice and mixed precision ----------------------------------------------------
+
+def test_auto_without_cuda_is_cpu_without_amp() -> None:
+    assert choose_device("auto", cuda_available=False) == DeviceChoice("cpu", False, None)
+    assert choose_device("cpu", cuda_available=True) == DeviceChoice("cpu", False, None)
+
+
+def test_auto_with_cuda_turns_amp_on() -> None:
+    bf16 = choose_device("auto", cuda_available=True, bf16_supported=True)
+    assert bf16 == DeviceChoice("cuda", True, "bfloat16") and not bf16.grad_scaler
+    fp16 = choose_device("cuda", cuda_available=True, bf16_supported=False)
+    assert fp16 == DeviceChoice("cuda", True, "float16") and fp16.grad_scaler
+
+
+def test_cuda_requested_without_cuda_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no CUDA device.*'auto'"):
+        choose_device("cuda", cuda_available=False)
+    with pytest.raises(ConfigError, match="expected auto, cpu or cuda"):
+        choose_device("tpu", cuda_available=False)
+
+
+def test_the_default_device_follows_torch() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert choose_device("auto").device == expected
+
+
+REAL_GRAD_SCALER = torch.amp.GradScaler
+
+
+class Recorder:
+    """Stands in for torch.autocast / GradScaler: records what the loop asked for."""
+
+    def __init__(self) -> None:
+        self.autocast_calls: list[dict[str, object]] = []
+        self.scaler_calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def autocast(self, device_type: str, dtype: object = None, enabled: bool = True,
+                 **_: object) -> contextlib.AbstractContextManager[None]:
+        self.autocast_calls.append({"device_type": device_type, "dtype": dtype,
+                                    "enabled": enabled})
+        return contextlib.nullcontext()
+
+    def grad_scaler(self, *args: object, **kwargs: object) -> torch.amp.GradScaler:
+        self.scaler_calls.append((args, kwargs))
+        return REAL_GRAD_SCALER("cpu", enabled=False)  # a pass-through scaler on CPU
+
+
+@pytest.mark.parametrize(("bf16", "dtype", "scaled"),
+                         [(True, torch.bfloat16, False), (False, torch.float16, True)])
+def test_loop_asks_for_cuda_autocast_when_the_choice_says_cuda(
+    data, tmp_path: Path, monkeypatch, bf16: bool, dtype: torch.dtype, scaled: bool
+) -> None:
+    # Run the CUDA plan on CPU: record autocast/GradScaler and keep tensors where they are.
+    X_train, y_train, X_valid, y_valid = data
+    recorder = Recorder()
+    monkeypatch.setattr(torch, "autocast", recorder.autocast)
+    monkeypatch.setattr(torch.amp, "GradScaler", recorder.grad_scaler)
+    monkeypatch.setattr(mlp_module, "_to_device", lambda obj, device: obj)
+    choice = choose_device("auto", cuda_available=True, bf16_supported=bf16)
+
+    fit = fit_mlp(mlp_params(max_epochs=2), 0, X_train, y_train, X_valid, y_valid, tmp_path,
+                  choice=choice)
+
+    assert recorder.autocast_calls  # one per training step and one per validation pass
+    assert all(call == {"device_type": "cuda", "dtype": dtype, "enabled": True}
+               for call in recorder.autocast_calls)
+    (args, kwargs), = recorder.scaler_calls
+    assert args == ("cuda",) and kwargs == {"enabled": scaled}
+    assert fit.details["device"] == "cuda" and fit.details["amp"] is True
+
+
+def test_loop_leaves_autocast_off_on_cpu(data, tmp_path: Path, monkeypatch) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    recorder = Recorder()
+    monkeypatch.setattr(torch, "autocast", recorder.autocast)
+    fit_mlp(mlp_params(max_epochs=1), 0, X_train, y_train, X_valid, y_valid, tmp_path,
+            choice=choose_device("auto", cuda_available=False))
+    assert recorder.autocast_calls
+    assert all(call["device_type"] == "cpu" and call["enabled"] is False
+               for call in recorder.autocast_calls)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_real_cuda_fit_uses_amp_and_serves_on_cpu(data, tmp_path: Path) -> None:
+    X_train, y_train, X_valid, y_valid = data
+    fit = fit_mlp(mlp_params(device="auto"), 0, X_train, y_train, X_valid, y_valid, tmp_path)
+    assert fit.details["device"] == "cuda" and fit.details["amp"] is True
+    assert all(p.device.type == "cpu" for p in fit.estimator.module.parameters())
+    restored = pickle.loads(pickle.dumps(fit.estimator))
+    assert valid_metrics(y_valid, restored.predict_proba(X_valid)[:, 1])["roc_auc"] > 0.8
+
+
+# --- start-up cost ------------------------------------------------------------------------
+
+def test_importing_the_package_pulls_in_neither_torch_nor_sklearn() -> None:
+    code = ("import sys, flywheel.training, flywheel.training.candidates, "
+            "flywheel.training.device; "
+            "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
