@@ -162,13 +162,14 @@ def promote(ctx: StepContext) -> dict[str, Any]:
         **ctx.run_tags,
     }
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
+    champion, predictions, slices = _champion_scores(ctx, ev, test)
     inputs = PromoteInputs(
         model=model,
         model_file=model_file,
         metrics=json.loads((ev / "metrics.json").read_text()),
-        predictions=pd.read_parquet(ev / "predictions.parquet"),
-        slices=json.loads((ev / "slices.json").read_text()),
-        champion=json.loads((ev / "champion.json").read_text()),
+        predictions=predictions,
+        slices=slices,
+        champion=champion,
         artifact_dirs={
             "evaluation": ev,
             "validation": ctx.out("validate"),
@@ -221,6 +222,42 @@ def _ensure_default_data(ctx: StepContext) -> None:
     ):
         how = ensure_raw_data(root)
         log.info("raw data %s: %s", DEFAULT_TABLE, how)
+
+
+def _champion_scores(
+    ctx: StepContext, ev: Path, test: pd.DataFrame
+) -> tuple[dict[str, Any] | None, pd.DataFrame, list[dict[str, Any]]]:
+    """The champion's scores from evaluate, or fresh ones if the champion moved since.
+
+    Under `dvc repro` promote can rerun alone (a promote param changed) after an earlier run
+    moved the alias; comparing against a stale champion would judge the wrong model.
+    """
+    from flywheel.evaluation.metrics import classification_metrics
+    from flywheel.evaluation.slices import slice_metrics
+    from flywheel.registry import store
+
+    champion = json.loads((ev / "champion.json").read_text())
+    predictions = pd.read_parquet(ev / "predictions.parquet")
+    slices = json.loads((ev / "slices.json").read_text())
+    current = store.version_by_alias(
+        store.connect(ctx.settings), ctx.params.promote.model_name, store.CHAMPION
+    )
+    if (str(current.version) if current else None) == (champion or {}).get("version"):
+        return champion, predictions, slices
+    log.warning("champion moved since evaluate ran; scoring the current one on the test split")
+    slices = [s for s in slices if s["model"] == "candidate"]
+    predictions = predictions.drop(columns="champion", errors="ignore")
+    version, proba = _champion(ctx, test)
+    if version is None or proba is None:
+        return None, predictions, slices
+    cfg, y = ctx.params.evaluate, test[TARGET].to_numpy()
+    predictions["champion"] = proba
+    slices += [
+        {"model": "champion", **record}
+        for record in slice_metrics(test, y, proba, cfg.slices, cfg.threshold, cfg.min_slice_rows)
+    ]
+    metrics = classification_metrics(y, proba, cfg.threshold)
+    return {"version": version, "metrics": metrics}, predictions, slices
 
 
 def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:

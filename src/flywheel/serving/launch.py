@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,14 +91,36 @@ def import_champion() -> str:
     return str(stored.tag)
 
 
+def export_requirements(root: Path) -> Path:
+    """Pin the bento's packages to uv.lock (bentofile.yaml reads the file written here)."""
+    uv = shutil.which("uv")
+    if uv is None:
+        raise ConfigError("`uv` is not on PATH; bentoml build needs it (install uv, or put "
+                          "the project's .tools/bin on PATH)")
+    target = root / "artifacts" / "bento" / "requirements.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
+                    "--output-file", str(target)], cwd=root, check=True,
+                   stdout=subprocess.DEVNULL)
+    return target
+
+
 def build_bento() -> str:
-    """Import the champion, then `bentoml build` the project (bentofile.yaml); returns the tag."""
+    """Import the champion, pin requirements, then build bentofile.yaml; returns the bento tag."""
     import bentoml
 
     from flywheel.settings import settings
 
     root = settings().root
     import_champion()
+    export_requirements(root)
     bento = bentoml.bentos.build_bentofile(str(root / "bentofile.yaml"), build_ctx=str(root))
     logger.info("built bento %s", bento.tag)
     return str(bento.tag)
+
+
+if __name__ == "__main__":  # `python -m flywheel.serving.launch build`
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if sys.argv[1:] != ["build"]:
+        sys.exit("usage: python -m flywheel.serving.launch build")
+    sys.stdout.write(build_bento() + "\n")

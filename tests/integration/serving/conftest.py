@@ -36,6 +36,7 @@ class Registry:
     name: str
     model_source: str = ""
     run_id: str = ""
+    artifacts: str = ""  # where the trained model's files are, usable from another store
 
     def client(self) -> Any:
         import mlflow
@@ -51,7 +52,8 @@ class Registry:
         except Exception:
             client.create_registered_model(self.name)
         version = client.create_model_version(
-            self.name, source or self.model_source, run_id=self.run_id if source is None else None,
+            self.name, source or self.model_source,
+            run_id=(self.run_id or None) if source is None else None,
             tags={"flywheel.git_commit": commit, "flywheel.data_md5": data_md5,
                   "flywheel.candidate": "logreg"})
         if champion:
@@ -96,8 +98,9 @@ def _train_and_log(store: Path) -> Registry:
         info = log_pyfunc(model, model_file, raw)
         mlflow.log_metrics({"test_roc_auc": 0.84, "test_pr_auc": 0.65, "test_f1": 0.6,
                             "test_accuracy": 0.8, "test_log_loss": 0.42, "test_brier": 0.14})
+    artifacts = client.get_logged_model(info.model_id).artifact_location
     return Registry(uri=uri, name=MODEL_NAME, model_source=info.model_uri,
-                    run_id=run.info.run_id)
+                    run_id=run.info.run_id, artifacts=artifacts)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +119,8 @@ def empty_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry)
     store = tmp_path_factory.mktemp("empty-registry")
     uri = f"sqlite:///{store / 'mlflow.db'}"
     mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # create it
-    return Registry(uri=uri, name=MODEL_NAME, model_source=registry.model_source, run_id="")
+    return Registry(uri=uri, name=MODEL_NAME, model_source=registry.artifacts, run_id="",
+                    artifacts=registry.artifacts)
 
 
 @dataclass
@@ -240,6 +244,10 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 @pytest.fixture(scope="session")
 def records() -> list[dict[str, Any]]:
+    return sample_records()
+
+
+def sample_records() -> list[dict[str, Any]]:
     """Valid request records: real rows of the default table, as JSON-ready dicts."""
     import math
 
