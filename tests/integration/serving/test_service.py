@@ -71,6 +71,17 @@ def test_predict_list_matches_single(server: Server, records: list[dict[str, Any
     assert answers[3]["probability"] == pytest.approx(single["probability"])
 
 
+def test_a_list_longer_than_the_batch_size_is_scored_whole(
+        server: Server, records: list[dict[str, Any]]) -> None:
+    many = (records * 3)[:600]  # over serve.max_batch_size (256)
+    response = server.client.post("/predict", json=many)
+    assert response.status_code == 200, response.text
+    answers = response.json()
+    assert len(answers) == 600
+    assert answers[450]["probability"] == pytest.approx(
+        server.client.post("/predict", json=many[450]).json()[0]["probability"])
+
+
 def test_openapi_shows_spec_schema(server: Server, records: list[dict[str, Any]]) -> None:
     doc = server.client.get("/docs.json").json()
     assert "/predict" in doc["paths"]
