@@ -54,6 +54,9 @@ def run(
     spec: Annotated[
         Path | None, typer.Option(help="a dataset spec to use instead of params.yaml's data.spec")
     ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="also write the run summary as JSON to this file")
+    ] = None,
 ) -> None:
     """Run the whole pipeline as a Prefect flow and print what ran and what was promoted.
 
@@ -68,11 +71,15 @@ def run(
         elif target is not None:
             raise FlywheelError("--target only applies together with --data FILE")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
-        from pipelines.training import training
+        from pipelines.training import prewarm_imports, training
 
         started = time.perf_counter()
-        report = training(spec=str(spec) if spec else None)
-        _print_summary(report, time.perf_counter() - started)
+        prewarm_imports()
+        steps = training(spec=str(spec) if spec else None)
+        total = time.perf_counter() - started
+        _print_summary(steps, total)
+        if report is not None:
+            report.write_text(json.dumps({"seconds": total, "steps": steps}, indent=2))
     except FlywheelError as exc:
         _fail(exc)
 

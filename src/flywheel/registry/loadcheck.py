@@ -1,8 +1,9 @@
 """Load a registered model in a fresh interpreter and predict sample rows.
 
-Run as `python -m flywheel.registry.loadcheck MODEL_URI ROWS.parquet`: a model that only
-loads in the process that trained it (a class defined in a notebook, a missing package) fails
-here, before it can be promoted.
+A model that only loads in the process that trained it (a class defined in a notebook, a
+missing package) fails here, before it can be promoted. The checking interpreter is started
+early and imports its libraries while the run is logged and registered; it receives the model
+URI only afterwards, so it has never seen the model in memory.
 """
 
 from __future__ import annotations
@@ -12,29 +13,45 @@ import sys
 from pathlib import Path
 
 TIMEOUT_S = 300
+WARM_MODULES = ("pandas", "sklearn.compose", "mlflow.pyfunc", "torch")
 
 
-def check_in_fresh_process(model_uri: str, rows: Path, tracking_uri: str) -> str | None:
+def start_checker() -> subprocess.Popen[str]:
+    """A fresh interpreter that imports the libraries, then waits for a model to check."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flywheel.registry.loadcheck"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_check(
+    checker: subprocess.Popen[str], model_uri: str, rows: Path, tracking_uri: str
+) -> str | None:
     """None when the model loads and predicts; otherwise the reason, for the gate."""
-    env_args = [
-        sys.executable,
-        "-m",
-        "flywheel.registry.loadcheck",
-        model_uri,
-        str(rows),
-        tracking_uri,
-    ]
     try:
-        done = subprocess.run(env_args, capture_output=True, text=True, timeout=TIMEOUT_S)
+        _, stderr = checker.communicate(f"{model_uri}\n{rows}\n{tracking_uri}\n", TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        checker.kill()
+        checker.communicate()
         return f"loading {model_uri} took over {TIMEOUT_S} s"
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if checker.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
         return f"{model_uri} failed to load or predict in a fresh process: {last}"
     return None
 
 
-def _main(model_uri: str, rows: str, tracking_uri: str) -> None:
+def _main() -> None:
+    import importlib
+
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    model_uri, rows, tracking_uri = (sys.stdin.readline().strip() for _ in range(3))
+    if not model_uri:  # the parent gave up before registering: nothing to check
+        return
+
     import mlflow
     import numpy as np
     import pandas as pd
@@ -51,4 +68,4 @@ def _main(model_uri: str, rows: str, tracking_uri: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(*sys.argv[1:4])
+    _main()

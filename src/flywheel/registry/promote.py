@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,28 @@ class PromoteInputs:
 def promote(
     settings: Settings, params: Params, spec: DatasetSpec, inputs: PromoteInputs, scratch: Path
 ) -> dict[str, Any]:
+    from flywheel.registry.loadcheck import start_checker
+
+    checker = start_checker()  # imports its libraries while we log and register
+    try:
+        return _log_register_judge(settings, params, spec, inputs, scratch, checker)
+    finally:
+        if checker.poll() is None:
+            checker.kill()
+            checker.communicate()
+
+
+def _log_register_judge(
+    settings: Settings,
+    params: Params,
+    spec: DatasetSpec,
+    inputs: PromoteInputs,
+    scratch: Path,
+    checker: subprocess.Popen[str],
+) -> dict[str, Any]:
     import mlflow
 
-    from flywheel.registry.loadcheck import check_in_fresh_process
+    from flywheel.registry.loadcheck import finish_check
     from flywheel.registry.pyfunc import log_pyfunc
 
     cfg = params.promote
@@ -77,8 +97,8 @@ def promote(
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
-        load_error = check_in_fresh_process(
-            store.model_uri(cfg.model_name, version), rows, settings.mlflow_uri
+        load_error = finish_check(
+            checker, store.model_uri(cfg.model_name, version), rows, settings.mlflow_uri
         )
         verdict, numbers = _judge(params, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")

@@ -44,14 +44,17 @@ def sampled(request_id: str, rate: float) -> bool:
 class PredictGate:
     """Wraps the BentoML app; only POST requests to `path` are touched."""
 
-    def __init__(self, app: Any, *, state: Any, path: str = "/predict") -> None:
+    def __init__(self, app: Any, *, state: Any, path: str = "/predict",
+                 bulk_path: str = "/predict_batch") -> None:
         self.app = app
         self.state = state  # flywheel.serving.state.ServingState of this worker process
         self.path = path
+        self.bulk_path = bulk_path
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (
+                self.path, self.bulk_path):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -79,6 +82,11 @@ class PredictGate:
         scope = {**scope, "headers": [*((k, v) for k, v in scope["headers"]
                                         if k != b"content-type"),
                                       (b"content-type", b"application/json")]}
+        if scope["path"] == self.path and body.count(b"{") > state.max_batch_size:
+            # The adaptive batcher would cut a big list into max_batch_size pieces and queue
+            # them one after another; a list that is a batch already is scored in one call.
+            # Counting braces only estimates records; either route gives the same answers.
+            scope["path"], scope["raw_path"] = self.bulk_path, self.bulk_path.encode()
         await self._forward(scope, body, send, request_id)
 
     async def _forward(self, scope: dict[str, Any], body: bytes, send: Callable[..., Any],

@@ -87,7 +87,7 @@ def load_bundled() -> LoadedModel | None:
         stored = bentoml.models.get(f"{BUNDLED_MODEL}:latest")
     except NotFound:
         return None
-    meta = dict(stored.info.metadata)
+    meta: dict[str, Any] = dict(stored.info.metadata)
     pyfunc = bentoml.mlflow.load_model(stored)
     return LoadedModel(
         pyfunc=pyfunc,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flywheel.data.spec import DatasetSpec
@@ -12,21 +11,16 @@ from flywheel.serving.registry_watch import LoadedModel
 
 
 def records_frame(spec: DatasetSpec, records: list[Any]) -> pd.DataFrame:
-    """The model's input frame (numerics float64, categories text) built column by column.
+    """The model's input frame (numerics float64, categories as objects), in spec order.
 
-    The records were validated by the schema already, so this only transposes them; nulls become
-    NaN, which is what the transformer's imputers expect.
+    The records were validated by the schema already, so this only transposes them; nulls
+    become NaN, which is what the transformer's imputers expect.
     """
     rows = [r if isinstance(r, dict) else r.__dict__ for r in records]
-    columns: dict[str, Any] = {}
-    for feature in spec.features:
-        values = [row.get(feature.name) for row in rows]
-        if feature.kind == "numeric":
-            columns[feature.name] = np.array(values, dtype="float64")
-        else:
-            columns[feature.name] = pd.Series(values, dtype=object).where(
-                pd.notna(pd.Series(values, dtype=object)), np.nan)
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame.from_records(rows, columns=spec.feature_names)
+    for feature in spec.numeric:
+        frame[feature.name] = frame[feature.name].astype("float64")
+    return frame
 
 
 def unseen_categories(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, int]:

@@ -43,6 +43,7 @@ _WORKERS = int(getattr(bentoml.use_arguments(), "workers", None) or SERVE.worker
 STATE = ServingState(
     model_name=_PARAMS.promote.model_name,
     max_body_bytes=SERVE.max_body_bytes,
+    max_batch_size=SERVE.max_batch_size,
     sample_rate=SERVE.inference_log_sample_rate,
     reload_interval_s=SERVE.reload_interval_s,
 )
@@ -77,7 +78,7 @@ class Flywheel:
         )
         STATE.inference_log.start()
         self.watcher: RegistryWatcher | None = None
-        bundled = load_bundled() if Flywheel.bento is not None else None
+        bundled = load_bundled() if _SERVICE.bento is not None else None
         if bundled is not None:
             # A bento carries its model: no registry access needed, nothing to hot-swap.
             self._swapped("success", bundled, None)
@@ -108,10 +109,19 @@ class Flywheel:
                  max_latency_ms=SERVE.max_latency_ms)
     def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
         """Predicted class and positive-class probability per record, with lineage."""
-        model = STATE.holder.current  # read once: one version answers the whole batch
-        if model is None:
-            raise ServiceUnavailable(STATE.no_model_message())
-        return score(model, SPEC, records, STATE.metrics)  # type: ignore[return-value]
+        return _score(records)  # type: ignore[return-value]
+
+    @bentoml.api(route="/predict_batch")
+    def predict_batch(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
+        """Same answers as /predict for a list longer than serve.max_batch_size, in one call."""
+        return _score(records)  # type: ignore[return-value]
+
+
+def _score(records: list[Any]) -> list[dict[str, Any]]:
+    model = STATE.holder.current  # read once: one version answers the whole batch
+    if model is None:
+        raise ServiceUnavailable(STATE.no_model_message())
+    return score(model, SPEC, records, STATE.metrics)
 
 
 def _connect() -> Any:
@@ -120,5 +130,7 @@ def _connect() -> Any:
     return connect(_SETTINGS)
 
 
-Flywheel.add_asgi_middleware(PredictGate, state=STATE)
-Flywheel.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]))
+# The decorator turned the class into a bentoml Service; typed as such for the calls below.
+_SERVICE: Any = Flywheel
+_SERVICE.add_asgi_middleware(PredictGate, state=STATE)
+_SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]))

@@ -16,6 +16,7 @@ from flywheel.serving.registry_watch import ModelHolder
 class ServingState:
     model_name: str
     max_body_bytes: int
+    max_batch_size: int
     sample_rate: float
     reload_interval_s: float
     holder: ModelHolder = field(default_factory=ModelHolder)
