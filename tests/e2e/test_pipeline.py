@@ -79,6 +79,23 @@ def test_first_run_promotes_a_first_champion(root: Path) -> None:
     assert "no champion yet" in promote["reason"]
 
 
+def test_the_run_and_its_task_runs_are_in_the_prefect_api(root: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    tag = client().get_model_version(MODEL, "1").tags["flywheel.prefect_flow_run_id"]
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(tag)
+        tasks = prefect.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+        )
+    assert flow_run.state is not None and flow_run.state.is_completed()
+    assert sorted(t.name for t in tasks) == sorted(
+        ["validate", "featurize", "train", "evaluate", "promote"]
+    )
+    assert all(t.state is not None and t.state.is_completed() for t in tasks)
+
+
 def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
     report = run_flow(root)
     promote = report[-1]["summary"]
