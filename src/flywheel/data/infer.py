@@ -27,12 +27,10 @@ def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> Da
         )
     classes, positive = _target_classes(frame[target], target)
     id_columns = [c for c in frame.columns if c != target and _looks_like_id(frame[c])]
-    features = [
-        _feature(column, frame[column])
-        for column in frame.columns
-        if column != target and column not in id_columns
-    ]
-    features = [f for f in features if f is not None]
+    candidates = (
+        _feature(c, frame[c]) for c in frame.columns if c != target and c not in id_columns
+    )
+    features = [f for f in candidates if f is not None]
     if not features:
         raise DataError(f"{path}: no usable feature columns besides target {target!r}")
     return DatasetSpec(

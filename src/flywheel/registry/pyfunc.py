@@ -6,8 +6,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from flywheel.data.io import feature_frame
 from flywheel.model import TabularModel, load_model
@@ -17,7 +17,7 @@ from flywheel.model import TabularModel, load_model
 RUNTIME_PACKAGES = ("scikit-learn", "torch", "pandas", "numpy", "pydantic", "pyyaml")
 
 
-class FlywheelPyfunc(mlflow.pyfunc.PythonModel):
+class FlywheelPyfunc(PythonModel):
     """Answers a frame of raw records with `prediction` and `probability` columns."""
 
     def load_context(self, context: Any) -> None:
@@ -33,6 +33,8 @@ def log_pyfunc(model: TabularModel, model_file: Path, sample: pd.DataFrame) -> A
 
     example = feature_frame(model.spec, sample.head(5))
     signature = infer_signature(example, model.predict(example))
+    import mlflow.pyfunc
+
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=FlywheelPyfunc(),
