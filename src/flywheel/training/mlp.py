@@ -175,7 +175,7 @@ def fit_mlp(
         "train_seconds": train_seconds,  # the optimisation steps only, without validation
         "samples_per_s": n_train * epochs_run / train_seconds if train_seconds > 0 else 0.0,
         "torch_threads": threads,
-        "checkpoint": str(checkpoint_path),
+        "checkpoint": checkpoint_path.name,  # relative: the folder is renamed into place
     }
     return MLPFit(TorchMLPClassifier(module=cpu_model, input_dim=input_dim), details)
 
