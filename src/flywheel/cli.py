@@ -39,7 +39,7 @@ def _setup_logging(verbose: bool = False) -> None:
 def _fail(exc: FlywheelError) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -118,6 +118,9 @@ def step(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
 ) -> None:
     """Show the champion and previous versions with their metrics and lineage.
 
@@ -129,7 +132,9 @@ def status(
         from flywheel.settings import settings
 
         current = settings()
-        info = registry_status(current, load_params(current.params_path).promote.model_name)
+        info = registry_status(
+            current, model or load_params(current.params_path).promote.model_name
+        )
     except FlywheelError as exc:
         _fail(exc)
     if as_json:
@@ -159,7 +164,11 @@ def status(
 
 
 @app.command()
-def rollback() -> None:
+def rollback(
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
     """Move alias `champion` back to the version holding `previous`.
 
     Example: flywheel rollback
@@ -170,7 +179,7 @@ def rollback() -> None:
         from flywheel.settings import settings
 
         current = settings()
-        done = do_rollback(current, load_params(current.params_path).promote.model_name)
+        done = do_rollback(current, model or load_params(current.params_path).promote.model_name)
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(

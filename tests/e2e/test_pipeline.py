@@ -271,3 +271,54 @@ def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:
     assert alias("champion") == "1" and alias("previous") is None
     with pytest.raises(RegistryError, match="no version with alias 'previous'"):
         rollback(settings(), MODEL)
+
+
+def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    rng = np.random.default_rng(7)
+    n = 1500
+    usage = rng.gamma(2.0, 10.0, n)
+    plan = rng.choice(["basic", "plus", "pro"], n)
+    risk = -0.08 * usage + (plan == "basic") * 1.5 + rng.normal(0, 1, n)
+    table = pd.DataFrame(
+        {
+            "account": [f"A{i:06d}" for i in range(n)],
+            "usage_hours": usage,
+            "plan": plan,
+            "age": rng.integers(18, 80, n),
+            "cancelled": np.where(risk > np.quantile(risk, 0.7), "yes", "no"),
+        }
+    )
+    path = root / "accounts.parquet"
+    table.to_parquet(path)
+    champion = alias("champion")
+
+    result = CliRunner().invoke(app, ["run", "--data", str(path), "--target", "cancelled"])
+    assert result.exit_code == 0, result.output
+
+    spec = yaml.safe_load((root / "specs" / "accounts.yaml").read_text())
+    assert spec["target"] == "cancelled" and spec["positive_class"] == "yes"
+    assert spec["id_columns"] == ["account"]
+    from flywheel.registry.store import version_by_alias
+
+    own = version_by_alias(client(), "flywheel-accounts", "champion")
+    assert own is not None and str(own.version) == "1"
+    assert alias("champion") == champion  # the churn model was neither compared nor replaced
+
+
+def test_multiclass_table_is_refused_with_a_clear_message(root: Path) -> None:
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    path = root / "three.csv"
+    pd.DataFrame({"x": range(600), "label": ["a", "b", "c"] * 200}).to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["run", "--data", str(path), "--target", "label"])
+    assert result.exit_code == 2
+    assert "multiclass targets are not supported yet" in result.output

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from flywheel.config import Params, load_params
+from flywheel.config import EvaluateParams, Params, load_params
 from flywheel.data.spec import DatasetSpec, load_spec
 from flywheel.settings import Settings, settings
 
@@ -21,6 +21,34 @@ class StepContext:
     @cached_property
     def spec(self) -> DatasetSpec:
         return load_spec(self.spec_path)
+
+    @property
+    def is_default_dataset(self) -> bool:
+        default = self.params.data.spec
+        if not default.is_absolute():
+            default = self.settings.root / default
+        return self.spec_path.resolve() == default.resolve()
+
+    @cached_property
+    def evaluate_params(self) -> EvaluateParams:
+        """Params' slices name the default dataset's columns; another table keeps those it has."""
+        cfg = self.params.evaluate
+        if self.is_default_dataset:
+            return cfg
+        return cfg.model_copy(
+            update={"slices": [c for c in cfg.slices if c in self.spec.feature_names]}
+        )
+
+    @property
+    def model_name(self) -> str:
+        """The registered model: params' name for params' dataset, its own name for another.
+
+        A table of another shape gets a registered model of its own, so its candidates are
+        never compared with (or replace) a champion trained on different columns.
+        """
+        if self.is_default_dataset:
+            return self.params.promote.model_name
+        return f"flywheel-{self.spec.name}"
 
     @property
     def data_path(self) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel.errors import ValidationFailed
+from flywheel.errors import RegistryError, ValidationFailed
 from flywheel.pipeline.context import StepContext
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def train(ctx: StepContext) -> dict[str, Any]:
             transformer=transformer,
             estimator=best.estimator,
             candidate=best.name,
-            threshold=ctx.params.evaluate.threshold,
+            threshold=ctx.evaluate_params.threshold,
             params=getattr(cfg, best.name).model_dump(),
             valid_metrics=best.valid_metrics,
         )
@@ -125,7 +125,7 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
         out,
         y,
         proba,
-        ctx.params.evaluate,
+        ctx.evaluate_params,
         test,
         champion_proba,
         f"champion v{version}" if version else None,
@@ -177,6 +177,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
         },
         sample=test.drop(columns=TARGET).head(20),
         lineage=lineage,
+        model_name=ctx.model_name,
     )
     with tempfile.TemporaryDirectory() as scratch:
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
@@ -239,9 +240,7 @@ def _champion_scores(
     champion = json.loads((ev / "champion.json").read_text())
     predictions = pd.read_parquet(ev / "predictions.parquet")
     slices = json.loads((ev / "slices.json").read_text())
-    current = store.version_by_alias(
-        store.connect(ctx.settings), ctx.params.promote.model_name, store.CHAMPION
-    )
+    current = store.version_by_alias(store.connect(ctx.settings), ctx.model_name, store.CHAMPION)
     if (str(current.version) if current else None) == (champion or {}).get("version"):
         return champion, predictions, slices
     log.warning("champion moved since evaluate ran; scoring the current one on the test split")
@@ -250,7 +249,7 @@ def _champion_scores(
     version, proba = _champion(ctx, test)
     if version is None or proba is None:
         return None, predictions, slices
-    cfg, y = ctx.params.evaluate, test[TARGET].to_numpy()
+    cfg, y = ctx.evaluate_params, test[TARGET].to_numpy()
     predictions["champion"] = proba
     slices += [
         {"model": "champion", **record}
@@ -266,14 +265,21 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
 
     from flywheel.registry import store
 
-    name = ctx.params.promote.model_name
+    name = ctx.model_name
     client = store.connect(ctx.settings)
     current = store.version_by_alias(client, name, store.CHAMPION)
     if current is None:
         return None, None
-    served = mlflow.pyfunc.load_model(store.model_uri(name, current.version))
-    proba = served.predict(test.drop(columns=TARGET))["probability"].to_numpy(dtype="float64")
-    return str(current.version), proba
+    uri = store.model_uri(name, current.version)
+    try:
+        served = mlflow.pyfunc.load_model(uri)
+        answer = served.predict(test.drop(columns=TARGET))
+    except Exception as exc:  # any failure here means the two cannot be compared
+        raise RegistryError(
+            f"champion {uri} cannot score this test split ({type(exc).__name__}: {exc}); if "
+            "the dataset changed shape, register under a new promote.model_name"
+        ) from exc
+    return str(current.version), answer["probability"].to_numpy(dtype="float64")
 
 
 def _load_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:

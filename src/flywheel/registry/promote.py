@@ -40,6 +40,7 @@ class PromoteInputs:
     artifact_dirs: dict[str, Path]  # name in the MLflow run -> folder to log
     sample: pd.DataFrame  # raw rows for the signature, input example and the load check
     lineage: dict[str, str]
+    model_name: str
 
 
 def promote(
@@ -69,18 +70,17 @@ def _log_register_judge(
     from flywheel.registry.loadcheck import finish_check
     from flywheel.registry.pyfunc import log_pyfunc
 
-    cfg = params.promote
     client = store.connect(settings)
-    current = store.version_by_alias(client, cfg.model_name, store.CHAMPION)
+    current = store.version_by_alias(client, inputs.model_name, store.CHAMPION)
     before = str(current.version) if current else None
     scored = inputs.champion["version"] if inputs.champion else None
     if before != scored:
         raise RegistryError(
-            f"champion of {cfg.model_name!r} moved from {scored} to {before} since evaluate "
+            f"champion of {inputs.model_name!r} moved from {scored} to {before} since evaluate "
             "ran; run the pipeline again"
         )
 
-    experiment_id = store.ensure_experiment(client, cfg.model_name, settings)
+    experiment_id = store.ensure_experiment(client, inputs.model_name, settings)
     tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=f"{spec.name}-{inputs.model.candidate}", tags=tags
@@ -93,29 +93,29 @@ def _log_register_judge(
         for name, folder in inputs.artifact_dirs.items():
             mlflow.log_artifacts(str(folder), artifact_path=name)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
-        version = str(mlflow.register_model(info.model_uri, cfg.model_name, tags=tags).version)
+        version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=tags).version)
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
         load_error = finish_check(
-            checker, store.model_uri(cfg.model_name, version), rows, settings.mlflow_uri
+            checker, store.model_uri(inputs.model_name, version), rows, settings.mlflow_uri
         )
         verdict, numbers = _judge(params, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
-        _record(client, cfg.model_name, version, verdict, numbers)
+        _record(client, inputs.model_name, version, verdict, numbers)
         if verdict.promote:
             if before is not None:
-                client.set_registered_model_alias(cfg.model_name, store.PREVIOUS, before)
-            client.set_registered_model_alias(cfg.model_name, store.CHAMPION, version)
+                client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)
+            client.set_registered_model_alias(inputs.model_name, store.CHAMPION, version)
         log.info(
             "version %s of %s: %s (%s)",
             version,
-            cfg.model_name,
+            inputs.model_name,
             "promoted" if verdict.promote else "not promoted",
             verdict.reason,
         )
         return {
-            "model_name": cfg.model_name,
+            "model_name": inputs.model_name,
             "version": version,
             "run_id": run.info.run_id,
             "promoted": verdict.promote,
