@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,15 +50,18 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     env = {**os.environ, "FLYWHEEL_ROOT": str(current.root)}
     logger.info("starting %s", " ".join(command))
     process = subprocess.Popen(command, cwd=current.root, env=env)
+    # A supervisor's SIGTERM reaches only us: pass it on so the server is never orphaned.
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
         return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
+    except KeyboardInterrupt:  # Ctrl+C reached the server too; give it time to stop
         try:
             return process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def import_champion() -> str:

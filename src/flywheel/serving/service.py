@@ -85,7 +85,7 @@ class Flywheel:
             STATE.holder.current = bundled
             return
         self.watcher = RegistryWatcher(
-            STATE.holder, lambda: _connect(), STATE.model_name, SERVE.reload_interval_s,
+            STATE.holder, _connect, STATE.model_name, SERVE.reload_interval_s,
             on_reload=self._swapped)
         self.watcher.check_once()  # ready at once when a champion exists
         self.watcher.start()

@@ -89,17 +89,23 @@ def _train_and_log(store: Path) -> Registry:
     save_model(model, model_file)
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("serving-test",
                                           artifact_location=(store / "mlruns").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        info = log_pyfunc(model, model_file, raw)
-        mlflow.log_metrics({"test_roc_auc": 0.84, "test_pr_auc": 0.65, "test_f1": 0.6,
-                            "test_accuracy": 0.8, "test_log_loss": 0.42, "test_brier": 0.14})
+    # The fluent API needs the global URI; put back what was there so other tests' MLflow
+    # (and the MLFLOW_TRACKING_URI that set_tracking_uri exports) is left as it was.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = log_pyfunc(model, model_file, raw)
+            mlflow.log_metrics({"test_roc_auc": 0.84, "test_pr_auc": 0.65, "test_f1": 0.6,
+                                "test_accuracy": 0.8, "test_log_loss": 0.42,
+                                "test_brier": 0.14})
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  (None unsets it)
     artifacts = client.get_logged_model(info.model_id).artifact_location
-    return Registry(uri=uri, name=MODEL_NAME, model_source=info.model_uri,
+    return Registry(uri=uri, name=MODEL_NAME, model_source=artifacts,
                     run_id=run.info.run_id, artifacts=artifacts)
 
 
