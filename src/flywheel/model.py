@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import pandas as pd
 from flywheel.data.io import feature_frame
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import DataError
+from flywheel.features.compiled import CompiledTransformer, compile_transformer
 
 
 class ProbabilisticClassifier(Protocol):
@@ -33,9 +35,13 @@ class TabularModel:
     params: dict[str, Any] = field(default_factory=dict)
     valid_metrics: dict[str, float] = field(default_factory=dict)
 
+    @cached_property
+    def _compiled(self) -> CompiledTransformer:
+        return compile_transformer(self.transformer)
+
     def positive_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of `spec.positive_class` for each row of a raw frame."""
-        matrix = self.transformer.transform(feature_frame(self.spec, frame))
+        matrix = self._compiled.transform(feature_frame(self.spec, frame))
         return np.asarray(self.estimator.predict_proba(matrix))[:, 1].astype("float64")
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -56,18 +56,34 @@ def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
         raise DataError(
             f"missing feature columns {missing} (the dataset spec {spec.name!r} needs them)"
         )
-    out = {}
-    for feature in spec.features:
-        column = frame[feature.name]
-        if feature.kind == "numeric":
-            out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float64")
-        else:
-            values = column.astype(object)
-            out[feature.name] = values.where(values.isna(), values.map(_category_text)).astype(
-                object
-            )
-            out[feature.name] = out[feature.name].where(out[feature.name].notna(), np.nan)
-    return pd.DataFrame(out, index=frame.index)
+    out = {
+        f.name: _numeric(frame[f.name])
+        if f.kind == "numeric"
+        else pd.Series(_categories(frame[f.name]), index=frame.index, dtype=object)
+        for f in spec.features
+    }
+    return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    if column.dtype == np.float64:
+        return column.to_numpy()
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _categories(column: pd.Series) -> np.ndarray:
+    """Text as object array with NaN for blanks; numbers read from a file become their text.
+
+    Serving calls this per request, so text columns (the common case) skip the per-value map.
+    """
+    values = column.to_numpy(dtype=object, na_value=np.nan)
+    if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(column):
+        return values
+    missing = pd.isna(values)
+    if pd.api.types.is_object_dtype(column) and all(isinstance(v, str) for v in values[~missing]):
+        return values
+    values[~missing] = [_category_text(v) for v in values[~missing]]
+    return values
 
 
 def target_vector(spec: DatasetSpec, frame: pd.DataFrame) -> np.ndarray:
