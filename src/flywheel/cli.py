@@ -207,6 +207,24 @@ def serve(
         _fail(exc)
 
 
+@app.command()
+def bento() -> None:
+    """Build a bento that carries the champion, so a container needs no registry at start.
+
+    Example: flywheel bento && bentoml containerize flywheel:latest
+    """
+    _setup_logging()
+    tools = Path.cwd() / ".tools" / "bin"  # where `make` installs uv, which bentoml needs
+    if tools.is_dir():
+        os.environ["PATH"] = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
+    try:
+        from flywheel.serving.launch import build_bento
+
+        typer.echo(f"built bento {build_bento()}")
+    except FlywheelError as exc:
+        _fail(exc)
+
+
 @app.command("pull-data")
 def pull_data() -> None:
     """Put the DVC-tracked default data in data/: `dvc pull`, else the pinned package, verified.

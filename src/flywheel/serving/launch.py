@@ -121,10 +121,3 @@ def build_bento() -> str:
     bento = bentoml.bentos.build_bentofile(str(root / "bentofile.yaml"), build_ctx=str(root))
     logger.info("built bento %s", bento.tag)
     return str(bento.tag)
-
-
-if __name__ == "__main__":  # `python -m flywheel.serving.launch build`
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if sys.argv[1:] != ["build"]:
-        sys.exit("usage: python -m flywheel.serving.launch build")
-    sys.stdout.write(build_bento() + "\n")
