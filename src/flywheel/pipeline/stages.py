@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def train(ctx: StepContext) -> dict[str, Any]:
             transformer=transformer,
             estimator=best.estimator,
             candidate=best.name,
-            threshold=ctx.evaluate_params.threshold,
+            threshold=0.5,  # evaluate's param decides; promote stamps it on the registered model
             params=getattr(cfg, best.name).model_dump(),
             valid_metrics=best.valid_metrics,
         )
@@ -146,14 +147,17 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
 
 
 def promote(ctx: StepContext) -> dict[str, Any]:
-    from flywheel.model import load_model
+    from flywheel.model import load_model, save_model
     from flywheel.registry.lineage import data_md5, git_commit
     from flywheel.registry.promote import PromoteInputs
     from flywheel.registry.promote import promote as run_promotion
 
     ev, root = ctx.out("evaluate"), ctx.settings.root
-    model_file = ctx.out("train") / "model.pkl"
-    model = load_model(model_file)
+    # The decision threshold is an evaluate param: the registered model answers with the one
+    # it was evaluated at, even when only that param changed since training.
+    model = replace(
+        load_model(ctx.out("train") / "model.pkl"), threshold=ctx.evaluate_params.threshold
+    )
     lineage = {
         "git_commit": git_commit(root),
         "data_md5": data_md5(root, ctx.data_path),
@@ -163,23 +167,25 @@ def promote(ctx: StepContext) -> dict[str, Any]:
     }
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
     champion, predictions, slices = _champion_scores(ctx, ev, test)
-    inputs = PromoteInputs(
-        model=model,
-        model_file=model_file,
-        metrics=json.loads((ev / "metrics.json").read_text()),
-        predictions=predictions,
-        slices=slices,
-        champion=champion,
-        artifact_dirs={
-            "evaluation": ev,
-            "validation": ctx.out("validate"),
-            "training": ctx.out("train"),
-        },
-        sample=test.drop(columns=TARGET).head(20),
-        lineage=lineage,
-        model_name=ctx.model_name,
-    )
     with tempfile.TemporaryDirectory() as scratch:
+        model_file = Path(scratch) / "model.pkl"
+        save_model(model, model_file)
+        inputs = PromoteInputs(
+            model=model,
+            model_file=model_file,
+            metrics=json.loads((ev / "metrics.json").read_text()),
+            predictions=predictions,
+            slices=slices,
+            champion=champion,
+            artifact_dirs={
+                "evaluation": ev,
+                "validation": ctx.out("validate"),
+                "training": ctx.out("train"),
+            },
+            sample=test.drop(columns=TARGET).head(20),
+            lineage=lineage,
+            model_name=ctx.model_name,
+        )
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
     decision_file = ctx.out("promote") / "decision.json"
     decision_file.parent.mkdir(parents=True, exist_ok=True)
