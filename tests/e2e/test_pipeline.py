@@ -112,6 +112,8 @@ def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
     assert tags["flywheel.data_md5"] == dvc_md5
     assert len(tags["flywheel.prefect_flow_run_id"]) == 36
     assert tags["flywheel.gate.verdict"] == "promoted"
+    met, evaluated = tags["flywheel.validation"].split(": ")[1].split(" ")[0].split("/")
+    assert met == evaluated and int(met) > 50
     assert "bootstrap" in tags["flywheel.gate.checks"]
 
     metrics = client().get_run(version.run_id).data.metrics

@@ -158,7 +158,11 @@ def promote(ctx: StepContext) -> dict[str, Any]:
     model = replace(
         load_model(ctx.out("train") / "model.pkl"), threshold=ctx.evaluate_params.threshold
     )
+    validation = json.loads((ctx.out("validate") / "result.json").read_text())
+    stats = validation["statistics"]
     lineage = {
+        "validation": f"{validation['suite_name']}: {stats['successful_expectations']}/"
+        f"{stats['evaluated_expectations']} expectations met on {stats['rows']} rows",
         "git_commit": git_commit(root),
         "data_md5": data_md5(root, ctx.data_path),
         "dataset": ctx.spec.name,
