@@ -26,6 +26,11 @@ STEP_NAMES = ("validate", "featurize", "train", "evaluate", "promote")
 def _setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
+    # MLflow configures its own INFO handler and progress bars at import; the run's summary
+    # says what matters, so keep its chatter to errors unless the user asked otherwise.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 TIMEOUT_S = 300
-WARM_MODULES = ("pandas", "sklearn.compose", "mlflow.pyfunc", "torch")
+WARM_MODULES = ("pandas", "sklearn.compose", "mlflow.pyfunc")  # torch loads with a torch model
 
 
 def start_checker() -> subprocess.Popen[str]:
