@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.errors import RegistryError
 from flywheel.registry import store
+from flywheel.registry.lineage import UNKNOWN
 from flywheel.settings import Settings
 
 
@@ -49,22 +51,27 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
     }
 
 
-def _describe(client: Any, version: Any) -> dict[str, Any] | None:
-    if version is None:
-        return None
+def describe_version(client: Any, version: Any) -> dict[str, Any]:
+    """A version's test metrics and lineage, as the pipeline stored them with it."""
     run = client.get_run(version.run_id) if version.run_id else None
     metrics = {
-        k.removeprefix("test_"): v
+        k.removeprefix("test_"): float(v)
         for k, v in (run.data.metrics if run else {}).items()
         if k.startswith("test_")
     }
     tags = version.tags or {}
+    created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
     return {
+        "name": version.name,
         "version": str(version.version),
         "metrics": metrics,
-        "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit"),
-        "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5"),
-        "candidate": tags.get(f"{store.TAG_PREFIX}candidate"),
-        "created_at": version.creation_timestamp,
-        "gate_reason": tags.get(f"{store.TAG_PREFIX}gate.reason"),
+        "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit", UNKNOWN),
+        "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5", UNKNOWN),
+        "candidate": tags.get(f"{store.TAG_PREFIX}candidate", UNKNOWN),
+        "trained_at": created.isoformat(),
+        "gate_reason": tags.get(f"{store.TAG_PREFIX}gate.reason", ""),
     }
+
+
+def _describe(client: Any, version: Any) -> dict[str, Any] | None:
+    return None if version is None else describe_version(client, version)

@@ -73,8 +73,9 @@ def import_champion() -> str:
     import bentoml
 
     from flywheel.config import load_params
+    from flywheel.registry.status import describe_version
     from flywheel.registry.store import CHAMPION, connect, model_uri, version_by_alias
-    from flywheel.serving.registry_watch import BUNDLED_MODEL, describe_version
+    from flywheel.serving.registry_watch import BUNDLED_MODEL
     from flywheel.settings import settings
 
     current = settings()

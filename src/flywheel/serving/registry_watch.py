@@ -12,16 +12,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.registry.lineage import UNKNOWN
-from flywheel.registry.store import CHAMPION, TAG_PREFIX, model_uri, version_by_alias
+from flywheel.registry.status import describe_version
+from flywheel.registry.store import CHAMPION, model_uri, version_by_alias
 
 logger = logging.getLogger(__name__)
 
-TEST_METRICS = ("test_roc_auc", "test_pr_auc", "test_f1", "test_accuracy", "test_log_loss",
-                "test_brier")
 # Name of the model inside a bento's model store (see launch.build_bento).
 BUNDLED_MODEL = "flywheel-champion"
 
@@ -51,31 +49,17 @@ class LoadedModel:
         }
 
 
-def describe_version(client: Any, version: Any) -> dict[str, Any]:
-    """Lineage and test metrics of a registry version, as stored with it by the pipeline."""
-    tags = version.tags or {}
-    metrics: dict[str, float] = {}
-    if version.run_id:
-        run = client.get_run(version.run_id)
-        metrics = {k: float(v) for k, v in run.data.metrics.items() if k in TEST_METRICS}
-    created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
-    return {
-        "name": version.name,
-        "version": str(version.version),
-        "git_commit": tags.get(f"{TAG_PREFIX}git_commit", UNKNOWN),
-        "data_md5": tags.get(f"{TAG_PREFIX}data_md5", UNKNOWN),
-        "trained_at": created.isoformat(),
-        "metrics": metrics,
-    }
-
-
 def load_version(client: Any, version: Any) -> LoadedModel:
     """Load one registry version, preprocessing included (the very model that was registered)."""
     import mlflow.pyfunc
 
     info = describe_version(client, version)
     pyfunc = mlflow.pyfunc.load_model(model_uri(info["name"], info["version"]))
-    return LoadedModel(pyfunc=pyfunc, **info)
+    return LoadedModel(
+        pyfunc=pyfunc,
+        **{k: info[k] for k in ("name", "version", "git_commit", "data_md5", "trained_at",
+                                "metrics")},
+    )
 
 
 def load_bundled() -> LoadedModel | None:
