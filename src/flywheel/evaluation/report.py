@@ -7,9 +7,6 @@ import csv
 import html
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flywheel.atomic import replacing_dir
 from flywheel.config import EvaluateParams
 from flywheel.evaluation import curves, plots
 from flywheel.evaluation.metrics import METRIC_NAMES, check_scores, classification_metrics
@@ -86,10 +84,7 @@ def write_evaluation(
     pngs = {name: plots.render_png(spec) for name, spec in specs.items()}
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; the output is an ordinary folder
+    with replacing_dir(out_dir) as tmp:
         (tmp / "plots").mkdir()
         _write_json(tmp / "metrics.json", metrics["candidate"])
         _write_json(tmp / "slices.json", slices)
@@ -114,10 +109,6 @@ def write_evaluation(
             ),
             encoding="utf8",
         )
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info(
         "evaluation written to %s: %s",
         out_dir,
@@ -128,18 +119,6 @@ def write_evaluation(
 
 def _write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value, indent=1, allow_nan=False) + "\n", encoding="utf8")
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap `new` in at `target`; the old folder is moved aside first, then removed."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        new.rename(target)
 
 
 def _fmt(value: object) -> str:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,13 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.atomic import replacing_dir, write_atomically
 from flywheel.errors import RegistryError, ValidationFailed
 from flywheel.pipeline.context import StepContext
 
 log = logging.getLogger(__name__)
 
 TARGET = "__target__"  # 0/1 label column in the split files, next to the raw target
-SPLITS = ("train", "valid", "test")
 
 
 def validate(ctx: StepContext) -> dict[str, Any]:
@@ -53,7 +51,7 @@ def featurize(ctx: StepContext) -> dict[str, Any]:
     table = feature_frame(ctx.spec, frame).assign(**{TARGET: y})
     parts = split_frame(table, y, ctx.params.featurize)
     transformer = fit_transformer(ctx.spec, parts["train"].drop(columns=TARGET))
-    with _replacing(ctx.out("featurize")) as out:
+    with replacing_dir(ctx.out("featurize")) as out:
         for name, part in parts.items():
             part.to_parquet(out / f"{name}.parquet", index=False)
         with (out / "transformer.pkl").open("wb") as fh:
@@ -66,13 +64,11 @@ def train(ctx: StepContext) -> dict[str, Any]:
     from flywheel.training.candidates import select_best, train_candidates
 
     cfg = ctx.params.train
-    parts, transformer = _load_splits(ctx)
+    parts, transformer = _load_fit_splits(ctx)
     matrices = {
-        name: transformer.transform(part.drop(columns=TARGET))
-        for name, part in parts.items()
-        if name != "test"
+        name: transformer.transform(part.drop(columns=TARGET)) for name, part in parts.items()
     }
-    with _replacing(ctx.out("train")) as out:
+    with replacing_dir(ctx.out("train")) as out:
         results = train_candidates(
             cfg,
             matrices["train"],
@@ -135,8 +131,8 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
     predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
     if champion_proba is not None:
         predictions["champion"] = champion_proba
-    _atomic_write(out / "predictions.parquet", lambda p: predictions.to_parquet(p, index=False))
-    _atomic_write(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
+    write_atomically(out / "predictions.parquet", lambda p: predictions.to_parquet(p, index=False))
+    write_atomically(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
     summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}
     if champion:
         summary["champion"] = {
@@ -193,7 +189,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
     decision_file = ctx.out("promote") / "decision.json"
     decision_file.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    write_atomically(
         decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str))
     )
     return {
@@ -292,9 +288,10 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
     return str(current.version), answer["probability"].to_numpy(dtype="float64")
 
 
-def _load_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
+def _load_fit_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
+    """The train and valid splits and the fitted transformer; the test split waits for evaluate."""
     folder = ctx.out("featurize")
-    parts = {name: pd.read_parquet(folder / f"{name}.parquet") for name in SPLITS}
+    parts = {name: pd.read_parquet(folder / f"{name}.parquet") for name in ("train", "valid")}
     with (folder / "transformer.pkl").open("rb") as fh:
         transformer = pickle.load(fh)  # written by our own featurize step
     return parts, transformer
@@ -302,25 +299,3 @@ def _load_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
 
 def _valid_key(metric: str) -> str:
     return "log_loss" if metric == "neg_log_loss" else metric
-
-
-@contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
-    """Write a step's folder beside the old one and swap it in only when the step succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from flywheel.atomic import write_atomically
 from flywheel.config import MLPParams
 from flywheel.errors import ConfigError
 from flywheel.training.device import DeviceChoice, choose_device
@@ -201,17 +202,15 @@ def _valid_loss(model: nn.Module, Xv: torch.Tensor, yv: torch.Tensor, loss_fn: n
 
 def _save_checkpoint(path: Path, state: dict[str, torch.Tensor], params: MLPParams,
                      input_dim: int, epoch: int, valid_loss: float, seed: int) -> None:
-    # Write then rename: a crash mid-save never leaves a truncated "best" checkpoint.
-    tmp = path.with_suffix(".tmp")
-    torch.save({
+    checkpoint = {
         "state_dict": state,
         "params": params.model_dump(),
         "input_dim": input_dim,
         "epoch": epoch,
         "valid_loss": valid_loss,
         "seed": seed,
-    }, tmp)
-    tmp.replace(path)
+    }
+    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:

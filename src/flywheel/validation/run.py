@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from flywheel.atomic import replacing_dir
 from flywheel.config import ValidateParams
 from flywheel.data.io import _category_text
 from flywheel.data.spec import DatasetSpec
@@ -46,11 +45,7 @@ def validate_frame(
     present = {c for c in frame.columns if isinstance(c, str)}
     prepared = _as_text_categories(spec, frame, present)
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with replacing_dir(Path(out_dir)) as staging:
         raw = _run_suite(spec, prepared, params, present, staging / "docs")
         failures = failures_from_results(raw.get("results", []), spec, prepared)
         statistics: dict[str, int | float] = {
@@ -70,10 +65,6 @@ def validate_frame(
         payload = {**report.to_dict(), "summary": report.summary(), "docs_pages": pages,
                    "ge_result": raw}
         (staging / "result.json").write_text(json.dumps(payload, indent=2, default=str))
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("validated %d rows against %s in %.2f s: %s", len(frame), report.suite_name,
              time.perf_counter() - started, "passed" if report.success else "FAILED")
     return report
@@ -134,14 +125,3 @@ def _as_text_categories(spec: DatasetSpec, frame: pd.DataFrame, present: set[str
         if not pd.api.types.is_string_dtype(frame[name])
     }
     return frame.assign(**converted) if converted else frame
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap `new` in for `target` with renames, so readers never see a half-written folder."""
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        new.rename(target)
