@@ -25,6 +25,7 @@ install: $(UV)
 	$(VENV)/bin/flywheel pull-data
 
 install-test: $(UV)
+	bash infra/system/install-packages.sh
 	$(UV) sync --frozen --no-dev --extra test
 	$(VENV)/bin/flywheel pull-data
 

@@ -34,6 +34,23 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "flywheel-tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@flywheel.invalid")
 
 
+def require_program(name: str) -> str:
+    """The path of a system program a test starts for real, or a skip that says why.
+
+    `FLYWHEEL_REQUIRE_SYSTEM_TOOLS=1` (set by .ci/run) turns the skip into a failure, so CI
+    never passes by skipping what `infra/system/install-packages.sh` should have installed.
+    """
+    if os.path.isabs(name) and os.access(name, os.X_OK):
+        return name
+    found = shutil.which(name)
+    if found:
+        return found
+    reason = f"{name} is not installed (run infra/system/install-packages.sh)"
+    if os.environ.get("FLYWHEEL_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def shrink_params(path: Path, **overrides: dict) -> None:
     """The real params.yaml with fewer epochs and resamples, so a run takes seconds."""
     params = yaml.safe_load(path.read_text())
