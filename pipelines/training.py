@@ -51,9 +51,10 @@ def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str
 
 
 @flow(name="flywheel-training")
-def training(spec: str | None = None) -> list[dict[str, Any]]:
+def training(spec: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
     """Run every step once; a failing step stops the flow and nothing after it runs."""
     tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
+    tags |= {"retrain_reason": reason} if reason else {}  # tag flywheel.retrain_reason
     report = []
     for step in STEPS:
         started = time.perf_counter()

@@ -212,6 +212,31 @@ def serve(
         _fail(exc)
 
 
+@app.command("alert-receiver")
+def alert_receiver(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 9095)")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Receive Alertmanager webhooks; a firing alert group becomes a Prefect event that starts
+    retraining (needs PREFECT_API_URL).
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api flywheel alert-receiver --port 9095
+    """
+    _setup_logging()
+    try:
+        from flywheel.config import load_params
+        from flywheel.settings import settings
+        from pipelines.alert_receiver import DEFAULT_HOST, DEFAULT_PORT, serve
+
+        name = model or load_params(settings().params_path).promote.model_name
+        serve(host or DEFAULT_HOST, port or DEFAULT_PORT, name)
+    except FlywheelError as exc:
+        _fail(exc)
+
+
 @app.command()
 def bento() -> None:
     """Build a bento that carries the champion, so a container needs no registry at start.

@@ -209,13 +209,18 @@ def start_server(tmp: Path, registry: Registry, log_dir: Path | None = None,
 def stop_server(server: Server) -> None:
     """Stop the serve process group this fixture started (arbiter and its workers)."""
     server.client.close()
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
+    stop_process(server.process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group a test started (start_new_session), SIGKILL if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            server.process.wait(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
