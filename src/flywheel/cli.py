@@ -314,6 +314,123 @@ def infer_spec_command(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def monitor(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the report as one JSON object")
+    ] = False,
+    html: Annotated[Path | None, typer.Option(help="also write the HTML page to this file")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Drift and decay of the serving champion over the inference log, computed now.
+
+    Writes latest.json and report.html to FLYWHEEL_MONITOR_DIR (logs/monitor).
+    Example: flywheel monitor --json
+    """
+    try:
+        from flywheel.config import load_params
+        from flywheel.monitoring.report import compute_report, write_page, write_report
+        from flywheel.settings import settings
+
+        current = settings()
+        report = compute_report(current, load_params(current.params_path), model)
+        write_report(report, current.monitor)
+        if html is not None:
+            write_page(report, html)
+    except FlywheelError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _print_monitor(report)
+
+
+def _print_monitor(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    window = report["window"]
+    verdict = (
+        "[yellow]not enough traffic[/]"
+        if not report["enough_traffic"]
+        else "[red]drifted[/]"
+        if report["drifted"]
+        else "[green]no drift[/]"
+    )
+    table = Table(
+        title=f"{report['model_name']} version {report['model_version']}: "
+        f"{window['rows']} rows since {window['start']}"
+    )
+    for column in ("feature", "psi", "threshold", "js", "drifted"):
+        table.add_column(column)
+    for name, f in [("(score)", report["score"]), *report["features"].items()]:
+        table.add_row(
+            name, _num(f["psi"]), _num(f["threshold"]), _num(f["js"]), "yes" if f["drifted"] else ""
+        )
+    console = Console()
+    console.print(table)
+    live = report["live"]
+    console.print(
+        f"drift: {verdict}; live: {live['labelled_rows']} labelled rows, roc_auc "
+        f"{_num(live['roc_auc'])}, decayed: {live['decayed']}"
+    )
+
+
+@app.command()
+def feedback(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with request_id and label columns")],
+    skip_unknown: Annotated[
+        bool, typer.Option(help="store the rest when some request ids are not in the log")
+    ] = False,
+) -> None:
+    """Store true labels for logged predictions (joined by request id) for live metrics.
+
+    Example: flywheel feedback labels.csv
+    """
+    try:
+        from flywheel.config import load_params
+        from flywheel.data.spec import load_spec
+        from flywheel.monitoring.feedback import RequestIndex, import_feedback
+        from flywheel.settings import settings
+
+        current = settings()
+        spec = load_spec(current.root / load_params(current.params_path).data.spec)
+        counts = import_feedback(
+            file,
+            list(spec.classes),
+            RequestIndex(current.inference_log),
+            current.feedback,
+            skip_unknown,
+        )
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(", ".join(f"{outcome}={n}" for outcome, n in counts.items()))
+
+
+@app.command("monitor-exporter")
+def monitor_exporter(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 9108,
+) -> None:
+    """Serve the latest monitor report as Prometheus gauges until interrupted.
+
+    Example: flywheel monitor-exporter --port 9108  (then scrape /metrics)
+    """
+    _setup_logging()
+    try:
+        from flywheel.config import load_params
+        from flywheel.monitoring.exporter import serve_exporter
+        from flywheel.settings import settings
+
+        current = settings()
+        ttl = load_params(current.params_path).monitor.report_ttl_s
+        serve_exporter(current.monitor, ttl, host, port)
+    except FlywheelError as exc:
+        _fail(exc)
+
+
 def _spec_for(data: Path, target: str, out: Path | None = None, overwrite: bool = False) -> Path:
     """Infer and write a spec for `data`, keeping an existing one the user may have edited."""
     from flywheel.data.infer import infer_spec

@@ -112,6 +112,21 @@ class ServeParams(_Section):
     inference_log_queue_size: int = Field(ge=1)
 
 
+class MonitorParams(_Section):
+    window_minutes: float = Field(gt=0, description="drift over rows logged this recently")
+    min_rows: int = Field(ge=1, description="fewer rows in the window: not enough traffic")
+    psi_bins: int = Field(ge=2, description="quantile bins per numeric feature and the score")
+    k: float = Field(gt=0, description="alarm level: mean + k standard deviations")
+    min_psi: float = Field(ge=0, description="alarm level never below this PSI (effect size)")
+    resamples: int = Field(ge=20, description="reference windows drawn to calibrate alarms")
+    seed: int
+    report_ttl_s: float = Field(gt=0, description="exporter drops series of older reports")
+    live_window_minutes: float = Field(gt=0, description="live metrics over recent predictions")
+    min_labelled_rows: int = Field(ge=1, description="fewer labels: no decay verdict")
+    retrain_cooldown_minutes: float = Field(ge=0)
+    schedule: str = Field(min_length=1, description="cron schedule of the monitoring flow")
+
+
 class Params(_Section):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -122,6 +137,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     promote: PromoteParams
     serve: ServeParams
+    monitor: MonitorParams
 
 
 def load_params(path: Path) -> Params:

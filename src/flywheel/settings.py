@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     inference_log_dir: Path = Field(
         default=Path("logs/inference"), description="where the service appends its Parquet log"
     )
+    monitor_dir: Path = Field(
+        default=Path("logs/monitor"), description="latest drift/decay report (JSON and HTML)"
+    )
+    feedback_dir: Path = Field(
+        default=Path("logs/feedback"), description="ground-truth labels joined to predictions"
+    )
     tracking_uri: str | None = Field(
         default=None,
         description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI, then a SQLite "
@@ -40,6 +46,14 @@ class Settings(BaseSettings):
     @cached_property
     def inference_log(self) -> Path:
         return self._resolve(self.inference_log_dir)
+
+    @cached_property
+    def monitor(self) -> Path:
+        return self._resolve(self.monitor_dir)
+
+    @cached_property
+    def feedback(self) -> Path:
+        return self._resolve(self.feedback_dir)
 
     @cached_property
     def mlflow_uri(self) -> str:

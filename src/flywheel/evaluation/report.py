@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"log_loss", "brier"}
 PLOT_NAMES = ("confusion", "roc", "pr", "calibration")
+# The look of every offline report page (evaluation, monitoring).
+PAGE_STYLE = """body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+.better { color: #1a7f37; } .worse, .drifted { color: #c62828; }
+figure { display: inline-block; margin: .5rem; }
+img { max-width: 480px; }"""
 
 
 def write_evaluation(
@@ -181,14 +190,7 @@ def render_report(
 <meta charset="utf-8">
 <title>Flywheel evaluation</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }}
-th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }}
-th {{ background: #f3f3f3; }}
-td:first-child, th:first-child {{ text-align: left; }}
-.better {{ color: #1a7f37; }} .worse {{ color: #c62828; }}
-figure {{ display: inline-block; margin: .5rem; }}
-img {{ max-width: 480px; }}
+{PAGE_STYLE}
 </style>
 </head>
 <body>

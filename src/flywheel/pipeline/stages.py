@@ -185,6 +185,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
             sample=test.drop(columns=TARGET).head(20),
             lineage=lineage,
             model_name=ctx.model_name,
+            reference=ctx.out("featurize") / "train.parquet",
         )
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
     decision_file = ctx.out("promote") / "decision.json"

@@ -41,6 +41,7 @@ class PromoteInputs:
     sample: pd.DataFrame  # raw rows for the signature, input example and the load check
     lineage: dict[str, str]
     model_name: str
+    reference: Path | None = None  # training split: the rows drift is measured against
 
 
 def promote(
@@ -92,6 +93,8 @@ def _log_register_judge(
         )
         for name, folder in inputs.artifact_dirs.items():
             mlflow.log_artifacts(str(folder), artifact_path=name)
+        if inputs.reference is not None:
+            _log_reference_profile(params, spec, inputs.model, inputs.reference)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
         version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=tags).version)
 
@@ -125,6 +128,16 @@ def _log_register_judge(
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
+
+
+def _log_reference_profile(
+    params: Params, spec: DatasetSpec, model: TabularModel, rows: Path
+) -> None:
+    """Drift is measured against what this version was trained on and how it scored it."""
+    from flywheel.monitoring.profile import build_profile, log_profile
+
+    frame = pd.read_parquet(rows)
+    log_profile(build_profile(spec, frame, model.positive_proba(frame), params.monitor.psi_bins))
 
 
 def _judge(

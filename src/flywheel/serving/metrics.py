@@ -32,6 +32,8 @@ class ServingMetrics:
     log_rows: Any
     log_dropped: Any
     log_errors: Any
+    feedback: Any = None
+    promoted: Any = None
 
     def observe_predictions(self, version: str, labels: Iterable[str],
                             probabilities: np.ndarray) -> None:
@@ -42,10 +44,15 @@ class ServingMetrics:
                 int(count))
         observe_many(self.probability.labels(model_version=version), probabilities)
 
-    def serving(self, name: str, version: str, previous: str | None) -> None:
+    def serving(self, name: str, version: str, previous: str | None,
+                promoted_at: float | None = None) -> None:
         if previous is not None and previous != version:
             self.model_info.labels(model_name=name, model_version=previous).set(0)
+            if self.promoted is not None:  # 0 = no longer serving (multiprocess: no removal)
+                self.promoted.labels(model_name=name, model_version=previous).set(0)
         self.model_info.labels(model_name=name, model_version=version).set(1)
+        if promoted_at is not None and self.promoted is not None:
+            self.promoted.labels(model_name=name, model_version=version).set(promoted_at)
 
 
 def observe_many(child: Any, values: np.ndarray) -> None:
@@ -100,4 +107,11 @@ def serving_metrics() -> ServingMetrics:
             "Sampled requests not logged, by reason (queue_full, write_error)", ["reason"]),
         log_errors=Counter(
             "flywheel_inference_log_write_errors", "Failed writes of inference log files"),
+        feedback=Counter(
+            "flywheel_feedback", "Labels sent to /feedback, by outcome (accepted, bad_label, "
+            "unknown_request_id, bad_request, too_large)", ["outcome"]),
+        promoted=Gauge(
+            "flywheel_model_promoted_timestamp_seconds",
+            "When the serving version was registered as champion (0: no longer serving)",
+            ["model_name", "model_version"], multiprocess_mode="livemax"),
     )

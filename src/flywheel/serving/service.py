@@ -21,6 +21,7 @@ from starlette.routing import Route
 from flywheel.config import load_params
 from flywheel.data.spec import load_spec
 from flywheel.serving import schema
+from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
@@ -94,7 +95,8 @@ class Flywheel:
     def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
         STATE.metrics.reloads.labels(outcome=outcome).inc()
         if model is not None:
-            STATE.metrics.serving(model.name, model.version, previous)
+            STATE.metrics.serving(model.name, model.version, previous,
+                                  promoted_at(model.trained_at))
 
     def __is_ready__(self) -> bool:
         return STATE.holder.ready
@@ -133,4 +135,5 @@ def _connect() -> Any:
 # The decorator turned the class into a bentoml Service; typed as such for the calls below.
 _SERVICE: Any = Flywheel
 _SERVICE.add_asgi_middleware(PredictGate, state=STATE)
-_SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]))
+_SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"]),
+                                          feedback_route(STATE, SPEC.classes, _SETTINGS)]))

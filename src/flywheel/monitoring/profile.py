@@ -1,0 +1,143 @@
+"""The reference profile: what the training split looked like to a registered version.
+
+Computed at promotion from the training split and the candidate's scores on it, and logged with
+the version's run as `monitoring/reference_profile.json`, so drift is always measured against
+the model that is actually serving. Each feature keeps the bins its window is counted into:
+quantile edges for numerics (plus a quantile grid and the standard deviation, for Wasserstein),
+the categories seen in training plus "unseen" for categoricals, and a last "missing" bucket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel.data.spec import DatasetSpec
+from flywheel.errors import RegistryError
+from flywheel.monitoring.distances import quantile_grid, shares
+
+ARTIFACT = "monitoring/reference_profile.json"
+FORMAT = 1
+QUANTILE_POINTS = 100
+
+
+def numeric_counts(edges: list[float], values: np.ndarray) -> np.ndarray:
+    """Rows per bin (-inf, e1], (e1, e2], ..., (e_last, inf), then missing (NaN) rows."""
+    values = np.asarray(values, dtype="float64")
+    missing = np.isnan(values)
+    present = values[~missing] if missing.any() else values
+    index = np.searchsorted(np.asarray(edges, dtype="float64"), present, side="left")
+    counts = np.bincount(index, minlength=len(edges) + 1)
+    return np.append(counts, int(missing.sum()))
+
+
+def categorical_counts(categories: list[str], values: Any) -> np.ndarray:
+    """Rows per known category, then unseen values, then missing: one pyarrow pass."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = values if isinstance(values, pa.ChunkedArray | pa.Array) else pa.array(values)
+    if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+        array = pc.cast(array, pa.string())
+    position = {name: i for i, name in enumerate(categories)}
+    counts = np.zeros(len(categories) + 2, dtype="int64")
+    for entry in pc.value_counts(array).to_pylist():
+        value, count = entry["values"], entry["counts"]
+        if value is None:
+            continue
+        counts[position.get(value, len(categories))] += count
+    counts[-1] = array.null_count
+    return counts
+
+
+def quantiles(values: np.ndarray) -> tuple[list[float], float]:
+    """The quantile grid and standard deviation of the non-missing values (empty: [], 0)."""
+    values = np.asarray(values, dtype="float64")
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        return [], 0.0
+    return np.quantile(present, quantile_grid(QUANTILE_POINTS)).tolist(), float(present.std())
+
+
+def numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
+    values = np.asarray(values, dtype="float64")
+    present = values[~np.isnan(values)]
+    inner = np.linspace(0, 1, bins + 1)[1:-1]
+    edges = np.unique(np.quantile(present, inner)).tolist() if present.size else []
+    grid, std = quantiles(values)
+    counts = numeric_counts(edges, values)
+    return {
+        "kind": "numeric",
+        "edges": edges,
+        "shares": shares(counts).tolist(),
+        "missing_rate": float(counts[-1] / max(values.size, 1)),
+        "quantiles": grid,
+        "std": std,
+    }
+
+
+def categorical_profile(values: Any) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(values, from_pandas=True)
+    categories = sorted(str(v) for v in pc.unique(array.drop_null()).to_pylist())
+    counts = categorical_counts(categories, array)
+    return {
+        "kind": "categorical",
+        "categories": categories,
+        "shares": shares(counts).tolist(),
+        "missing_rate": float(counts[-1] / max(len(array), 1)),
+    }
+
+
+def build_profile(
+    spec: DatasetSpec, frame: pd.DataFrame, scores: np.ndarray, bins: int
+) -> dict[str, Any]:
+    """Profile of the rows a model was trained on and of its scores on them (JSON-able)."""
+    features: dict[str, Any] = {}
+    for feature in spec.features:
+        column = frame[feature.name]
+        if feature.kind == "numeric":
+            features[feature.name] = numeric_profile(column.to_numpy(dtype="float64"), bins)
+        else:
+            features[feature.name] = categorical_profile(column)
+    score = numeric_profile(np.asarray(scores, dtype="float64"), bins)
+    return {
+        "format": FORMAT,
+        "rows": len(frame),
+        "classes": list(spec.classes),
+        "positive_class": spec.positive_class,
+        "features": features,
+        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")},
+    }
+
+
+def log_profile(profile: dict[str, Any]) -> None:
+    """Attach the profile to the active MLflow run (the run the version is registered from)."""
+    import mlflow
+
+    mlflow.log_dict(profile, ARTIFACT)
+
+
+def load_profile(run_id: str | None, what: str) -> dict[str, Any]:
+    """The profile logged with a version's run; a clear error for versions that lack one."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        raise RegistryError(f"{what} has no MLflow run, so no reference profile to compare with")
+    try:
+        profile = mlflow.artifacts.load_dict(f"runs:/{run_id}/{ARTIFACT}")
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(
+            f"{what} has no {ARTIFACT} (registered before monitoring existed?); promote a "
+            f"version with `flywheel run` to get one ({exc})"
+        ) from exc
+    if profile.get("format") != FORMAT:
+        raise RegistryError(
+            f"{what}: reference profile format {profile.get('format')} is not {FORMAT}"
+        )
+    return dict(profile)

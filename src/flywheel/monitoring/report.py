@@ -1,0 +1,107 @@
+"""The monitor report: drift of the recent window and decay from labels, for the champion.
+
+`compute_report` is what the CLI, the monitoring flow and (through `latest.json`) the exporter
+use; it returns plain JSON-able data. A window below `monitor.min_rows` is reported as "not
+enough traffic" and never as drift.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flywheel.atomic import write_atomically
+from flywheel.config import Params
+from flywheel.errors import RegistryError
+from flywheel.monitoring.drift import SCORE_COLUMN, window_drift
+from flywheel.monitoring.live import live_report
+from flywheel.monitoring.logread import read_log
+from flywheel.monitoring.profile import load_profile
+from flywheel.settings import Settings
+
+LATEST = "latest.json"
+PAGE = "report.html"
+
+
+def compute_report(
+    settings: Settings, params: Params, model_name: str | None = None
+) -> dict[str, Any]:
+    """Drift and decay of the version now serving (`champion`), over the inference log."""
+    from flywheel.registry import store
+
+    name = model_name or params.promote.model_name
+    client = store.connect(settings)
+    champion = store.version_by_alias(client, name, store.CHAMPION)
+    if champion is None:
+        raise RegistryError(f"{name!r} has no champion to monitor; run `flywheel run` first")
+    version = str(champion.version)
+    profile = load_profile(champion.run_id, f"{name} version {version}")
+    cfg = params.monitor
+    now = datetime.now(UTC)
+    since = now - timedelta(minutes=cfg.window_minutes)
+    columns = [*profile["features"], SCORE_COLUMN]
+    table = read_log(settings.inference_log, columns, since=since, version=version)
+    rows = 0 if table is None else int(table.num_rows)
+    enough = rows >= cfg.min_rows
+    features, score = window_drift(profile, table, cfg)
+    if table is not None:
+        score["bins"] = _score_bins(profile, table)
+    live = live_report(
+        settings.inference_log, settings.feedback, params, profile["positive_class"], version, now
+    )
+    return {
+        "model_name": name,
+        "model_version": version,
+        "generated_at": now.isoformat(),
+        "window": {
+            "rows": rows,
+            "start": since.isoformat(),
+            "end": now.isoformat(),
+            "min_rows": cfg.min_rows,
+        },
+        "enough_traffic": enough,
+        "drifted": enough and (score["drifted"] or any(f["drifted"] for f in features.values())),
+        "features": features,
+        "score": score,
+        "live": live,
+    }
+
+
+def _score_bins(profile: dict[str, Any], table: Any) -> dict[str, Any]:
+    """Reference and current score shares per bin, for the report's distribution plot."""
+    from flywheel.monitoring.distances import shares
+    from flywheel.monitoring.profile import numeric_counts
+
+    edges = profile["score"]["edges"]
+    current = shares(numeric_counts(edges, table.column(SCORE_COLUMN).to_numpy()))
+    return {
+        "edges": edges,
+        "reference": profile["score"]["shares"][:-1],
+        "current": current[:-1].tolist(),
+    }
+
+
+def write_report(report: dict[str, Any], folder: Path, html: bool = True) -> Path:
+    """`latest.json` (atomically: the exporter never reads half of one) and the HTML page."""
+    path = folder / LATEST
+    text = json.dumps(report, indent=1, allow_nan=False) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf8"))
+    if html:
+        write_page(report, folder / PAGE)
+    return path
+
+
+def write_page(report: dict[str, Any], path: Path) -> None:
+    from flywheel.monitoring.page import render_page
+
+    page = render_page(report)
+    write_atomically(path, lambda tmp: tmp.write_text(page, encoding="utf8"))
+
+
+def read_report(folder: Path) -> dict[str, Any] | None:
+    path = folder / LATEST
+    if not path.is_file():
+        return None
+    return dict(json.loads(path.read_text(encoding="utf8")))

@@ -1,0 +1,203 @@
+"""The monitor report over a generated inference log, against a real (temp) MLflow registry.
+
+The champion is a registered version whose run carries a reference profile of the default
+table; the log holds rows of that table as the service writes them, clean or shifted (one
+numeric feature scaled, one category's share flipped). `flywheel monitor --json` runs as a
+user runs it, in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel.config import Params, load_params
+from flywheel.data.io import feature_frame, read_table
+from flywheel.data.spec import DatasetSpec, load_spec
+from flywheel.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def churn_score(frame: pd.DataFrame) -> np.ndarray:
+    """A stand-in model: any fixed function of the features will do for drift of the score."""
+    return 1 / (1 + np.exp(-(frame["monthly_charges"].to_numpy() - 70) / 20))
+
+
+@pytest.fixture(scope="module")
+def params() -> Params:
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def spec(params: Params) -> DatasetSpec:
+    return load_spec(REPO / params.data.spec)
+
+
+@pytest.fixture(scope="module")
+def reference(spec: DatasetSpec) -> pd.DataFrame:
+    path = REPO / spec.path
+    if not path.is_file():
+        from flywheel.data.materialize import ensure_raw_data
+
+        ensure_raw_data(REPO)
+    return feature_frame(spec, read_table(path))
+
+
+@pytest.fixture(scope="module")
+def champion(
+    tmp_path_factory: pytest.TempPathFactory,
+    params: Params,
+    spec: DatasetSpec,
+    reference: pd.DataFrame,
+) -> str:
+    """A temp store whose champion (version 1) carries the reference profile; its URI."""
+    import mlflow
+
+    from flywheel.monitoring.profile import build_profile, log_profile
+
+    store = tmp_path_factory.mktemp("monitor-registry")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("monitor", artifact_location=(store / "mlruns").as_uri())
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            log_profile(
+                build_profile(spec, reference, churn_score(reference), params.monitor.psi_bins)
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  (None unsets it)
+    name = params.promote.model_name
+    client.create_registered_model(name)
+    version = client.create_model_version(
+        name, f"{run.info.artifact_uri}/monitoring", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(name, "champion", version.version)
+    return uri
+
+
+def write_log(
+    folder: Path,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    version: str,
+    when: datetime,
+    prefix: str = "r",
+) -> list[str]:
+    """Rows as the service's inference log holds them (same columns and types); their ids."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = [f"{prefix}{i}" for i in range(len(frame))]
+    columns: dict[str, Any] = {
+        "request_id": pa.array(ids, pa.string()),
+        "time": pa.array([when] * len(frame), pa.timestamp("us", tz="UTC")),
+        "model_version": pa.array([version] * len(frame), pa.string()),
+    }
+    for feature in spec.features:
+        kind = pa.float64() if feature.kind == "numeric" else pa.string()
+        columns[feature.name] = pa.array(frame[feature.name], kind, from_pandas=True)
+    score = churn_score(frame)
+    columns["prediction"] = pa.array(np.where(score >= 0.5, "Yes", "No"), pa.string())
+    columns["probability"] = pa.array(score, pa.float64())
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), folder / f"{prefix}-{len(frame)}.parquet")
+    return ids
+
+
+def shifted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Monthly charges up by half; every month-to-month contract becomes a two-year one."""
+    out = frame.copy()
+    out["monthly_charges"] = out["monthly_charges"] * 1.5
+    out["contract"] = out["contract"].replace({"Month-to-month": "Two year"})
+    return out
+
+
+def settings_for(tmp: Path, uri: str) -> Settings:
+    return Settings(
+        root=REPO,
+        tracking_uri=uri,
+        inference_log_dir=tmp / "inference",
+        monitor_dir=tmp / "monitor",
+        feedback_dir=tmp / "feedback",
+    )
+
+
+def test_clean_traffic_is_not_drift_and_little_traffic_is_not_either(
+    tmp_path: Path, champion: str, params: Params, spec: DatasetSpec, reference: pd.DataFrame
+) -> None:
+    from flywheel.monitoring.report import compute_report
+
+    now = datetime.now(UTC)
+    settings = settings_for(tmp_path, champion)
+    write_log(
+        settings.inference_log, spec, shifted(reference.sample(100, random_state=1)), "1", now
+    )
+    little = compute_report(settings, params)
+    assert little["window"]["rows"] == 100 and not little["enough_traffic"]
+    assert little["drifted"] is False and little["features"]["monthly_charges"]["psi"] > 0.5
+    assert not any(f["drifted"] for f in little["features"].values())
+
+    clean = tmp_path / "clean"
+    settings = settings_for(clean, champion)
+    write_log(settings.inference_log, spec, reference.sample(3000, random_state=2), "1", now)
+    # Rows of another version and rows older than the window are not this window's traffic.
+    write_log(settings.inference_log, spec, shifted(reference.head(900)), "7", now, prefix="o")
+    write_log(
+        settings.inference_log,
+        spec,
+        shifted(reference.head(900)),
+        "1",
+        now - timedelta(minutes=params.monitor.window_minutes + 5),
+        prefix="x",
+    )
+    report = compute_report(settings, params)
+    assert report["window"]["rows"] == 3000 and report["enough_traffic"]
+    assert report["drifted"] is False, {n: f for n, f in report["features"].items() if f["drifted"]}
+    assert report["model_version"] == "1"
+
+
+def test_monitor_cli_reports_the_shifted_features(
+    tmp_path: Path, champion: str, spec: DatasetSpec, reference: pd.DataFrame
+) -> None:
+    write_log(
+        tmp_path / "inference",
+        spec,
+        shifted(reference.sample(2000, random_state=3)),
+        "1",
+        datetime.now(UTC),
+    )
+    env = {
+        **os.environ,
+        "FLYWHEEL_ROOT": str(REPO),
+        "FLYWHEEL_TRACKING_URI": champion,
+        "FLYWHEEL_INFERENCE_LOG_DIR": str(tmp_path / "inference"),
+        "FLYWHEEL_MONITOR_DIR": str(tmp_path / "monitor"),
+        "FLYWHEEL_FEEDBACK_DIR": str(tmp_path / "feedback"),
+    }
+    flywheel = Path(sys.executable).with_name("flywheel")
+    done = subprocess.run(
+        [str(flywheel), "monitor", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    drifted = {name for name, f in report["features"].items() if f["drifted"]}
+    assert report["drifted"] is True and report["window"]["rows"] == 2000
+    assert drifted == {"monthly_charges", "contract"}
+    assert report["score"]["drifted"] is True
+    assert report["features"]["monthly_charges"]["wasserstein"] > 0.5
+    saved = json.loads((tmp_path / "monitor" / "latest.json").read_text())
+    assert saved["generated_at"] == report["generated_at"]
+    page = (tmp_path / "monitor" / "report.html").read_text()
+    assert "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
