@@ -36,9 +36,9 @@ def retrain_reason(report: dict[str, Any]) -> str | None:
     live = report.get("live") or {}
     if live.get("decayed"):
         detail = ", ".join(
-            f"{metric}={live[metric]:.3f} (floor {floor})"
-            for metric, floor in sorted((live.get("floors") or {}).items())
-            if live.get(metric) is not None
+            f"{metric}={live[metric]:.3f} (floor {live['floors'][metric]})"
+            for metric in live.get("breaches", [])
+            if live.get(metric) is not None and metric in live.get("floors", {})
         )
         reasons.append(f"decay: {detail or 'live metrics past their floors'}")
     if not reasons:
@@ -46,10 +46,12 @@ def retrain_reason(report: dict[str, Any]) -> str | None:
     return f"monitor: {'; '.join(reasons)} (model version {report.get('model_version')})"
 
 
-def cooldown_key(cooldown_minutes: int, now: float | None = None) -> str:
-    """The same key for every call inside one cool-down window."""
+def cooldown_key(cooldown_minutes: float, now: float | None = None) -> str | None:
+    """The same key for every call inside one cool-down window (None: no cool-down)."""
+    if cooldown_minutes <= 0:
+        return None
     window = int((time.time() if now is None else now) // (cooldown_minutes * 60))
-    return f"flywheel-retrain-{cooldown_minutes}m-{window}"
+    return f"flywheel-retrain-{cooldown_minutes:g}m-{window}"
 
 
 @task(task_run_name="compute-report")
@@ -113,7 +115,7 @@ def _metrics(report: dict[str, Any]) -> list[Any]:
 
 
 @task(task_run_name="start-training")
-def start_training(reason: str, cooldown_minutes: int) -> str:
+def start_training(reason: str, cooldown_minutes: float) -> str:
     from prefect.deployments import run_deployment
 
     run = run_deployment(

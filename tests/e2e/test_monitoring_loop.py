@@ -222,11 +222,11 @@ def test_deploy_registers_monitoring_and_the_retraining_automation(loop: Loop) -
     assert training.global_concurrency_limit.limit == 1
     assert training.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
     hourly = api(lambda c: c.read_deployment_by_name("flywheel-monitoring/hourly"))
-    assert hourly.schedules and hourly.schedules[0].schedule.cron == "15 * * * *"
+    assert hourly.schedules and hourly.schedules[0].schedule.cron == "0 * * * *"
     [automation] = api(lambda c: c.read_automations_by_name("flywheel-retrain-on-alert"))
     assert automation.enabled
     assert automation.trigger.expect == {"flywheel.alert.firing"}
-    assert automation.trigger.within.total_seconds() == 3600
+    assert automation.trigger.within.total_seconds() == 6 * 3600
     assert automation.actions[0].deployment_id == training.id
 
 
