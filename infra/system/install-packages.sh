@@ -9,7 +9,7 @@ set -euo pipefail
 declare -A PACKAGE_OF=(
   [prometheus]=prometheus
   [promtool]=prometheus
-  [alertmanager]=prometheus-alertmanager
+  [prometheus-alertmanager]=prometheus-alertmanager  # Debian names the binary so
   [amtool]=prometheus-alertmanager
   [/usr/lib/postgresql/15/bin/initdb]=postgresql
   [hey]=hey
