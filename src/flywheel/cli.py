@@ -329,6 +329,7 @@ def monitor(
     Writes latest.json and report.html to FLYWHEEL_MONITOR_DIR (logs/monitor).
     Example: flywheel monitor --json
     """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr clean
     try:
         from flywheel.config import load_params
         from flywheel.monitoring.report import compute_report, write_page, write_report

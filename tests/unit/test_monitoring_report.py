@@ -201,3 +201,23 @@ def test_monitor_cli_reports_the_shifted_features(
     assert saved["generated_at"] == report["generated_at"]
     page = (tmp_path / "monitor" / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
+
+
+def test_labels_that_contradict_the_scores_are_decay(
+    tmp_path: Path, champion: str, params: Params, spec: DatasetSpec, reference: pd.DataFrame
+) -> None:
+    from flywheel.monitoring.feedback import store_feedback
+    from flywheel.monitoring.report import compute_report
+
+    settings = settings_for(tmp_path, champion)
+    rows = reference.sample(300, random_state=4)
+    ids = write_log(settings.inference_log, spec, rows, "1", datetime.now(UTC))
+    wrong = np.where(churn_score(rows) < 0.5, "Yes", "No")  # the model is always wrong
+    store_feedback(settings.feedback, pd.DataFrame({"request_id": ids, "label": wrong}))
+    store_feedback(settings.feedback, pd.DataFrame({"request_id": ids[:1], "label": ["No"]}))
+
+    live = compute_report(settings, params)["live"]
+    assert live["labelled_rows"] == 300  # the later label for ids[0] replaced the first
+    assert live["roc_auc"] < 0.5 and live["decayed"] is True
+    assert "roc_auc" in live["breaches"] and live["floors"]["roc_auc"] == 0.75
+    assert set(live["per_version"]) == {"1"} and live["windows"][0]["labelled_rows"] == 300

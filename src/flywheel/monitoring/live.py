@@ -61,7 +61,8 @@ def labelled_predictions(
     table = read_log(log_folder, columns, since=since)
     if table is None:
         return empty
-    logged = table.to_pandas().drop_duplicates("request_id", keep="first")
+    logged = table.to_pandas().astype({"request_id": "str", "model_version": "str"})
+    logged = logged.drop_duplicates("request_id", keep="first")
     joined = logged.merge(labels[["request_id", "label"]], on="request_id", how="inner")
     return joined.assign(y=(joined["label"] == positive_class).astype("int64"))
 

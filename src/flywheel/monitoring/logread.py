@@ -40,12 +40,20 @@ def read_log(
     version: str | None = None,
 ) -> Any:
     """The rows logged since `since` (by one model version), only `columns`; None if none."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     files = log_files(folder, since)
     if not files:
         return None
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    # Text columns come back dictionary-encoded, as Parquet stores them: no string per row.
+    text = [
+        f.name
+        for f in ds.dataset(str(files[0]), format="parquet").schema
+        if f.type in (pa.string(), pa.large_string())
+    ]
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
+    dataset = ds.dataset([str(f) for f in files], format=fmt)
     condition = None
     if since is not None:
         condition = ds.field("time") >= since

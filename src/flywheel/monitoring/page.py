@@ -38,7 +38,13 @@ def drift_spec(features: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "title": "Feature drift (PSI) and alarm level",
         **SIZE,
         "data": {"values": values},
-        "encoding": {"y": {"field": "feature", "type": "nominal", "sort": "-x"}},
+        "encoding": {
+            "y": {
+                "field": "feature",
+                "type": "nominal",
+                "sort": {"field": "psi", "order": "descending"},
+            }
+        },
         "layer": [
             {
                 "mark": "bar",
