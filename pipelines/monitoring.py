@@ -20,6 +20,8 @@ from typing import Any
 
 from prefect import flow, task
 
+from flywheel.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 TRAINING_DEPLOYMENT = "flywheel-training/nightly"
@@ -117,14 +119,21 @@ def _metrics(report: dict[str, Any]) -> list[Any]:
 @task(task_run_name="start-training")
 def start_training(reason: str, cooldown_minutes: float) -> str:
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
-    run = run_deployment(
-        TRAINING_DEPLOYMENT,
-        parameters={"reason": reason},
-        timeout=0,
-        as_subflow=False,
-        idempotency_key=cooldown_key(cooldown_minutes),
-    )
+    try:
+        run = run_deployment(
+            TRAINING_DEPLOYMENT,
+            parameters={"reason": reason},
+            timeout=0,
+            as_subflow=False,
+            idempotency_key=cooldown_key(cooldown_minutes),
+        )
+    except ObjectNotFound:
+        raise ConfigError(
+            f"deployment {TRAINING_DEPLOYMENT} is not on the Prefect server, so retraining "
+            f"({reason}) cannot start; register it with `prefect deploy --all`"
+        ) from None
     logger.info("training run %s (%s)", run.id, reason)
     return str(run.id)
 
