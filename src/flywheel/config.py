@@ -112,6 +112,10 @@ class ServeParams(_Section):
     inference_log_queue_size: int = Field(ge=1)
 
 
+class PredictParams(_Section):
+    chunk_rows: int = Field(ge=1, description="rows read, checked and scored at a time")
+
+
 class Params(_Section):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -122,6 +126,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     promote: PromoteParams
     serve: ServeParams
+    predict: PredictParams
 
 
 def load_params(path: Path) -> Params:

@@ -16,6 +16,8 @@ import pandas as pd
 from flywheel.data.spec import DatasetSpec, FeatureSpec
 from flywheel.errors import DataError
 
+_NOT_NULL = "missing (the spec does not allow nulls)"
+
 
 def numeric_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """The column as float64, and a mask of entries that were given but are not numbers."""
@@ -26,18 +28,27 @@ def numeric_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, np.isnan(values) & column.notna().to_numpy()
 
 
-def row_problems(spec: DatasetSpec, frame: pd.DataFrame) -> np.ndarray:
-    """Per row: None when it conforms, else its first problem ("tenure: above max 120")."""
+def check_rows(spec: DatasetSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The frame with its numeric features as float64, and per row None when it conforms or
+    its first problem ("tenure: above the spec's max 120")."""
     require_columns(spec, frame)
     problems = np.full(len(frame), None, dtype=object)
     bad = np.zeros(len(frame), dtype=bool)
+    numbers: dict[str, np.ndarray] = {}
     for feature in spec.features:
-        for mask, what in _feature_problems(feature, frame[feature.name]):
+        column = frame[feature.name]
+        if feature.kind == "numeric":
+            values, unparsed = numeric_values(column)
+            numbers[feature.name] = values
+            checks = _numeric_problems(feature, values, unparsed)
+        else:
+            checks = _category_problems(feature, column)
+        for mask, what in checks:
             fresh = mask & ~bad
             if fresh.any():
                 problems[fresh] = f"{feature.name}: {what}"
                 bad |= fresh
-    return problems
+    return frame.assign(**numbers), problems
 
 
 def require_columns(spec: DatasetSpec, frame: pd.DataFrame) -> None:
@@ -61,15 +72,17 @@ def require_numbers(spec: DatasetSpec, frame: pd.DataFrame) -> None:
             )
 
 
-def _feature_problems(feature: FeatureSpec, column: pd.Series) -> Iterator[tuple[np.ndarray, str]]:
-    if feature.kind == "categorical":
-        if not feature.nullable:
-            yield column.isna().to_numpy(), "missing (the spec does not allow nulls)"
-        return
-    values, unparsed = numeric_values(column)
+def _category_problems(feature: FeatureSpec, column: pd.Series) -> Iterator[tuple[np.ndarray, str]]:
+    if not feature.nullable:
+        yield column.isna().to_numpy(), _NOT_NULL
+
+
+def _numeric_problems(
+    feature: FeatureSpec, values: np.ndarray, unparsed: np.ndarray
+) -> Iterator[tuple[np.ndarray, str]]:
     yield unparsed, "not a number"
     if not feature.nullable:
-        yield np.isnan(values), "missing (the spec does not allow nulls)"
+        yield np.isnan(values), _NOT_NULL
     yield np.isinf(values), "not finite"
     if feature.min is not None:
         yield values < feature.min, f"below the spec's min {feature.min:g}"
