@@ -103,7 +103,6 @@ class ServeParams(_Section):
     port: int = Field(ge=1, le=65535)
     workers: int = Field(ge=1)
     max_batch_size: int = Field(ge=1)
-    max_latency_ms: int = Field(ge=1)
     reload_interval_s: float = Field(gt=0)
     max_body_bytes: int = Field(ge=1024)
     inference_log_sample_rate: float = Field(ge=0, le=1)

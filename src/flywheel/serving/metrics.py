@@ -32,6 +32,7 @@ class ServingMetrics:
     log_rows: Any
     log_dropped: Any
     log_errors: Any
+    batch_requests: Any
 
     def observe_predictions(self, version: str, labels: Iterable[str],
                             probabilities: np.ndarray) -> None:
@@ -100,4 +101,7 @@ def serving_metrics() -> ServingMetrics:
             "Sampled requests not logged, by reason (queue_full, write_error)", ["reason"]),
         log_errors=Counter(
             "flywheel_inference_log_write_errors", "Failed writes of inference log files"),
+        batch_requests=Histogram(
+            "flywheel_batch_requests", "/predict requests answered by one model call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
     )

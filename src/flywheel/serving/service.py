@@ -21,6 +21,7 @@ from starlette.routing import Route
 from flywheel.config import load_params
 from flywheel.data.spec import load_spec
 from flywheel.serving import schema
+from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.gate import PredictGate
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
@@ -77,6 +78,8 @@ class Flywheel:
             metrics=STATE.metrics,
         )
         STATE.inference_log.start()
+        self.batcher = GreedyBatcher(_score, SERVE.max_batch_size,
+                                     observe=STATE.metrics.batch_requests.observe)
         self.watcher: RegistryWatcher | None = None
         bundled = load_bundled() if _SERVICE.bento is not None else None
         if bundled is not None:
@@ -105,11 +108,14 @@ class Flywheel:
             self.watcher.stop()
         STATE.inference_log.close()
 
-    @bentoml.api(route="/predict", batchable=True, max_batch_size=SERVE.max_batch_size,
-                 max_latency_ms=SERVE.max_latency_ms)
-    def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
-        """Predicted class and positive-class probability per record, with lineage."""
-        return _score(records)  # type: ignore[return-value]
+    @bentoml.api(route="/predict")
+    async def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
+        """Predicted class and positive-class probability per record, with lineage.
+
+        Requests that arrive while the model is busy are scored together (GreedyBatcher);
+        a lone request is scored at once.
+        """
+        return await self.batcher(records)  # type: ignore[no-any-return]
 
     @bentoml.api(route="/predict_batch")
     def predict_batch(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
