@@ -73,17 +73,35 @@ BARE_APP = textwrap.dedent('''
 ''')
 
 
-def start_bare(tmp: Path, tracking_uri: str, model_name: str) -> tuple[subprocess.Popen[bytes],
-                                                                         str]:
+def start_bare(
+    tmp: Path, tracking_uri: str, model_name: str
+) -> tuple[subprocess.Popen[bytes], str]:
     app = tmp / "bare_app.py"
     app.write_text(BARE_APP)
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
-           "BENCH_MODEL_URI": f"models:/{model_name}@champion"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "BENCH_MODEL_URI": f"models:/{model_name}@champion",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port",
-         str(port), "--no-access-log", "--log-level", "warning"],
-        cwd=tmp, env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=tmp,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -109,8 +127,21 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 def hey(url: str, body: Path, *args: str) -> dict[str, float]:
     """One `hey` run; latency percentiles from its per-request CSV, not its rounded summary."""
-    command = [HEY, *args, "-m", "POST", "-T", "application/json", "-D", str(body), "-o", "csv",
-               "-t", "60", f"{url}/predict"]
+    command = [
+        HEY,
+        *args,
+        "-m",
+        "POST",
+        "-T",
+        "application/json",
+        "-D",
+        str(body),
+        "-o",
+        "csv",
+        "-t",
+        "60",
+        f"{url}/predict",
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     elapsed = time.perf_counter() - started
@@ -128,8 +159,9 @@ def hey(url: str, body: Path, *args: str) -> dict[str, float]:
     }
 
 
-def run_server(name: str, url: str, one: Path, large: Path,
-               args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def run_server(
+    name: str, url: str, one: Path, large: Path, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
 
     def step(label: str, body: Path, *flags: str) -> dict[str, float]:
@@ -188,22 +220,31 @@ def main() -> int:
 
 
 def report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace) -> str:
-    lines = [f"{'run':<10}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}"
-             f"{'ratio':>8}{'p50 +ms':>9}"]
+    lines = [
+        f"{'run':<10}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}"
+        f"{'ratio':>8}{'p50 +ms':>9}"
+    ]
     for run in results["flywheel"]:
         fly, bare = results["flywheel"][run], results["bare"][run]
         ratio = fly["requests_per_s"] / bare["requests_per_s"]
         for name, stats in (("flywheel", fly), ("bare", bare)):
-            extra = (f"{ratio:>8.2f}{fly['p50_ms'] - bare['p50_ms']:>+9.1f}"
-                     if name == "flywheel" else "")
-            lines.append(f"{run:<10}{name:<10}{stats['requests_per_s']:>9.1f}"
-                         f"{stats['p50_ms']:>9.1f}{stats['p99_ms']:>9.1f}"
-                         f"{int(stats['non_200']):>9}{extra}")
+            extra = (
+                f"{ratio:>8.2f}{fly['p50_ms'] - bare['p50_ms']:>+9.1f}"
+                if name == "flywheel"
+                else ""
+            )
+            lines.append(
+                f"{run:<10}{name:<10}{stats['requests_per_s']:>9.1f}"
+                f"{stats['p50_ms']:>9.1f}{stats['p99_ms']:>9.1f}"
+                f"{int(stats['non_200']):>9}{extra}"
+            )
     for name in ("flywheel", "bare"):
         large, open_loop = results[name]["large"], results[name]["open 50%"]
-        lines.append(f"{name}: {large['rows_per_s']:,.0f} rows/s with {args.large_rows}-record "
-                     f"bodies; open loop asked {open_loop['target_per_s']:.0f}/s, got "
-                     f"{open_loop['requests_per_s']:.0f}/s, p99 {open_loop['p99_ms']:.0f} ms")
+        lines.append(
+            f"{name}: {large['rows_per_s']:,.0f} rows/s with {args.large_rows}-record "
+            f"bodies; open loop asked {open_loop['target_per_s']:.0f}/s, got "
+            f"{open_loop['requests_per_s']:.0f}/s, p99 {open_loop['p99_ms']:.0f} ms"
+        )
     ratio = results["flywheel"]["large"]["rows_per_s"] / results["bare"]["large"]["rows_per_s"]
     lines.append(f"large bodies rows/s ratio flywheel/bare: {ratio:.2f}")
     return "\n".join(lines)
