@@ -1,8 +1,8 @@
 """The BentoML service: `POST /predict`, `GET /metadata`, readiness, Prometheus metrics.
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
-the edge where BentoML needs configuration at class definition (batch size, latency bound,
-request schema), so importing this module reads settings, params.yaml and the dataset spec;
+the edge where BentoML needs configuration at class definition (workers, request
+schema), so importing this module reads settings, params.yaml and the dataset spec;
 everything else happens when a worker starts. API methods are a few lines calling the library.
 """
 
