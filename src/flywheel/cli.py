@@ -432,6 +432,41 @@ def monitor_exporter(
         _fail(exc)
 
 
+@app.command()
+def predict(
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score")],
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Parquet to write (default artifacts/predict/<INPUT stem>.predictions"
+                     ".parquet); bad rows go to <OUTPUT stem>.rejects.csv"),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="registry version to score with (default: the champion)")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Score a file with a registered model: prediction, probability and lineage per row.
+
+    Streams the file in params `predict.chunk_rows` pieces, so it may be larger than memory.
+    Rows that do not fit the version's dataset spec are not scored: they are listed with the
+    problem in the rejects file and counted.
+
+    Example: flywheel predict customers.parquet --output scored.parquet --version 3
+    """
+    _setup_logging()
+    try:
+        from flywheel.batch.score import make_job, score_file
+        from flywheel.settings import settings
+
+        current = settings()
+        summary = score_file(current, make_job(current, source, output, version, model))
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(summary))
+
+
 def _spec_for(data: Path, target: str, out: Path | None = None, overwrite: bool = False) -> Path:
     """Infer and write a spec for `data`, keeping an existing one the user may have edited."""
     from flywheel.data.infer import infer_spec

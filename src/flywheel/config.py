@@ -103,7 +103,6 @@ class ServeParams(_Section):
     port: int = Field(ge=1, le=65535)
     workers: int = Field(ge=1)
     max_batch_size: int = Field(ge=1)
-    max_latency_ms: int = Field(ge=1)
     reload_interval_s: float = Field(gt=0)
     max_body_bytes: int = Field(ge=1024)
     inference_log_sample_rate: float = Field(ge=0, le=1)
@@ -125,6 +124,8 @@ class MonitorParams(_Section):
     min_labelled_rows: int = Field(ge=1, description="fewer labels: no decay verdict")
     retrain_cooldown_minutes: float = Field(ge=0)
     schedule: str = Field(min_length=1, description="cron schedule of the monitoring flow")
+class PredictParams(_Section):
+    chunk_rows: int = Field(ge=1, description="rows read, checked and scored at a time")
 
 
 class Params(_Section):
@@ -138,6 +139,7 @@ class Params(_Section):
     promote: PromoteParams
     serve: ServeParams
     monitor: MonitorParams
+    predict: PredictParams
 
 
 def load_params(path: Path) -> Params:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flywheel.data.rows import require_columns
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import DataError
 
@@ -51,11 +52,7 @@ def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
     Training, evaluation and serving all go through here, so the logged signature and the
     served schema are the same (no int64-vs-double surprises at the pyfunc boundary).
     """
-    missing = [name for name in spec.feature_names if name not in frame.columns]
-    if missing:
-        raise DataError(
-            f"missing feature columns {missing} (the dataset spec {spec.name!r} needs them)"
-        )
+    require_columns(spec, frame)
     out = {
         f.name: _numeric(frame[f.name])
         if f.kind == "numeric"

@@ -10,10 +10,12 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from flywheel.data.io import feature_frame
+from flywheel.data.rows import require_numbers
+from flywheel.data.spec import DatasetSpec, FeatureSpec
 from flywheel.model import TabularModel, load_model
 
 # What the pickled TabularModel needs to load; listed explicitly because MLflow's inference
-# of requirements costs 11-19 s a model here (STACK-NOTES.md).
+# of requirements costs 11-19 s a model here.
 RUNTIME_PACKAGES = ("scikit-learn", "torch", "pandas", "numpy", "pydantic", "pyyaml")
 
 
@@ -24,22 +26,58 @@ class FlywheelPyfunc(PythonModel):
         self.model: TabularModel = load_model(Path(context.artifacts["model"]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        # The signature lets any numeric column through (ints and floats alike), so text in
+        # one is refused here rather than imputed as if it were missing.
+        require_numbers(self.model.spec, model_input)
         return self.model.predict(model_input)
+
+
+def model_signature(spec: DatasetSpec, output: pd.DataFrame) -> Any:
+    """Input columns typed so that a frame as a user holds it is accepted.
+
+    MLflow refuses an int64 column declared `double` ("Can not safely convert int64 to
+    float64") and a float column declared `long`, yet a user's numeric feature may be either
+    (a CSV column with a blank reads as float). Numeric features are therefore declared
+    `Any` and checked by `predict`; text categories stay `string`, and categories that read
+    as numbers or booleans (a frame holds them as such) are `Any` too.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+
+    def column(feature: FeatureSpec) -> ColSpec:
+        typed = DataType.string if _text_categories(feature) else AnyType()
+        return ColSpec(typed, feature.name)
+
+    outputs = infer_signature(output).inputs  # the output frame's own columns and types
+    return ModelSignature(inputs=Schema([column(f) for f in spec.features]), outputs=outputs)
+
+
+def _text_categories(feature: FeatureSpec) -> bool:
+    if feature.kind != "categorical":
+        return False
+    return not all(_reads_as_number(c) for c in feature.categories or [])
+
+
+def _reads_as_number(text: str) -> bool:
+    if text in ("True", "False"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def log_pyfunc(model: TabularModel, model_file: Path, sample: pd.DataFrame) -> Any:
     """Log under the active run with a signature and input example built from real rows."""
-    from mlflow.models import infer_signature
-
     example = feature_frame(model.spec, sample.head(5))
-    signature = infer_signature(example, model.predict(example))
     import mlflow.pyfunc
 
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=FlywheelPyfunc(),
         artifacts={"model": str(model_file)},
-        signature=signature,
+        signature=model_signature(model.spec, model.predict(example)),
         input_example=example,
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in RUNTIME_PACKAGES],
         metadata={"positive_class": model.spec.positive_class, "candidate": model.candidate},

@@ -83,8 +83,8 @@ class PredictGate:
                                         if k != b"content-type"),
                                       (b"content-type", b"application/json")]}
         if scope["path"] == self.path and body.count(b"{") > state.max_batch_size:
-            # The adaptive batcher would cut a big list into max_batch_size pieces and queue
-            # them one after another; a list that is a batch already is scored in one call.
+            # A list that is a batch already is scored in one call on its own route, so it
+            # neither waits behind nor holds up the batched small requests.
             # Counting braces only estimates records; either route gives the same answers.
             scope["path"], scope["raw_path"] = self.bulk_path, self.bulk_path.encode()
         await self._forward(scope, body, send, request_id)

@@ -10,7 +10,6 @@ The monitoring work reads these files for drift.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import queue
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from flywheel.data.spec import DatasetSpec
 
@@ -113,8 +114,9 @@ class InferenceLog:
     def _add(self, entry: LogEntry) -> None:
         """Parse one request and its answer into a table (column-wise: cheap on the GIL)."""
         try:
-            records = json.loads(entry.request_body)
-            answers = json.loads(entry.response_body)
+            # orjson: this thread shares the GIL with requests, and parses ~3x faster than json.
+            records = orjson.loads(entry.request_body)
+            answers = orjson.loads(entry.response_body)
             if isinstance(records, dict):
                 records = [records]
             table = self._table(entry, records, answers)

@@ -32,6 +32,7 @@ class ServingMetrics:
     log_rows: Any
     log_dropped: Any
     log_errors: Any
+    batch_requests: Any
     feedback: Any = None
     promoted: Any = None
 
@@ -107,6 +108,9 @@ def serving_metrics() -> ServingMetrics:
             "Sampled requests not logged, by reason (queue_full, write_error)", ["reason"]),
         log_errors=Counter(
             "flywheel_inference_log_write_errors", "Failed writes of inference log files"),
+        batch_requests=Histogram(
+            "flywheel_batch_requests", "/predict requests answered by one model call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
         feedback=Counter(
             "flywheel_feedback", "Labels sent to /feedback, by outcome (accepted, bad_label, "
             "unknown_request_id, bad_request, too_large)", ["outcome"]),

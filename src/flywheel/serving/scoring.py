@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flywheel.data.spec import DatasetSpec
@@ -13,22 +14,28 @@ from flywheel.serving.registry_watch import LoadedModel
 def records_frame(spec: DatasetSpec, records: list[Any]) -> pd.DataFrame:
     """The model's input frame (numerics float64, categories as objects), in spec order.
 
-    The records were validated by the schema already, so this only transposes them; nulls
+    The records were validated by the schema already, so this only transposes them, a column
+    at a time (several times faster than `DataFrame.from_records` on large bodies); nulls
     become NaN, which is what the transformer's imputers expect.
     """
-    rows = [r if isinstance(r, dict) else r.__dict__ for r in records]
-    frame = pd.DataFrame.from_records(rows, columns=spec.feature_names)
-    for feature in spec.numeric:
-        frame[feature.name] = frame[feature.name].astype("float64")
-    return frame
+    columns = {
+        f.name: np.array([r.get(f.name) for r in records],
+                         dtype="float64" if f.kind == "numeric" else object)
+        for f in spec.features
+    }
+    return pd.DataFrame(columns, copy=False)
 
 
 def unseen_categories(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, int]:
-    """How many values per categorical feature the spec does not know (accepted, then ignored)."""
+    """How many values per categorical feature the spec does not know (accepted, then ignored).
+
+    A set lookup per value: `Series.isin` costs ~0.15 ms a column even for one row, which
+    added up to 2 ms on a single-record request.
+    """
     counts: dict[str, int] = {}
     for feature in spec.categorical:
-        column = frame[feature.name]
-        unseen = int((column.notna() & ~column.isin(feature.categories or [])).sum())
+        known = set(feature.categories or [])
+        unseen = sum(isinstance(v, str) and v not in known for v in frame[feature.name].to_numpy())
         if unseen:
             counts[feature.name] = unseen
     return counts
@@ -38,7 +45,7 @@ def score(model: LoadedModel, spec: DatasetSpec, records: list[Any],
           metrics: Any = None) -> list[dict[str, Any]]:
     """One answer per record, in order: class, positive-class probability, and lineage."""
     frame = records_frame(spec, records)
-    output = model.pyfunc.predict(frame)
+    output = model.predict(frame)
     labels = output["prediction"].astype(str).tolist()
     probabilities = output["probability"].to_numpy(dtype="float64")
     if metrics is not None:

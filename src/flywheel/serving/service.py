@@ -1,8 +1,8 @@
 """The BentoML service: `POST /predict`, `GET /metadata`, readiness, Prometheus metrics.
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
-the edge where BentoML needs configuration at class definition (batch size, latency bound,
-request schema), so importing this module reads settings, params.yaml and the dataset spec;
+the edge where BentoML needs configuration at class definition (workers, request
+schema), so importing this module reads settings, params.yaml and the dataset spec;
 everything else happens when a worker starts. API methods are a few lines calling the library.
 """
 
@@ -21,6 +21,7 @@ from starlette.routing import Route
 from flywheel.config import load_params
 from flywheel.data.spec import load_spec
 from flywheel.serving import schema
+from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
 from flywheel.serving.inference_log import InferenceLog
@@ -78,6 +79,8 @@ class Flywheel:
             metrics=STATE.metrics,
         )
         STATE.inference_log.start()
+        self.batcher = GreedyBatcher(_score, SERVE.max_batch_size,
+                                     observe=STATE.metrics.batch_requests.observe)
         self.watcher: RegistryWatcher | None = None
         bundled = load_bundled() if _SERVICE.bento is not None else None
         if bundled is not None:
@@ -107,11 +110,14 @@ class Flywheel:
             self.watcher.stop()
         STATE.inference_log.close()
 
-    @bentoml.api(route="/predict", batchable=True, max_batch_size=SERVE.max_batch_size,
-                 max_latency_ms=SERVE.max_latency_ms)
-    def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
-        """Predicted class and positive-class probability per record, with lineage."""
-        return _score(records)  # type: ignore[return-value]
+    @bentoml.api(route="/predict")
+    async def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
+        """Predicted class and positive-class probability per record, with lineage.
+
+        Requests that arrive while the model is busy are scored together (GreedyBatcher);
+        a lone request is scored at once.
+        """
+        return await self.batcher(records)  # type: ignore[no-any-return]
 
     @bentoml.api(route="/predict_batch")
     def predict_batch(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]

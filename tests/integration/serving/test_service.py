@@ -82,6 +82,35 @@ def test_a_list_longer_than_the_batch_size_is_scored_whole(
         server.client.post("/predict", json=many[450]).json()[0]["probability"])
 
 
+def test_lone_requests_are_never_batched_even_after_a_burst(
+        server: Server, records: list[dict[str, Any]]) -> None:
+    """BentoML's adaptive batcher remembered bursts and held lone requests ~100 ms afterwards.
+    Now a request with nothing else in flight is scored alone at once, before and after a
+    burst, while concurrent requests still share model calls."""
+    def calls_and_requests() -> tuple[float, float]:
+        families = scrape(server)
+        return (sample_value(families, "flywheel_batch_requests_count"),
+                sample_value(families, "flywheel_batch_requests_sum"))
+
+    def lone_requests() -> None:
+        calls, answered = calls_and_requests()
+        for record in records[:10]:
+            assert server.client.post("/predict", json=record).status_code == 200
+        assert calls_and_requests() == (calls + 10, answered + 10)  # one call per request
+
+    def post(record: dict[str, Any]) -> int:
+        return httpx.post(f"{server.url}/predict", json=record, timeout=60).status_code
+
+    lone_requests()
+    calls, answered = calls_and_requests()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(post, records[:160])) == {200}
+    burst_calls, burst_answered = calls_and_requests()
+    assert burst_answered - answered == 160
+    assert burst_calls - calls < 160  # some model calls answered several requests
+    lone_requests()
+
+
 def test_openapi_shows_spec_schema(server: Server, records: list[dict[str, Any]]) -> None:
     doc = server.client.get("/docs.json").json()
     assert "/predict" in doc["paths"]

@@ -1,0 +1,1 @@
+"""Offline batch scoring: a file in, a Parquet of predictions with their lineage out."""
