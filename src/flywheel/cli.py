@@ -57,7 +57,8 @@ def _fail(exc: FlywheelError) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    message = f"[bold red]error:[/] {escape(str(exc))}"  # a message's [brackets] are not markup
+    # One line, always (a library's message may end in a newline); its [brackets] are no markup.
+    message = f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}"
     Console(stderr=True, soft_wrap=True).print(message, highlight=False)
     raise typer.Exit(exc.exit_code)
 
