@@ -14,8 +14,10 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from flywheel.errors import FlywheelError
+from flywheel.pipeline import state
 from flywheel.pipeline.context import make_context
 from flywheel.pipeline.dag import STEPS
 from flywheel.pipeline.stages import run_step
@@ -45,9 +47,20 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, task_run_name="{name}")
-def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str, Any]:
+def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str, Any] | State:
+    """Run one step, or skip it when DVC's lock says it is up to date (default dataset only).
+
+    A skipped step ends as a Completed task run named "Skipped" whose message says why, so the
+    Prefect UI shows it; a step that ran is recorded in dvc.lock as `dvc repro` would.
+    """
     ctx = make_context(Path(spec) if spec else None, run_tags)
-    return run_step(name, ctx)
+    root = ctx.settings.root
+    if ctx.is_default_dataset and state.up_to_date(root, name):
+        return Completed(name="Skipped", message=state.SKIPPED)
+    summary = run_step(name, ctx)
+    if ctx.is_default_dataset:
+        state.record(root, name)
+    return summary
 
 
 @flow(name="flywheel-training")
@@ -58,7 +71,8 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
     report = []
     for step in STEPS:
         started = time.perf_counter()
-        summary = run_stage(step.name, spec, tags)
+        outcome = run_stage(step.name, spec, tags)
+        summary = {"skipped": state.SKIPPED} if isinstance(outcome, State) else outcome
         report.append(
             {
                 "step": step.name,

@@ -99,3 +99,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("FLYWHEEL_TRACKING_URI", raising=False)
     monkeypatch.chdir(root)
     yield root
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One Prefect test server for the whole session (~20 s to start here); yields its API URL.
+
+    Subprocesses (the CLI as a user runs it) reach it through `PREFECT_API_URL`.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())

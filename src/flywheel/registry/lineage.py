@@ -6,8 +6,6 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import yaml
-
 UNKNOWN = "unknown"
 
 
@@ -29,17 +27,10 @@ def git_commit(root: Path) -> str:
     return f"{head}-dirty" if dirty else head
 
 
-def data_md5(root: Path, data_path: Path) -> str:
-    """The hash DVC recorded for the tracked data, or the file's own md5 for untracked data."""
-    dvc_file = root / "data.dvc"
-    tracked_dir = root / "data"
-    if dvc_file.is_file() and data_path.resolve().is_relative_to(tracked_dir.resolve()):
-        outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
-        md5 = outs[0].get("md5")
-        if md5:
-            return str(md5)
+def file_md5(path: Path) -> str:
+    """The md5 of one file, as `md5sum` prints it: how a table outside `data.dvc` is traced."""
     digest = hashlib.md5()
-    with data_path.open("rb") as fh:
+    with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
