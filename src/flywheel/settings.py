@@ -1,7 +1,7 @@
 """Where things are and which services to talk to: paths, tracking URI, Prefect.
 
 Settings come from `FLYWHEEL_*` environment variables with local defaults that need no server
-(DESIGN.md, principle 3). Tunables are not here: they live in params.yaml.
+(docs/architecture.md, principle 3). Tunables are not here: they live in params.yaml.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,18 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Path("artifacts")
     inference_log_dir: Path = Field(
         default=Path("logs/inference"), description="where the service appends its Parquet log"
+    )
+    serve_model: str | None = Field(
+        default=None, description="registered model to serve (default: promote.model_name)"
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token required on /predict and write endpoints"
+    )
+    pii_salt: SecretStr | None = Field(
+        default=None, description="secret salt for hashing personal fields in the inference log"
+    )
+    lock_timeout_s: float = Field(
+        default=0.0, ge=0, description="how long a second run waits for the project lock"
     )
     tracking_uri: str | None = Field(
         default=None,

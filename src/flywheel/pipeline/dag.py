@@ -1,7 +1,8 @@
 """The one declaration of the pipeline: order, deps, params, outs, metrics and plots.
 
 `dvc.yaml` is rendered from it (`flywheel dvc-yaml`) and the Prefect flow iterates it, so the
-two drivers cannot drift apart (DESIGN.md, principle 1); a test fails when dvc.yaml is stale.
+two drivers cannot drift apart (docs/architecture.md, principle 1); a test fails when
+dvc.yaml is stale.
 """
 
 from __future__ import annotations

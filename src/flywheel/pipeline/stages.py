@@ -35,8 +35,8 @@ def validate(ctx: StepContext) -> dict[str, Any]:
     report = validate_frame(ctx.spec, frame, ctx.params.validate_, ctx.out("validate"))
     if not report.success:
         raise ValidationFailed(
-            f"{ctx.data_path} failed validation against spec {ctx.spec.name!r} "
-            f"(report: {ctx.out('validate') / 'docs' / 'index.html'}):\n{report.summary()}"
+            f"{ctx.data_path} failed validation against spec {ctx.spec.name!r}: "
+            f"{report.headline()} (details: {ctx.out('validate') / 'docs' / 'index.html'})"
         )
     return {"rows": len(frame), "expectations": report.statistics.get("evaluated_expectations")}
 
@@ -117,24 +117,27 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
     y = test[TARGET].to_numpy()
     proba = model.positive_proba(test)
     version, champion_proba = _champion(ctx, test)
-    out = ctx.out("evaluate")
+    predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
+    if champion_proba is not None:
+        predictions["champion"] = champion_proba
+
+    def write_own(folder: Path, metrics: dict[str, dict[str, float]]) -> None:
+        champion = {"version": version, "metrics": metrics["champion"]} if version else None
+        predictions.to_parquet(folder / "predictions.parquet", index=False)
+        (folder / "champion.json").write_text(json.dumps(champion, indent=2))
+
     metrics = write_evaluation(
-        out,
+        ctx.out("evaluate"),
         y,
         proba,
         ctx.evaluate_params,
         test,
         champion_proba,
         f"champion v{version}" if version else None,
+        also=write_own,  # in the same folder swap: a kill never splits metrics from predictions
     )
-    champion = {"version": version, "metrics": metrics["champion"]} if version else None
-    predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
-    if champion_proba is not None:
-        predictions["champion"] = champion_proba
-    write_atomically(out / "predictions.parquet", lambda p: predictions.to_parquet(p, index=False))
-    write_atomically(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
     summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}
-    if champion:
+    if version:
         summary["champion"] = {
             "version": version,
             **{k: round(v, 4) for k, v in metrics["champion"].items()},
@@ -163,6 +166,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
         "data_md5": data_md5(root, ctx.data_path),
         "dataset": ctx.spec.name,
         "candidate": model.candidate,
+        "trained_at": _written_at(ctx.out("train") / "model.pkl"),
         **ctx.run_tags,
     }
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
@@ -267,9 +271,8 @@ def _champion_scores(
 
 def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
     """Score the champion on the candidate's test split, so the gate compares like for like."""
-    import mlflow
-
     from flywheel.registry import store
+    from flywheel.registry.integrity import load_verified
 
     name = ctx.model_name
     client = store.connect(ctx.settings)
@@ -277,8 +280,8 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
     if current is None:
         return None, None
     uri = store.model_uri(name, current.version)
+    served = load_verified(current)  # an altered artifact is refused before it is unpickled
     try:
-        served = mlflow.pyfunc.load_model(uri)
         answer = served.predict(test.drop(columns=TARGET))
     except Exception as exc:  # any failure here means the two cannot be compared
         raise RegistryError(
@@ -295,6 +298,13 @@ def _load_fit_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
     with (folder / "transformer.pkl").open("rb") as fh:
         transformer = pickle.load(fh)  # written by our own featurize step
     return parts, transformer
+
+
+def _written_at(path: Path) -> str:
+    """When the train step wrote the model: what `/metadata` reports as "trained at"."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat()
 
 
 def _valid_key(metric: str) -> str:

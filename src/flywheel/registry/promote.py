@@ -22,6 +22,7 @@ from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
 from flywheel.registry import store
 from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.integrity import DIGEST_TAG, digest_of
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def _log_register_judge(
         for name, folder in inputs.artifact_dirs.items():
             mlflow.log_artifacts(str(folder), artifact_path=name)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
-        version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=tags).version)
+        # The digest of the files as stored, next to the lineage: every later load checks it.
+        signed = {**tags, DIGEST_TAG: digest_of(info.model_uri)}
+        version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=signed).version)
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)

@@ -14,6 +14,7 @@ from flywheel.model import TabularModel, load_model
 
 # What the pickled TabularModel needs to load; listed explicitly because MLflow's inference
 # of requirements costs 11-19 s a model here (STACK-NOTES.md).
+SPEC_ARTIFACT = "spec"  # artifact key of the dataset spec logged with every model
 RUNTIME_PACKAGES = ("scikit-learn", "torch", "pandas", "numpy", "pydantic", "pyyaml")
 
 
@@ -35,10 +36,15 @@ def log_pyfunc(model: TabularModel, model_file: Path, sample: pd.DataFrame) -> A
     signature = infer_signature(example, model.predict(example))
     import mlflow.pyfunc
 
+    from flywheel.data.spec import save_spec
+
+    # The version carries its own dataset spec: serving takes its request schema from it.
+    spec_file = model_file.with_name(f"{model_file.stem}.{SPEC_ARTIFACT}.yaml")
+    save_spec(model.spec, spec_file)
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=FlywheelPyfunc(),
-        artifacts={"model": str(model_file)},
+        artifacts={"model": str(model_file), SPEC_ARTIFACT: str(spec_file)},
         signature=signature,
         input_example=example,
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in RUNTIME_PACKAGES],

@@ -1,7 +1,7 @@
 """Request and response models of `/predict`, generated from the dataset spec.
 
 The endpoint's schema is derived from the same spec that validation and featurization read, so
-the three cannot disagree (DESIGN.md, principle 4), and BentoML shows it in `/docs.json`.
+the three cannot disagree (docs/architecture.md, principle 4), and BentoML shows it in `/docs.json`.
 Unseen categories are accepted on purpose: the transformer ignores them, and the service counts
 them instead of turning a new product name into an outage.
 """
