@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from flywheel.pause import pause_point
+
 
 @contextmanager
 def replacing_dir(target: Path) -> Iterator[Path]:
@@ -24,9 +26,11 @@ def replacing_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    pause_point(f"staged:{target.name}")
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
         target.rename(old / target.name)
+        pause_point(f"moved-aside:{target.name}")
         staging.rename(target)
         shutil.rmtree(old, ignore_errors=True)
     else:

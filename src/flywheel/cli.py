@@ -44,7 +44,8 @@ def _setup_logging(verbose: bool = False) -> None:
 def _fail(exc: FlywheelError) -> None:
     from rich.console import Console
 
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    line = " ".join(str(exc).split())  # one line per user error, whatever the message holds
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {line}", highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -79,9 +80,9 @@ def run(
         from flywheel.settings import settings
         from pipelines.training import prewarm_imports, training
 
-        started = time.perf_counter()
-        prewarm_imports()
         with project_lock(settings(), "flywheel run", check_dvc=True):
+            started = time.perf_counter()
+            prewarm_imports()
             steps = training(spec=str(spec) if spec else None)
         total = time.perf_counter() - started
         _print_summary(steps, total)
@@ -221,6 +222,7 @@ def serve(
 
     Example: FLYWHEEL_API_TOKEN=s3cret flywheel serve --host 0.0.0.0 --model flywheel-accounts
     """
+    _setup_logging()
     try:
         from flywheel.serving.launch import serve as launch
 
@@ -285,8 +287,12 @@ def dvc_yaml(
     from flywheel.pipeline.dag import render_dvc_yaml
     from flywheel.settings import settings
 
-    path = settings().root / "dvc.yaml"
-    rendered = render_dvc_yaml()
+    current = settings()
+    path = current.root / "dvc.yaml"
+    try:
+        rendered = render_dvc_yaml(current.artifacts_in_project)
+    except FlywheelError as exc:
+        _fail(exc)
     if check:
         if not path.is_file() or path.read_text() != rendered:
             typer.echo(f"{path} is out of date; run `flywheel dvc-yaml`", err=True)

@@ -64,6 +64,24 @@ class Settings(BaseSettings):
         """Artifact root for experiments created against a local SQLite store."""
         return (self.root / "mlruns").as_uri()
 
+    @property
+    def token(self) -> str | None:
+        """The API token; an empty FLYWHEEL_API_TOKEN counts as none."""
+        return self.api_token.get_secret_value() or None if self.api_token else None
+
+    @cached_property
+    def artifacts_in_project(self) -> str:
+        """The artifacts folder relative to the root, as DVC and the bento build need it."""
+        from flywheel.errors import ConfigError
+
+        try:
+            return self.artifacts.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            raise ConfigError(
+                f"FLYWHEEL_ARTIFACTS_DIR={self.artifacts_dir} is outside the project "
+                f"{self.root}; DVC tracks outputs only inside it"
+            ) from None
+
     def step_dir(self, step: str) -> Path:
         return self.artifacts / step
 

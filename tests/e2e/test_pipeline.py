@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flywheel.errors import DataError, FlywheelError, ValidationFailed
+from flywheel.errors import DataError, ValidationFailed
 from tests.conftest import make_project, shrink_params
 
 pytestmark = pytest.mark.slow
@@ -191,7 +191,7 @@ def _set(frame, column, value):  # type: ignore[no-untyped-def]
 
 BAD_INPUTS = {
     "empty file": (lambda t: b"", DataError, "empty"),
-    "not a CSV at all": (lambda t: bytes(range(256)) * 40, FlywheelError, "wa_churn.csv"),
+    "not a CSV at all": (lambda t: bytes(range(256)) * 40, DataError, "not a readable CSV"),
     "missing column": (
         lambda t: mutate(t, lambda f: f.drop(columns="tenure")),
         ValidationFailed,
@@ -236,6 +236,7 @@ def test_bad_data_stops_at_validation_and_loses_nothing(root: Path, case: str) -
     pristine = (root / "data" / "wa_churn.csv").read_bytes()
     dvc_file = (root / "data.dvc").read_text()
     before, champion = versions(), alias("champion")
+    featurized = _tree(root / "artifacts" / "featurize")
     replace_raw_data(root, make(pristine.decode()))
     try:
         with pytest.raises(error) as caught:
@@ -243,9 +244,15 @@ def test_bad_data_stops_at_validation_and_loses_nothing(root: Path, case: str) -
     finally:
         (root / "data" / "wa_churn.csv").write_bytes(pristine)
         (root / "data.dvc").write_text(dvc_file)
-    assert needle in str(caught.value)
+    assert type(caught.value) is error and needle in str(caught.value)
     assert versions() == before and alias("champion") == champion
-    assert not (root / "artifacts" / "featurize" / "FAILED").exists()
+    assert _tree(root / "artifacts" / "featurize") == featurized  # nothing after validate ran
+
+
+def _tree(folder: Path) -> str:
+    from flywheel.registry.integrity import tree_sha256
+
+    return tree_sha256(folder)
 
 
 def test_cli_run_with_broken_data_exits_non_zero_with_one_line(root: Path) -> None:
@@ -258,7 +265,9 @@ def test_cli_run_with_broken_data_exits_non_zero_with_one_line(root: Path) -> No
         (root / "data" / "wa_churn.csv").write_bytes(pristine)
         (root / "data.dvc").write_text(dvc_file)
     assert done.returncode == ValidationFailed.exit_code
-    assert "contract" in done.stderr and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr  # the README's promise: one red line, details in the report
+    assert lines[0].startswith("error:") and "contract" in lines[0]
 
 
 def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:

@@ -13,6 +13,7 @@ while DVC's lock is held, so it cannot slip in between two of repro's stages.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -25,13 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from flywheel.errors import ProjectBusy
+from flywheel.atomic import remove_leftovers
+from flywheel.errors import ProjectBusy, StorageError
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".flywheel.lock"
 POLL_S = 0.2
+# Write failures a user fixes on the machine, reported as one line instead of a traceback.
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EIO}
+)
 
 
 def lock_path(settings: Settings) -> Path:
@@ -46,23 +52,37 @@ def project_lock(settings: Settings, what: str, check_dvc: bool = False) -> Iter
     the file records whether the block finished or failed; after a crash it still says
     `running`, with no holder, which `last_run` reports as interrupted.
     """
-    path = lock_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        _acquire(handle, settings.lock_timeout_s, path)
-        if check_dvc:
-            _refuse_if_dvc_busy(settings.root)
-        _record(handle, what, "running")
-        from flywheel.atomic import remove_leftovers
+    with _storage_errors():
+        path = lock_path(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a+") as handle:
+            _acquire(handle, settings.lock_timeout_s, path)
+            if check_dvc:
+                _refuse_if_dvc_busy(settings.root)
+            _record(handle, what, "running")
+            remove_leftovers(settings.artifacts)  # what a killed writer left behind
+            outcome = "failed"
+            try:
+                yield
+                outcome = "finished"
+            finally:
+                _record(handle, what, outcome)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-        remove_leftovers(settings.artifacts)  # staging folders a killed writer left behind
-        outcome = "failed"
-        try:
-            yield
-            outcome = "finished"
-        finally:
-            _record(handle, what, outcome)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A write the machine refused (disk full, read-only) is one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        raise StorageError(
+            f"cannot write {exc.filename or 'an output'}: {exc.strerror or exc}; the step "
+            "stopped and earlier outputs were left as they were (free space or fix the "
+            "folder's permissions, then run again)"
+        ) from exc
 
 
 def last_run(settings: Settings) -> dict[str, Any] | None:

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 DIGEST_TAG = f"{TAG_PREFIX}model_sha256"
 CHUNK = 1 << 20
+# Written by MLflow itself into a `models:/NAME/VERSION` download (the name and version): not
+# part of what was logged, so not part of the digest.
+NOT_HASHED = frozenset({"registered_model_meta"})
 
 
 class IntegrityError(RegistryError):
@@ -32,7 +35,8 @@ class IntegrityError(RegistryError):
 def tree_sha256(folder: Path) -> str:
     """One digest over every file's relative path and content, independent of listing order."""
     lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = (p for p in folder.rglob("*") if p.is_file())
+    for path in sorted(p for p in files if p.relative_to(folder).as_posix() not in NOT_HASHED):
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(CHUNK), b""):

@@ -20,6 +20,7 @@ from flywheel.config import Params
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
+from flywheel.pause import pause_point
 from flywheel.registry import store
 from flywheel.registry.gate import Verdict, judge
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
@@ -106,6 +107,7 @@ def _log_register_judge(
         verdict, numbers = _judge(params, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         _record(client, inputs.model_name, version, verdict, numbers)
+        pause_point("promote:registered")
         if verdict.promote:
             if before is not None:
                 client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)

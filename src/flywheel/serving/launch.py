@@ -49,7 +49,7 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     current = settings()
     params = load_params(current.params_path)
     host = host or params.serve.host
-    check_exposure(host, current.api_token is not None, insecure_no_auth)
+    check_exposure(host, current.token is not None, insecure_no_auth)
     env = {**os.environ, "FLYWHEEL_ROOT": str(current.root)}
     if model and model != params.promote.model_name:
         _require_champion(current, model)
@@ -76,7 +76,9 @@ def _require_champion(current: Any, name: str) -> None:
     from flywheel.registry.store import connect
     from flywheel.serving.registry_watch import champion_spec
 
-    if champion_spec(connect(current), name) is None:
+    store = current.mlflow_uri.removeprefix("sqlite:///")
+    empty = store != current.mlflow_uri and not Path(store).is_file()  # no registry at all
+    if empty or champion_spec(connect(current), name) is None:
         raise ConfigError(
             f"--model {name}: no {name}@champion with a registered dataset spec at "
             f"{current.mlflow_uri}; train it first (`flywheel run --data FILE --target COL`)"
@@ -123,12 +125,26 @@ def export_requirements(root: Path) -> Path:
     if uv is None:
         raise ConfigError("`uv` is not on PATH; bentoml build needs it (install uv, or put "
                           "the project's .tools/bin on PATH)")
-    target = root / "artifacts" / "bento" / "requirements.txt"
+    from flywheel.settings import settings
+
+    target = settings().artifacts / "bento" / "requirements.txt"
     target.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
                     "--output-file", str(target)], cwd=root, check=True,
                    stdout=subprocess.DEVNULL)
     return target
+
+
+def bentofile_for(root: Path, requirements: Path) -> Path:
+    """bentofile.yaml pointed at the exported requirements, wherever the artifacts folder is."""
+    import yaml
+
+    config = yaml.safe_load((root / "bentofile.yaml").read_text())
+    config["python"]["requirements_txt"] = requirements.resolve().relative_to(
+        root.resolve()).as_posix()
+    written = requirements.with_name("bentofile.yaml")
+    written.write_text(yaml.safe_dump(config, sort_keys=False))
+    return written
 
 
 def build_bento() -> str:
@@ -139,7 +155,7 @@ def build_bento() -> str:
 
     root = settings().root
     import_champion()
-    export_requirements(root)
-    bento = bentoml.bentos.build_bentofile(str(root / "bentofile.yaml"), build_ctx=str(root))
+    bentofile = bentofile_for(root, export_requirements(root))
+    bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(root))
     logger.info("built bento %s", bento.tag)
     return str(bento.tag)

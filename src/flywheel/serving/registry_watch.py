@@ -97,9 +97,9 @@ def serving_spec(settings: Any, name: str, default: Path) -> DatasetSpec:
 
     try:
         own = champion_spec(connect(settings), name)
-    except Exception:  # registry down or files altered: the watcher reports it, keep serving
-        logger.warning("cannot read the spec registered with %s@%s; using %s", name, CHAMPION,
-                       default, exc_info=True)
+    except Exception as exc:  # registry down or files altered: the watcher reports it
+        logger.warning("cannot read the spec registered with %s@%s (%s); using %s", name,
+                       CHAMPION, exc, default)
         own = None
     return own if own is not None else load_spec(default)
 

@@ -9,6 +9,7 @@ everything else happens when a worker starts. API methods are a few lines callin
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import bentoml
@@ -35,6 +36,8 @@ from flywheel.serving.state import ServingState
 from flywheel.settings import settings
 
 logger = logging.getLogger(__name__)
+# Each registry load downloads the model; its per-file progress bars would flood the log.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 _SETTINGS = settings()
 _PARAMS = load_params(_SETTINGS.params_path)
@@ -144,7 +147,7 @@ def _connect() -> Any:
 # The decorator turned the class into a bentoml Service; typed as such for the calls below.
 _SERVICE: Any = Flywheel
 _SERVICE.add_asgi_middleware(PredictGate, state=STATE)
-if _SETTINGS.api_token is not None:
-    _SERVICE.add_asgi_middleware(BearerAuth, token=_SETTINGS.api_token.get_secret_value(),
+if _SETTINGS.token is not None:
+    _SERVICE.add_asgi_middleware(BearerAuth, token=_SETTINGS.token,
                                  on_reject=lambda: STATE.count_invalid("unauthorized"))
 _SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]))
