@@ -200,3 +200,28 @@ def test_dvc_yaml_and_bento_follow_the_artifacts_setting(project: Path) -> None:
     requirements.write_text("pandas\n")
     written = yaml.safe_load(bentofile_for(project, requirements).read_text())
     assert written["python"]["requirements_txt"] == "build/out/bento/requirements.txt"
+
+
+# --- "when trained" --------------------------------------------------------------------------
+
+
+def test_trained_at_comes_from_training_not_from_registration() -> None:
+    from types import SimpleNamespace
+
+    from flywheel.registry.status import describe_version
+
+    registered_ms = 1_800_000_000_000  # a day after training
+    run = SimpleNamespace(
+        data=SimpleNamespace(metrics={}), info=SimpleNamespace(start_time=registered_ms - 3_600_000)
+    )
+    client = SimpleNamespace(get_run=lambda run_id: run)
+    tagged = SimpleNamespace(
+        name="m",
+        version=3,
+        run_id="r",
+        creation_timestamp=registered_ms,
+        tags={"flywheel.trained_at": "2026-01-02T03:04:05+00:00"},
+    )
+    assert describe_version(client, tagged)["trained_at"] == "2026-01-02T03:04:05+00:00"
+    untagged = SimpleNamespace(**{**vars(tagged), "tags": {}})
+    assert describe_version(client, untagged)["trained_at"] == "2027-01-15T07:00:00+00:00"

@@ -25,6 +25,7 @@ from flywheel.serving.auth import BearerAuth
 from flywheel.serving.gate import PredictGate
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
+from flywheel.serving.quiet import quiet_rejections
 from flywheel.serving.registry_watch import (
     LoadedModel,
     RegistryWatcher,
@@ -79,6 +80,7 @@ class Flywheel:
     """Serves the registry's champion; hot-swaps it when the alias moves."""
 
     def __init__(self) -> None:
+        quiet_rejections()
         STATE.metrics = serving_metrics()
         STATE.inference_log = InferenceLog(
             _SETTINGS.inference_log, SPEC,
