@@ -190,6 +190,7 @@ def rollback(
 
     Example: flywheel rollback
     """
+    _setup_logging()
     try:
         from flywheel.config import load_params
         from flywheel.registry.status import rollback as do_rollback

@@ -151,18 +151,30 @@ def test_a_second_writer_is_refused_with_one_line(root: Path) -> None:
         holder.wait(timeout=30)
 
 
-def test_flywheel_run_refuses_while_dvc_holds_its_lock(root: Path) -> None:
+def test_flywheel_run_refuses_while_dvc_repro_runs_a_stage(root: Path) -> None:
+    """While a stage command runs, DVC 3.67 lists itself in .dvc/tmp/rwlock (measured: it
+    releases .dvc/tmp/lock then); between stages it holds the flock on .dvc/tmp/lock."""
     import zc.lockfile
 
-    (root / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
-    held = zc.lockfile.LockFile(str(root / ".dvc" / "tmp" / "lock"))  # as `dvc repro` does
+    tmp = root / ".dvc" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    out = str(root / "artifacts" / "train")
+    entry = {"pid": os.getpid(), "cmd": "dvc repro"}
+    (tmp / "rwlock").write_text(json.dumps({"write": {out: entry}, "read": {out: [entry]}}))
     try:
-        busy = cli(root, "run")
+        during_stage = cli(root, "run")
+    finally:
+        (tmp / "rwlock").write_text(json.dumps({"read": {}}))
+    held = zc.lockfile.LockFile(str(tmp / "lock"))  # as DVC holds it between stages
+    try:
+        between_stages = cli(root, "run")
     finally:
         held.close()
-    assert busy.returncode == ProjectBusy.exit_code
-    assert "dvc repro" in one_error_line(busy)
-    TALLY["run during dvc repro"] += 1
+    for busy in (during_stage, between_stages):
+        assert busy.returncode == ProjectBusy.exit_code
+        assert "wait for it to finish" in one_error_line(busy)
+    assert "dvc repro" in during_stage.stderr
+    TALLY["run during dvc repro"] += 2
 
 
 def test_kill_while_a_folder_is_moved_aside_restores_the_last_complete_one(root: Path) -> None:
@@ -192,6 +204,35 @@ def test_kill_between_registering_and_moving_the_alias(root: Path) -> None:
     verify_version(champion)  # the aliased version's files are complete and as registered
     assert not client.get_model_version(MODEL, "1").aliases
     assert status(root)["last_run"]["state"] == "finished"
+
+
+def test_altered_artifacts_are_refused_by_rollback_and_batch_scoring(root: Path) -> None:
+    """Someone rewrites a stored model's pickle: no load, no alias move, one line, exit 5."""
+    from flywheel.registry.integrity import IntegrityError
+    from flywheel.registry.store import connect
+    from flywheel.settings import settings
+
+    client = connect(settings())
+    client.set_registered_model_alias(MODEL, "previous", "1")
+    altered = []
+    for version in ("1", "2"):
+        uri = client.get_model_version_download_uri(MODEL, version)
+        pickled = Path(uri.removeprefix("file://")) / "artifacts" / "model.pkl"
+        altered.append((pickled, pickled.read_bytes()))
+        pickled.write_bytes(pickled.read_bytes() + b"# altered")
+    try:
+        back = cli(root, "rollback")
+        assert back.returncode == IntegrityError.exit_code
+        assert "SHA-256" in one_error_line(back) and "version 1" in back.stderr
+        assert status(root)["champion"]["version"] == "2"
+        scoring = cli(root, "step", "evaluate")  # scores the champion next to the candidate
+        assert scoring.returncode == IntegrityError.exit_code
+        assert "SHA-256" in one_error_line(scoring) and "version 2" in scoring.stderr
+    finally:
+        for pickled, content in altered:
+            pickled.write_bytes(content)
+        client.delete_registered_model_alias(MODEL, "previous")
+    TALLY["altered artifacts (rollback, batch scoring)"] += 2
 
 
 SITECUSTOMIZE = """

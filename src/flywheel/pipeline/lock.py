@@ -118,19 +118,42 @@ def _acquire(handle: IO[str], timeout_s: float, path: Path) -> None:
 
 
 def _refuse_if_dvc_busy(root: Path) -> None:
-    """DVC's repo lock is an flock too: if we can take it for an instant, no DVC is running."""
-    dvc_lock = root / ".dvc" / "tmp" / "lock"
-    if not dvc_lock.is_file():
-        return
-    with dvc_lock.open("r") as handle:
+    """Refuse while a DVC command works on this repository.
+
+    DVC holds an flock on `.dvc/tmp/lock` for its bookkeeping and, while a stage command runs,
+    lists itself (pid, command) in `.dvc/tmp/rwlock` instead; either means `dvc repro` is on.
+    """
+    tmp = root / ".dvc" / "tmp"
+    holder = _dvc_rwlock_holder(tmp / "rwlock")
+    if holder is None and (tmp / "lock").is_file():
+        with (tmp / "lock").open("r") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            except BlockingIOError:
+                holder = "a DVC command"
+    if holder is not None:
+        raise ProjectBusy(
+            f"{holder} is working on this project (.dvc/tmp); wait for it to finish before "
+            "`flywheel run` (`dvc repro` runs the same steps)"
+        )
+
+
+def _dvc_rwlock_holder(path: Path) -> str | None:
+    """The command of a live process DVC's rwlock lists, if any."""
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    entries = [*info.get("write", {}).values()]
+    entries += [e for readers in info.get("read", {}).values() for e in readers]
+    for entry in entries:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ProjectBusy(
-                f"`dvc repro` (or another DVC command) holds {dvc_lock}; wait for it to finish "
-                "before `flywheel run`"
-            ) from None
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            os.kill(int(entry["pid"]), 0)
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+        return f"`{entry.get('cmd', 'dvc')}` (pid {entry['pid']})"
+    return None
 
 
 def _held(path: Path) -> bool:

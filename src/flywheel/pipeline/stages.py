@@ -272,7 +272,7 @@ def _champion_scores(
 def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
     """Score the champion on the candidate's test split, so the gate compares like for like."""
     from flywheel.registry import store
-    from flywheel.registry.integrity import load_verified
+    from flywheel.registry.integrity import IntegrityError, load_verified
 
     name = ctx.model_name
     client = store.connect(ctx.settings)
@@ -280,9 +280,11 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
     if current is None:
         return None, None
     uri = store.model_uri(name, current.version)
-    served = load_verified(current)  # an altered artifact is refused before it is unpickled
     try:
+        served = load_verified(current)  # an altered artifact is refused before it is unpickled
         answer = served.predict(test.drop(columns=TARGET))
+    except IntegrityError:
+        raise
     except Exception as exc:  # any failure here means the two cannot be compared
         raise RegistryError(
             f"champion {uri} cannot score this test split ({type(exc).__name__}: {exc}); if "
