@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -52,35 +53,30 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
 def remove_leftovers(parent: Path) -> list[Path]:
     """Clear what a killed writer left under `parent` (and one level down); call under the lock.
 
-    `replacing_dir` stages in `.NAME.*` folders and `write_atomically` in `.NAME.tmp` files. A
-    kill between moving the old folder aside and renaming the new one in leaves only the old
-    one, under `.NAME.old.*/NAME`: it is put back, so the last complete output is never lost.
+    `replacing_dir` stages in `.NAME.XXXXXXXX` folders (mkdtemp) and `write_atomically` in
+    `.NAME.tmp` files; nothing else is touched. A kill between moving the old folder aside and
+    renaming the new one in leaves only the old one, under `.NAME.old.XXXXXXXX/NAME`: it is put
+    back, so the last complete output is never lost.
     """
     if not parent.is_dir():
         return []
-    removed = []
     for entry in sorted(parent.iterdir()):
-        if entry.is_dir() and entry.name.startswith(".") and ".old." in entry.name:
-            name = entry.name[1 : entry.name.index(".old.")]
-            kept = entry / name
-            if kept.is_dir() and not (parent / name).exists():
-                kept.rename(parent / name)
-    candidates = [
-        *parent.iterdir(),
-        *(
-            p
-            for d in parent.iterdir()
-            if d.is_dir() and not d.name.startswith(".")
-            for p in d.iterdir()
-        ),
-    ]
-    for entry in candidates:
-        if not entry.name.startswith(".") or not entry.exists():
-            continue
-        if entry.is_dir() and len(entry.name.split(".")) >= 3:
+        found = _STAGING.match(entry.name)
+        if found and found["old"] and entry.is_dir():
+            kept, target = entry / found["name"], parent / found["name"]
+            if kept.is_dir() and not target.exists():
+                kept.rename(target)
+    folders = [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    removed = []
+    for entry in [*parent.iterdir(), *(p for d in folders for p in d.iterdir())]:
+        if entry.is_dir() and _STAGING.match(entry.name):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
-        elif entry.is_file() and entry.name.endswith(".tmp"):
+        elif entry.is_file() and entry.name.startswith(".") and entry.name.endswith(".tmp"):
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+# mkdtemp's names: the prefix, then eight characters from [a-z0-9_].
+_STAGING = re.compile(r"^\.(?P<name>[^.]+)\.(?P<old>old\.)?[a-z0-9_]{8}$")
