@@ -170,9 +170,11 @@ class RegistryWatcher:
             if self._client is None:
                 self._client = self.client_factory()
             version = version_by_alias(self._client, self.name, CHAMPION)
-        except Exception:
-            logger.warning("registry poll for %s@%s failed; still serving %s", self.name,
-                           CHAMPION, current.version if current else "nothing", exc_info=True)
+        except Exception as exc:  # one line per failed poll: an outage must not flood the log
+            logger.warning("registry poll for %s@%s failed (%s: %s); still serving %s",
+                           self.name, CHAMPION, type(exc).__name__,
+                           " ".join(str(exc).split())[:200],
+                           current.version if current else "nothing")
             self._client = None
             self.on_reload("registry_error", None, current.version if current else None)
             return
