@@ -139,7 +139,7 @@ def test_unseen_category_is_accepted(server: Server, records: list[dict[str, Any
 
 def test_good_requests_work_after_a_burst_of_bad_ones(server: Server,
                                                       records: list[dict[str, Any]]) -> None:
-    bad = [make(records[0]) for make, _ in BAD_INPUTS.values()] * 10
+    bad = [make(records[0]) for make, *_ in BAD_INPUTS.values()] * 10
 
     def post(body: str) -> int:
         return httpx.post(f"{server.url}/predict", content=body, timeout=30,
