@@ -23,7 +23,15 @@ import pytest
 from flywheel.errors import ProjectBusy, StorageError
 from tests.conftest import make_project, shrink_params
 
-pytestmark = pytest.mark.slow
+# About 14 CLI processes, each importing the step libraries: minutes, not seconds. Kept out of
+# the default run so the suite stays under its time budget; CI runs them with the variable set.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("FLYWHEEL_FAULT_TESTS") != "1",
+        reason="kill -9 / lock / disk-full tests take minutes; set FLYWHEEL_FAULT_TESTS=1",
+    ),
+]
 
 STEPS = ("validate", "featurize", "train", "evaluate", "promote")
 MODEL = "flywheel-churn"
