@@ -90,12 +90,15 @@ def run(
         elif target is not None:
             raise FlywheelError("--target only applies together with --data FILE")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
+        from flywheel.pipeline.lock import project_lock
+        from flywheel.settings import settings
         from pipelines.training import prewarm_imports, training
 
-        started = time.perf_counter()
-        prewarm_imports()
-        _one_line_for_known_failures()
-        steps = training(spec=str(spec) if spec else None)
+        with project_lock(settings(), "flywheel run", check_dvc=True):
+            started = time.perf_counter()
+            prewarm_imports()
+            _one_line_for_known_failures()
+            steps = training(spec=str(spec) if spec else None)
         total = time.perf_counter() - started
         _print_summary(steps, total)
         if report is not None:
@@ -118,10 +121,13 @@ def step(
     _setup_logging()
     try:
         from flywheel.pipeline.context import make_context
+        from flywheel.pipeline.lock import project_lock
         from flywheel.pipeline.stages import run_step
 
         started = time.perf_counter()
-        summary = run_step(name, make_context(spec))
+        context = make_context(spec)
+        with project_lock(context.settings, f"flywheel step {name}"):
+            summary = run_step(name, context)
         _print_summary(
             [
                 {
@@ -149,6 +155,7 @@ def status(
     """
     try:
         from flywheel.config import load_params
+        from flywheel.pipeline.lock import last_run
         from flywheel.registry.status import registry_status
         from flywheel.settings import settings
 
@@ -156,6 +163,7 @@ def status(
         info = registry_status(
             current, model or load_params(current.params_path).promote.model_name
         )
+        info["last_run"] = last_run(current)
     except FlywheelError as exc:
         _fail(exc)
     if as_json:
@@ -182,6 +190,9 @@ def status(
             (v["data_md5"] or "")[:12],
         )
     Console().print(table)
+    if info["last_run"] and info["last_run"]["state"] != "finished":
+        run = info["last_run"]
+        Console().print(f"last run: {run['what']} (pid {run['pid']}) {run['state']} at {run['at']}")
 
 
 @app.command()
@@ -194,6 +205,7 @@ def rollback(
 
     Example: flywheel rollback
     """
+    _setup_logging()
     try:
         from flywheel.config import load_params
         from flywheel.registry.status import rollback as do_rollback
@@ -215,15 +227,30 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="port (default: params serve.port)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (default: params)")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="registered model to serve (default: promote.model_name)")
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option(help="listen beyond loopback without FLYWHEEL_API_TOKEN")
+    ] = False,
 ) -> None:
-    """Serve the registry's champion with BentoML until interrupted.
+    """Serve a registered model's champion with BentoML until interrupted.
 
-    Example: flywheel serve --port 3000
+    Example: FLYWHEEL_API_TOKEN=s3cret flywheel serve --host 0.0.0.0 --model flywheel-accounts
     """
+    _setup_logging()
     try:
         from flywheel.serving.launch import serve as launch
 
-        raise typer.Exit(launch(host=host, port=port, workers=workers))
+        raise typer.Exit(
+            launch(
+                host=host,
+                port=port,
+                workers=workers,
+                model=model,
+                insecure_no_auth=insecure_no_auth,
+            )
+        )
     except FlywheelError as exc:
         _fail(exc)
 
@@ -332,8 +359,12 @@ def dvc_yaml(
     from flywheel.pipeline.dag import render_dvc_yaml
     from flywheel.settings import settings
 
-    path = settings().root / "dvc.yaml"
-    rendered = render_dvc_yaml()
+    current = settings()
+    path = current.root / "dvc.yaml"
+    try:
+        rendered = render_dvc_yaml(current.artifacts_in_project)
+    except FlywheelError as exc:
+        _fail(exc)
     if check:
         if not path.is_file() or path.read_text() != rendered:
             typer.echo(f"{path} is out of date; run `flywheel dvc-yaml`", err=True)

@@ -1,4 +1,4 @@
-"""Typed view of params.yaml, the single source of tunables (DESIGN.md, principle 2).
+"""Typed view of params.yaml, the single source of tunables (docs/architecture.md, principle 2).
 
 Each section of params.yaml is validated into its own model; a step reads only its section.
 Defaults live in params.yaml, not here: every field is required so that one file says it all.
@@ -109,6 +109,10 @@ class ServeParams(_Section):
     inference_log_roll_rows: int = Field(ge=1)
     inference_log_roll_seconds: float = Field(gt=0)
     inference_log_queue_size: int = Field(ge=1)
+    max_json_depth: int = Field(ge=2)
+    request_body_timeout_s: float = Field(gt=0)
+    inference_log_max_age_days: float = Field(gt=0)
+    inference_log_max_bytes: int = Field(ge=1024)
 
 
 class MonitorParams(_Section):

@@ -33,3 +33,15 @@ class RegistryError(FlywheelError):
     """The model registry refused an operation (no champion, no previous version, ...)."""
 
     exit_code = 5
+
+
+class ProjectBusy(FlywheelError):
+    """Another run holds the project lock; two writers would interleave step folders."""
+
+    exit_code = 6
+
+
+class StorageError(FlywheelError):
+    """Writing an output failed (disk full, read-only folder); nothing was half-written."""
+
+    exit_code = 7

@@ -1,7 +1,7 @@
 """The trained artifact: preprocessing and estimator in one object.
 
 Evaluation scores it, the registry logs it as one MLflow model, and serving loads that very
-model, so there is no train/serve skew (DESIGN.md, principle 4).
+model, so there is no train/serve skew (docs/architecture.md, principle 4).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Where things are and which services to talk to: paths, tracking URI, Prefect.
 
 Settings come from `FLYWHEEL_*` environment variables with local defaults that need no server
-(DESIGN.md, principle 3). Tunables are not here: they live in params.yaml.
+(docs/architecture.md, principle 3). Tunables are not here: they live in params.yaml.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,18 @@ class Settings(BaseSettings):
     )
     feedback_dir: Path = Field(
         default=Path("logs/feedback"), description="ground-truth labels joined to predictions"
+    )
+    serve_model: str | None = Field(
+        default=None, description="registered model to serve (default: promote.model_name)"
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token required on /predict and write endpoints"
+    )
+    pii_salt: SecretStr | None = Field(
+        default=None, description="secret salt for hashing personal fields in the inference log"
+    )
+    lock_timeout_s: float = Field(
+        default=0.0, ge=0, description="how long a second run waits for the project lock"
     )
     tracking_uri: str | None = Field(
         default=None,
@@ -65,6 +77,24 @@ class Settings(BaseSettings):
     def mlflow_artifacts(self) -> str:
         """Artifact root for experiments created against a local SQLite store."""
         return (self.root / "mlruns").as_uri()
+
+    @property
+    def token(self) -> str | None:
+        """The API token; an empty FLYWHEEL_API_TOKEN counts as none."""
+        return self.api_token.get_secret_value() or None if self.api_token else None
+
+    @cached_property
+    def artifacts_in_project(self) -> str:
+        """The artifacts folder relative to the root, as DVC and the bento build need it."""
+        from flywheel.errors import ConfigError
+
+        try:
+            return self.artifacts.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            raise ConfigError(
+                f"FLYWHEEL_ARTIFACTS_DIR={self.artifacts_dir} is outside the project "
+                f"{self.root}; DVC tracks outputs only inside it"
+            ) from None
 
     def step_dir(self, step: str) -> Path:
         return self.artifacts / step

@@ -278,6 +278,7 @@ def test_bad_data_arriving_in_place_stops_the_run_and_is_kept(root: Path, case: 
     pristine = table.read_bytes()
     bad = make(pristine.decode())
     before, champion = versions(), alias("champion")
+    featurized = _tree(root / "artifacts" / "featurize")
     table.write_bytes(bad)
     try:
         if case in IN_A_SUBPROCESS:
@@ -297,6 +298,13 @@ def test_bad_data_arriving_in_place_stops_the_run_and_is_kept(root: Path, case: 
     record = json.loads((root / "artifacts" / "validate" / "result.json").read_text())
     assert not record["success"] and record["data"]["md5"] == md5
     assert versions() == before and alias("champion") == champion
+    assert _tree(root / "artifacts" / "featurize") == featurized  # nothing after validate ran
+
+
+def _tree(folder: Path) -> str:
+    from flywheel.registry.integrity import tree_sha256
+
+    return tree_sha256(folder)
 
 
 def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:

@@ -38,8 +38,9 @@ def read_table(path: Path) -> pd.DataFrame:
         ValueError,
     ) as exc:
         kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
+        reason = " ".join(str(exc).split())[:300]  # parsers' messages span lines
         raise DataError(
-            f"{path}: not a readable {kind} table ({type(exc).__name__}: {exc})"
+            f"{path}: not a readable {kind} table ({type(exc).__name__}: {reason})"
         ) from exc
     if frame.empty:
         raise DataError(f"{path}: the table has no data rows")

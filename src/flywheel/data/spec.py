@@ -1,7 +1,7 @@
 """The dataset spec: what a table must look like, written once and read by every step.
 
 Validation derives its expectation suite from it, featurization its column lists, and serving
-its request schema, so the three can never disagree (DESIGN.md, principles 4 and 7).
+its request schema, so the three can never disagree (docs/architecture.md, principles 4 and 7).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ class FeatureSpec(BaseModel):
     max: float | None = Field(default=None, description="numeric only: largest allowed value")
     categories: list[str] | None = Field(
         default=None, description="categorical only: the known values"
+    )
+    pii: bool = Field(
+        default=False, description="personal data: hashed or dropped before the inference log"
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ import html
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def write_evaluation(
     frame: pd.DataFrame,
     champion_proba: np.ndarray | None,
     champion_label: str | None,
+    also: Callable[[Path, dict[str, dict[str, float]]], object] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Write the evaluation of the candidate (and the champion, when given) to `out_dir`.
 
@@ -50,7 +52,9 @@ def write_evaluation(
     `model` field), plots/confusion.csv, plots/{roc,pr,calibration}.json (records with a `model`
     field), plots/*.png and report.html. Everything is written to a temporary sibling folder
     which then replaces `out_dir`, so a crash never leaves a half-written evaluation.
-    Returns the metrics per model: `candidate`, and `champion` when one was scored.
+    `also(folder, metrics)` writes the caller's own files into the same staging folder, so
+    they are swapped in together. Returns the metrics per model: `candidate`, and `champion`
+    when one was scored.
     """
     y, p = check_scores(y_true, proba)
     models: dict[str, np.ndarray] = {"candidate": p}
@@ -118,6 +122,8 @@ def write_evaluation(
             ),
             encoding="utf8",
         )
+        if also is not None:
+            also(tmp, metrics)
     log.info(
         "evaluation written to %s: %s",
         out_dir,

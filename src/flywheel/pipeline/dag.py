@@ -1,7 +1,8 @@
 """The one declaration of the pipeline: order, deps, params, outs, metrics and plots.
 
 `dvc.yaml` is rendered from it (`flywheel dvc-yaml`) and the Prefect flow iterates it, so the
-two drivers cannot drift apart (DESIGN.md, principle 1); a test fails when dvc.yaml is stale.
+two drivers cannot drift apart (docs/architecture.md, principle 1); a test fails when
+dvc.yaml is stale.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 import yaml
 
-EVALUATE = "artifacts/evaluate"
+DEFAULT_ARTIFACTS = "artifacts"  # rewritten to FLYWHEEL_ARTIFACTS_DIR by render_dvc_yaml
+EVALUATE = f"{DEFAULT_ARTIFACTS}/evaluate"
 
 
 @dataclass(frozen=True)
@@ -117,25 +119,36 @@ def step(name: str) -> Step:
     raise KeyError(name)
 
 
-def render_dvc_yaml() -> str:
+def render_dvc_yaml(artifacts: str = DEFAULT_ARTIFACTS) -> str:
+    """dvc.yaml text; `artifacts` (FLYWHEEL_ARTIFACTS_DIR, relative to the root) moves outputs."""
+
+    def at(path: str) -> str:
+        if path == DEFAULT_ARTIFACTS or path.startswith(f"{DEFAULT_ARTIFACTS}/"):
+            return artifacts + path[len(DEFAULT_ARTIFACTS) :]
+        return path
+
     stages: dict[str, Any] = {}
     for s in STEPS:
         stage: dict[str, Any] = {
             "cmd": f"flywheel step {s.name}",
-            "deps": list(s.deps),
+            "deps": [at(p) for p in s.deps],
             "params": list(s.params),
         }
-        outs: list[Any] = [*s.outs, *({path: {"cache": False}} for path in s.uncached)]
+        outs: list[Any] = [*map(at, s.outs), *({at(p): {"cache": False}} for p in s.uncached)]
         if outs:
             stage["outs"] = outs
         if s.metrics:
-            stage["metrics"] = [{path: {"cache": False}} for path in s.metrics]
+            stage["metrics"] = [{at(path): {"cache": False}} for path in s.metrics]
         if s.plots:
-            stage["plots"] = [{path: {"cache": False}} for path in s.plots]
+            stage["plots"] = [{at(path): {"cache": False}} for path in s.plots]
         stages[s.name] = stage
+    views = [
+        {name: {**view, "y": {at(k): v for k, v in view["y"].items()}}}
+        for name, view in PLOT_VIEWS.items()
+    ]
     header = "# Generated from src/flywheel/pipeline/dag.py by `flywheel dvc-yaml`; do not edit.\n"
     body = yaml.safe_dump(
-        {"stages": stages, "plots": [{k: v} for k, v in PLOT_VIEWS.items()]},
+        {"stages": stages, "plots": views},
         sort_keys=False,
         width=100,
     )

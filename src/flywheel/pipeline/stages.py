@@ -136,24 +136,27 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
     y = test[TARGET].to_numpy()
     proba = model.positive_proba(test)
     version, champion_proba = _champion(ctx, test)
-    out = ctx.out("evaluate")
+    predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
+    if champion_proba is not None:
+        predictions["champion"] = champion_proba
+
+    def write_own(folder: Path, metrics: dict[str, dict[str, float]]) -> None:
+        champion = {"version": version, "metrics": metrics["champion"]} if version else None
+        predictions.to_parquet(folder / "predictions.parquet", index=False)
+        (folder / "champion.json").write_text(json.dumps(champion, indent=2))
+
     metrics = write_evaluation(
-        out,
+        ctx.out("evaluate"),
         y,
         proba,
         ctx.evaluate_params,
         test,
         champion_proba,
         f"champion v{version}" if version else None,
+        also=write_own,  # in the same folder swap: a kill never splits metrics from predictions
     )
-    champion = {"version": version, "metrics": metrics["champion"]} if version else None
-    predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
-    if champion_proba is not None:
-        predictions["champion"] = champion_proba
-    write_atomically(out / "predictions.parquet", lambda p: predictions.to_parquet(p, index=False))
-    write_atomically(out / "champion.json", lambda p: p.write_text(json.dumps(champion, indent=2)))
     summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}
-    if champion:
+    if version:
         summary["champion"] = {
             "version": version,
             **{k: round(v, 4) for k, v in metrics["champion"].items()},
@@ -172,7 +175,12 @@ def promote(ctx: StepContext) -> dict[str, Any]:
     model = replace(
         load_model(ctx.out("train") / "model.pkl"), threshold=ctx.evaluate_params.threshold
     )
-    lineage = {**_lineage(ctx), "candidate": model.candidate, **ctx.run_tags}
+    lineage = {
+        **_lineage(ctx),
+        "candidate": model.candidate,
+        "trained_at": _written_at(ctx.out("train") / "model.pkl"),
+        **ctx.run_tags,
+    }
     test = pd.read_parquet(ctx.out("featurize") / "test.parquet")
     champion, predictions, slices = _champion_scores(ctx, ev, test)
     with tempfile.TemporaryDirectory() as scratch:
@@ -308,9 +316,8 @@ def _champion_scores(
 
 def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
     """Score the champion on the candidate's test split, so the gate compares like for like."""
-    import mlflow
-
     from flywheel.registry import store
+    from flywheel.registry.integrity import IntegrityError, load_verified
 
     name = ctx.model_name
     client = store.connect(ctx.settings)
@@ -319,8 +326,10 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
         return None, None
     uri = store.model_uri(name, current.version)
     try:
-        served = mlflow.pyfunc.load_model(uri)
+        served = load_verified(current)  # an altered artifact is refused before it is unpickled
         answer = served.predict(test.drop(columns=TARGET))
+    except IntegrityError:
+        raise
     except Exception as exc:  # any failure here means the two cannot be compared
         raise RegistryError(
             f"champion {uri} cannot score this test split ({type(exc).__name__}: {exc}); if "
@@ -336,6 +345,13 @@ def _load_fit_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
     with (folder / "transformer.pkl").open("rb") as fh:
         transformer = pickle.load(fh)  # written by our own featurize step
     return parts, transformer
+
+
+def _written_at(path: Path) -> str:
+    """When the train step wrote the model: what `/metadata` reports as "trained at"."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat()
 
 
 def _valid_key(metric: str) -> str:

@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 
 
 def git_commit(root: Path) -> str:
-    """HEAD's hash, suffixed `-dirty` when tracked files differ from it."""
+    """HEAD's hash, suffixed `-dirty` when tracked files differ or untracked files exist.
+
+    Untracked source files change what runs as much as edited ones, so they count. When git
+    cannot answer (not a repository, no git, no commit yet) the value says so in words and a
+    warning is logged, instead of a bare `unknown` nobody notices.
+    """
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return UNKNOWN
+        head = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        reason = " ".join(str(detail).split())[:200] or type(exc).__name__
+        log.warning("git cannot tell which commit this model comes from: %s", reason)
+        return f"{UNKNOWN} (git failed: {reason})"
     return f"{head}-dirty" if dirty else head
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def file_md5(path: Path) -> str:

@@ -20,8 +20,10 @@ from flywheel.config import Params
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
+from flywheel.pause import pause_point
 from flywheel.registry import store
 from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.integrity import DIGEST_TAG, digest_of
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,9 @@ def _log_register_judge(
         if inputs.reference is not None:
             _log_reference_profile(params, spec, inputs.model, inputs.reference)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
-        version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=tags).version)
+        # The digest of the files as stored, next to the lineage: every later load checks it.
+        signed = {**tags, DIGEST_TAG: digest_of(info.model_uri)}
+        version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=signed).version)
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
@@ -106,6 +110,7 @@ def _log_register_judge(
         verdict, numbers = _judge(params, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         _record(client, inputs.model_name, version, verdict, numbers)
+        pause_point("promote:registered")
         if verdict.promote:
             if before is not None:
                 client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)

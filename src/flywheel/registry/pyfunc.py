@@ -16,6 +16,7 @@ from flywheel.model import TabularModel, load_model
 
 # What the pickled TabularModel needs to load; listed explicitly because MLflow's inference
 # of requirements costs 11-19 s a model here.
+SPEC_ARTIFACT = "spec"  # artifact key of the dataset spec logged with every model
 RUNTIME_PACKAGES = ("scikit-learn", "torch", "pandas", "numpy", "pydantic", "pyyaml")
 
 
@@ -73,10 +74,15 @@ def log_pyfunc(model: TabularModel, model_file: Path, sample: pd.DataFrame) -> A
     example = feature_frame(model.spec, sample.head(5))
     import mlflow.pyfunc
 
+    from flywheel.data.spec import save_spec
+
+    # The version carries its own dataset spec: serving takes its request schema from it.
+    spec_file = model_file.with_name(f"{model_file.stem}.{SPEC_ARTIFACT}.yaml")
+    save_spec(model.spec, spec_file)
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=FlywheelPyfunc(),
-        artifacts={"model": str(model_file)},
+        artifacts={"model": str(model_file), SPEC_ARTIFACT: str(spec_file)},
         signature=model_signature(model.spec, model.predict(example)),
         input_example=example,
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in RUNTIME_PACKAGES],

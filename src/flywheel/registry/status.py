@@ -7,6 +7,7 @@ from typing import Any
 
 from flywheel.errors import RegistryError
 from flywheel.registry import store
+from flywheel.registry.integrity import verify_version
 from flywheel.registry.lineage import UNKNOWN
 from flywheel.settings import Settings
 
@@ -35,6 +36,7 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
             f"{model_name!r} has no version with alias 'previous' to roll back to "
             f"(champion is {champion.version if champion else 'unset'})"
         )
+    verify_version(previous)  # never move the alias onto files that were altered since
     client.set_registered_model_alias(model_name, store.CHAMPION, previous.version)
     client.delete_registered_model_alias(model_name, store.PREVIOUS)
     if champion is not None:
@@ -60,7 +62,6 @@ def describe_version(client: Any, version: Any) -> dict[str, Any]:
         if k.startswith("test_")
     }
     tags = version.tags or {}
-    created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
     return {
         "name": version.name,
         "version": str(version.version),
@@ -68,9 +69,15 @@ def describe_version(client: Any, version: Any) -> dict[str, Any]:
         "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit", UNKNOWN),
         "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5", UNKNOWN),
         "candidate": tags.get(f"{store.TAG_PREFIX}candidate", UNKNOWN),
-        "trained_at": created.isoformat(),
+        "trained_at": tags.get(f"{store.TAG_PREFIX}trained_at") or _run_start(run, version),
         "gate_reason": tags.get(f"{store.TAG_PREFIX}gate.reason", ""),
     }
+
+
+def _run_start(run: Any, version: Any) -> str:
+    """When the run that logged the model began; registration time only if there is no run."""
+    millis = run.info.start_time if run is not None else version.creation_timestamp
+    return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat()
 
 
 def _describe(client: Any, version: Any) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.serving.inference_log import LogEntry
+from flywheel.serving.limits import TooDeep, TooSlow, check_depth, within
 from flywheel.serving.schema import describe_errors, invalid_reason
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,17 @@ class PredictGate:
             declared = int(headers.get(b"content-length", b"0") or 0)
             if declared > limit:
                 raise PayloadTooLarge
-            body = await _read_body(receive, limit)
+            body = await within(state.body_timeout_s, _read_body(receive, limit))
+            check_depth(body, state.max_json_depth)
+        except TooSlow:
+            await self._reject(send, request_id, 408, "too_slow",
+                               f"request body not received within {state.body_timeout_s:g} s")
+            return
+        except TooDeep:
+            await self._reject(send, request_id, 400, "not_json",
+                               f"request body nests deeper than {state.max_json_depth} levels "
+                               "or its brackets do not balance; send a list of flat records")
+            return
         except PayloadTooLarge:
             await self._reject(send, request_id, 413, "too_large",
                                f"request body is over the limit of {limit} bytes "

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from flywheel.data.spec import DatasetSpec
+from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, pseudonymize
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,14 @@ class InferenceLog:
 
     def __init__(self, directory: Path, spec: DatasetSpec, *, roll_rows: int,
                  roll_seconds: float, queue_size: int, metrics: Any = None,
-                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> None:
+                 max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+                 pii_salt: str | None = None, max_age_s: float | None = None,
+                 max_bytes: int | None = None) -> None:
         self.directory = directory
         self.spec = spec
+        self.pii = pii_policy(spec, pii_salt)
+        self._salt = pii_salt or ""
+        self.retention = (max_age_s, max_bytes) if max_age_s and max_bytes else None
         self.roll_rows = roll_rows
         self.roll_seconds = roll_seconds
         self.max_pending_bytes = max_pending_bytes
@@ -61,6 +67,8 @@ class InferenceLog:
                                         daemon=True)
 
     def start(self) -> None:
+        if self.retention is not None:
+            enforce_retention(self.directory, *self.retention)
         self._thread.start()
 
     def submit(self, entry: LogEntry) -> bool:
@@ -140,12 +148,18 @@ class InferenceLog:
             pa.array([entry.time] * n, schema.field("time").type),
             pa.array([a.get("model_version") for a in answers], pa.string()),
         ]
-        for feature in self.spec.features:
-            columns.append(pa.array([r.get(feature.name) for r in records],
-                                    schema.field(feature.name).type))
+        for feature in self._logged_features:
+            values = [r.get(feature.name) for r in records]
+            if self.pii.get(feature.name) == HASH:
+                values = [pseudonymize(v, self._salt) for v in values]
+            columns.append(pa.array(values, schema.field(feature.name).type))
         columns.append(pa.array([a.get("prediction") for a in answers], pa.string()))
         columns.append(pa.array([a.get("probability") for a in answers], pa.float64()))
         return pa.Table.from_arrays(columns, schema=schema)
+
+    @functools.cached_property
+    def _logged_features(self) -> list[Any]:
+        return [f for f in self.spec.features if self.pii.get(f.name) != DROP]
 
     @functools.cached_property
     def _schema(self) -> Any:
@@ -154,8 +168,9 @@ class InferenceLog:
         fields = [pa.field("request_id", pa.string()),
                   pa.field("time", pa.timestamp("us", tz="UTC")),
                   pa.field("model_version", pa.string())]
-        for feature in self.spec.features:
-            kind = pa.float64() if feature.kind == "numeric" else pa.string()
+        for feature in self._logged_features:
+            numeric = feature.kind == "numeric" and feature.name not in self.pii
+            kind = pa.float64() if numeric else pa.string()
             fields.append(pa.field(feature.name, kind))
         fields += [pa.field("prediction", pa.string()), pa.field("probability", pa.float64())]
         return pa.schema(fields)
@@ -190,6 +205,8 @@ class InferenceLog:
             logger.info("inference log: writing to %s works again", self.directory)
         self._failing = False
         self._count("log_rows", amount=table.num_rows)
+        if self.retention is not None:
+            enforce_retention(self.directory, *self.retention)
 
     def _count(self, name: str, amount: int = 1, **labels: str) -> None:
         if self.metrics is None:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from flywheel.errors import ConfigError
 
@@ -34,20 +35,26 @@ def serve_command(host: str, port: int, workers: int | None = None) -> list[str]
     return command
 
 
-def serve(host: str | None = None, port: int | None = None, workers: int | None = None) -> int:
+def serve(host: str | None = None, port: int | None = None, workers: int | None = None,
+          model: str | None = None, insecure_no_auth: bool = False) -> int:
     """Run `bentoml serve` in the foreground until it exits; returns its exit code.
 
     Defaults come from params.yaml `serve` (127.0.0.1:3000), so the one source of tunables
-    decides and the CLI only overrides.
+    decides and the CLI only overrides. Refuses to listen beyond loopback without a token.
     """
     from flywheel.config import load_params
+    from flywheel.serving.auth import check_exposure
     from flywheel.settings import settings
 
     current = settings()
-    params = load_params(current.params_path).serve
-    command = serve_command(host or params.host, port or params.port,
-                            workers if workers is not None else None)
+    params = load_params(current.params_path)
+    host = host or params.serve.host
+    check_exposure(host, current.token is not None, insecure_no_auth)
     env = {**os.environ, "FLYWHEEL_ROOT": str(current.root)}
+    if model and model != params.promote.model_name:
+        _require_champion(current, model)
+        env["FLYWHEEL_SERVE_MODEL"] = model
+    command = serve_command(host, port or params.serve.port, workers)
     logger.info("starting %s", " ".join(command))
     process = subprocess.Popen(command, cwd=current.root, env=env)
     # A supervisor's SIGTERM reaches only us: pass it on so the server is never orphaned.
@@ -64,6 +71,20 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         signal.signal(signal.SIGTERM, previous)
 
 
+def _require_champion(current: Any, name: str) -> None:
+    """Another table's model needs its champion's spec for the request schema: check first."""
+    from flywheel.registry.store import connect
+    from flywheel.serving.registry_watch import champion_spec
+
+    store = current.mlflow_uri.removeprefix("sqlite:///")
+    empty = store != current.mlflow_uri and not Path(store).is_file()  # no registry at all
+    if empty or champion_spec(connect(current), name) is None:
+        raise ConfigError(
+            f"--model {name}: no {name}@champion with a registered dataset spec at "
+            f"{current.mlflow_uri}; train it first (`flywheel run --data FILE --target COL`)"
+        )
+
+
 def import_champion() -> str:
     """Copy the registry's champion into BentoML's model store, with its lineage as metadata.
 
@@ -73,6 +94,7 @@ def import_champion() -> str:
     import bentoml
 
     from flywheel.config import load_params
+    from flywheel.registry.integrity import verify_version
     from flywheel.registry.status import describe_version
     from flywheel.registry.store import CHAMPION, connect, model_uri, version_by_alias
     from flywheel.serving.registry_watch import BUNDLED_MODEL
@@ -85,6 +107,7 @@ def import_champion() -> str:
     if version is None:
         raise ConfigError(f"no {name}@{CHAMPION} in the registry at {current.mlflow_uri}; run "
                           "the pipeline (`flywheel run`) first")
+    verify_version(version)  # the bento must carry the files that were registered
     info = describe_version(client, version)
     stored = bentoml.mlflow.import_model(
         f"{BUNDLED_MODEL}:v{info['version']}",
@@ -102,12 +125,26 @@ def export_requirements(root: Path) -> Path:
     if uv is None:
         raise ConfigError("`uv` is not on PATH; bentoml build needs it (install uv, or put "
                           "the project's .tools/bin on PATH)")
-    target = root / "artifacts" / "bento" / "requirements.txt"
+    from flywheel.settings import settings
+
+    target = settings().artifacts / "bento" / "requirements.txt"
     target.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
                     "--output-file", str(target)], cwd=root, check=True,
                    stdout=subprocess.DEVNULL)
     return target
+
+
+def bentofile_for(root: Path, requirements: Path) -> Path:
+    """bentofile.yaml pointed at the exported requirements, wherever the artifacts folder is."""
+    import yaml
+
+    config = yaml.safe_load((root / "bentofile.yaml").read_text())
+    config["python"]["requirements_txt"] = requirements.resolve().relative_to(
+        root.resolve()).as_posix()
+    written = requirements.with_name("bentofile.yaml")
+    written.write_text(yaml.safe_dump(config, sort_keys=False))
+    return written
 
 
 def build_bento() -> str:
@@ -118,7 +155,7 @@ def build_bento() -> str:
 
     root = settings().root
     import_champion()
-    export_requirements(root)
-    bento = bentoml.bentos.build_bentofile(str(root / "bentofile.yaml"), build_ctx=str(root))
+    bentofile = bentofile_for(root, export_requirements(root))
+    bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(root))
     logger.info("built bento %s", bento.tag)
     return str(bento.tag)

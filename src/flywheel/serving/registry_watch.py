@@ -3,7 +3,7 @@
 A background thread polls the `champion` alias; when it moves, the new version is loaded off the
 request path and swapped in by replacing one reference, which is atomic in Python. A request
 reads that reference once, so a batch is answered by exactly one version. A load that fails
-keeps the old model serving and is logged and counted (DESIGN.md, principle 5).
+keeps the old model serving and is logged and counted (docs/architecture.md, principle 5).
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from flywheel.data.spec import DatasetSpec
+from flywheel.registry.integrity import IntegrityError
 from flywheel.registry.lineage import UNKNOWN
 from flywheel.registry.status import describe_version
-from flywheel.registry.store import CHAMPION, model_uri, version_by_alias
+from flywheel.registry.store import CHAMPION, version_by_alias
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +71,54 @@ class LoadedModel:
 
 def load_version(client: Any, version: Any) -> LoadedModel:
     """Load one registry version, preprocessing included (the very model that was registered)."""
-    import mlflow.pyfunc
+    from flywheel.registry.integrity import load_verified
 
     info = describe_version(client, version)
-    pyfunc = mlflow.pyfunc.load_model(model_uri(info["name"], info["version"]))
+    pyfunc = load_verified(version)
     return LoadedModel(
         pyfunc=pyfunc,
         **{k: info[k] for k in ("name", "version", "git_commit", "data_md5", "trained_at",
                                 "metrics")},
     )
+
+
+def champion_spec(client: Any, name: str) -> DatasetSpec | None:
+    """The dataset spec registered with `name@champion` (its request schema), if it has one.
+
+    Read from the version's own verified files, so a model of any table is served with the
+    columns it was trained on, whatever params.yaml's data.spec says.
+    """
+    import tempfile
+
+    from flywheel.data.spec import load_spec
+    from flywheel.registry.integrity import verified_copy
+    from flywheel.registry.pyfunc import SPEC_ARTIFACT
+
+    version = version_by_alias(client, name, CHAMPION)
+    if version is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="flywheel-spec-") as scratch:
+        local = verified_copy(version, Path(scratch))
+        found = sorted((local / "artifacts").glob(f"*.{SPEC_ARTIFACT}.yaml"))
+        return load_spec(found[0]) if found else None
+
+
+def serving_spec(settings: Any, name: str, default: Path) -> DatasetSpec:
+    """The request schema's spec: the champion's own, else `default` (params' data.spec).
+
+    The default only fits the default model; for another model with no champion yet there is
+    no schema to offer, which `flywheel serve --model` reports before starting.
+    """
+    from flywheel.data.spec import load_spec
+    from flywheel.registry.store import connect
+
+    try:
+        own = champion_spec(connect(settings), name)
+    except Exception as exc:  # registry down or files altered: the watcher reports it
+        logger.warning("cannot read the spec registered with %s@%s (%s); using %s", name,
+                       CHAMPION, exc, default)
+        own = None
+    return own if own is not None else load_spec(default)
 
 
 def load_bundled() -> LoadedModel | None:
@@ -145,9 +187,11 @@ class RegistryWatcher:
             if self._client is None:
                 self._client = self.client_factory()
             version = version_by_alias(self._client, self.name, CHAMPION)
-        except Exception:
-            logger.warning("registry poll for %s@%s failed; still serving %s", self.name,
-                           CHAMPION, current.version if current else "nothing", exc_info=True)
+        except Exception as exc:  # one line per failed poll: an outage must not flood the log
+            logger.warning("registry poll for %s@%s failed (%s: %s); still serving %s",
+                           self.name, CHAMPION, type(exc).__name__,
+                           " ".join(str(exc).split())[:200],
+                           current.version if current else "nothing")
             self._client = None
             self.on_reload("registry_error", None, current.version if current else None)
             return
@@ -162,6 +206,11 @@ class RegistryWatcher:
         logger.info("loading %s version %s (%s moved)", self.name, target, CHAMPION)
         try:
             loaded = load_version(self._client, version)
+        except IntegrityError as exc:
+            logger.error("%s; keeping %s", exc, current.version if current else "nothing")
+            self._failed_version = target
+            self.on_reload("integrity_error", None, current.version if current else None)
+            return
         except Exception:
             logger.exception("loading %s version %s failed; keeping %s", self.name, target,
                              current.version if current else "nothing")

@@ -1,7 +1,7 @@
 """Request and response models of `/predict`, generated from the dataset spec.
 
 The endpoint's schema is derived from the same spec that validation and featurization read, so
-the three cannot disagree (DESIGN.md, principle 4), and BentoML shows it in `/docs.json`.
+the three cannot disagree (docs/architecture.md, principle 4), and BentoML shows it in `/docs.json`.
 Unseen categories are accepted on purpose: the transformer ignores them, and the service counts
 them instead of turning a new product name into an outage.
 """
@@ -67,7 +67,9 @@ def records_type(record: Any) -> Any:
     """The body of `/predict`: one record or a non-empty list of them."""
     return Annotated[
         list[record],  # type: ignore[valid-type]
-        Field(min_length=1),
+        # Stop at the first bad record: 20,000 empty records would otherwise build 380,000
+        # errors and hold the worker for seconds; the answer names the first one anyway.
+        Field(min_length=1, fail_fast=True),
         BeforeValidator(_as_list, json_schema_input_type=record | list[record]),  # type: ignore[valid-type]
     ]
 

@@ -9,6 +9,7 @@ everything else happens when a worker starts. API methods are a few lines callin
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import bentoml
@@ -19,35 +20,46 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from flywheel.config import load_params
-from flywheel.data.spec import load_spec
 from flywheel.serving import schema
+from flywheel.serving.auth import BearerAuth
 from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
-from flywheel.serving.registry_watch import LoadedModel, RegistryWatcher, load_bundled
+from flywheel.serving.quiet import quiet_rejections
+from flywheel.serving.registry_watch import (
+    LoadedModel,
+    RegistryWatcher,
+    load_bundled,
+    serving_spec,
+)
 from flywheel.serving.scoring import score
 from flywheel.serving.state import ServingState
 from flywheel.settings import settings
 
 logger = logging.getLogger(__name__)
+# Each registry load downloads the model; its per-file progress bars would flood the log.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 _SETTINGS = settings()
 _PARAMS = load_params(_SETTINGS.params_path)
 SERVE = _PARAMS.serve
-SPEC = load_spec(_SETTINGS.root / _PARAMS.data.spec)
+MODEL_NAME = _SETTINGS.serve_model or _PARAMS.promote.model_name
+SPEC = serving_spec(_SETTINGS, MODEL_NAME, _SETTINGS.root / _PARAMS.data.spec)
 Record = schema.record_model(SPEC)
 Records = schema.records_type(Record)
 # `bentoml serve ... --arg workers=N` (what `flywheel serve --workers` passes) overrides params.
 _WORKERS = int(getattr(bentoml.use_arguments(), "workers", None) or SERVE.workers)
 
 STATE = ServingState(
-    model_name=_PARAMS.promote.model_name,
+    model_name=MODEL_NAME,
     max_body_bytes=SERVE.max_body_bytes,
     max_batch_size=SERVE.max_batch_size,
     sample_rate=SERVE.inference_log_sample_rate,
     reload_interval_s=SERVE.reload_interval_s,
+    max_json_depth=SERVE.max_json_depth,
+    body_timeout_s=SERVE.request_body_timeout_s,
 )
 
 
@@ -70,6 +82,7 @@ class Flywheel:
     """Serves the registry's champion; hot-swaps it when the alias moves."""
 
     def __init__(self) -> None:
+        quiet_rejections()
         STATE.metrics = serving_metrics()
         STATE.inference_log = InferenceLog(
             _SETTINGS.inference_log, SPEC,
@@ -77,6 +90,9 @@ class Flywheel:
             roll_seconds=SERVE.inference_log_roll_seconds,
             queue_size=SERVE.inference_log_queue_size,
             metrics=STATE.metrics,
+            pii_salt=_SETTINGS.pii_salt.get_secret_value() if _SETTINGS.pii_salt else None,
+            max_age_s=SERVE.inference_log_max_age_days * 86400,
+            max_bytes=SERVE.inference_log_max_bytes,
         )
         STATE.inference_log.start()
         self.batcher = GreedyBatcher(_score, SERVE.max_batch_size,
@@ -141,5 +157,8 @@ def _connect() -> Any:
 # The decorator turned the class into a bentoml Service; typed as such for the calls below.
 _SERVICE: Any = Flywheel
 _SERVICE.add_asgi_middleware(PredictGate, state=STATE)
+if _SETTINGS.token is not None:
+    _SERVICE.add_asgi_middleware(BearerAuth, token=_SETTINGS.token,
+                                 on_reject=lambda: STATE.count_invalid("unauthorized"))
 _SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"]),
                                           feedback_route(STATE, SPEC.classes, _SETTINGS)]))

@@ -19,9 +19,15 @@ class ServingState:
     max_batch_size: int
     sample_rate: float
     reload_interval_s: float
+    max_json_depth: int = 32
+    body_timeout_s: float = 10.0
     holder: ModelHolder = field(default_factory=ModelHolder)
     metrics: Any = None  # ServingMetrics, created in the worker
     inference_log: Any = None  # InferenceLog, started in the worker
+
+    def count_invalid(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.invalid_requests.labels(reason=reason).inc()
 
     def no_model_message(self) -> str:
         return (

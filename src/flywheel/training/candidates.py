@@ -1,7 +1,7 @@
 """Train every candidate named in params, score each on the valid split, pick the best.
 
 sklearn and torch are imported inside the functions that use them, so `import flywheel.training`
-stays cheap for the CLI (DESIGN.md, principle 6).
+stays cheap for the CLI (docs/architecture.md, principle 6).
 """
 
 from __future__ import annotations

@@ -41,5 +41,19 @@ class ValidationReport:
             head += f" ({evaluated} expectations evaluated)"
         return "\n".join([head, *(f"  {failure.line()}" for failure in self.failures)])
 
+    def headline(self) -> str:
+        """One line for the CLI: the first failure in full, the other columns by name.
+
+        The README promises one line per user error; every detail is in the report files.
+        """
+        if not self.failures:
+            return "no failed checks"
+        first, rest = self.failures[0], self.failures[1:]
+        line = f"{len(self.failures)} failed check(s); {' '.join(first.line().split())}"
+        others = sorted({f.column or "<table>" for f in rest} - {first.column or "<table>"})
+        if others:
+            line += f"; also on {', '.join(others[:8])}" + (" …" if len(others) > 8 else "")
+        return line
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

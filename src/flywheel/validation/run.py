@@ -1,7 +1,7 @@
 """Run the suite on a frame and write result.json plus Data Docs, all or nothing.
 
 Great Expectations is imported here, inside the function, because importing it costs 7-16 s
-and `flywheel --help` must stay fast (DESIGN.md, principle 6).
+and `flywheel --help` must stay fast (docs/architecture.md, principle 6).
 """
 
 from __future__ import annotations

@@ -51,11 +51,14 @@ class Registry:
             client.get_registered_model(self.name)
         except Exception:
             client.create_registered_model(self.name)
+        from flywheel.registry.integrity import DIGEST_TAG, digest_of
+
         version = client.create_model_version(
             self.name, source or self.model_source,
             run_id=(self.run_id or None) if source is None else None,
             tags={"flywheel.git_commit": commit, "flywheel.data_md5": data_md5,
-                  "flywheel.candidate": "logreg"})
+                  "flywheel.candidate": "logreg",
+                  DIGEST_TAG: digest_of(source or self.model_source)})
         if champion:
             client.set_registered_model_alias(self.name, "champion", version.version)
         return str(version.version)
