@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         "store under the project",
     )
 
+    dvc_experiment: str | None = Field(
+        default=None,
+        validation_alias="DVC_EXP_NAME",
+        description="set by `dvc exp run` for the stages it runs: the experiment's name",
+    )
+
     @cached_property
     def params_path(self) -> Path:
         return self._resolve(self.params_file)
@@ -51,6 +57,13 @@ class Settings(BaseSettings):
     def mlflow_artifacts(self) -> str:
         """Artifact root for experiments created against a local SQLite store."""
         return (self.root / "mlruns").as_uri()
+
+    @cached_property
+    def local_store(self) -> Path | None:
+        """The project's own SQLite store (the default), whose artifacts move with the project."""
+        if self.mlflow_uri != f"sqlite:///{self.root / 'mlflow.db'}":
+            return None
+        return self.root / "mlflow.db"
 
     def step_dir(self, step: str) -> Path:
         return self.artifacts / step

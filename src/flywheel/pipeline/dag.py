@@ -117,6 +117,21 @@ def step(name: str) -> Step:
     raise KeyError(name)
 
 
+def upstream(name: str) -> tuple[str, ...]:
+    """The steps whose outputs `name` reads: the edges both drivers draw (DVC and the flow)."""
+    reads = step(name).deps
+
+    def overlaps(a: str, b: str) -> bool:
+        return a == b or a.startswith(f"{b}/") or b.startswith(f"{a}/")
+
+    return tuple(
+        s.name
+        for s in STEPS
+        if s.name != name
+        and any(overlaps(d, o) for d in reads for o in (*s.outs, *s.uncached, *s.metrics))
+    )
+
+
 def render_dvc_yaml() -> str:
     stages: dict[str, Any] = {}
     for s in STEPS:
@@ -125,13 +140,14 @@ def render_dvc_yaml() -> str:
             "deps": list(s.deps),
             "params": list(s.params),
         }
-        outs: list[Any] = [*s.outs, *({path: {"cache": False}} for path in s.uncached)]
+        # Plot files are plain outs: the top-level views below draw them. Declared again as
+        # stage `plots:`, `dvc plots show` would add a second, default-template chart of each.
+        kept = (*s.plots, *s.uncached)
+        outs: list[Any] = [*s.outs, *({path: {"cache": False}} for path in kept)]
         if outs:
             stage["outs"] = outs
         if s.metrics:
             stage["metrics"] = [{path: {"cache": False}} for path in s.metrics]
-        if s.plots:
-            stage["plots"] = [{path: {"cache": False}} for path in s.plots]
         stages[s.name] = stage
     header = "# Generated from src/flywheel/pipeline/dag.py by `flywheel dvc-yaml`; do not edit.\n"
     body = yaml.safe_dump(

@@ -125,7 +125,7 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
         ctx.evaluate_params,
         test,
         champion_proba,
-        f"champion v{version}" if version else None,
+        f"version {version}" if version else None,
     )
     champion = {"version": version, "metrics": metrics["champion"]} if version else None
     predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
