@@ -401,6 +401,7 @@ def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(
     moved = root.parent / "moved"
     root.rename(moved)
     monkeypatch.setenv("FLYWHEEL_ROOT", str(moved))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in this process
     monkeypatch.chdir(moved)
     mlflow_client = client()
     experiment = mlflow_client.get_experiment_by_name(MODEL)
