@@ -1,29 +1,35 @@
-"""The training flow: the steps of `flywheel.pipeline.dag`, in order, as Prefect tasks.
+"""The training flow: the steps of `flywheel.pipeline.dag` as Prefect tasks, with its edges.
 
 Works with no Prefect server configured (a temporary local one starts) and shows up, with its
-task runs, in the Prefect UI when `PREFECT_API_URL` points at `prefect server start`.
+task runs, its DAG, Flywheel's own log lines and a run summary artifact, in the Prefect UI when
+`PREFECT_API_URL` points at `prefect server start` (also for deployment runs on a worker).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flywheel.errors import FlywheelError
 from flywheel.pipeline import state
 from flywheel.pipeline.context import make_context
-from flywheel.pipeline.dag import STEPS
+from flywheel.pipeline.dag import STEPS, upstream
 from flywheel.pipeline.stages import run_step
+from flywheel.pipeline.summary import run_summary_markdown
 
 # What the steps import, slowest first; ~20 s of imports on a 2-core machine.
 STEP_IMPORTS = ("great_expectations", "torch", "torch._dynamo", "mlflow.pyfunc", "sklearn.ensemble")
+SUMMARY_ARTIFACT = "flywheel-run-summary"
 
 
 def prewarm_imports() -> threading.Thread:
@@ -39,6 +45,22 @@ def prewarm_imports() -> threading.Thread:
     )
     thread.start()
     return thread
+
+
+def forward_flywheel_logs() -> None:
+    """Send the `flywheel` loggers' INFO lines to the run's log in the Prefect API.
+
+    `flywheel run` sets PREFECT_LOGGING_EXTRA_LOGGERS, but a worker's flow-run process only
+    has Prefect's logging config, whose root level (WARNING) hides the validation result and
+    the promotion decision; this makes both drivers behave alike, without duplicate lines.
+    """
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("flywheel")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+        logger.addHandler(APILogHandler())
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -57,27 +79,44 @@ def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str
     root = ctx.settings.root
     if ctx.is_default_dataset and state.up_to_date(root, name):
         return Completed(name="Skipped", message=state.SKIPPED)
+    started = time.perf_counter()
     summary = run_step(name, ctx)
     if ctx.is_default_dataset:
         state.record(root, name)
-    return summary
+    return {"step": name, "seconds": round(time.perf_counter() - started, 2), "summary": summary}
 
 
 @flow(name="flywheel-training")
 def training(spec: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
-    """Run every step once; a failing step stops the flow and nothing after it runs."""
+    """Run every step once, each after the steps it reads from (the DAG of dvc.yaml).
+
+    A failing step stops the flow and nothing after it runs; either way the run's page gets
+    a summary artifact saying what ran and whether a model was promoted.
+    """
+    forward_flywheel_logs()
     tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
     tags |= {"retrain_reason": reason} if reason else {}  # tag flywheel.retrain_reason
-    report = []
+    futures: dict[str, PrefectFuture[Any]] = {}
     for step in STEPS:
-        started = time.perf_counter()
-        outcome = run_stage(step.name, spec, tags)
-        summary = {"skipped": state.SKIPPED} if isinstance(outcome, State) else outcome
-        report.append(
-            {
-                "step": step.name,
-                "seconds": round(time.perf_counter() - started, 2),
-                "summary": summary,
-            }
-        )
+        after = [futures[name] for name in upstream(step.name)]
+        futures[step.name] = run_stage.submit(step.name, spec, tags, wait_for=after)
+    report: list[dict[str, Any]] = []
+    try:
+        for step in STEPS:
+            row = futures[step.name].result()  # None: the step was skipped
+            skipped = {"step": step.name, "seconds": 0.0, "summary": {"skipped": state.SKIPPED}}
+            report.append(row or skipped)
+    except Exception as exc:
+        failed = STEPS[len(report)].name
+        _publish(report, f"step {failed} failed: {exc}")
+        raise
+    _publish(report, None)
     return report
+
+
+def _publish(report: list[dict[str, Any]], failure: str | None) -> None:
+    create_markdown_artifact(
+        run_summary_markdown(report, failure),
+        key=SUMMARY_ARTIFACT,
+        description="What ran and whether a model was promoted",
+    )

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flywheel.errors import FlywheelError
+from flywheel.errors import ConfigError, FlywheelError
 
 app = typer.Typer(
     help="Flywheel: versioned data to a validated, evaluated, registered and served model.",
@@ -92,6 +92,7 @@ def run(
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
         from flywheel.pipeline.lock import project_lock
         from flywheel.settings import settings
+        _check_prefect_api()
         from pipelines.training import prewarm_imports, training
 
         with project_lock(settings(), "flywheel run", check_dvc=True):
@@ -218,6 +219,76 @@ def rollback(
     typer.echo(
         f"{done['model_name']}: champion is now version {done['champion']} (was {done['demoted']})"
     )
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Option(help="the registered version to make champion")],
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="skip the gate (needs --reason, recorded on the version)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why the gate is skipped")] = None,
+) -> None:
+    """Make a chosen version champion (roll forward), judged by the same gate as the pipeline.
+
+    Example: flywheel promote --version 3
+    Example: flywheel promote --version 2 --force --reason "rollback target chosen by on-call"
+    """
+    _setup_logging()
+    try:
+        if force != (reason is not None):
+            raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
+        from flywheel.pipeline.context import make_context
+        from flywheel.registry.promote_version import promote_version
+
+        ctx = make_context()
+        done = promote_version(ctx, model or ctx.params.promote.model_name, version, reason)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(
+        f"{done['model_name']}: champion is now version {done['champion']} "
+        f"(was {done['previous']}). Why: {done['reason']}"
+    )
+
+
+@app.command()
+def deploy() -> None:
+    """Create the work pools prefect.yaml uses (`default`, `gpu`) and register its deployments.
+
+    Needs a Prefect server: PREFECT_API_URL=http://127.0.0.1:4200/api (see the README).
+    Example: flywheel deploy && prefect worker start --pool default
+    """
+    _setup_logging()
+    try:
+        url = _check_prefect_api()
+        if url is None:
+            raise ConfigError(
+                "flywheel deploy needs a Prefect server: start `prefect server start` and set "
+                "PREFECT_API_URL=http://127.0.0.1:4200/api"
+            )
+        from flywheel.settings import settings
+        from pipelines.deploy import deploy as run_deploy
+
+        created = run_deploy(settings().root)
+    except FlywheelError as exc:
+        _fail(exc)
+    made = f"created work pools {', '.join(created)}; " if created else ""
+    typer.echo(f"{made}deployments from prefect.yaml registered at {url}")
+
+
+def _check_prefect_api() -> str | None:
+    """The configured Prefect API URL, after checking it answers; None when none is set."""
+    from prefect.settings import get_current_settings
+
+    from flywheel.prefect_api import check_reachable
+
+    url = get_current_settings().api.url
+    if url:
+        check_reachable(str(url))
+    return str(url) if url else None
 
 
 @app.command()

@@ -96,6 +96,9 @@ class PromoteParams(_Section):
     min_delta: float = Field(ge=0)
     slice_tolerance: float = Field(ge=0)
     bootstrap: BootstrapParams
+    experiments: Literal["register_only", "promote"] = Field(
+        description="under `dvc exp run`: register and judge only, or also move the champion"
+    )
 
 
 class ServeParams(_Section):

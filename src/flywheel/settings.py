@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         "store under the project",
     )
 
+    dvc_experiment: str | None = Field(
+        default=None,
+        validation_alias="DVC_EXP_NAME",
+        description="set by `dvc exp run` for the stages it runs: the experiment's name",
+    )
+
     @cached_property
     def params_path(self) -> Path:
         return self._resolve(self.params_file)
@@ -95,6 +101,12 @@ class Settings(BaseSettings):
                 f"FLYWHEEL_ARTIFACTS_DIR={self.artifacts_dir} is outside the project "
                 f"{self.root}; DVC tracks outputs only inside it"
             ) from None
+    @cached_property
+    def local_store(self) -> Path | None:
+        """The project's own SQLite store (the default), whose artifacts move with the project."""
+        if self.mlflow_uri != f"sqlite:///{self.root / 'mlflow.db'}":
+            return None
+        return self.root / "mlflow.db"
 
     def step_dir(self, step: str) -> Path:
         return self.artifacts / step

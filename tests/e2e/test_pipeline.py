@@ -100,6 +100,26 @@ def test_the_run_and_its_task_runs_are_in_the_prefect_api(root: Path) -> None:
         ["validate", "featurize", "train", "evaluate", "promote"]
     )
     assert all(t.state is not None and t.state.is_completed() for t in tasks)
+    _assert_graph_and_summary(flow_run.id, tasks)
+
+
+def _assert_graph_and_summary(flow_run_id, tasks) -> None:  # type: ignore[no-untyped-def]
+    """The UI draws dvc.yaml's DAG, and the run's page says what was promoted."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flywheel.pipeline.dag import upstream
+
+    names = {t.id: t.name for t in tasks}
+    for t in tasks:
+        drawn = sorted(names[i.id] for i in t.task_inputs.get("wait_for", []))
+        assert drawn == sorted(upstream(t.name)), t.name
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    summary = next(a for a in artifacts if a.key == "flywheel-run-summary")
+    assert "version 1: **promoted to champion**" in summary.data
 
 
 def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
@@ -197,6 +217,22 @@ def test_status_reports_champion_and_previous_as_json(root: Path) -> None:
     for key in ("version", "metrics", "git_commit", "data_md5"):
         assert key in info["champion"]
     assert info["champion"]["metrics"]["roc_auc"] >= 0.80
+
+
+def test_status_of_an_unknown_model_lists_the_registered_ones(root: Path) -> None:
+    done = flywheel_cli(root, "status", "--model", "nope")
+    assert done.returncode == 5 and "Traceback" not in done.stderr
+    assert "'nope'" in done.stderr and MODEL in done.stderr
+
+
+def test_mlflow_runs_are_told_apart_in_a_model_training_experiment(root: Path) -> None:
+    import re
+
+    experiment = client().get_experiment_by_name(MODEL)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    names = [r.info.run_name for r in client().search_runs([experiment.experiment_id])]
+    assert len(names) == len(set(names)) >= 3
+    assert all(re.fullmatch(r"wa_churn-(logreg|hgb|mlp)-\d{8}-\d{6}", n) for n in names), names
 
 
 def mutate(text: str, fn) -> bytes:  # type: ignore[no-untyped-def]
@@ -320,6 +356,33 @@ def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:
         rollback(settings(), MODEL)
 
 
+def test_promote_rolls_forward_through_the_gate_or_by_force(root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    assert alias("champion") == "1"  # after the rollback; version 3 is the weak, refused one
+    refused = flywheel_cli(root, "promote", "--version", "3")
+    assert refused.returncode == 5 and "Traceback" not in refused.stderr
+    assert "not promoted" in refused.stderr and "--force" in refused.stderr
+    assert alias("champion") == "1"
+
+    result = CliRunner().invoke(app, ["promote", "--version", "2"])
+    assert result.exit_code == 0, result.output
+    assert alias("champion") == "2" and alias("previous") == "1"
+    tags = client().get_model_version(MODEL, "2").tags
+    assert tags["flywheel.manual_promote.verdict"] == "promoted"
+    assert tags["flywheel.manual_promote.forced"] == "false"
+
+    forced = ["promote", "--version", "3", "--force", "--reason", "on-call choice"]
+    result = CliRunner().invoke(app, forced)
+    assert result.exit_code == 0, result.output
+    assert alias("champion") == "3" and alias("previous") == "2"
+    tags = client().get_model_version(MODEL, "3").tags
+    assert tags["flywheel.manual_promote.forced"] == "true"
+    assert "on-call choice" in tags["flywheel.manual_promote.reason"]
+
+
 def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: Path) -> None:
     import hashlib
 
@@ -372,3 +435,33 @@ def test_multiclass_table_is_refused_with_a_clear_message(root: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--data", str(path), "--target", "label"])
     assert result.exit_code == 2
     assert "multiclass targets are not supported yet" in result.output
+
+
+def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Move the project, delete nothing else: the champion loads and new artifacts land inside."""
+    import mlflow
+    import pandas as pd
+
+    from flywheel.registry.store import ensure_experiment
+    from flywheel.settings import settings
+
+    moved = root.parent / "moved"
+    root.rename(moved)
+    monkeypatch.setenv("FLYWHEEL_ROOT", str(moved))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in this process
+    monkeypatch.chdir(moved)
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(MODEL)
+    assert experiment.artifact_location.startswith(moved.as_uri())
+
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    rows = pd.read_parquet(moved / "artifacts" / "featurize" / "test.parquet").head(3)
+    assert len(champion.predict(rows.drop(columns="__target__"))) == 3
+
+    experiment_id = ensure_experiment(mlflow_client, MODEL, settings())
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_dict({"moved": True}, "moved.json")
+    assert run.info.artifact_uri.startswith(moved.as_uri())
+    assert not root.exists()

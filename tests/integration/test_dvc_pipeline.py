@@ -122,9 +122,16 @@ def test_exp_run_with_a_set_param(clone: Path) -> None:
     assert yaml.safe_load((clone / "params.yaml").read_text())["evaluate"]["threshold"] == 0.4
     shown = json.loads(dvc(clone, "exp", "show", "--json"))
     assert "0.4" in json.dumps(shown)
+    # An experiment registers and is judged, but never moves the champion by itself.
+    decision = json.loads((clone / "artifacts/promote/decision.json").read_text())
+    assert not decision["promoted"]
+    assert decision["champion_after"] == decision["champion_before"] == "1"
+    dvc(clone, "metrics", "diff")  # the committed first run is the baseline
 
 
 def test_plots_render_offline(clone: Path) -> None:
     dvc(clone, "plots", "show", "-o", "plots-out")
     page = (clone / "plots-out" / "index.html").read_text()
     assert "vega" in page and "cdn.jsdelivr" not in page and "<script src=" not in page
+    # the four top-level views only, no default-template duplicate per plot file
+    assert page.count("vegaEmbed('#") == 4

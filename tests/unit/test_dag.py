@@ -46,3 +46,22 @@ def test_each_step_depends_on_an_earlier_steps_outputs() -> None:
                 for out in produced
             ), f"{step.name} needs {dep} before it is produced"
         produced |= {*step.outs, *step.metrics, *step.plots, *step.uncached}
+
+
+def test_flow_edges_are_dvc_yaml_edges() -> None:
+    """The Prefect graph draws these edges (wait_for); DVC derives the same from deps/outs."""
+    from flywheel.pipeline.dag import upstream
+
+    assert {s.name: set(upstream(s.name)) for s in STEPS} == {
+        "validate": set(),
+        "featurize": {"validate"},
+        "train": {"featurize"},
+        "evaluate": {"featurize", "train"},
+        "promote": {"validate", "train", "evaluate"},
+    }
+
+
+def test_no_stage_level_plots_so_dvc_draws_each_view_once() -> None:
+    rendered = yaml.safe_load(render_dvc_yaml())
+    assert all("plots" not in stage for stage in rendered["stages"].values())
+    assert len(rendered["plots"]) == 4

@@ -179,7 +179,7 @@ def test_write_evaluation_writes_every_file(tmp_path: Path, eval_params, with_ch
     (out / "stale.txt").write_text("from a previous run")
 
     metrics = write_evaluation(
-        out, y, p, eval_params, frame_for(y.size), champion, "v1" if with_champion else None
+        out, y, p, eval_params, frame_for(y.size), champion, "version 1" if with_champion else None
     )
 
     assert metrics["candidate"] == classification_metrics(y, p, eval_params.threshold)
@@ -222,7 +222,8 @@ def test_write_evaluation_writes_every_file(tmp_path: Path, eval_params, with_ch
     report = (out / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 4
     assert "http://" not in report.replace("https://", "") and "<script" not in report
-    assert ("against champion v1" in report) == with_champion
+    assert ("against champion version 1" in report) == with_champion
+    assert "champion champion" not in report
 
 
 def test_write_evaluation_failure_keeps_previous_output(tmp_path: Path, eval_params):

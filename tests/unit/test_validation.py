@@ -208,3 +208,32 @@ def test_duplicate_columns_make_validation_impossible(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="duplicate column names"):
         run(frame, tmp_path)
     assert not (tmp_path / "validation").exists()
+
+
+def test_data_docs_render_offline_with_their_result_list(
+    good_run: tuple[ValidationReport, Path],
+) -> None:
+    """No page fetches anything from the network, and the index lists the run without JS."""
+    import re
+    import subprocess
+
+    from tests.conftest import require_program
+
+    _, out = good_run
+    pages = list((out / "docs").rglob("*.html"))
+    for page in pages:
+        external = re.findall(r"(?:src|href)=\"(https?://[^\"]*)\"", page.read_text())
+        assert external == [], (page.name, external)
+    validation = next(p for p in pages if "validations" in p.parts)
+    text = validation.read_text()
+    assert "Data asset: None" not in text and "Data asset: tiny" in text
+    assert "__none__" not in text and re.search(r"tiny-\d{8}-\d{6}", text)
+
+    chromium = require_program("chromium")
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         (out / "docs" / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    rows = re.findall(r"<tr><td>(Success|Failed)</td>", dom)
+    assert rows == ["Success"], dom[:2000]

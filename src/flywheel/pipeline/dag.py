@@ -119,6 +119,21 @@ def step(name: str) -> Step:
     raise KeyError(name)
 
 
+def upstream(name: str) -> tuple[str, ...]:
+    """The steps whose outputs `name` reads: the edges both drivers draw (DVC and the flow)."""
+    reads = step(name).deps
+
+    def overlaps(a: str, b: str) -> bool:
+        return a == b or a.startswith(f"{b}/") or b.startswith(f"{a}/")
+
+    return tuple(
+        s.name
+        for s in STEPS
+        if s.name != name
+        and any(overlaps(d, o) for d in reads for o in (*s.outs, *s.uncached, *s.metrics))
+    )
+
+
 def render_dvc_yaml(artifacts: str = DEFAULT_ARTIFACTS) -> str:
     """dvc.yaml text; `artifacts` (FLYWHEEL_ARTIFACTS_DIR, relative to the root) moves outputs."""
 
@@ -134,13 +149,14 @@ def render_dvc_yaml(artifacts: str = DEFAULT_ARTIFACTS) -> str:
             "deps": [at(p) for p in s.deps],
             "params": list(s.params),
         }
-        outs: list[Any] = [*map(at, s.outs), *({at(p): {"cache": False}} for p in s.uncached)]
+        # Plot files are plain outs: the top-level views below draw them. Declared again as
+        # stage `plots:`, `dvc plots show` would add a second, default-template chart of each.
+        kept = (*s.plots, *s.uncached)
+        outs: list[Any] = [*map(at, s.outs), *({at(p): {"cache": False}} for p in kept)]
         if outs:
             stage["outs"] = outs
         if s.metrics:
             stage["metrics"] = [{at(path): {"cache": False}} for path in s.metrics]
-        if s.plots:
-            stage["plots"] = [{at(path): {"cache": False}} for path in s.plots]
         stages[s.name] = stage
     views = [
         {name: {**view, "y": {at(k): v for k, v in view["y"].items()}}}

@@ -152,7 +152,7 @@ def evaluate(ctx: StepContext) -> dict[str, Any]:
         ctx.evaluate_params,
         test,
         champion_proba,
-        f"champion v{version}" if version else None,
+        f"version {version}" if version else None,
         also=write_own,  # in the same folder swap: a kill never splits metrics from predictions
     )
     summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}

@@ -86,7 +86,7 @@ def _log_register_judge(
     experiment_id = store.ensure_experiment(client, inputs.model_name, settings)
     tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{spec.name}-{inputs.model.candidate}", tags=tags
+        experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:
         mlflow.log_params(_flat_params(params))
         mlflow.log_metrics(
@@ -109,6 +109,7 @@ def _log_register_judge(
         )
         verdict, numbers = _judge(params, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
+        verdict = _experiment_holds(verdict, params, settings)
         _record(client, inputs.model_name, version, verdict, numbers)
         pause_point("promote:registered")
         if verdict.promote:
@@ -143,6 +144,27 @@ def _log_reference_profile(
 
     frame = pd.read_parquet(rows)
     log_profile(build_profile(spec, frame, model.positive_proba(frame), params.monitor.psi_bins))
+def _experiment_holds(verdict: Verdict, params: Params, settings: Settings) -> Verdict:
+    """Under `dvc exp run` a passing version stays registered only, unless params say promote.
+
+    An experiment is a question, not a release: it must not move what is being served.
+    """
+    name = settings.dvc_experiment
+    if not verdict.promote or name is None or params.promote.experiments == "promote":
+        return verdict
+    return Verdict(
+        False,
+        f"passed the gate, but DVC experiment {name} only registers (promote.experiments: "
+        f"register_only); promote it with `flywheel promote --version N`. {verdict.reason}",
+        verdict.checks,
+    )
+
+
+def run_name(dataset: str, candidate: str) -> str:
+    """Unique and readable in MLflow's runs table: what was trained, on what, and when (UTC)."""
+    from datetime import UTC, datetime
+
+    return f"{dataset}-{candidate}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 def _judge(

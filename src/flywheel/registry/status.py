@@ -13,8 +13,25 @@ from flywheel.settings import Settings
 
 
 def registry_status(settings: Settings, model_name: str) -> dict[str, Any]:
-    """`champion` and `previous` with their test metrics and lineage (None when unset)."""
+    """`champion` and `previous` with their test metrics and lineage (None when unset).
+
+    The project's own SQLite store is read directly (importing MLflow alone takes seconds);
+    any other store goes through MLflow's client. An unknown model is an error either way.
+    """
+    from flywheel.registry import quickread
+
+    found = quickread.read_status(settings.mlflow_uri, model_name)
+    if found is not None:
+        return found
+    from mlflow.exceptions import MlflowException
+
     client = store.connect(settings)
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise quickread.unknown_model(model_name, settings.mlflow_uri) from exc
     return {
         "model_name": model_name,
         "champion": _describe(client, store.version_by_alias(client, model_name, store.CHAMPION)),
@@ -56,28 +73,36 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
 def describe_version(client: Any, version: Any) -> dict[str, Any]:
     """A version's test metrics and lineage, as the pipeline stored them with it."""
     run = client.get_run(version.run_id) if version.run_id else None
-    metrics = {
-        k.removeprefix("test_"): float(v)
-        for k, v in (run.data.metrics if run else {}).items()
-        if k.startswith("test_")
-    }
-    tags = version.tags or {}
+    return version_record(
+        version.name,
+        str(version.version),
+        dict(run.data.metrics) if run else {},
+        dict(version.tags or {}),
+        run.info.start_time if run is not None else version.creation_timestamp,
+    )
+
+
+def version_record(
+    name: str, version: str, metrics: dict[str, float], tags: dict[str, str], started_ms: int
+) -> dict[str, Any]:
+    """The one shape `status`, serving and `/metadata` describe a version in.
+
+    `trained_at` is the train step's own record; for versions without it, `started_ms` (when
+    the logging run began, or the registration time when there is no run).
+    """
+    started = datetime.fromtimestamp(started_ms / 1000, tz=UTC).isoformat()
     return {
-        "name": version.name,
-        "version": str(version.version),
-        "metrics": metrics,
+        "name": name,
+        "version": version,
+        "metrics": {
+            k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")
+        },
         "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit", UNKNOWN),
         "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5", UNKNOWN),
         "candidate": tags.get(f"{store.TAG_PREFIX}candidate", UNKNOWN),
-        "trained_at": tags.get(f"{store.TAG_PREFIX}trained_at") or _run_start(run, version),
+        "trained_at": tags.get(f"{store.TAG_PREFIX}trained_at") or started,
         "gate_reason": tags.get(f"{store.TAG_PREFIX}gate.reason", ""),
     }
-
-
-def _run_start(run: Any, version: Any) -> str:
-    """When the run that logged the model began; registration time only if there is no run."""
-    millis = run.info.start_time if run is not None else version.creation_timestamp
-    return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat()
 
 
 def _describe(client: Any, version: Any) -> dict[str, Any] | None:

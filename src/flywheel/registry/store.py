@@ -15,9 +15,23 @@ PREVIOUS = "previous"
 TAG_PREFIX = "flywheel."
 
 
+# MLflow 3's UI opens an experiment in its GenAI view unless this tag says otherwise.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store; done here, at the edge, never at import."""
+    """Point MLflow at the configured store; done here, at the edge, never at import.
+
+    The project's own SQLite store first gets its artifact paths moved along with the
+    project, if it was copied or moved since they were written.
+    """
     import mlflow
+
+    from flywheel.registry.relocate import relocate_artifacts
+
+    local = settings.local_store
+    if local is not None:
+        relocate_artifacts(local, settings.mlflow_artifacts)
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
@@ -25,12 +39,16 @@ def connect(settings: Settings) -> MlflowClient:
 
 
 def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> str:
-    """The experiment for a registered model; on a local store its artifacts stay in the project."""
+    """The model-training experiment for a registered model; locally, artifacts stay in the
+    project."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        for key, value in EXPERIMENT_KIND.items():
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return str(experiment.experiment_id)
     location = settings.mlflow_artifacts if settings.mlflow_uri.startswith("sqlite") else None
-    return str(client.create_experiment(name, artifact_location=location))
+    return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND))
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

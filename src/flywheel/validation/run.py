@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,10 @@ def _run_suite(
 ) -> dict[str, Any]:
     """One throwaway ephemeral context per run: no project folder, nothing shared between runs."""
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from flywheel.validation.offline_docs import make_offline
 
     context = gx.get_context(mode="ephemeral")
     # The "Calculating Metrics" bars go to stderr per expectation and drown the step's log.
@@ -105,8 +109,12 @@ def _run_suite(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{spec.name}_validation", data=batch, suite=suite)
     )
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+    run_id = RunIdentifier(run_name=f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+    result = definition.run(
+        batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT, run_id=run_id
+    )
     context.build_data_docs(site_names=[DOCS_SITE])
+    make_offline(docs_dir, asset_name=f"{spec.name} ({spec.path})")
     return result.to_json_dict()
 
 

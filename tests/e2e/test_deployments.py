@@ -1,0 +1,197 @@
+"""prefect.yaml's deployments, registered and run the way a scheduler runs them.
+
+A real `prefect server start` on a free loopback port (own PREFECT_HOME), `flywheel deploy` in
+a fresh copy of the project, a real process worker started elsewhere with no FLYWHEEL_ROOT,
+and `prefect deployment run`: the flow run completes, and Flywheel's own log lines and the
+run-summary artifact with the promotion decision are readable through the Prefect API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, make_project, shrink_params
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+DEADLINE_S = 480
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[bytes], signals: int = 1) -> None:
+    """SIGTERM the process group (a process worker wants two), then SIGKILL what is left."""
+    for _ in range(signals):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            time.sleep(1)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A Prefect server of its own; the environment a user's shell has after exporting its URL."""
+    base = tmp_path_factory.mktemp("deployments")
+    url = f"http://127.0.0.1:{free_port()}/api"
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "FLYWHEEL_", "MLFLOW_"))
+    }
+    clean |= {
+        "PREFECT_HOME": str(base / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_SITE_CACHE_DIR": str(base / "dvc-site"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    port = url.split(":")[2].split("/")[0]
+    server = start(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+        clean,
+        base,
+        base / "server.log",
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not _healthy(url):
+            assert server.poll() is None, (base / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "prefect server did not become healthy"
+            time.sleep(1)
+        yield clean | {"PREFECT_API_URL": url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    finally:
+        stop(server)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone: the flows and prefect.yaml too, params shrunk so a run takes seconds."""
+    root = make_project(tmp_path_factory.mktemp("clone") / "project")
+    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__py*"))
+    shutil.copy2(REPO / "prefect.yaml", root / "prefect.yaml")
+    shrink_params(
+        root / "params.yaml",
+        train={"candidates": ["logreg"]},
+        promote={"bootstrap": {"resamples": 100}},
+    )
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "flows"], cwd=root, check=True)
+    return root
+
+
+def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def api(env: dict[str, str], call: Any) -> Any:
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        return call(client)
+
+
+def test_flywheel_deploy_creates_the_pools_and_registers_every_deployment(
+    env: dict[str, str], project: Path
+) -> None:
+    done = cli(env, project, str(BIN / "flywheel"), "deploy")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "default" in done.stdout and "gpu" in done.stdout
+
+    pools = api(env, lambda c: [p.name for p in c.read_work_pools()])
+    assert {"default", "gpu"} <= set(pools)
+    names = api(env, lambda c: sorted(d.name for d in c.read_deployments()))
+    assert names == ["nightly", "on-demand-gpu"]
+
+
+def test_worker_runs_nightly_with_logs_and_summary_in_the_api(
+    env: dict[str, str], project: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "worker-cwd"  # the worker finds the project through the pull step
+    elsewhere.mkdir()
+    worker = start(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "default", "--type", "process"],
+        env,
+        elsewhere,
+        tmp_path / "worker.log",
+    )
+    try:
+        done = cli(env, project, str(BIN / "prefect"), "deployment", "run",
+                   "flywheel-training/nightly")  # fmt: skip
+        assert done.returncode == 0, done.stderr + done.stdout
+        found = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
+        assert found, done.stdout
+        run = _wait_for_end(env, found.group(1), worker, tmp_path / "worker.log")
+    finally:
+        stop(worker, signals=2)
+    assert run.state.is_completed(), (tmp_path / "worker.log").read_text()[-4000:]
+
+    logs = "\n".join(m.message for m in api(env, lambda c: c.read_logs(_log_filter(run.id))))
+    assert re.search(r"validated \d+ rows against .*: passed", logs), logs
+    assert "version 1 of flywheel-churn: promoted" in logs, logs
+    artifacts = api(env, lambda c: c.read_artifacts(artifact_filter=_artifact_filter(run.id)))
+    summary = next(a for a in artifacts if a.key == "flywheel-run-summary")
+    assert summary.type == "markdown"
+    assert "version 1: **promoted to champion**" in summary.data
+    assert "| promote |" in summary.data
+    assert (project / "mlflow.db").is_file()  # the run happened in the project folder
+
+
+def _wait_for_end(env: dict[str, str], run_id: str, worker: Any, log: Path) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        run = api(env, lambda c: c.read_flow_run(run_id))
+        if run.state is not None and run.state.is_final():
+            return run
+        assert worker.poll() is None, log.read_text()[-4000:]
+        assert time.monotonic() < deadline, f"flow run still {run.state}: {log.read_text()[-4000:]}"
+        time.sleep(2)
+
+
+def _log_filter(run_id: Any) -> Any:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    return LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+
+
+def _artifact_filter(run_id: Any) -> Any:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    return ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
