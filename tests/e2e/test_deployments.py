@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.conftest import REPO, make_project, shrink_params
 
@@ -138,7 +139,8 @@ def test_flywheel_deploy_creates_the_pools_and_registers_every_deployment(
     pools = api(env, lambda c: [p.name for p in c.read_work_pools()])
     assert {"default", "gpu"} <= set(pools)
     names = api(env, lambda c: sorted(d.name for d in c.read_deployments()))
-    assert names == ["nightly", "on-demand-gpu"]
+    declared = yaml.safe_load((project / "prefect.yaml").read_text())["deployments"]
+    assert names == sorted(d["name"] for d in declared)
 
 
 def test_worker_runs_nightly_with_logs_and_summary_in_the_api(
