@@ -11,13 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from flywheel.data.io import _category_text
-from flywheel.data.spec import DatasetSpec, FeatureSpec
+from flywheel.data.spec import DatasetSpec, FeatureSpec, GateMetric
 from flywheel.errors import ConfigError, DataError
 
 POSITIVE_WORDS = ("yes", "true", "1", "positive", "churn", "default", "fraud", "y")
 ID_NAMES = ("id", "rownames", "index", "uuid", "key")
 MAX_CATEGORIES = 200
 RANGE_MARGIN = 0.5  # widen observed numeric ranges by half their span: new data may stray
+# Conservative: an unknown table's achievable score is unknown, so the floor only refuses a
+# model that barely ranks; the gate's prior baseline (params.yaml promote.baseline) refuses
+# a useless one. Tighten them in the written spec once you know the table.
+INFERRED_FLOORS: dict[GateMetric, float] = {"roc_auc": 0.6}
 
 
 def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> DatasetSpec:
@@ -41,6 +45,7 @@ def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> Da
         positive_class=positive,
         id_columns=id_columns,
         features=features,
+        floors=INFERRED_FLOORS,
     )
 
 

@@ -185,6 +185,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
             sample=test.drop(columns=TARGET).head(20),
             lineage=lineage,
             model_name=ctx.model_name,
+            prevalence=_train_prevalence(ctx),
         )
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
     decision_file = ctx.out("promote") / "decision.json"
@@ -295,6 +296,12 @@ def _load_fit_splits(ctx: StepContext) -> tuple[dict[str, pd.DataFrame], Any]:
     with (folder / "transformer.pkl").open("rb") as fh:
         transformer = pickle.load(fh)  # written by our own featurize step
     return parts, transformer
+
+
+def _train_prevalence(ctx: StepContext) -> float:
+    """The positive share the prior baseline predicts; only the label column is read."""
+    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])
+    return float(labels[TARGET].mean())
 
 
 def _valid_key(metric: str) -> str:

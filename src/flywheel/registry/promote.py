@@ -21,7 +21,7 @@ from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
 from flywheel.registry import store
-from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.gate import Verdict, judge, prior_metrics
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class PromoteInputs:
     sample: pd.DataFrame  # raw rows for the signature, input example and the load check
     lineage: dict[str, str]
     model_name: str
+    prevalence: float  # positive share of the training split: what the prior baseline predicts
 
 
 def promote(
@@ -100,7 +101,7 @@ def _log_register_judge(
         load_error = finish_check(
             checker, store.model_uri(inputs.model_name, version), rows, settings.mlflow_uri
         )
-        verdict, numbers = _judge(params, inputs, load_error)
+        verdict, numbers = _judge(params, spec, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         _record(client, inputs.model_name, version, verdict, numbers)
         if verdict.promote:
@@ -128,12 +129,13 @@ def _log_register_judge(
 
 
 def _judge(
-    params: Params, inputs: PromoteInputs, load_error: str | None
+    params: Params, spec: DatasetSpec, inputs: PromoteInputs, load_error: str | None
 ) -> tuple[Verdict, dict[str, Any]]:
     from flywheel.evaluation.bootstrap import paired_bootstrap
 
     cfg = params.promote
-    numbers: dict[str, Any] = {"candidate": inputs.metrics}
+    prior = prior_metrics(inputs.predictions["y_true"].to_numpy(), inputs.prevalence)
+    numbers: dict[str, Any] = {"candidate": inputs.metrics, "prior": prior}
     bootstrap = None
     drops: list[dict[str, Any]] = []
     champion_metrics = inputs.champion["metrics"] if inputs.champion else None
@@ -152,6 +154,8 @@ def _judge(
         params=cfg,
         load_error=load_error,
         metrics=inputs.metrics,
+        floors={str(metric): bound for metric, bound in spec.floors.items()},
+        prior=prior,
         champion_metrics=champion_metrics,
         bootstrap=bootstrap,
         slice_drops=drops,
