@@ -56,7 +56,9 @@ def bare() -> dict[str, float]:
 
     y = target_vector(spec, frame)
     parts = split_frame(feature_frame(spec, frame).assign(y=y), y, params.featurize)
-    transformer = fit_transformer(spec, parts["train"].drop(columns="y"))
+    transformer = fit_transformer(
+        spec, parts["train"].drop(columns="y"), params.featurize.max_categories
+    )
     lap("featurize")
 
     from flywheel.training.candidates import select_best, train_candidates

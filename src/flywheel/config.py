@@ -37,6 +37,9 @@ class FeaturizeParams(_Section):
     test_size: float = Field(gt=0, lt=1)
     valid_size: float = Field(gt=0, lt=1)
     seed: int
+    max_categories: int = Field(
+        ge=2, description="one-hot columns per categorical at most; rarer levels share one"
+    )
 
 
 class LogRegParams(_Section):

@@ -50,7 +50,9 @@ def featurize(ctx: StepContext) -> dict[str, Any]:
     y = target_vector(ctx.spec, frame)
     table = feature_frame(ctx.spec, frame).assign(**{TARGET: y})
     parts = split_frame(table, y, ctx.params.featurize)
-    transformer = fit_transformer(ctx.spec, parts["train"].drop(columns=TARGET))
+    transformer = fit_transformer(
+        ctx.spec, parts["train"].drop(columns=TARGET), ctx.params.featurize.max_categories
+    )
     with replacing_dir(ctx.out("featurize")) as out:
         for name, part in parts.items():
             part.to_parquet(out / f"{name}.parquet", index=False)
