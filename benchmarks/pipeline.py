@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,8 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-COPY = ("params.yaml", "dvc.yaml", "data.dvc", ".dvcignore", "specs", ".dvc/config", "data")
+from project_copy import REPO, copy_project  # benchmarks/ is the script's folder
 
 
 def bare() -> dict[str, float]:
@@ -56,7 +53,9 @@ def bare() -> dict[str, float]:
 
     y = target_vector(spec, frame)
     parts = split_frame(feature_frame(spec, frame).assign(y=y), y, params.featurize)
-    transformer = fit_transformer(spec, parts["train"].drop(columns="y"))
+    transformer = fit_transformer(
+        spec, parts["train"].drop(columns="y"), params.featurize.max_categories
+    )
     lap("featurize")
 
     from flywheel.training.candidates import select_best, train_candidates
@@ -121,20 +120,7 @@ def start_prefect_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], 
 
 
 def platform(workdir: Path, with_server: bool) -> dict:
-    project = workdir / "project"
-    for name in COPY:
-        source, target = REPO / name, project / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    env = os.environ | {
-        "FLYWHEEL_ROOT": str(project),
-        "PREFECT_HOME": str(workdir / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-        "DVC_SITE_CACHE_DIR": str(workdir / "dvc-site"),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
+    project, env = copy_project(workdir)
     server = None
     if with_server:
         server, env["PREFECT_API_URL"] = start_prefect_server(env)

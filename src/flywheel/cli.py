@@ -82,6 +82,9 @@ def run(
     Example: flywheel run --data customers.parquet --target churned
     """
     _setup_logging()
+    from flywheel.pipeline.prefect_server import prefect_api, start_server
+
+    server = start_server()  # first: its start-up overlaps everything below
     try:
         if data is not None:
             if target is None:
@@ -99,7 +102,8 @@ def run(
             started = time.perf_counter()
             prewarm_imports()
             _one_line_for_known_failures()
-            steps = training(spec=str(spec) if spec else None)
+            with prefect_api(server):
+                steps = training(spec=str(spec) if spec else None)
         total = time.perf_counter() - started
         _print_summary(steps, total)
         if report is not None:

@@ -37,6 +37,9 @@ class FeaturizeParams(_Section):
     test_size: float = Field(gt=0, lt=1)
     valid_size: float = Field(gt=0, lt=1)
     seed: int
+    max_categories: int = Field(
+        ge=2, description="one-hot columns per categorical at most; rarer levels share one"
+    )
 
 
 class LogRegParams(_Section):
@@ -87,12 +90,19 @@ class BootstrapParams(_Section):
     confidence: float = Field(gt=0.5, lt=1)
 
 
+class BaselineParams(_Section):
+    """How far a model must beat the prior (always predicting the training prevalence)."""
+
+    min_auc_gain: float = Field(ge=0, lt=0.5, description="ROC-AUC above the prior's 0.5")
+    min_brier_skill: float = Field(
+        ge=0, lt=1, description="1 - brier / prior's brier: share of the prior's error removed"
+    )
+
+
 class PromoteParams(_Section):
     model_name: str = Field(min_length=1)
     metric: Literal["roc_auc", "pr_auc"]
-    thresholds: dict[str, float] = Field(
-        description="absolute floors per metric; log_loss and brier are ceilings"
-    )
+    baseline: BaselineParams
     min_delta: float = Field(ge=0)
     slice_tolerance: float = Field(ge=0)
     bootstrap: BootstrapParams

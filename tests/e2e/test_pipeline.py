@@ -65,10 +65,10 @@ def alias(name: str) -> str | None:
     return str(found.version) if found else None
 
 
-# One epoch of a two-unit network at a tiny learning rate: it ranks a little, not well.
+# Two epochs of a two-unit network: past the table's floors and the prior (ROC-AUC ~0.78,
+# Brier ~0.17 against the prior's 0.195), well short of the full candidates (~0.84).
 WEAK_MLP = {
-    "train": {"candidates": ["mlp"], "mlp": {"hidden_sizes": [2], "max_epochs": 1, "lr": 0.00005}},
-    "promote": {"thresholds": {"roc_auc": 0.55, "pr_auc": 0.3, "brier": 0.3}},
+    "train": {"candidates": ["mlp"], "mlp": {"hidden_sizes": [2], "max_epochs": 2, "lr": 0.003}},
 }
 
 

@@ -26,3 +26,40 @@ def test_compiled_equals_sklearn_on_the_default_table() -> None:
     assert np.allclose(compile_transformer(fitted).transform(rest), expected)
     assert np.isnan(frame["total_charges"]).any()  # the real blanks were exercised too
     assert np.allclose(compile_transformer(fitted).transform(frame), fitted.transform(frame))
+
+
+def test_thousands_of_levels_become_a_bounded_block_with_a_shared_rare_column() -> None:
+    import pandas as pd
+
+    from flywheel.data.spec import DatasetSpec
+
+    rng = np.random.default_rng(0)
+    levels = [f"zip{i:04d}" for i in range(3000)]
+    weights = 1 / np.arange(1, 3001)  # a few common levels, a long tail, as postcodes are
+    spec = DatasetSpec.model_validate(
+        {
+            "name": "wide",
+            "path": "wide.parquet",
+            "target": "y",
+            "classes": ["0", "1"],
+            "positive_class": "1",
+            "features": [
+                {"name": "zip", "kind": "categorical", "categories": levels},
+                {"name": "x", "kind": "numeric"},
+            ],
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "zip": rng.choice(levels, 20_000, p=weights / weights.sum()).astype(object),
+            "x": rng.normal(size=20_000),
+        }
+    )
+    fitted = fit_transformer(spec, frame.iloc[:15_000], max_categories=32)
+    rest = frame.iloc[15_000:].copy()
+    rest.iloc[:40, 0] = "zip9999"  # never seen: goes to the shared column, like a rare level
+    rest.iloc[40:60, 0] = np.nan
+    expected = fitted.transform(rest)
+    assert expected.shape[1] == 1 + 32  # x, 31 frequent levels, one shared column
+    assert np.allclose(compile_transformer(fitted).transform(rest), expected)
+    assert (expected[:40, -1] == 1).all()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flywheel.config import load_params
-from flywheel.registry.gate import judge
+from flywheel.data.spec import load_spec
+from flywheel.registry.gate import judge, prior_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml").promote
+FLOORS = dict(load_spec(REPO / "specs/wa_churn.yaml").floors)
 GOOD = {"roc_auc": 0.85, "pr_auc": 0.65, "brier": 0.14, "log_loss": 0.42}
+PRIOR = {"roc_auc": 0.5, "brier": 0.195, "log_loss": 0.58}  # 26.5% positives
 
 
 def verdict(**kwargs):  # type: ignore[no-untyped-def]
@@ -19,6 +23,8 @@ def verdict(**kwargs):  # type: ignore[no-untyped-def]
         "params": PARAMS,
         "load_error": None,
         "metrics": GOOD,
+        "floors": FLOORS,
+        "prior": PRIOR,
         "champion_metrics": None,
         "bootstrap": None,
         "slice_drops": [],
@@ -46,6 +52,34 @@ def test_absolute_thresholds_are_floors_and_ceilings(metric: str, value: float) 
     assert f"threshold.{metric}" in result.reason
 
 
+def test_prior_metrics_are_those_of_predicting_the_base_rate() -> None:
+    y = np.array([1, 0, 0, 0])
+    prior = prior_metrics(y, 0.25)
+    assert prior["roc_auc"] == 0.5
+    assert prior["brier"] == pytest.approx((0.75**2 + 3 * 0.25**2) / 4)
+    assert prior["log_loss"] == pytest.approx(-(np.log(0.25) + 3 * np.log(0.75)) / 4)
+
+
+def test_a_table_without_floors_still_needs_a_model_better_than_the_prior() -> None:
+    useful = {"roc_auc": 0.62, "pr_auc": 0.35, "brier": 0.18, "log_loss": 0.55}
+    assert verdict(metrics=useful, floors={}).promote
+
+    noise = useful | {"roc_auc": 0.53}
+    result = verdict(metrics=noise, floors={})
+    assert not result.promote and "baseline.roc_auc" in result.reason
+
+    uncalibrated = useful | {"brier": 0.25}  # ranks, but its probabilities are worse than none
+    result = verdict(metrics=uncalibrated, floors={})
+    assert not result.promote and "baseline.brier" in result.reason
+    assert "baseline.roc_auc" not in result.reason
+
+
+def test_floors_are_the_datasets_own() -> None:
+    modest = {"roc_auc": 0.70, "pr_auc": 0.45, "brier": 0.17, "log_loss": 0.5}
+    assert not verdict(metrics=modest).promote  # the default table's floors: roc_auc 0.75
+    assert verdict(metrics=modest, floors={"roc_auc": 0.6}).promote
+
+
 def test_must_beat_champion_by_min_delta_and_outside_noise() -> None:
     champion = GOOD | {"roc_auc": 0.84}
     clear = {"delta": 0.01, "ci_low": 0.002, "ci_high": 0.02, "resamples": 1000}
@@ -69,3 +103,34 @@ def test_no_slice_may_fall_past_tolerance() -> None:
     result = verdict(champion_metrics=champion, bootstrap=clear, slice_drops=drops)
     assert not result.promote
     assert "contract=Two year" in result.reason
+
+
+def _first_run_verdict(signal: float, seed: int = 3):  # type: ignore[no-untyped-def]
+    """A new table's first model, judged as `flywheel run --data` would: inferred floors only."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from flywheel.data.infer import INFERRED_FLOORS
+    from flywheel.evaluation.metrics import classification_metrics
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4000, 4))
+    risk = signal * (x[:, 0] - 0.5 * x[:, 1]) + rng.logistic(size=4000)
+    y = (risk > np.quantile(risk, 0.7)).astype(int)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=seed)
+    model = LogisticRegression().fit(x_train, y_train)
+    metrics = classification_metrics(y_test, model.predict_proba(x_test)[:, 1], 0.5)
+    return metrics, verdict(
+        metrics=metrics, floors=dict(INFERRED_FLOORS), prior=prior_metrics(y_test, y_train.mean())
+    )
+
+
+def test_first_model_on_a_new_table_is_promoted_when_useful_and_refused_when_noise() -> None:
+    metrics, useful = _first_run_verdict(signal=1.0)
+    assert 0.72 < metrics["roc_auc"] < 0.80  # a modest table, like most real ones
+    assert useful.promote, useful.reason
+
+    metrics, noise = _first_run_verdict(signal=0.0)
+    assert metrics["roc_auc"] < 0.55
+    assert not noise.promote
+    assert "baseline" in noise.reason

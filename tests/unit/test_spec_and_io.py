@@ -46,6 +46,22 @@ def test_infer_spec_types_ids_and_positive_class(tmp_path: Path) -> None:
     assert spec.feature("plan").categories == ["basic", "max", "pro"]
 
 
+def test_infer_spec_keeps_thousands_of_levels_but_not_free_text(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 12_000
+    frame = pd.DataFrame(
+        {
+            "postcode": rng.choice([f"P{i}" for i in range(3000)], n),
+            "comment": [f"note {i} {rng.integers(1_000_000)}" for i in range(n - 10)] + ["x"] * 10,
+            "y": rng.choice(["no", "yes"], n),
+        }
+    )
+    spec = infer_spec(frame, target="y", path=tmp_path / "t.csv", name="t")
+    assert spec.feature_names == ["postcode"]
+    assert len(spec.feature("postcode").categories or []) == frame["postcode"].nunique() > 2900
+    assert spec.floors == {"roc_auc": 0.6}
+
+
 def test_infer_spec_round_trips_through_yaml(tmp_path: Path) -> None:
     spec = infer_spec(small_frame(), target="left", path=tmp_path / "t.csv", name="t")
     save_spec(spec, tmp_path / "spec.yaml")

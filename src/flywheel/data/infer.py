@@ -11,13 +11,19 @@ from pathlib import Path
 import pandas as pd
 
 from flywheel.data.io import _category_text
-from flywheel.data.spec import DatasetSpec, FeatureSpec
+from flywheel.data.spec import DatasetSpec, FeatureSpec, GateMetric
 from flywheel.errors import ConfigError, DataError
 
 POSITIVE_WORDS = ("yes", "true", "1", "positive", "churn", "default", "fraud", "y")
 ID_NAMES = ("id", "rownames", "index", "uuid", "key")
-MAX_CATEGORIES = 200
+MAX_CATEGORIES = 200  # a unique text column longer than this is an id
+MAX_LEVELS = 20_000  # a categorical may have thousands of levels (postcodes, products)...
+MAX_LEVEL_SHARE = 0.5  # ...but one with a new value in most rows is free text
 RANGE_MARGIN = 0.5  # widen observed numeric ranges by half their span: new data may stray
+# Conservative: an unknown table's achievable score is unknown, so the floor only refuses a
+# model that barely ranks; the gate's prior baseline (params.yaml promote.baseline) refuses
+# a useless one. Tighten them in the written spec once you know the table.
+INFERRED_FLOORS: dict[GateMetric, float] = {"roc_auc": 0.6}
 
 
 def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> DatasetSpec:
@@ -41,6 +47,7 @@ def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> Da
         positive_class=positive,
         id_columns=id_columns,
         features=features,
+        floors=INFERRED_FLOORS,
     )
 
 
@@ -89,7 +96,7 @@ def _feature(name: str, column: pd.Series) -> FeatureSpec | None:
         return FeatureSpec(
             name=name, kind="numeric", nullable=nullable or parsed < 1, min=floor, max=high + margin
         )
-    categories = sorted({_category_text(v) for v in column.dropna()})
-    if len(categories) > MAX_CATEGORIES:
+    categories = sorted({_category_text(v) for v in column.dropna().unique()})
+    if len(categories) > min(MAX_LEVELS, MAX_LEVEL_SHARE * column.notna().sum()):
         return None  # free text: nothing a one-hot encoder should see
     return FeatureSpec(name=name, kind="categorical", nullable=nullable, categories=categories)

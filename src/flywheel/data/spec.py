@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flywheel.errors import ConfigError
 
+GateMetric = Literal["roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "brier"]
+
 
 class FeatureSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +57,11 @@ class DatasetSpec(BaseModel):
     positive_class: str
     id_columns: list[str] = Field(default_factory=list)
     features: list[FeatureSpec] = Field(min_length=1)
+    floors: dict[GateMetric, float] = Field(
+        default_factory=dict,
+        description="what a promoted model must reach on the test split: floors, and ceilings "
+        "for brier and log_loss; they belong to the dataset because what is good depends on it",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:

@@ -24,6 +24,7 @@ class CompiledTransformer:
     scale: np.ndarray
     categorical: list[str]
     lookups: list[dict[str, int]]  # category -> column offset within its one-hot block
+    unknown: list[int]  # where an unseen value goes: the infrequent column, or -1 (none)
     offsets: list[int]  # first output column of each one-hot block
     width: int
 
@@ -35,10 +36,14 @@ class CompiledTransformer:
             X = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
             X = np.where(np.isnan(X), self.fill, X)
             out[:, :k] = (X - self.mean) / self.scale
-        for name, lookup, offset in zip(self.categorical, self.lookups, self.offsets, strict=True):
+        blocks = zip(self.categorical, self.lookups, self.unknown, self.offsets, strict=True)
+        for name, lookup, unknown, offset in blocks:
             values = frame[name].to_numpy(dtype=object)
             index = np.fromiter(
-                (lookup.get(v if isinstance(v, str) else MISSING_CATEGORY, -1) for v in values),
+                (
+                    lookup.get(v if isinstance(v, str) else MISSING_CATEGORY, unknown)
+                    for v in values
+                ),
                 dtype=np.int64,
                 count=n,
             )
@@ -58,15 +63,21 @@ def compile_transformer(transformer: object) -> CompiledTransformer:
         fill, mean, scale = imputer.statistics_, scaler.mean_, scaler.scale_
     categorical: list[str] = []
     lookups: list[dict[str, int]] = []
+    unknown: list[int] = []
     offsets: list[int] = []
     width = len(numeric)
     if "categorical" in parts:
         pipe, categorical = parts["categorical"]
         encoder = pipe.steps[-1][1]
-        for categories in encoder.categories_:
+        rare_sets = getattr(encoder, "infrequent_categories_", None) or [None] * len(
+            encoder.categories_
+        )
+        for categories, rare in zip(encoder.categories_, rare_sets, strict=True):
+            lookup, columns = _block_lookup([str(c) for c in categories], rare)
             offsets.append(width)
-            lookups.append({str(c): i for i, c in enumerate(categories)})
-            width += len(categories)
+            lookups.append(lookup)
+            unknown.append(columns - 1 if rare is not None else -1)
+            width += columns
     return CompiledTransformer(
         numeric=list(numeric),
         fill=np.asarray(fill, dtype="float64"),
@@ -74,6 +85,20 @@ def compile_transformer(transformer: object) -> CompiledTransformer:
         scale=np.asarray(scale, dtype="float64"),
         categorical=list(categorical),
         lookups=lookups,
+        unknown=unknown,
         offsets=offsets,
         width=width,
     )
+
+
+def _block_lookup(categories: list[str], rare: object) -> tuple[dict[str, int], int]:
+    """Category -> output column of one one-hot block, and the block's width.
+
+    scikit-learn keeps frequent categories in their order and puts one column for all
+    infrequent ones last; `rare` is that column's categories (None when nothing was grouped).
+    """
+    grouped = {str(c) for c in rare} if rare is not None else set()  # type: ignore[attr-defined]
+    kept = [c for c in categories if c not in grouped]
+    lookup = {c: i for i, c in enumerate(kept)}
+    lookup |= dict.fromkeys(grouped, len(kept))
+    return lookup, len(kept) + (1 if grouped else 0)

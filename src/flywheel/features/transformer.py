@@ -10,11 +10,14 @@ from flywheel.data.spec import DatasetSpec
 MISSING_CATEGORY = "__missing__"
 
 
-def build_transformer(spec: DatasetSpec):  # type: ignore[no-untyped-def]
+def build_transformer(spec: DatasetSpec, max_categories: int | None = None):  # type: ignore[no-untyped-def]
     """Impute and scale numerics; one-hot categoricals, ignoring values never seen in training.
 
     The category lists come from the spec rather than from the training rows, so a category
-    that happens to be absent from the training split still gets its column.
+    that happens to be absent from the training split still gets its column. A column with more
+    than `max_categories` levels keeps its most frequent ones and one shared column for the
+    rest (and for values never seen): thousands of levels would otherwise become thousands of
+    dense columns, most of them nearly empty, in every candidate's input.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -41,7 +44,8 @@ def build_transformer(spec: DatasetSpec):  # type: ignore[no-untyped-def]
                     ),
                     OneHotEncoder(
                         categories=categories,
-                        handle_unknown="ignore",
+                        handle_unknown="infrequent_if_exist",
+                        max_categories=max_categories,
                         sparse_output=False,
                         dtype=np.float32,
                     ),
@@ -52,7 +56,9 @@ def build_transformer(spec: DatasetSpec):  # type: ignore[no-untyped-def]
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
-def fit_transformer(spec: DatasetSpec, train_features: pd.DataFrame):  # type: ignore[no-untyped-def]
-    transformer = build_transformer(spec)
+def fit_transformer(  # type: ignore[no-untyped-def]
+    spec: DatasetSpec, train_features: pd.DataFrame, max_categories: int | None = None
+):
+    transformer = build_transformer(spec, max_categories)
     transformer.fit(train_features)
     return transformer

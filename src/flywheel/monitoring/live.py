@@ -3,7 +3,8 @@
 Only predictions made within the live window count, each joined to the latest label for its
 request id (a request that carried several records is labelled on its first). Metrics are
 computed per model version and per time window; the serving version decays when, with enough
-labels, a live metric falls past the floor promotion used (`promote.thresholds`).
+labels, a live metric falls past the floor promotion used (the dataset spec's `floors`,
+recorded in the version's reference profile).
 """
 
 from __future__ import annotations
@@ -71,15 +72,19 @@ def live_report(
     log_folder: Path,
     feedback_folder: Path,
     params: Params,
-    positive_class: str,
+    target: tuple[str, dict[str, float]],
     version: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """The `live` section of the monitor report (see `report.compute_report`)."""
+    """The `live` section of the monitor report (see `report.compute_report`).
+
+    `target` is the positive class and the floors the version was promoted against.
+    """
+    positive_class, promoted_floors = target
     cfg = params.monitor
     since = now - timedelta(minutes=cfg.live_window_minutes)
     rows = labelled_predictions(log_folder, feedback_folder, positive_class, since)
-    floors = {k: v for k, v in params.promote.thresholds.items() if k in LIVE_METRICS}
+    floors = {k: v for k, v in promoted_floors.items() if k in LIVE_METRICS}
     serving = _metrics(rows[rows["model_version"] == version])
     found = breaches(serving, floors)
     per_version = {str(v): _metrics(group) for v, group in rows.groupby("model_version", sort=True)}

@@ -123,6 +123,7 @@ def build_profile(
         "rows": len(frame),
         "classes": list(spec.classes),
         "positive_class": spec.positive_class,
+        "floors": dict(spec.floors),  # what promotion demanded: the live metrics' floors
         "features": features,
         "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")},
     }

@@ -49,7 +49,12 @@ def compute_report(
     if table is not None:
         score["bins"] = _score_bins(profile, table)
     live = live_report(
-        settings.inference_log, settings.feedback, params, profile["positive_class"], version, now
+        settings.inference_log,
+        settings.feedback,
+        params,
+        (profile["positive_class"], profile.get("floors", {})),
+        version,
+        now,
     )
     return {
         "model_name": name,

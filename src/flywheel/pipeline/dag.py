@@ -68,7 +68,9 @@ STEPS: tuple[Step, ...] = (
     Step(
         "promote",
         deps=(
+            "specs",
             "artifacts/validate/result.json",
+            "artifacts/featurize/train.parquet",
             "artifacts/train",
             f"{EVALUATE}/metrics.json",
             f"{EVALUATE}/predictions.parquet",

@@ -70,7 +70,9 @@ def featurize(ctx: StepContext) -> dict[str, Any]:
     y = target_vector(ctx.spec, frame)
     table = feature_frame(ctx.spec, frame).assign(**{TARGET: y})
     parts = split_frame(table, y, ctx.params.featurize)
-    transformer = fit_transformer(ctx.spec, parts["train"].drop(columns=TARGET))
+    transformer = fit_transformer(
+        ctx.spec, parts["train"].drop(columns=TARGET), ctx.params.featurize.max_categories
+    )
     with replacing_dir(ctx.out("featurize")) as out:
         for name, part in parts.items():
             part.to_parquet(out / f"{name}.parquet", index=False)
@@ -202,6 +204,7 @@ def promote(ctx: StepContext) -> dict[str, Any]:
             lineage=lineage,
             model_name=ctx.model_name,
             reference=ctx.out("featurize") / "train.parquet",
+            prevalence=train_prevalence(ctx),
         )
         decision = run_promotion(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch))
     decision_file = ctx.out("promote") / "decision.json"
@@ -352,6 +355,10 @@ def _written_at(path: Path) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat()
+def train_prevalence(ctx: StepContext) -> float:
+    """The positive share the prior baseline predicts; only the label column is read."""
+    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])
+    return float(labels[TARGET].mean())
 
 
 def _valid_key(metric: str) -> str:

@@ -22,7 +22,7 @@ from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
 from flywheel.pause import pause_point
 from flywheel.registry import store
-from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.gate import Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
 from flywheel.settings import Settings
 
@@ -43,6 +43,7 @@ class PromoteInputs:
     sample: pd.DataFrame  # raw rows for the signature, input example and the load check
     lineage: dict[str, str]
     model_name: str
+    prevalence: float  # positive share of the training split: what the prior baseline predicts
     reference: Path | None = None  # training split: the rows drift is measured against
 
 
@@ -107,7 +108,7 @@ def _log_register_judge(
         load_error = finish_check(
             checker, store.model_uri(inputs.model_name, version), rows, settings.mlflow_uri
         )
-        verdict, numbers = _judge(params, inputs, load_error)
+        verdict, numbers = _judge(params, spec, inputs, load_error)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         verdict = _experiment_holds(verdict, params, settings)
         _record(client, inputs.model_name, version, verdict, numbers)
@@ -144,6 +145,8 @@ def _log_reference_profile(
 
     frame = pd.read_parquet(rows)
     log_profile(build_profile(spec, frame, model.positive_proba(frame), params.monitor.psi_bins))
+
+
 def _experiment_holds(verdict: Verdict, params: Params, settings: Settings) -> Verdict:
     """Under `dvc exp run` a passing version stays registered only, unless params say promote.
 
@@ -168,12 +171,13 @@ def run_name(dataset: str, candidate: str) -> str:
 
 
 def _judge(
-    params: Params, inputs: PromoteInputs, load_error: str | None
+    params: Params, spec: DatasetSpec, inputs: PromoteInputs, load_error: str | None
 ) -> tuple[Verdict, dict[str, Any]]:
     from flywheel.evaluation.bootstrap import paired_bootstrap
 
     cfg = params.promote
-    numbers: dict[str, Any] = {"candidate": inputs.metrics}
+    prior = prior_metrics(inputs.predictions["y_true"].to_numpy(), inputs.prevalence)
+    numbers: dict[str, Any] = {"candidate": inputs.metrics, "prior": prior}
     bootstrap = None
     drops: list[dict[str, Any]] = []
     champion_metrics = inputs.champion["metrics"] if inputs.champion else None
@@ -192,6 +196,8 @@ def _judge(
         params=cfg,
         load_error=load_error,
         metrics=inputs.metrics,
+        floors={str(metric): bound for metric, bound in spec.floors.items()},
+        prior=prior,
         champion_metrics=champion_metrics,
         bootstrap=bootstrap,
         slice_drops=drops,

@@ -85,11 +85,17 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
     from flywheel.evaluation.bootstrap import paired_bootstrap
     from flywheel.evaluation.metrics import classification_metrics
     from flywheel.evaluation.slices import slice_metrics
+    from flywheel.pipeline.stages import train_prevalence
+    from flywheel.registry.gate import prior_metrics
     from flywheel.registry.promote import _slice_drops
 
     test = _test_split(ctx)
     y = test[TARGET].to_numpy()
     cfg, rules = ctx.evaluate_params, ctx.params.promote
+    bars: dict[str, dict[str, float]] = {
+        "floors": {str(k): v for k, v in ctx.spec.floors.items()},
+        "prior": prior_metrics(y, train_prevalence(ctx)),
+    }
     try:
         proba = _score(store.model_uri(model_name, version), test)
     except Exception as exc:  # whatever stops it from scoring, the gate's first check fails
@@ -97,6 +103,7 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
             params=rules,
             load_error=f"{type(exc).__name__}: {exc}",
             metrics={},
+            **bars,
             champion_metrics=None,
             bootstrap=None,
             slice_drops=[],
@@ -120,6 +127,7 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
         params=rules,
         load_error=None,
         metrics=metrics["candidate"],
+        **bars,
         champion_metrics=metrics.get("champion"),
         bootstrap=bootstrap,
         slice_drops=_slice_drops(slices, rules.metric),

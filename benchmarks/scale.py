@@ -1,0 +1,171 @@
+"""The whole pipeline on 1M- and 5M-row tables against a bare pandas + scikit-learn script.
+
+Each table is the default table resampled with noise on the numbers, plus `zip_code`, a
+categorical with 4,000 levels (a long tail, as postcodes have) that carries some signal; it is
+written as Parquet. Platform: `flywheel run --data TABLE --target churn` in a throwaway copy of
+the project (spec inferred, Great Expectations, featurize, train, evaluate, MLflow, the gate),
+training the `hgb` candidate only so both sides fit the same model. Bare: pandas reads the
+Parquet file, the same stratified split, and scikit-learn's default HistGradientBoosting with
+native categoricals (codes past 255 levels share one). Both run as fresh processes; peak
+memory is the largest resident set of the whole process tree, sampled every 0.2 s.
+
+    .venv/bin/python benchmarks/scale.py [--rows 1000000 5000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from project_copy import REPO, copy_project  # benchmarks/ is the script's folder
+
+ZIP_LEVELS = 4000
+
+
+def make_table(rows: int, path: Path, seed: int = 0) -> None:
+    """The default table resampled to `rows`, numbers jittered, and a 4,000-level column."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    base = pd.read_csv(REPO / "data" / "wa_churn.csv", skipinitialspace=True)
+    base = base.drop(columns="rownames")
+    frame = base.iloc[rng.integers(0, len(base), rows)].reset_index(drop=True)
+    for column in ("tenure", "monthly_charges", "total_charges"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        noise = rng.normal(0, 0.05 * values.std(), rows)
+        frame[column] = (values + noise).clip(lower=0)
+    # Zipf-like levels; churners lean towards the first half of the levels.
+    weights = 1 / np.arange(1, ZIP_LEVELS + 1) ** 0.8
+    level = rng.choice(ZIP_LEVELS, rows, p=weights / weights.sum())
+    churned = (frame["churn"] == "Yes").to_numpy()
+    shifted = np.where(churned & (rng.random(rows) < 0.3), level // 2, level)
+    frame["zip_code"] = pd.Series(shifted).map(lambda i: f"Z{i:04d}")
+    frame.to_parquet(path, index=False)
+
+
+def peak_rss_run(command: list[str], **kwargs: object) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of the command and all its children."""
+    import psutil
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, **kwargs)  # type: ignore[call-overload]
+    root = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[:3]} exited with {process.returncode}")
+    return time.perf_counter() - started, peak / 2**20
+
+
+def bare(table: Path) -> None:
+    """Read, split as featurize does, fit default HGB with native categoricals, score test."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from flywheel.config import load_params
+    from flywheel.features.split import split_frame
+
+    frame = pd.read_parquet(table)
+    y = (frame.pop("churn") == "Yes").to_numpy(dtype=np.int64)
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            top = frame[column].value_counts().index[:254]  # HGB takes at most 255 levels
+            frame[column] = pd.Categorical(frame[column].where(frame[column].isin(top), "other"))
+    params = load_params(REPO / "params.yaml").featurize
+    parts = split_frame(frame.assign(y=y), y, params)
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
+    model.fit(parts["train"].drop(columns="y"), parts["train"]["y"])
+    proba = model.predict_proba(parts["test"].drop(columns="y"))[:, 1]
+    print(json.dumps({"roc_auc": float(roc_auc_score(parts["test"]["y"], proba))}))
+
+
+def platform(table: Path, workdir: Path) -> tuple[float, float, float]:
+    """`flywheel run --data` in a copy of the project: wall s, peak MiB, test ROC-AUC."""
+    import yaml
+
+    project, env = copy_project(workdir)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["candidates"] = ["hgb"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    report = workdir / "report.json"
+    command = [str(Path(sys.executable).parent / "flywheel"), "run", "--data", str(table)]
+    wall, peak = peak_rss_run(
+        [*command, "--target", "churn", "--report", str(report)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    steps = json.loads(report.read_text())["steps"]
+    print("  steps:", {s["step"]: s["seconds"] for s in steps})
+    evaluate = next(s for s in steps if s["step"] == "evaluate")
+    return wall, peak, evaluate["summary"]["roc_auc"]
+
+
+def measure(rows: int, workdir: Path) -> dict[str, float]:
+    table = workdir / f"scale_{rows}.parquet"
+    make_table(rows, table)
+    bare_out = workdir / "bare.json"
+    with bare_out.open("w") as fh:
+        bare_wall, bare_peak = peak_rss_run(
+            [sys.executable, __file__, "--bare", str(table)], stdout=fh
+        )
+    bare_auc = json.loads(bare_out.read_text().strip().splitlines()[-1])["roc_auc"]
+    wall, peak, auc = platform(table, workdir / f"run_{rows}")
+    return {
+        "rows": rows,
+        "wall": wall,
+        "peak_mib": peak,
+        "roc_auc": auc,
+        "bare_wall": bare_wall,
+        "bare_peak_mib": bare_peak,
+        "bare_roc_auc": bare_auc,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--bare", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        bare(args.bare)
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for rows in args.rows:
+            result = measure(rows, Path(workdir))
+            results.append(result)
+            print(
+                f"{rows:>9,} rows: flywheel {result['wall']:.1f} s, {result['peak_mib']:,.0f} MiB,"
+                f" ROC-AUC {result['roc_auc']:.4f} | bare {result['bare_wall']:.1f} s, "
+                f"{result['bare_peak_mib']:,.0f} MiB, ROC-AUC {result['bare_roc_auc']:.4f} | "
+                f"time {result['wall'] / result['bare_wall']:.2f}x, "
+                f"memory {result['peak_mib'] / result['bare_peak_mib']:.2f}x",
+                flush=True,
+            )
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        print(
+            f"growth {last['rows'] / first['rows']:.0f}x rows: flywheel time "
+            f"{last['wall'] / first['wall']:.2f}x, "
+            f"bare time {last['bare_wall'] / first['bare_wall']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
