@@ -165,7 +165,7 @@ def test_worker_runs_nightly_with_logs_and_summary_in_the_api(
         stop(worker, signals=2)
     assert run.state.is_completed(), (tmp_path / "worker.log").read_text()[-4000:]
 
-    logs = "\n".join(m.message for m in api(env, lambda c: c.read_logs(_log_filter(run.id))))
+    logs = _logs_once_flushed(env, run.id, "version 1 of flywheel-churn")
     assert re.search(r"validated \d+ rows against .*: passed", logs), logs
     assert "version 1 of flywheel-churn: promoted" in logs, logs
     artifacts = api(env, lambda c: c.read_artifacts(artifact_filter=_artifact_filter(run.id)))
@@ -185,6 +185,16 @@ def _wait_for_end(env: dict[str, str], run_id: str, worker: Any, log: Path) -> A
         assert worker.poll() is None, log.read_text()[-4000:]
         assert time.monotonic() < deadline, f"flow run still {run.state}: {log.read_text()[-4000:]}"
         time.sleep(2)
+
+
+def _logs_once_flushed(env: dict[str, str], run_id: Any, last_line: str) -> str:
+    """The run's logs; the last batch can reach the API a little after the run's final state."""
+    deadline = time.monotonic() + 30
+    while True:
+        logs = "\n".join(m.message for m in api(env, lambda c: c.read_logs(_log_filter(run_id))))
+        if last_line in logs or time.monotonic() > deadline:
+            return logs
+        time.sleep(1)
 
 
 def _log_filter(run_id: Any) -> Any:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.pipeline import prefect_server
 from flywheel.pipeline.prefect_server import prefect_api, start_server
 
 
@@ -29,6 +30,9 @@ def test_temporary_server_holds_the_flow_run_and_stops(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # a fresh clone's database
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")  # busy CI
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    # The suite's own Prefect harness is configured in this process; a fresh `flywheel run`
+    # process has none, which is the case under test.
+    monkeypatch.setattr(prefect_server, "_configured_in_process", lambda: False)
     server = start_server()
     assert server is not None
     try:

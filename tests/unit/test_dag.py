@@ -57,7 +57,7 @@ def test_flow_edges_are_dvc_yaml_edges() -> None:
         "featurize": {"validate"},
         "train": {"featurize"},
         "evaluate": {"featurize", "train"},
-        "promote": {"validate", "train", "evaluate"},
+        "promote": {"validate", "featurize", "train", "evaluate"},  # train.parquet: prior, profile
     }
 
 

@@ -30,6 +30,8 @@ def _decision(report: list[dict[str, Any]], failure: str | None) -> str:
     promote = next((r["summary"] for r in report if r["step"] == "promote"), None)
     if promote is None:
         return "No promote step ran."
+    if "skipped" in promote:
+        return f"Nothing registered: promote {promote['skipped']} (inputs unchanged)."
     verdict = "**promoted to champion**" if promote["promoted"] else "**not promoted**"
     return (
         f"{promote['model_name']} version {promote['version']}: {verdict} "
