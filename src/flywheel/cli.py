@@ -43,8 +43,11 @@ def _setup_logging(verbose: bool = False) -> None:
 
 def _fail(exc: FlywheelError) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+    )
     raise typer.Exit(exc.exit_code)
 
 

@@ -33,3 +33,9 @@ class RegistryError(FlywheelError):
     """The model registry refused an operation (no champion, no previous version, ...)."""
 
     exit_code = 5
+
+
+class TrainingFailed(FlywheelError):
+    """Training could not finish: a distributed rank died or timed out."""
+
+    exit_code = 6
