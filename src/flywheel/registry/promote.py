@@ -21,7 +21,8 @@ from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
 from flywheel.registry import store
-from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.gate import Check, Verdict, judge
+from flywheel.registry.lock import promotion_lock
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,14 @@ def _log_register_judge(
             checker, store.model_uri(inputs.model_name, version), rows, settings.mlflow_uri
         )
         verdict, numbers = _judge(params, inputs, load_error)
-        mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
-        _record(client, inputs.model_name, version, verdict, numbers)
-        if verdict.promote:
-            if before is not None:
-                client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)
-            client.set_registered_model_alias(inputs.model_name, store.CHAMPION, version)
+        with promotion_lock(client, inputs.model_name):
+            verdict = _still_against(client, inputs.model_name, before, verdict)
+            mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
+            _record(client, inputs.model_name, version, verdict, numbers)
+            if verdict.promote:
+                if before is not None:
+                    client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)
+                client.set_registered_model_alias(inputs.model_name, store.CHAMPION, version)
         log.info(
             "version %s of %s: %s (%s)",
             version,
@@ -157,6 +160,25 @@ def _judge(
         slice_drops=drops,
     )
     return verdict, numbers
+
+
+def _still_against(client: Any, name: str, before: str | None, verdict: Verdict) -> Verdict:
+    """Compare-and-set: a pass counts only against the champion it was judged against.
+
+    Called under the promotion lock; if another run moved `champion` meanwhile, this version
+    is refused with the reason, and neither alias moves.
+    """
+    current = store.version_by_alias(client, name, store.CHAMPION)
+    now = str(current.version) if current else None
+    if not verdict.promote or now == before:
+        return verdict
+    reason = (
+        f"champion moved from {before} to {now} while this version was judged against {before} "
+        f"(another run promoted first); not promoted, run the pipeline again to judge it "
+        f"against {now}"
+    )
+    check = Check(name="champion_unchanged", passed=False, detail=reason)
+    return Verdict(promote=False, reason=reason, checks=[*verdict.checks, check])
 
 
 def _slice_drops(slices: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
