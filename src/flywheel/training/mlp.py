@@ -142,22 +142,7 @@ def fit_mlp(
     cpu_model = build_mlp(input_dim, params.hidden_sizes, params.dropout)
     cpu_model.load_state_dict(run.best_state)
     cpu_model.eval()
-    n_train = len(X_train)
-    details = {
-        "device": choice.device,
-        "amp": choice.amp,
-        "amp_dtype": choice.amp_dtype,
-        "best_epoch": run.best_epoch,
-        "epochs_run": run.epochs_run,
-        "best_valid_loss": run.best_loss,
-        "train_seconds": run.train_seconds,  # the optimisation steps only, without validation
-        "samples_per_s": (
-            n_train * run.epochs_run / run.train_seconds if run.train_seconds > 0 else 0.0
-        ),
-        "torch_threads": threads,
-        "nproc": group.world_size,
-        "checkpoint": CHECKPOINT_NAME,  # relative: the folder is renamed into place
-    }
+    details = _details(choice, run, len(X_train), threads, group.world_size)
     return MLPFit(TorchMLPClassifier(module=cpu_model, input_dim=input_dim), details)
 
 
@@ -203,15 +188,7 @@ def _train_epochs(
         order = _to_device(group.epoch_order(len(Xt), shuffle_gen, seed, epoch), Xt.device)
         for start in range(0, len(order), local_batch):
             idx = order[start : start + local_batch]
-            with torch.autocast(device_type=choice.device, dtype=amp_dtype, enabled=choice.amp):
-                logits = step_model(Xt[idx]).squeeze(1)
-            # The loss in float32: log of a probability near 0 or 1 is where half
-            # precision loses the most.
-            loss = loss_fn(logits.float(), yt[idx])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            _step(step_model, optimizer, scaler, loss_fn, Xt[idx], yt[idx], choice, amp_dtype)
         run.train_seconds += time.perf_counter() - started
         run.epochs_run = epoch
 
@@ -235,6 +212,47 @@ def _train_epochs(
             say(f"mlp early stop at epoch {epoch}: no improvement for {params.patience} epochs")
             break
     return run
+
+
+def _step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss_fn: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    choice: DeviceChoice,
+    amp_dtype: torch.dtype | None,
+) -> None:
+    """One optimisation step on one batch (under DDP, backward also averages the gradients)."""
+    with torch.autocast(device_type=choice.device, dtype=amp_dtype, enabled=choice.amp):
+        logits = model(X).squeeze(1)
+    # The loss in float32: log of a probability near 0 or 1 is where half precision loses most.
+    loss = loss_fn(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _details(
+    choice: DeviceChoice, run: _Run, n_train: int, threads: int, nproc: int
+) -> dict[str, Any]:
+    return {
+        "device": choice.device,
+        "amp": choice.amp,
+        "amp_dtype": choice.amp_dtype,
+        "best_epoch": run.best_epoch,
+        "epochs_run": run.epochs_run,
+        "best_valid_loss": run.best_loss,
+        "train_seconds": run.train_seconds,  # the optimisation steps only, without validation
+        "samples_per_s": (
+            n_train * run.epochs_run / run.train_seconds if run.train_seconds > 0 else 0.0
+        ),
+        "torch_threads": threads,
+        "nproc": nproc,
+        "checkpoint": CHECKPOINT_NAME,  # relative: the folder is renamed into place
+    }
 
 
 def load_checkpoint(path: Path) -> tuple[TorchMLPClassifier, dict[str, Any]]:
