@@ -409,7 +409,7 @@ def test_training_deployment_runs_through_the_worker(stack: Stack) -> None:
     assert f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in bucket_keys(stack, "dvc/")
     artifacts = bucket_keys(stack, "mlflow/")
     assert any(key.endswith("/MLmodel") for key in artifacts)
-    assert any("/evaluate/" in key for key in artifacts)
+    assert any(key.endswith("/evaluation/metrics.json") for key in artifacts)
     version = registry(stack).get_model_version(MODEL, "1")
     assert version.tags["flywheel.prefect_flow_run_id"] == str(run.id)
 
