@@ -265,15 +265,7 @@ def _deploy_and_work(stack: ExitStack, project: Path, env: dict[str, str], logs:
             capture_output=True,
             timeout=120,
         )
-    deployed = subprocess.run(
-        [prefect, "--no-prompt", "deploy", "--all"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    _deploy(project, env, "--all")
     _spawn(
         stack,
         "worker",
@@ -322,8 +314,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # --- helpers on the running stack -------------------------------------------------------------
 
 
-def start_runs(stack: Stack, roots: list[Path]) -> list[str]:
-    """Flow runs of the training deployment, one per project root, picked up by the worker."""
+def _deploy(project: Path, env: dict[str, str], *which: str) -> None:
+    deployed = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", *which],
+        cwd=project,
+        env=env | {"FLYWHEEL_ROOT": str(project)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+
+def _race_deployment(project: Path, env: dict[str, str]) -> str:
+    """The nightly deployment under this clone's own name.
+
+    prefect.yaml's pull step resolves `{{ $FLYWHEEL_ROOT }}` when deploying, so a deployment
+    runs in the clone it was deployed from; each racing clone deploys its own.
+    """
+    name = f"nightly-{project.name}"
+    text = (project / "prefect.yaml").read_text()
+    (project / "prefect.yaml").write_text(text.replace("- name: nightly", f"- name: {name}"))
+    _deploy(project, env, "--name", name)
+    return f"flywheel-training/{name}"
+
+
+def start_runs(stack: Stack, roots: list[Path], deployments: list[str] | None = None) -> list[str]:
+    """Flow runs of the training deployments, one per project root, picked up by the worker."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -331,14 +348,15 @@ def start_runs(stack: Stack, roots: list[Path]) -> list[str]:
         temporary_settings({PREFECT_API_URL: stack.api_url}),
         get_client(sync_client=True) as client,
     ):
-        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        names = deployments or [DEPLOYMENT] * len(roots)
+        ids = [client.read_deployment_by_name(name).id for name in names]
         return [
             str(
                 client.create_flow_run_from_deployment(
-                    deployment.id, job_variables={"env": {"FLYWHEEL_ROOT": str(root)}}
+                    deployment_id, job_variables={"env": {"FLYWHEEL_ROOT": str(root)}}
                 ).id
             )
-            for root in roots
+            for deployment_id, root in zip(ids, roots, strict=True)
         ]
 
 
@@ -461,7 +479,9 @@ def _ready(server: Any) -> bool:
 
 
 def test_two_trainings_racing_leave_one_champion(stack: Stack) -> None:
-    runs = finished(stack, start_runs(stack, stack.projects[1:]))
+    racers = stack.projects[1:]
+    deployments = [_race_deployment(root, stack.env) for root in racers]
+    runs = finished(stack, start_runs(stack, racers, deployments))
 
     decisions = [_decision(root, run) for root, run in zip(stack.projects[1:], runs, strict=True)]
     winners = [d for d in decisions if d.get("promoted")]
