@@ -490,6 +490,7 @@ def test_two_trainings_racing_leave_one_champion(stack: Stack) -> None:
     assert alias(stack, "champion") == winner["version"]
     assert alias(stack, "previous") == "1"
     assert f"moved from 1 to {winner['version']}" in loser["reason"]  # CAS or early check
+    assert loser.get("champion_after", winner["version"]) == winner["version"]
     client = registry(stack)
     for version in client.search_model_versions(f"name='{MODEL}'"):
         # nothing half-registered: every version carries its verdict

@@ -67,15 +67,15 @@ def test_a_held_lock_fails_after_the_wait_and_a_stale_one_is_broken(
 
 def test_a_pass_against_a_champion_that_moved_is_refused_with_the_reason(client: Any) -> None:
     passed = Verdict(promote=True, reason="beats the champion", checks=[Check("x", True, "")])
-    assert _still_against(client, NAME, None, passed) is passed  # nothing moved
+    assert _still_against(client, NAME, None, passed) == (passed, None)  # nothing moved
 
     run = client.create_run(client.create_experiment("e")).info.run_id
     version = client.create_model_version(NAME, f"runs:/{run}/model", run_id=run).version
     client.set_registered_model_alias(NAME, "champion", version)
 
-    refused = _still_against(client, NAME, None, passed)
-    assert not refused.promote
+    refused, now = _still_against(client, NAME, None, passed)
+    assert now == str(version) and not refused.promote
     assert refused.reason.startswith(f"champion moved from None to {version}")
     assert refused.checks[-1].name == "champion_unchanged"
     rejected = Verdict(promote=False, reason="too weak")
-    assert _still_against(client, NAME, None, rejected) is rejected  # a no stays a no
+    assert _still_against(client, NAME, None, rejected)[0] is rejected  # a no stays a no

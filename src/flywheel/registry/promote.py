@@ -103,7 +103,7 @@ def _log_register_judge(
         )
         verdict, numbers = _judge(params, inputs, load_error)
         with promotion_lock(client, inputs.model_name):
-            verdict = _still_against(client, inputs.model_name, before, verdict)
+            verdict, now = _still_against(client, inputs.model_name, before, verdict)
             mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
             _record(client, inputs.model_name, version, verdict, numbers)
             if verdict.promote:
@@ -124,7 +124,7 @@ def _log_register_judge(
             "promoted": verdict.promote,
             "reason": verdict.reason,
             "champion_before": before,
-            "champion_after": version if verdict.promote else before,
+            "champion_after": version if verdict.promote else now,
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
@@ -162,23 +162,25 @@ def _judge(
     return verdict, numbers
 
 
-def _still_against(client: Any, name: str, before: str | None, verdict: Verdict) -> Verdict:
+def _still_against(
+    client: Any, name: str, before: str | None, verdict: Verdict
+) -> tuple[Verdict, str | None]:
     """Compare-and-set: a pass counts only against the champion it was judged against.
 
     Called under the promotion lock; if another run moved `champion` meanwhile, this version
-    is refused with the reason, and neither alias moves.
+    is refused with the reason, and neither alias moves. Returns the champion as it is now.
     """
     current = store.version_by_alias(client, name, store.CHAMPION)
     now = str(current.version) if current else None
     if not verdict.promote or now == before:
-        return verdict
+        return verdict, now
     reason = (
         f"champion moved from {before} to {now} while this version was judged against {before} "
         f"(another run promoted first); not promoted, run the pipeline again to judge it "
         f"against {now}"
     )
     check = Check(name="champion_unchanged", passed=False, detail=reason)
-    return Verdict(promote=False, reason=reason, checks=[*verdict.checks, check])
+    return Verdict(promote=False, reason=reason, checks=[*verdict.checks, check]), now
 
 
 def _slice_drops(slices: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
