@@ -26,7 +26,7 @@ install: $(UV)
 
 install-test: $(UV)
 	bash infra/system/install-packages.sh
-	$(UV) sync --frozen --no-dev --extra test
+	$(UV) sync --frozen --no-dev --extra test --extra prod
 	$(VENV)/bin/flywheel pull-data
 
 lint: install-test

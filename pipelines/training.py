@@ -99,7 +99,9 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
     futures: dict[str, PrefectFuture[Any]] = {}
     for step in STEPS:
         after = [futures[name] for name in upstream(step.name)]
-        futures[step.name] = run_stage.submit(step.name, spec, tags, wait_for=after)
+        futures[step.name] = run_stage.submit(
+            step.name, spec, tags, wait_for=after, return_state=False
+        )
     report: list[dict[str, Any]] = []
     try:
         for step in STEPS:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flywheel.errors import ConfigError
 
@@ -63,6 +63,19 @@ class MLPParams(_Section):
     max_epochs: int = Field(ge=1)
     patience: int = Field(ge=1)
     device: Literal["auto", "cpu", "cuda"]
+    nproc: int = Field(default=1, ge=1, description="processes for DDP (one per GPU); 1: no DDP")
+    ddp_timeout_s: float = Field(
+        default=300, gt=0, description="longest wait on another rank before failing"
+    )
+
+    @model_validator(mode="after")
+    def _batch_splits_over_ranks(self) -> MLPParams:
+        if self.batch_size % self.nproc:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc} "
+                "(each process steps on batch_size / nproc rows)"
+            )
+        return self
 
 
 CandidateName = Literal["logreg", "hgb", "mlp"]

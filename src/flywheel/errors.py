@@ -45,3 +45,9 @@ class StorageError(FlywheelError):
     """Writing an output failed (disk full, read-only folder); nothing was half-written."""
 
     exit_code = 7
+
+
+class TrainingFailed(FlywheelError):
+    """Training could not finish: a distributed rank died or timed out."""
+
+    exit_code = 8

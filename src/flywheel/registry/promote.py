@@ -22,8 +22,9 @@ from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
 from flywheel.pause import pause_point
 from flywheel.registry import store
-from flywheel.registry.gate import Verdict, judge, prior_metrics
+from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
+from flywheel.registry.lock import promotion_lock
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,14 +110,16 @@ def _log_register_judge(
             checker, store.model_uri(inputs.model_name, version), rows, settings.mlflow_uri
         )
         verdict, numbers = _judge(params, spec, inputs, load_error)
-        mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         verdict = _experiment_holds(verdict, params, settings)
-        _record(client, inputs.model_name, version, verdict, numbers)
-        pause_point("promote:registered")
-        if verdict.promote:
-            if before is not None:
-                client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)
-            client.set_registered_model_alias(inputs.model_name, store.CHAMPION, version)
+        with promotion_lock(client, inputs.model_name):
+            verdict, now = _still_against(client, inputs.model_name, before, verdict)
+            mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
+            _record(client, inputs.model_name, version, verdict, numbers)
+            pause_point("promote:registered")
+            if verdict.promote:
+                if before is not None:
+                    client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)
+                client.set_registered_model_alias(inputs.model_name, store.CHAMPION, version)
         log.info(
             "version %s of %s: %s (%s)",
             version,
@@ -131,7 +134,7 @@ def _log_register_judge(
             "promoted": verdict.promote,
             "reason": verdict.reason,
             "champion_before": before,
-            "champion_after": version if verdict.promote else before,
+            "champion_after": version if verdict.promote else now,
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
@@ -203,6 +206,27 @@ def _judge(
         slice_drops=drops,
     )
     return verdict, numbers
+
+
+def _still_against(
+    client: Any, name: str, before: str | None, verdict: Verdict
+) -> tuple[Verdict, str | None]:
+    """Compare-and-set: a pass counts only against the champion it was judged against.
+
+    Called under the promotion lock; if another run moved `champion` meanwhile, this version
+    is refused with the reason, and neither alias moves. Returns the champion as it is now.
+    """
+    current = store.version_by_alias(client, name, store.CHAMPION)
+    now = str(current.version) if current else None
+    if not verdict.promote or now == before:
+        return verdict, now
+    reason = (
+        f"champion moved from {before} to {now} while this version was judged against {before} "
+        f"(another run promoted first); not promoted, run the pipeline again to judge it "
+        f"against {now}"
+    )
+    check = Check(name="champion_unchanged", passed=False, detail=reason)
+    return Verdict(promote=False, reason=reason, checks=[*verdict.checks, check]), now
 
 
 def _slice_drops(slices: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:

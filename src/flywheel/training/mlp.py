@@ -24,6 +24,7 @@ from flywheel.atomic import write_atomically
 from flywheel.config import MLPParams
 from flywheel.errors import ConfigError
 from flywheel.training.device import DeviceChoice, choose_device
+from flywheel.training.distributed import SINGLE, Group
 
 CHECKPOINT_NAME = "mlp_best.pt"
 PREDICT_BATCH = 8192  # rows per forward pass at inference: bounded memory for any table size
@@ -60,8 +61,8 @@ class TorchMLPClassifier:
         logits = np.empty(len(X), dtype=np.float64)
         with torch.no_grad():
             for start in range(0, len(X), PREDICT_BATCH):
-                batch = torch.from_numpy(X[start:start + PREDICT_BATCH])
-                logits[start:start + PREDICT_BATCH] = self.module(batch).squeeze(1).numpy()
+                batch = torch.from_numpy(X[start : start + PREDICT_BATCH])
+                logits[start : start + PREDICT_BATCH] = self.module(batch).squeeze(1).numpy()
         # Both columns straight from the logit: 1 - p in float would round a confident
         # positive's negative-class probability to a few representable values.
         z = torch.from_numpy(logits)
@@ -84,15 +85,22 @@ def fit_mlp(
     checkpoint_dir: Path,
     progress: Callable[[str], None] | None = None,
     choice: DeviceChoice | None = None,
+    group: Group | None = None,
 ) -> MLPFit:
     """Train with AdamW, stop when valid log loss has not improved for `patience` epochs.
 
-    `choice` defaults to `choose_device(params.device)`; tests pass one in.
+    `choice` defaults to `choose_device(params.device)`; tests pass one in. With
+    `params.nproc` above 1 and no `group` yet, the fit is handed to `torchrun`, whose ranks
+    come back here with their `group`; what returns has the same shape either way.
     """
-    say = progress or (lambda _msg: None)
+    if group is None and params.nproc > 1:
+        from flywheel.training.distributed import launch
+
+        return launch(params, seed, X_train, y_train, X_valid, y_valid, checkpoint_dir, progress)
+    group = group or SINGLE
+    say = progress if progress and group.is_main else (lambda _msg: None)
     choice = choice or choose_device(params.device)
-    device = torch.device(choice.device)
-    amp_dtype = getattr(torch, choice.amp_dtype) if choice.amp_dtype else None
+    device = group.device(choice.device)
 
     # Seed the global RNG (weight init, dropout masks) and give shuffling its own generator,
     # so the batch order does not depend on how many random numbers dropout drew.
@@ -101,84 +109,150 @@ def fit_mlp(
 
     # The whole table goes to the device once: tabular data is small next to GPU memory,
     # and per-batch host->device copies would dominate a network this size.
-    Xt = _to_device(torch.from_numpy(np.asarray(X_train, dtype=np.float32)), device)
-    yt = _to_device(torch.from_numpy(np.asarray(y_train, dtype=np.float32)), device)
-    Xv = _to_device(torch.from_numpy(np.asarray(X_valid, dtype=np.float32)), device)
-    yv = _to_device(torch.from_numpy(np.asarray(y_valid, dtype=np.float32)), device)
-    n_train, input_dim = Xt.shape
-
+    data = [
+        _to_device(torch.from_numpy(np.asarray(a, dtype=np.float32)), device)
+        for a in (X_train, y_train, X_valid, y_valid)
+    ]
+    input_dim = data[0].shape[1]
     model = _to_device(build_mlp(input_dim, params.hidden_sizes, params.dropout), device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr,
-                                  weight_decay=params.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-    scaler = torch.amp.GradScaler(choice.device, enabled=choice.grad_scaler)
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = checkpoint_dir / CHECKPOINT_NAME
-    best_loss, best_epoch, best_state = float("inf"), 0, None
-    train_seconds, epochs_run = 0.0, 0
-
     widths = [input_dim, *params.hidden_sizes, 1]
     macs_per_batch = params.batch_size * sum(a * b for a, b in pairwise(widths))
     threads = _thread_count(macs_per_batch) if device.type == "cpu" else torch.get_num_threads()
     with _cpu_threads(threads):
-        for epoch in range(1, params.max_epochs + 1):
-            # --- one pass over the shuffled training rows ---
-            model.train()
-            started = time.perf_counter()
-            order = _to_device(torch.randperm(n_train, generator=shuffle_gen), device)
-            for start in range(0, n_train, params.batch_size):
-                idx = order[start:start + params.batch_size]
-                with torch.autocast(device_type=choice.device, dtype=amp_dtype,
-                                    enabled=choice.amp):
-                    logits = model(Xt[idx]).squeeze(1)
-                # The loss in float32: log of a probability near 0 or 1 is where half
-                # precision loses the most.
-                loss = loss_fn(logits.float(), yt[idx])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            train_seconds += time.perf_counter() - started
-            epochs_run = epoch
-
-            # --- score on valid; .item() also waits for the GPU, so the timing above is honest
-            valid_loss = _valid_loss(model, Xv, yv, loss_fn, choice, amp_dtype)
-            if valid_loss < best_loss:
-                best_loss, best_epoch = valid_loss, epoch
-                best_state = {k: v.detach().to("cpu", copy=True)
-                              for k, v in model.state_dict().items()}
-                _save_checkpoint(checkpoint_path, best_state, params, input_dim, epoch,
-                                 valid_loss, seed)
-            if epoch % PROGRESS_EVERY == 0:
-                say(f"mlp epoch {epoch}: valid log loss {valid_loss:.4f} "
-                    f"(best {best_loss:.4f} at epoch {best_epoch})")
-            if epoch - best_epoch >= params.patience:
-                say(f"mlp early stop at epoch {epoch}: no improvement for {params.patience} epochs")
-                break
+        run = _train_epochs(
+            model,
+            data,
+            params,
+            seed,
+            shuffle_gen,
+            choice,
+            group,
+            checkpoint_dir / CHECKPOINT_NAME,
+            say,
+        )
 
     # Serve the best epoch, not the last: the last `patience` epochs were past the optimum.
-    if best_state is None:  # every epoch's valid loss was NaN or inf: the fit diverged
+    if run.best_state is None:  # every epoch's valid loss was NaN or inf: the fit diverged
         raise ConfigError(
-            f"train.mlp: valid loss was never finite in {epochs_run} epochs; "
+            f"train.mlp: valid loss was never finite in {run.epochs_run} epochs; "
             f"lower lr (now {params.lr}) or check the features for huge values"
         )
     cpu_model = build_mlp(input_dim, params.hidden_sizes, params.dropout)
-    cpu_model.load_state_dict(best_state)
+    cpu_model.load_state_dict(run.best_state)
     cpu_model.eval()
-    details = {
+    details = _details(choice, run, len(X_train), threads, group.world_size)
+    return MLPFit(TorchMLPClassifier(module=cpu_model, input_dim=input_dim), details)
+
+
+@dataclass
+class _Run:
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    train_seconds: float = 0.0
+    epochs_run: int = 0
+
+
+def _train_epochs(
+    model: nn.Module,
+    data: list[torch.Tensor],
+    params: MLPParams,
+    seed: int,
+    shuffle_gen: torch.Generator,
+    choice: DeviceChoice,
+    group: Group,
+    checkpoint_path: Path,
+    say: Callable[[str], None],
+) -> _Run:
+    """The epoch loop: one pass over this rank's rows, score on valid, keep the best.
+
+    Under DDP every rank steps on `batch_size / world_size` rows and the gradients are
+    averaged, which is the single-process step on `batch_size` rows; the valid loss is
+    averaged over ranks so all of them take the same early-stopping decision.
+    """
+    Xt, yt, Xv, yv = data
+    amp_dtype = getattr(torch, choice.amp_dtype) if choice.amp_dtype else None
+    step_model = group.wrap(model)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+    )
+    loss_fn = nn.BCEWithLogitsLoss()
+    scaler = torch.amp.GradScaler(choice.device, enabled=choice.grad_scaler)
+    local_batch = group.local_batch(params.batch_size)
+    run = _Run()
+    for epoch in range(1, params.max_epochs + 1):
+        step_model.train()
+        started = time.perf_counter()
+        order = _to_device(group.epoch_order(len(Xt), shuffle_gen, seed, epoch), Xt.device)
+        for start in range(0, len(order), local_batch):
+            idx = order[start : start + local_batch]
+            _step(step_model, optimizer, scaler, loss_fn, Xt[idx], yt[idx], choice, amp_dtype)
+        run.train_seconds += time.perf_counter() - started
+        run.epochs_run = epoch
+
+        # --- score on valid; .item() also waits for the GPU, so the timing above is honest
+        valid_loss = group.mean(_valid_loss(model, Xv, yv, loss_fn, choice, amp_dtype))
+        if valid_loss < run.best_loss:
+            run.best_loss, run.best_epoch = valid_loss, epoch
+            run.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            }
+            if group.is_main:
+                _save_checkpoint(
+                    checkpoint_path, run.best_state, params, Xt.shape[1], epoch, valid_loss, seed
+                )
+        if epoch % PROGRESS_EVERY == 0:
+            say(
+                f"mlp epoch {epoch}: valid log loss {valid_loss:.4f} "
+                f"(best {run.best_loss:.4f} at epoch {run.best_epoch})"
+            )
+        if epoch - run.best_epoch >= params.patience:
+            say(f"mlp early stop at epoch {epoch}: no improvement for {params.patience} epochs")
+            break
+    return run
+
+
+def _step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss_fn: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    choice: DeviceChoice,
+    amp_dtype: torch.dtype | None,
+) -> None:
+    """One optimisation step on one batch (under DDP, backward also averages the gradients)."""
+    with torch.autocast(device_type=choice.device, dtype=amp_dtype, enabled=choice.amp):
+        logits = model(X).squeeze(1)
+    # The loss in float32: log of a probability near 0 or 1 is where half precision loses most.
+    loss = loss_fn(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _details(
+    choice: DeviceChoice, run: _Run, n_train: int, threads: int, nproc: int
+) -> dict[str, Any]:
+    return {
         "device": choice.device,
         "amp": choice.amp,
         "amp_dtype": choice.amp_dtype,
-        "best_epoch": best_epoch,
-        "epochs_run": epochs_run,
-        "best_valid_loss": best_loss,
-        "train_seconds": train_seconds,  # the optimisation steps only, without validation
-        "samples_per_s": n_train * epochs_run / train_seconds if train_seconds > 0 else 0.0,
+        "best_epoch": run.best_epoch,
+        "epochs_run": run.epochs_run,
+        "best_valid_loss": run.best_loss,
+        "train_seconds": run.train_seconds,  # the optimisation steps only, without validation
+        "samples_per_s": (
+            n_train * run.epochs_run / run.train_seconds if run.train_seconds > 0 else 0.0
+        ),
         "torch_threads": threads,
-        "checkpoint": checkpoint_path.name,  # relative: the folder is renamed into place
+        "nproc": nproc,
+        "checkpoint": CHECKPOINT_NAME,  # relative: the folder is renamed into place
     }
-    return MLPFit(TorchMLPClassifier(module=cpu_model, input_dim=input_dim), details)
 
 
 def load_checkpoint(path: Path) -> tuple[TorchMLPClassifier, dict[str, Any]]:
@@ -191,17 +265,32 @@ def load_checkpoint(path: Path) -> tuple[TorchMLPClassifier, dict[str, Any]]:
     return TorchMLPClassifier(module, checkpoint["input_dim"]), checkpoint
 
 
-def _valid_loss(model: nn.Module, Xv: torch.Tensor, yv: torch.Tensor, loss_fn: nn.Module,
-                choice: DeviceChoice, amp_dtype: torch.dtype | None) -> float:
+def _valid_loss(
+    model: nn.Module,
+    Xv: torch.Tensor,
+    yv: torch.Tensor,
+    loss_fn: nn.Module,
+    choice: DeviceChoice,
+    amp_dtype: torch.dtype | None,
+) -> float:
     model.eval()
-    with torch.no_grad(), torch.autocast(device_type=choice.device, dtype=amp_dtype,
-                                         enabled=choice.amp):
+    with (
+        torch.no_grad(),
+        torch.autocast(device_type=choice.device, dtype=amp_dtype, enabled=choice.amp),
+    ):
         logits = model(Xv).squeeze(1)
     return float(loss_fn(logits.float(), yv).item())
 
 
-def _save_checkpoint(path: Path, state: dict[str, torch.Tensor], params: MLPParams,
-                     input_dim: int, epoch: int, valid_loss: float, seed: int) -> None:
+def _save_checkpoint(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    params: MLPParams,
+    input_dim: int,
+    epoch: int,
+    valid_loss: float,
+    seed: int,
+) -> None:
     checkpoint = {
         "state_dict": state,
         "params": params.model_dump(),

@@ -1,0 +1,245 @@
+"""The MLP on several processes with PyTorch DistributedDataParallel, launched by torchrun.
+
+`fit_mlp` hands a fit with `train.mlp.nproc` above 1 to `launch`, which writes the matrices to
+a scratch folder and runs `python -m torch.distributed.run --standalone` on this module. Each
+rank joins the process group (NCCL on GPUs, gloo on CPU), runs the same `fit_mlp` loop on its
+shard with a `Group`, and rank 0 alone writes the checkpoint and the run details. The parent
+rebuilds the estimator from that checkpoint, so evaluate and promote see the same result as
+from one process. Every wait is bounded: torchrun stops all ranks when one dies, and the
+collectives time out after `train.mlp.ddp_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from flywheel import errors
+from flywheel.errors import ConfigError, FlywheelError, TrainingFailed
+
+if TYPE_CHECKING:
+    from flywheel.config import MLPParams
+    from flywheel.training.mlp import MLPFit
+
+log = logging.getLogger(__name__)
+
+DETAILS_NAME = "details.json"
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among the ranks; one process alone is `SINGLE`."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str = "none"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, kind: str) -> torch.device:
+        """One GPU per rank, picked by the local rank; the CPU is shared."""
+        if kind == "cuda" and self.world_size > 1:
+            return torch.device("cuda", self.local_rank)
+        return torch.device(kind)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module the training step calls: DDP averages gradients across ranks."""
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.local_rank] if self.backend == "nccl" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def local_batch(self, batch_size: int) -> int:
+        """Rows per rank per step, so one step still sees `batch_size` rows in all."""
+        return batch_size // self.world_size
+
+    def epoch_order(
+        self, n: int, generator: torch.Generator, seed: int, epoch: int
+    ) -> torch.Tensor:
+        """This rank's rows for the epoch, shuffled; every rank gets as many (padded)."""
+        if self.world_size == 1:
+            return torch.randperm(n, generator=generator)
+        from torch.utils.data import DistributedSampler
+
+        rows: Any = range(n)  # the sampler needs only len(); indices are what it yields
+        sampler: DistributedSampler[int] = DistributedSampler(
+            rows, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed
+        )
+        sampler.set_epoch(epoch)
+        return torch.tensor(list(sampler))
+
+    def mean(self, value: float) -> float:
+        """The value averaged over ranks, so every rank takes the same decision on it."""
+        if self.world_size == 1:
+            return value
+        import torch.distributed as dist
+
+        on = torch.device("cuda", self.local_rank) if self.backend == "nccl" else None
+        tensor = torch.tensor([value], dtype=torch.float64, device=on)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world_size
+
+
+SINGLE = Group()
+
+
+def launch(
+    params: MLPParams,
+    seed: int,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    checkpoint_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> MLPFit:
+    """Run the fit on `params.nproc` local ranks under torchrun and return rank 0's result."""
+    from flywheel.training.mlp import CHECKPOINT_NAME, MLPFit, load_checkpoint
+
+    _check_devices(params)
+    say = progress or (lambda _msg: None)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="flywheel-ddp-") as scratch:
+        job = Path(scratch)
+        arrays = {"X_train": X_train, "y_train": y_train, "X_valid": X_valid, "y_valid": y_valid}
+        matrices: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+        np.savez(job / "data.npz", **matrices)
+        (job / "job.json").write_text(
+            json.dumps(
+                {
+                    "params": params.model_dump(),
+                    "seed": seed,
+                    "checkpoint_dir": str(checkpoint_dir.resolve()),
+                }
+            )
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={params.nproc}",
+            "--max-restarts=0",
+            "-m",
+            "flywheel.training.distributed",
+            str(job),
+        ]
+        say(f"mlp: DistributedDataParallel on {params.nproc} processes (torchrun)")
+        # One intra-op thread per rank unless the user chose: ranks already fill the cores.
+        env = {"OMP_NUM_THREADS": "1", **os.environ}
+        returncode = subprocess.run(command, check=False, env=env).returncode
+        if returncode != 0:
+            raise _rank_error(job, params.nproc, returncode)
+        details = json.loads((job / DETAILS_NAME).read_text())
+    estimator, _ = load_checkpoint(checkpoint_dir / CHECKPOINT_NAME)
+    return MLPFit(estimator, details)
+
+
+def _check_devices(params: MLPParams) -> None:
+    from flywheel.training.device import choose_device
+
+    if choose_device(params.device).device != "cuda":
+        return
+    visible = torch.cuda.device_count()
+    if params.nproc > visible:
+        raise ConfigError(
+            f"train.mlp.nproc is {params.nproc} but {visible} CUDA device(s) are "
+            "visible; lower nproc or set device: cpu"
+        )
+
+
+def _rank_error(job: Path, nproc: int, returncode: int) -> FlywheelError:
+    """The first failing rank's own error, as the error class it raised when it was ours.
+
+    The first one written is the cause; the others are ranks that lost their peer after it.
+    """
+    for path in sorted(job.glob("rank*.error"), key=lambda p: p.stat().st_mtime_ns):
+        failure = json.loads(path.read_text())
+        kind = getattr(errors, failure["type"], None)
+        if isinstance(kind, type) and issubclass(kind, FlywheelError):
+            return kind(failure["message"])
+        return TrainingFailed(
+            f"train.mlp: {path.stem} of {nproc} failed: {failure['type']}: {failure['message']}"
+        )
+    return TrainingFailed(
+        f"train.mlp: distributed training on {nproc} processes exited with "
+        f"{returncode} before a rank reported an error (see the log above)"
+    )
+
+
+def _run_rank(job: Path) -> None:
+    """One rank: join the group, fit on this rank's shard, rank 0 writes the details."""
+    import torch.distributed as dist
+
+    from flywheel.config import MLPParams
+    from flywheel.training.device import choose_device
+    from flywheel.training.mlp import fit_mlp
+
+    spec = json.loads((job / "job.json").read_text())
+    params = MLPParams.model_validate(spec["params"])
+    choice = choose_device(params.device)
+    backend = "nccl" if choice.device == "cuda" else "gloo"
+    group = Group(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ["LOCAL_RANK"]),
+        backend=backend,
+    )
+    if backend == "nccl":
+        torch.cuda.set_device(group.local_rank)
+    dist.init_process_group(backend, timeout=timedelta(seconds=params.ddp_timeout_s))
+    try:
+        data = np.load(job / "data.npz")
+        fit = fit_mlp(
+            params,
+            spec["seed"],
+            data["X_train"],
+            data["y_train"],
+            data["X_valid"],
+            data["y_valid"],
+            Path(spec["checkpoint_dir"]),
+            progress=_say,
+            choice=choice,
+            group=group,
+        )
+        if group.is_main:
+            (job / DETAILS_NAME).write_text(json.dumps(fit.details))
+    except BaseException as exc:
+        _record_failure(job, group.rank, exc)
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def _record_failure(job: Path, rank: int, exc: BaseException) -> None:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    failure: dict[str, Any] = {"type": type(exc).__name__, "message": message}
+    (job / f"rank{rank}.error").write_text(json.dumps(failure))
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    from flywheel.training.distributed import _run_rank as run_rank  # the importable module's
+
+    run_rank(Path(sys.argv[1]))

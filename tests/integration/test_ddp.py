@@ -1,0 +1,126 @@
+"""The MLP under DistributedDataParallel: two gloo ranks on CPU, through `flywheel step train`.
+
+What a user does: set `train.mlp.nproc: 2` and run the train step. The result must have the
+shape of a single-process one (evaluate and promote do not care) and a validation metric close
+to it with the same seed; a rank that dies must fail the step with one clear line, no hang,
+and leave the previous train outputs in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from flywheel.errors import TrainingFailed
+from tests.conftest import make_project, shrink_params
+from tests.e2e.test_pipeline import flywheel_cli
+
+pytestmark = pytest.mark.slow
+EPOCHS = 8
+
+# Installed through PYTHONPATH into every process of the failing run; only torchrun's rank 1
+# acts on it: its third all_reduce (the valid loss of epoch 3) raises, mid-training.
+FAILING_RANK = """
+import os
+if os.environ.get("RANK") == "1":
+    import torch.distributed as dist
+    _real, _calls = dist.all_reduce, []
+    def _failing(*args, **kwargs):
+        _calls.append(1)
+        if len(_calls) >= 3:
+            raise RuntimeError("injected failure on rank 1")
+        return _real(*args, **kwargs)
+    dist.all_reduce = _failing
+"""
+
+
+@contextmanager
+def mlp_only(root: Path, **mlp: object) -> Iterator[None]:
+    original = (root / "params.yaml").read_text()
+    shrink_params(
+        root / "params.yaml", train={"candidates": ["mlp"], "mlp": {"max_epochs": EPOCHS, **mlp}}
+    )
+    try:
+        yield
+    finally:
+        (root / "params.yaml").write_text(original)
+
+
+def train(
+    root: Path, nproc: int, env: dict[str, str] | None = None, **mlp: object
+) -> subprocess.CompletedProcess[str]:
+    with mlp_only(root, nproc=nproc, **mlp), pytest.MonkeyPatch.context() as mp:
+        for name, value in (env or {}).items():
+            mp.setenv(name, value)
+        return flywheel_cli(root, "step", "train")
+
+
+def mlp_row(root: Path) -> dict:
+    (row,) = json.loads((root / "artifacts/train/candidates.json").read_text())
+    return row
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = make_project(tmp_path_factory.mktemp("ddp") / "project")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLYWHEEL_ROOT", str(root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("FLYWHEEL_TRACKING_URI", raising=False)
+        done = flywheel_cli(root, "step", "featurize")
+        assert done.returncode == 0, done.stderr
+        yield root
+
+
+def test_two_gloo_ranks_match_one_process(root: Path) -> None:
+    from flywheel.pipeline.context import make_context
+    from flywheel.pipeline.stages import run_step
+
+    with mlp_only(root, nproc=1):  # the baseline in this process: one torch import fewer
+        run_step("train", make_context(None))
+    one = mlp_row(root)
+
+    ddp = train(root, nproc=2)
+    assert ddp.returncode == 0, ddp.stderr
+    two = mlp_row(root)
+
+    assert one["details"]["nproc"] == 1 and two["details"]["nproc"] == 2
+    assert set(two) == set(one) and set(two["details"]) == set(one["details"])
+    assert two["details"]["best_epoch"] <= two["details"]["epochs_run"] <= EPOCHS
+    # Same seed, same global batch: different shuffles and dropout draws, the same model.
+    for metric in ("roc_auc", "log_loss"):
+        assert two["valid"][metric] == pytest.approx(one["valid"][metric], abs=0.01)
+    # rank 0 wrote one checkpoint, and the pickled model evaluate loads comes from it
+    assert (root / "artifacts/train" / two["details"]["checkpoint"]).is_file()
+    from flywheel.model import load_model
+
+    model = load_model(root / "artifacts/train/model.pkl")
+    assert model.candidate == "mlp"
+
+
+def test_a_failing_rank_fails_the_step_cleanly(root: Path, tmp_path: Path) -> None:
+    model = root / "artifacts/train/model.pkl"
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    (tmp_path / "sitecustomize.py").write_text(FAILING_RANK)
+
+    failed = train(root, nproc=2, env={"PYTHONPATH": str(tmp_path)}, ddp_timeout_s=30)
+
+    assert failed.returncode == TrainingFailed.exit_code, failed.stderr
+    error = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert error == [
+        "error: train.mlp: rank1 of 2 failed: RuntimeError: injected failure on rank 1"
+    ]
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before  # nothing half-replaced
+    assert not list(root.glob("artifacts/.train.*"))  # no staging folder left behind
+
+
+def test_batch_size_must_split_over_ranks(root: Path) -> None:
+    failed = train(root, nproc=3)  # 256 rows do not split over 3 ranks
+    assert failed.returncode == 2
+    assert "train.mlp: Value error, batch_size 256 must be a multiple of nproc 3" in failed.stderr
