@@ -41,9 +41,9 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 420
 # The first champion is weak on purpose, so both racing runs beat it and race to promote.
+# It still beats the prior baseline (ROC-AUC ~0.78, Brier below the prior's), so it is promoted.
 WEAK = {
-    "train": {"candidates": ["mlp"], "mlp": {"hidden_sizes": [2], "max_epochs": 1, "lr": 5e-5}},
-    "promote": {"thresholds": {"roc_auc": 0.55, "pr_auc": 0.3, "brier": 0.3}},
+    "train": {"candidates": ["mlp"], "mlp": {"hidden_sizes": [2], "max_epochs": 2, "lr": 0.003}},
 }
 STRONG = {"train": {"candidates": ["logreg"]}}
 

@@ -15,13 +15,18 @@ UNKNOWN = "unknown"
 def git_commit(root: Path) -> str:
     """HEAD's hash, suffixed `-dirty` when tracked files differ or untracked files exist.
 
+    The step outputs under `artifacts/` do not count.
+
     Untracked source files change what runs as much as edited ones, so they count. When git
     cannot answer (not a repository, no git, no commit yet) the value says so in words and a
     warning is logged, instead of a bare `unknown` nobody notices.
     """
     try:
         head = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal")
+        # Step outputs (metrics, plots, the decision) are results, not what runs: they are left
+        # out, or every run after the first would look dirty.
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".",
+                     ":(exclude)artifacts")
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", None) or str(exc)
         reason = " ".join(str(detail).split())[:200] or type(exc).__name__

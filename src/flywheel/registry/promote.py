@@ -90,15 +90,7 @@ def _log_register_judge(
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:
-        mlflow.log_params(_flat_params(params))
-        mlflow.log_metrics(
-            {f"test_{k}": v for k, v in inputs.metrics.items()}
-            | {f"valid_{k}": v for k, v in inputs.model.valid_metrics.items()}
-        )
-        for name, folder in inputs.artifact_dirs.items():
-            mlflow.log_artifacts(str(folder), artifact_path=name)
-        if inputs.reference is not None:
-            _log_reference_profile(params, spec, inputs.model, inputs.reference)
+        _log_run(params, spec, inputs)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
         # The digest of the files as stored, next to the lineage: every later load checks it.
         signed = {**tags, DIGEST_TAG: digest_of(info.model_uri)}
@@ -111,15 +103,7 @@ def _log_register_judge(
         )
         verdict, numbers = _judge(params, spec, inputs, load_error)
         verdict = _experiment_holds(verdict, params, settings)
-        with promotion_lock(client, inputs.model_name):
-            verdict, now = _still_against(client, inputs.model_name, before, verdict)
-            mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
-            _record(client, inputs.model_name, version, verdict, numbers)
-            pause_point("promote:registered")
-            if verdict.promote:
-                if before is not None:
-                    client.set_registered_model_alias(inputs.model_name, store.PREVIOUS, before)
-                client.set_registered_model_alias(inputs.model_name, store.CHAMPION, version)
+        verdict, now = _settle(client, inputs.model_name, version, before, verdict, numbers)
         log.info(
             "version %s of %s: %s (%s)",
             version,
@@ -138,6 +122,48 @@ def _log_register_judge(
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
+
+
+def _log_run(params: Params, spec: DatasetSpec, inputs: PromoteInputs) -> None:
+    """Params, test and valid metrics, the step folders and the reference profile, in the run."""
+    import mlflow
+
+    mlflow.log_params(_flat_params(params))
+    mlflow.log_metrics(
+        {f"test_{k}": v for k, v in inputs.metrics.items()}
+        | {f"valid_{k}": v for k, v in inputs.model.valid_metrics.items()}
+    )
+    for name, folder in inputs.artifact_dirs.items():
+        mlflow.log_artifacts(str(folder), artifact_path=name)
+    if inputs.reference is not None:
+        _log_reference_profile(params, spec, inputs.model, inputs.reference)
+
+
+def _settle(
+    client: Any,
+    name: str,
+    version: str,
+    before: str | None,
+    verdict: Verdict,
+    numbers: dict[str, Any],
+) -> tuple[Verdict, str | None]:
+    """Record the verdict and move the aliases under the registry-wide promotion lock.
+
+    The champion is read again inside the lock: a pass judged against a champion that another
+    run replaced meanwhile is refused (compare-and-set). Returns the verdict and the champion now.
+    """
+    import mlflow
+
+    with promotion_lock(client, name):
+        verdict, now = _still_against(client, name, before, verdict)
+        mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
+        _record(client, name, version, verdict, numbers)
+        pause_point("promote:registered")
+        if verdict.promote:
+            if before is not None:
+                client.set_registered_model_alias(name, store.PREVIOUS, before)
+            client.set_registered_model_alias(name, store.CHAMPION, version)
+    return verdict, now
 
 
 def _log_reference_profile(
