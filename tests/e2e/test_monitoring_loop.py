@@ -474,7 +474,12 @@ def test_clean_traffic_raises_no_alert(stack: Stack) -> None:
         30,
         "the exporter's report in Prometheus",
     )
-    assert promql(stack, "sum(flywheel_predictions_total) >= 400")
+    # ... and the service's counters (their scrape may land a moment after the exporter's)
+    wait_for(
+        lambda: promql(stack, "sum(flywheel_predictions_total) >= 400"),
+        30,
+        "the service's prediction counters in Prometheus",
+    )
     assert promql(stack, "max(flywheel_feature_drifted) == 0")
     time.sleep(3)  # a few rule evaluations (1 s, `for: 1s`) on the clean report
     assert alerts(stack, "FlywheelFeatureDrift") == []
