@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 LOWER_IS_BETTER = {"log_loss", "brier"}
 PLOT_NAMES = ("confusion", "roc", "pr", "calibration")
 # The look of every offline report page (evaluation, monitoring).
+def page_html(title: str, body: str) -> str:
+    """One self-contained HTML page in the reports' shared style (evaluation, monitor)."""
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>\n{PAGE_STYLE}\n</style>\n</head>\n<body>\n"
+        f"{body}</body>\n</html>\n"
+    )
+
+
 PAGE_STYLE = """body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }
@@ -190,17 +199,9 @@ def render_report(
     )
     against = f" against champion {champion_name}" if has_champion else " (no champion yet)"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Flywheel evaluation</title>
-<style>
-{PAGE_STYLE}
-</style>
-</head>
-<body>
-<h1>Evaluation of the candidate{against}</h1>
+    return page_html(
+        "Flywheel evaluation",
+        f"""<h1>Evaluation of the candidate{against}</h1>
 <p>{rows} test rows, {positives} positive; decision threshold {threshold:g}. Written {stamp}.</p>
 <h2>Metrics</h2>
 <table>{head}</tr>{"".join(body)}</table>
@@ -208,6 +209,5 @@ def render_report(
 {images}
 <h2>Slices</h2>
 {slice_table}
-</body>
-</html>
-"""
+""",
+    )

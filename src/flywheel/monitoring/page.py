@@ -12,7 +12,7 @@ import html
 from typing import Any
 
 from flywheel.evaluation.plots import SCHEMA, render_png
-from flywheel.evaluation.report import PAGE_STYLE
+from flywheel.evaluation.report import page_html
 
 SIZE = {"width": 420, "height": 300}
 
@@ -132,17 +132,9 @@ def render_page(report: dict[str, Any]) -> str:
         else "no drift"
     )
     live = report["live"]
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Flywheel monitor</title>
-<style>
-{PAGE_STYLE}
-</style>
-</head>
-<body>
-<h1>{_esc(report["model_name"])} version {_esc(report["model_version"])}: {verdict}</h1>
+    return page_html(
+        "Flywheel monitor",
+        f"""<h1>{_esc(report["model_name"])} version {_esc(report["model_version"])}: {verdict}</h1>
 <p>{window["rows"]} rows logged from {_esc(window["start"])} to {_esc(window["end"])}
 (at least {window["min_rows"]} needed). Written {_esc(report["generated_at"])}.</p>
 <p>Live: {live["labelled_rows"]} labelled rows; decayed: {live["decayed"]}
@@ -150,9 +142,8 @@ def render_page(report: dict[str, Any]) -> str:
 {images}
 <h2>Features</h2>
 {_feature_table(report)}
-</body>
-</html>
-"""
+""",
+    )
 
 
 def _feature_table(report: dict[str, Any]) -> str:
