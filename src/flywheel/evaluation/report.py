@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"log_loss", "brier"}
 PLOT_NAMES = ("confusion", "roc", "pr", "calibration")
+
+
 # The look of every offline report page (evaluation, monitoring).
 def page_html(title: str, body: str) -> str:
     """One self-contained HTML page in the reports' shared style (evaluation, monitor)."""
@@ -70,6 +72,45 @@ def write_evaluation(
     if champion_proba is not None:
         models["champion"] = check_scores(y, champion_proba, "champion_proba")[1]
 
+    metrics, slices = _score(y, models, params, frame)
+    curve_data = _curve_data(y, models, params)
+    confusion = {name: curves.confusion_rows(y, s, params.threshold) for name, s in models.items()}
+    pngs = _render_plots(curve_data, confusion)
+    page = render_report(
+        metrics,
+        slices,
+        pngs,
+        champion_label,
+        rows=int(y.size),
+        positives=int(y.sum()),
+        threshold=params.threshold,
+    )
+
+    out_dir = Path(out_dir)
+    with replacing_dir(out_dir) as tmp:
+        (tmp / "plots").mkdir()
+        _write_json(tmp / "metrics.json", metrics["candidate"])
+        _write_json(tmp / "slices.json", slices)
+        for name, records in curve_data.items():
+            _write_json(tmp / "plots" / f"{name}.json", records)
+        _write_confusion_csv(tmp / "plots" / "confusion.csv", confusion["candidate"])
+        for name, png in pngs.items():
+            (tmp / "plots" / f"{name}.png").write_bytes(png)
+        (tmp / "report.html").write_text(page, encoding="utf8")
+        if also is not None:
+            also(tmp, metrics)
+    log.info(
+        "evaluation written to %s: %s",
+        out_dir,
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items()),
+    )
+    return metrics
+
+
+def _score(
+    y: np.ndarray, models: dict[str, np.ndarray], params: EvaluateParams, frame: pd.DataFrame
+) -> tuple[dict[str, dict[str, float]], list[dict]]:
+    """Metrics per model, and per-slice metrics as records naming their model."""
     metrics = {
         name: classification_metrics(y, scores, params.threshold) for name, scores in models.items()
     }
@@ -80,15 +121,28 @@ def write_evaluation(
             frame, y, scores, params.slices, params.threshold, params.min_slice_rows
         )
     ]
-    roc = [r for name, s in models.items() for r in curves.roc_points(y, s, name)]
-    pr = [r for name, s in models.items() for r in curves.pr_points(y, s, name)]
-    calibration = [
-        r
-        for name, s in models.items()
-        for r in curves.calibration_points(y, s, name, params.calibration_bins)
-    ]
-    confusion = {name: curves.confusion_rows(y, s, params.threshold) for name, s in models.items()}
+    return metrics, slices
 
+
+def _curve_data(
+    y: np.ndarray, models: dict[str, np.ndarray], params: EvaluateParams
+) -> dict[str, list[dict]]:
+    """ROC, PR and calibration points for every scored model, each record naming its model."""
+    return {
+        "roc": [r for name, s in models.items() for r in curves.roc_points(y, s, name)],
+        "pr": [r for name, s in models.items() for r in curves.pr_points(y, s, name)],
+        "calibration": [
+            r
+            for name, s in models.items()
+            for r in curves.calibration_points(y, s, name, params.calibration_bins)
+        ],
+    }
+
+
+def _render_plots(
+    curve_data: dict[str, list[dict]], confusion: dict[str, list[dict]]
+) -> dict[str, bytes]:
+    """PNG of each plot, rendered offline from the same Vega-Lite specs `dvc plots` draws."""
     cells = []
     for name, rows in confusion.items():
         counted = Counter((r["actual"], r["predicted"]) for r in rows)
@@ -99,46 +153,18 @@ def write_evaluation(
         ]
     specs = {
         "confusion": plots.confusion_spec(cells),
-        "roc": plots.roc_spec(roc),
-        "pr": plots.pr_spec(pr),
-        "calibration": plots.calibration_spec(calibration),
+        "roc": plots.roc_spec(curve_data["roc"]),
+        "pr": plots.pr_spec(curve_data["pr"]),
+        "calibration": plots.calibration_spec(curve_data["calibration"]),
     }
-    pngs = {name: plots.render_png(spec) for name, spec in specs.items()}
+    return {name: plots.render_png(spec) for name, spec in specs.items()}
 
-    out_dir = Path(out_dir)
-    with replacing_dir(out_dir) as tmp:
-        (tmp / "plots").mkdir()
-        _write_json(tmp / "metrics.json", metrics["candidate"])
-        _write_json(tmp / "slices.json", slices)
-        _write_json(tmp / "plots" / "roc.json", roc)
-        _write_json(tmp / "plots" / "pr.json", pr)
-        _write_json(tmp / "plots" / "calibration.json", calibration)
-        with (tmp / "plots" / "confusion.csv").open("w", newline="", encoding="utf8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["actual", "predicted"])
-            writer.writeheader()
-            writer.writerows(confusion["candidate"])
-        for name, png in pngs.items():
-            (tmp / "plots" / f"{name}.png").write_bytes(png)
-        (tmp / "report.html").write_text(
-            render_report(
-                metrics,
-                slices,
-                pngs,
-                champion_label,
-                rows=int(y.size),
-                positives=int(y.sum()),
-                threshold=params.threshold,
-            ),
-            encoding="utf8",
-        )
-        if also is not None:
-            also(tmp, metrics)
-    log.info(
-        "evaluation written to %s: %s",
-        out_dir,
-        ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items()),
-    )
-    return metrics
+
+def _write_confusion_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="", encoding="utf8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["actual", "predicted"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_json(path: Path, value: object) -> None:
@@ -165,6 +191,31 @@ def render_report(
     """A self-contained HTML page: no script, no stylesheet or image fetched from anywhere."""
     has_champion = "champion" in metrics
     champion_name = html.escape(champion_label or "champion")
+    images = "".join(
+        f"<figure><img alt='{name}' src='data:image/png;base64,"
+        f"{base64.b64encode(pngs[name]).decode('ascii')}'></figure>"
+        for name in PLOT_NAMES
+        if name in pngs
+    )
+    against = f" against champion {champion_name}" if has_champion else " (no champion yet)"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return page_html(
+        "Flywheel evaluation",
+        f"""<h1>Evaluation of the candidate{against}</h1>
+<p>{rows} test rows, {positives} positive; decision threshold {threshold:g}. Written {stamp}.</p>
+<h2>Metrics</h2>
+{_metrics_table(metrics, champion_name)}
+<h2>Plots</h2>
+{images}
+<h2>Slices</h2>
+{_slice_table(slices)}
+""",
+    )
+
+
+def _metrics_table(metrics: dict[str, dict[str, float]], champion_name: str) -> str:
+    """Candidate against champion per metric, with the delta marked better or worse."""
+    has_champion = "champion" in metrics
     head = "<tr><th>metric</th><th>candidate</th>"
     if has_champion:
         head += f"<th>champion ({champion_name})</th><th>delta</th><th></th>"
@@ -179,35 +230,15 @@ def render_report(
             mark = "better" if better else ("same" if delta == 0 else "worse")
             row += f"<td>{_fmt(champ)}</td><td>{delta:+.4f}</td><td class='{mark}'>{mark}</td>"
         body.append(row + "</tr>")
+    return f"<table>{head}</tr>{''.join(body)}</table>"
 
-    images = "".join(
-        f"<figure><img alt='{name}' src='data:image/png;base64,"
-        f"{base64.b64encode(pngs[name]).decode('ascii')}'></figure>"
-        for name in PLOT_NAMES
-        if name in pngs
-    )
 
+def _slice_table(slices: list[dict]) -> str:
+    if not slices:
+        return "<p>No slice reached the minimum number of rows.</p>"
     slice_cols = ["model", "column", "value", "rows", "positives", *METRIC_NAMES]
     slice_rows = "".join(
         "<tr>" + "".join(f"<td>{_fmt(record.get(c))}</td>" for c in slice_cols) + "</tr>"
         for record in slices
     )
-    slice_table = (
-        f"<table><tr>{''.join(f'<th>{c}</th>' for c in slice_cols)}</tr>{slice_rows}</table>"
-        if slices
-        else "<p>No slice reached the minimum number of rows.</p>"
-    )
-    against = f" against champion {champion_name}" if has_champion else " (no champion yet)"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return page_html(
-        "Flywheel evaluation",
-        f"""<h1>Evaluation of the candidate{against}</h1>
-<p>{rows} test rows, {positives} positive; decision threshold {threshold:g}. Written {stamp}.</p>
-<h2>Metrics</h2>
-<table>{head}</tr>{"".join(body)}</table>
-<h2>Plots</h2>
-{images}
-<h2>Slices</h2>
-{slice_table}
-""",
-    )
+    return f"<table><tr>{''.join(f'<th>{c}</th>' for c in slice_cols)}</tr>{slice_rows}</table>"
