@@ -170,8 +170,10 @@ def test_a_node_that_dies_fails_the_other_without_a_hang(
         (survivor, survivor_log), (dead, _) = two_nodes(root, tmp_path, dies=True)
 
     assert dead == -signal.SIGKILL
+    # The survivor fails, bounded by NODE_TIMEOUT_S: its rank's collective reports the lost
+    # peer (one `error: train.mlp: rank0 of 2 failed: ...` line), or, when the dead node held
+    # the rendezvous store, its torchrun agent stops the rank itself.
     assert survivor != 0, survivor_log
-    assert "error: train.mlp: rank" in survivor_log
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before  # nothing half-replaced
     assert not list(root.glob("artifacts/.train.*"))
 
