@@ -126,12 +126,12 @@ def step(
     _setup_logging()
     try:
         from flywheel.pipeline.context import make_context
-        from flywheel.pipeline.lock import project_lock
         from flywheel.pipeline.stages import run_step
+        from flywheel.training.launcher import step_lock
 
         started = time.perf_counter()
         context = make_context(spec)
-        with project_lock(context.settings, f"flywheel step {name}"):
+        with step_lock(context.settings, f"flywheel step {name}"):
             summary = run_step(name, context)
         _print_summary(
             [

@@ -185,7 +185,7 @@ def _project(root: Path, **params: dict) -> Path:
 
 
 def _remote_on_s3(root: Path, s3_url: str, env: dict[str, str]) -> None:
-    """The DVC remote moved to the bucket (a setting), and the data snapshot pushed there."""
+    """The DVC remote moved to the bucket (a setting); promote pushes the data snapshot there."""
     dvc = [str(BIN / "dvc")]
     for args in (
         ["remote", "add", "-d", "-f", "shared", f"s3://{BUCKET}/dvc"],
@@ -194,11 +194,6 @@ def _remote_on_s3(root: Path, s3_url: str, env: dict[str, str]) -> None:
         subprocess.run([*dvc, *args], cwd=root, env=env, check=True, timeout=120)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "shared services"], cwd=root, check=True)
-    for args in (["commit", "--force", "data.dvc"], ["push"]):  # the clone's data into the cache
-        done = subprocess.run(
-            [*dvc, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _servers(
@@ -412,6 +407,7 @@ def flywheel(stack: Stack, root: Path, *args: str) -> subprocess.CompletedProces
 
 def test_training_deployment_runs_through_the_worker(stack: Stack) -> None:
     first = stack.projects[0]
+    assert bucket_keys(stack, "dvc/") == []  # nothing pushed the data before the run
     (run,) = finished(stack, start_runs(stack, [first]))
     assert run.state.is_completed(), run.state.message
 
@@ -422,14 +418,23 @@ def test_training_deployment_runs_through_the_worker(stack: Stack) -> None:
         ["git", "rev-parse", "HEAD"], cwd=first, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert champion["git_commit"] == head
-    md5 = champion["data_md5"]
-    # the data snapshot the model was trained on is in the S3 remote, the model's files in S3
-    assert f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in bucket_keys(stack, "dvc/")
-    artifacts = bucket_keys(stack, "mlflow/")
-    assert any(key.endswith("/MLmodel") for key in artifacts)
-    assert any(key.endswith("/evaluation/metrics.json") for key in artifacts)
     version = registry(stack).get_model_version(MODEL, "1")
     assert version.tags["flywheel.prefect_flow_run_id"] == str(run.id)
+    # promote pushed the data snapshot it recorded to the S3 remote: the `.dir` listing and
+    # every file it names, in DVC's files/md5/xx/yyyy layout
+    md5 = version.tags["flywheel.data_md5"]
+    assert md5.endswith(".dir") and champion["data_md5"] == md5
+    pushed = set(bucket_keys(stack, "dvc/"))
+    listing = stack.s3.get_object(Bucket=BUCKET, Key=_remote_key(md5))["Body"].read()
+    files = [entry["md5"] for entry in json.loads(listing)]
+    assert files and {_remote_key(m) for m in [md5, *files]} <= pushed
+    artifacts = bucket_keys(stack, "mlflow/")  # the model's files are in S3 too
+    assert any(key.endswith("/MLmodel") for key in artifacts)
+    assert any(key.endswith("/evaluation/metrics.json") for key in artifacts)
+
+
+def _remote_key(md5: str) -> str:
+    return f"dvc/files/md5/{md5[:2]}/{md5[2:]}"
 
 
 def test_flywheel_serve_answers_from_the_shared_registry(stack: Stack, tmp_path: Path) -> None:

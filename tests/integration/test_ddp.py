@@ -1,16 +1,21 @@
 """The MLP under DistributedDataParallel: two gloo ranks on CPU, through `flywheel step train`.
 
-What a user does: set `train.mlp.nproc: 2` and run the train step. The result must have the
-shape of a single-process one (evaluate and promote do not care) and a validation metric close
-to it with the same seed; a rank that dies must fail the step with one clear line, no hang,
-and leave the previous train outputs in place.
+What a user does: set `train.mlp.nproc: 2` and run the train step, or, on several nodes, start
+`flywheel step train` under torchrun with rendezvous settings (here: two torchrun processes on
+loopback as two nodes). The result must have the shape of a single-process one (evaluate and
+promote do not care) and a validation metric close to it with the same seed; a rank or a node
+that dies must fail the step with one clear line, no hang, and leave the previous train outputs
+in place.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +25,7 @@ import pytest
 from flywheel.errors import TrainingFailed
 from tests.conftest import make_project, shrink_params
 from tests.e2e.test_pipeline import flywheel_cli
+from tests.integration.serving.conftest import free_port
 
 pytestmark = pytest.mark.slow
 EPOCHS = 8
@@ -38,6 +44,24 @@ if os.environ.get("RANK") == "1":
         return _real(*args, **kwargs)
     dist.all_reduce = _failing
 """
+
+# The same for a whole node: the rank started with FLYWHEEL_TEST_NODE_DIES kills its torchrun
+# agent (its parent) and then itself at its third all_reduce, as when the machine goes away.
+NODE_DIES = """
+import os
+if os.environ.get("FLYWHEEL_TEST_NODE_DIES") and os.environ.get("RANK"):
+    import signal
+    import torch.distributed as dist
+    _real, _calls = dist.all_reduce, []
+    def _dying(*args, **kwargs):
+        _calls.append(1)
+        if len(_calls) >= 3:
+            os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _real(*args, **kwargs)
+    dist.all_reduce = _dying
+"""
+NODE_TIMEOUT_S = 240  # the bound on a multi-node run; a hang fails the test instead of CI
 
 
 @contextmanager
@@ -78,14 +102,83 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
 
 
-def test_two_gloo_ranks_match_one_process(root: Path) -> None:
+@pytest.fixture(scope="module")
+def one(root: Path) -> dict:
+    """The single-process result every distributed run is compared with."""
     from flywheel.pipeline.context import make_context
     from flywheel.pipeline.stages import run_step
 
     with mlp_only(root, nproc=1):  # the baseline in this process: one torch import fewer
         run_step("train", make_context(None))
-    one = mlp_row(root)
+    return mlp_row(root)
 
+
+def two_nodes(root: Path, logs: Path, dies: bool = False) -> list[tuple[int, str]]:
+    """`flywheel step train` under two torchrun agents, one per "node", meeting at a c10d
+    rendezvous on loopback, as the Kubernetes training Job starts it; (exit code, output) each.
+    The rendezvous, not the order of start, gives each node its rank."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = []
+    for node in (0, 1):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2",
+                   "--nproc-per-node=1", "--rdzv-backend=c10d",
+                   f"--rdzv-endpoint={endpoint}", "--rdzv-id=flywheel-test", "--max-restarts=0",
+                   "-m", "flywheel.cli", "step", "train"]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(logs)}
+        if dies and node == 1:
+            env["FLYWHEEL_TEST_NODE_DIES"] = "1"
+        log = (logs / f"node{node}.log").open("w")
+        nodes.append(subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log,
+                                      start_new_session=True))  # fmt: skip
+    try:
+        codes = [node.wait(timeout=NODE_TIMEOUT_S) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.wait()
+    return [(code, (logs / f"node{i}.log").read_text()) for i, code in enumerate(codes)]
+
+
+def test_two_nodes_under_torchrun_rendezvous_match_one_process(
+    root: Path, one: dict, tmp_path: Path
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(NODE_DIES)  # inert: no node is told to die
+    with mlp_only(root, nproc=1, ddp_timeout_s=30):  # the launcher's world size wins
+        nodes = two_nodes(root, tmp_path)
+    for code, log in nodes:
+        assert code == 0, log
+    # one rank 0 across both nodes; it alone trained as the writer and wrote the outputs
+    assert sum("rank 0 of 2 (launcher)" in " ".join(log.split()) for _, log in nodes) == 1
+    two = mlp_row(root)
+    assert two["details"]["nproc"] == 2
+    assert set(two) == set(one) and set(two["details"]) == set(one["details"])
+    for metric in ("roc_auc", "log_loss"):
+        assert two["valid"][metric] == pytest.approx(one["valid"][metric], abs=0.01)
+    assert (root / "artifacts/train" / two["details"]["checkpoint"]).is_file()
+    assert not list(root.glob("artifacts/.train.*"))
+
+
+def test_a_node_that_dies_fails_the_other_without_a_hang(
+    root: Path, one: dict, tmp_path: Path
+) -> None:
+    model = root / "artifacts/train/model.pkl"  # from `one`, if not from the test before
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    (tmp_path / "sitecustomize.py").write_text(NODE_DIES)
+
+    with mlp_only(root, nproc=1, ddp_timeout_s=30):
+        (survivor, survivor_log), (dead, _) = two_nodes(root, tmp_path, dies=True)
+
+    assert dead == -signal.SIGKILL
+    # The survivor fails, bounded by NODE_TIMEOUT_S: its rank's collective reports the lost
+    # peer (one `error: train.mlp: rank0 of 2 failed: ...` line), or, when the dead node held
+    # the rendezvous store, its torchrun agent stops the rank itself.
+    assert survivor != 0, survivor_log
+    # nothing half-replaced; a staging folder a stopped rank left is the next writer's to clear
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
+
+
+def test_two_gloo_ranks_match_one_process(root: Path, one: dict) -> None:
     ddp = train(root, nproc=2)
     assert ddp.returncode == 0, ddp.stderr
     two = mlp_row(root)

@@ -268,6 +268,82 @@ def test_rendered_overlay_names_only_what_exists(overlay: str) -> None:
     )  # a drain can always evict one pod
 
 
+def test_readme_secret_holds_every_key_the_manifests_read() -> None:
+    """The README's `kubectl create secret` makes every key a manifest needs from the Secret."""
+    readme = (REPO / "README.md").read_text()
+    continued = r"(?:.|\\\n)*?\n(?!  )"  # up to the first line not continued by a backslash
+    (command,) = re.findall(r"kubectl -n flywheel create secret generic " + continued, readme)
+    created = set(re.findall(r"--from-literal=([a-z0-9-]+)=", command))
+    required = {
+        ref["key"]
+        for overlay in OVERLAYS
+        for doc in render(INFRA / "k8s/overlays" / overlay)
+        for c in _containers(doc)
+        for e in c.get("env", [])
+        if (ref := e.get("valueFrom", {}).get("secretKeyRef")) and not ref.get("optional")
+    }
+    assert f"generic {SECRET} " in command
+    assert required and required <= created, f"not created by the README: {required - created}"
+
+
+# --- multi-node training ---------------------------------------------------------------------
+
+TRAINING = INFRA / "k8s/training"
+
+
+def test_training_job_matches_the_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    docs = render(TRAINING)
+    assert {d["kind"] for d in docs} == {"Job", "Service", "PersistentVolumeClaim"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        assert doc["metadata"]["namespace"] == "flywheel"
+
+
+def test_training_job_names_only_what_exists() -> None:
+    from torch.distributed.run import get_args_parser
+
+    from flywheel.cli import STEP_NAMES
+
+    docs = render(TRAINING)
+    job, service = by_kind(docs, "Job")["flywheel-train"], by_kind(docs, "Service")
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # torchrun accepts the arguments as Kubernetes expands them, and runs our train step
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+    assert container["command"] == ["torchrun"]
+    parsed = get_args_parser().parse_args(args)
+    assert (parsed.module, parsed.training_script, parsed.training_script_args) == (
+        True, "flywheel.cli", ["step", "train"]
+    )  # fmt: skip
+    assert "train" in STEP_NAMES and 'if __name__ == "__main__":' in inspect.getsource(
+        sys.modules["flywheel.cli"]
+    )
+    # one pod per node, each with its GPUs; node i is <job>-i.<headless service>
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == int(parsed.nnodes)
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == int(parsed.nproc_per_node)
+    assert parsed.rdzv_backend == "c10d" and parsed.max_restarts == 0
+    rdzv = service[pod["subdomain"]]
+    assert rdzv["spec"]["clusterIP"] == "None"
+    assert rdzv["spec"]["selector"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    port = rdzv["spec"]["ports"][0]["port"]
+    assert parsed.rdzv_endpoint == f"{job['metadata']['name']}-0.{pod['subdomain']}:{port}"
+    assert port in {p["containerPort"] for p in container["ports"]}
+    # image, settings, secret and volumes are ones that exist
+    assert container["image"].split(":")[0] in IMAGES
+    assert {n for n in env if n.startswith("FLYWHEEL_")} <= settings_env()
+    assert container["envFrom"] == [{"secretRef": {"name": SECRET}}]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert {m["name"] for m in container["volumeMounts"]} == set(volumes)
+    claims = by_kind(docs, "PersistentVolumeClaim")
+    assert volumes["project"]["persistentVolumeClaim"]["claimName"] in claims
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(env["FLYWHEEL_ARTIFACTS_DIR"].startswith(path) for path in mounted)
+
+
 # --- Prefect Kubernetes work pools ----------------------------------------------------------
 
 TEMPLATES = INFRA / "prefect"

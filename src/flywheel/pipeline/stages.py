@@ -84,13 +84,14 @@ def featurize(ctx: StepContext) -> dict[str, Any]:
 def train(ctx: StepContext) -> dict[str, Any]:
     from flywheel.model import TabularModel, save_model
     from flywheel.training.candidates import select_best, train_candidates
+    from flywheel.training.launcher import rank_outputs
 
     cfg = ctx.params.train
     parts, transformer = _load_fit_splits(ctx)
     matrices = {
         name: transformer.transform(part.drop(columns=TARGET)) for name, part in parts.items()
     }
-    with replacing_dir(ctx.out("train")) as out:
+    with rank_outputs(ctx.out("train")) as out:  # rank 0's alone under a multi-node launcher
         results = train_candidates(
             cfg,
             matrices["train"],

@@ -1,14 +1,15 @@
-"""The MLP on several processes with PyTorch DistributedDataParallel, launched by torchrun.
+"""The MLP on several processes with PyTorch DistributedDataParallel, under torchrun.
 
-`fit_mlp` hands a fit with `train.mlp.nproc` above 1 to `launch`, which writes the matrices to
-a scratch folder and runs `python -m torch.distributed.run --standalone` on this module. Each
-rank joins the process group (NCCL on GPUs, gloo on CPU), runs the same `fit_mlp` loop on its
-shard with a `Group`, and rank 0 alone writes the checkpoint and the run details. The parent
-rebuilds the estimator from that checkpoint, so evaluate and promote see the same result as
-from one process. Every wait is bounded: torchrun stops all ranks when one dies, and the
-collectives time out after `train.mlp.ddp_timeout_s`.
+Two ways in, both through `fit_distributed`. On one machine, `train.mlp.nproc` above 1 makes
+`launch` write the matrices to a scratch folder and run `python -m torch.distributed.run
+--standalone` on this module. On several nodes, an external torchrun (rendezvous settings, as the
+Kubernetes training Job runs it) starts `flywheel step train` once per GPU, and each of those
+processes trains as the rank the launcher's environment names (`flywheel.training.launcher`).
+Either way each rank joins the process group (NCCL on GPUs, gloo on CPU), runs the same `fit_mlp`
+loop on its shard with a `Group`, and rank 0 alone writes the checkpoint and the outputs, so
+evaluate and promote see the same result as from one process. Every wait is bounded: torchrun
+stops all ranks when one dies, and the collectives time out after `train.mlp.ddp_timeout_s`.
 """
-
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,11 +34,14 @@ from flywheel.errors import ConfigError, FlywheelError, TrainingFailed
 
 if TYPE_CHECKING:
     from flywheel.config import MLPParams
+    from flywheel.training.device import DeviceChoice
     from flywheel.training.mlp import MLPFit
 
 log = logging.getLogger(__name__)
 
 DETAILS_NAME = "details.json"
+# X_train, y_train, X_valid, y_valid, in the order fit_mlp takes them
+Matrices = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,88 @@ class Group:
 
 
 SINGLE = Group()
+
+
+def fit_distributed(
+    params: MLPParams,
+    seed: int,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    checkpoint_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> MLPFit | None:
+    """The fit on several ranks, or None when this process trains alone.
+
+    A launcher's world size wins over `train.mlp.nproc`: a rank never starts a torchrun.
+    """
+    from flywheel.training.launcher import launched_rank
+
+    arrays: Matrices = (X_train, y_train, X_valid, y_valid)
+    launched = launched_rank()
+    if launched is not None:
+        return _fit_as_rank(params, seed, arrays, checkpoint_dir, progress, launched.world_size)
+    if params.nproc > 1:
+        return launch(params, seed, *arrays, checkpoint_dir, progress)
+    return None
+
+
+def _fit_as_rank(
+    params: MLPParams,
+    seed: int,
+    arrays: Matrices,
+    checkpoint_dir: Path,
+    progress: Callable[[str], None] | None,
+    world_size: int,
+) -> MLPFit:
+    """This process as one rank of an external launcher's job; a failure names the rank."""
+    from flywheel.training.mlp import fit_mlp
+
+    if params.batch_size % world_size:
+        raise ConfigError(
+            f"train.mlp.batch_size {params.batch_size} must be a multiple of the launcher's "
+            f"WORLD_SIZE {world_size}"
+        )
+    with _joined(params) as (group, choice):
+        if group.is_main:
+            (progress or _say)(f"mlp: DistributedDataParallel, rank 0 of {world_size} (launcher)")
+        try:
+            return fit_mlp(
+                params, seed, *arrays, checkpoint_dir, progress, choice=choice, group=group
+            )
+        except FlywheelError:
+            raise
+        except Exception as exc:
+            failure = _failure(exc)
+            raise TrainingFailed(
+                f"train.mlp: rank{group.rank} of {world_size} failed: "
+                f"{failure['type']}: {failure['message']}"
+            ) from exc
+
+
+@contextmanager
+def _joined(params: MLPParams) -> Iterator[tuple[Group, DeviceChoice]]:
+    """Join the launcher's process group as the rank its environment names, for the block."""
+    import torch.distributed as dist
+
+    from flywheel.training.device import choose_device
+
+    choice = choose_device(params.device)
+    backend = "nccl" if choice.device == "cuda" else "gloo"
+    group = Group(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ["LOCAL_RANK"]),
+        backend=backend,
+    )
+    if backend == "nccl":
+        torch.cuda.set_device(group.local_rank)
+    dist.init_process_group(backend, timeout=timedelta(seconds=params.ddp_timeout_s))
+    try:
+        yield group, choice
+    finally:
+        dist.destroy_process_group()
 
 
 def launch(
@@ -186,53 +273,38 @@ def _rank_error(job: Path, nproc: int, returncode: int) -> FlywheelError:
 
 
 def _run_rank(job: Path) -> None:
-    """One rank: join the group, fit on this rank's shard, rank 0 writes the details."""
-    import torch.distributed as dist
-
+    """One rank of `launch`: fit on this rank's shard, rank 0 writes the details."""
     from flywheel.config import MLPParams
-    from flywheel.training.device import choose_device
     from flywheel.training.mlp import fit_mlp
 
     spec = json.loads((job / "job.json").read_text())
     params = MLPParams.model_validate(spec["params"])
-    choice = choose_device(params.device)
-    backend = "nccl" if choice.device == "cuda" else "gloo"
-    group = Group(
-        rank=int(os.environ["RANK"]),
-        world_size=int(os.environ["WORLD_SIZE"]),
-        local_rank=int(os.environ["LOCAL_RANK"]),
-        backend=backend,
-    )
-    if backend == "nccl":
-        torch.cuda.set_device(group.local_rank)
-    dist.init_process_group(backend, timeout=timedelta(seconds=params.ddp_timeout_s))
-    try:
-        data = np.load(job / "data.npz")
-        fit = fit_mlp(
-            params,
-            spec["seed"],
-            data["X_train"],
-            data["y_train"],
-            data["X_valid"],
-            data["y_valid"],
-            Path(spec["checkpoint_dir"]),
-            progress=_say,
-            choice=choice,
-            group=group,
-        )
-        if group.is_main:
-            (job / DETAILS_NAME).write_text(json.dumps(fit.details))
-    except BaseException as exc:
-        _record_failure(job, group.rank, exc)
-        raise
-    finally:
-        dist.destroy_process_group()
+    with _joined(params) as (group, choice):
+        try:
+            data = np.load(job / "data.npz")
+            fit = fit_mlp(
+                params,
+                spec["seed"],
+                data["X_train"],
+                data["y_train"],
+                data["X_valid"],
+                data["y_valid"],
+                Path(spec["checkpoint_dir"]),
+                progress=_say,
+                choice=choice,
+                group=group,
+            )
+            if group.is_main:
+                (job / DETAILS_NAME).write_text(json.dumps(fit.details))
+        except BaseException as exc:
+            (job / f"rank{group.rank}.error").write_text(json.dumps(_failure(exc)))
+            raise
 
 
-def _record_failure(job: Path, rank: int, exc: BaseException) -> None:
+def _failure(exc: BaseException) -> dict[str, Any]:
+    """The exception's type and first line: what the step's one error line says."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-    failure: dict[str, Any] = {"type": type(exc).__name__, "message": message}
-    (job / f"rank{rank}.error").write_text(json.dumps(failure))
+    return {"type": type(exc).__name__, "message": message}
 
 
 def _say(message: str) -> None:

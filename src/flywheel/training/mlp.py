@@ -24,7 +24,7 @@ from flywheel.atomic import write_atomically
 from flywheel.config import MLPParams
 from flywheel.errors import ConfigError
 from flywheel.training.device import DeviceChoice, choose_device
-from flywheel.training.distributed import SINGLE, Group
+from flywheel.training.distributed import SINGLE, Group, fit_distributed
 
 CHECKPOINT_NAME = "mlp_best.pt"
 PREDICT_BATCH = 8192  # rows per forward pass at inference: bounded memory for any table size
@@ -89,14 +89,15 @@ def fit_mlp(
 ) -> MLPFit:
     """Train with AdamW, stop when valid log loss has not improved for `patience` epochs.
 
-    `choice` defaults to `choose_device(params.device)`; tests pass one in. With
-    `params.nproc` above 1 and no `group` yet, the fit is handed to `torchrun`, whose ranks
-    come back here with their `group`; what returns has the same shape either way.
+    `choice` defaults to `choose_device(params.device)`; tests pass one in. With no `group`
+    yet, a fit on several ranks (`train.mlp.nproc` above 1, or started by a launcher) goes
+    through `fit_distributed`, whose ranks come back here with their `group`; what returns
+    has the same shape either way.
     """
-    if group is None and params.nproc > 1:
-        from flywheel.training.distributed import launch
-
-        return launch(params, seed, X_train, y_train, X_valid, y_valid, checkpoint_dir, progress)
+    if group is None:
+        arrays = (X_train, y_train, X_valid, y_valid)
+        if fit := fit_distributed(params, seed, *arrays, checkpoint_dir, progress):
+            return fit
     group = group or SINGLE
     say = progress if progress and group.is_main else (lambda _msg: None)
     choice = choice or choose_device(params.device)
@@ -117,9 +118,7 @@ def fit_mlp(
     model = _to_device(build_mlp(input_dim, params.hidden_sizes, params.dropout), device)
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    widths = [input_dim, *params.hidden_sizes, 1]
-    macs_per_batch = params.batch_size * sum(a * b for a, b in pairwise(widths))
-    threads = _thread_count(macs_per_batch) if device.type == "cpu" else torch.get_num_threads()
+    threads = _threads_for(params, input_dim, device)
     with _cpu_threads(threads):
         run = _train_epochs(
             model,
@@ -133,7 +132,12 @@ def fit_mlp(
             say,
         )
 
-    # Serve the best epoch, not the last: the last `patience` epochs were past the optimum.
+    details = _details(choice, run, len(X_train), threads, group.world_size)
+    return MLPFit(_best_model(run, params, input_dim), details)
+
+
+def _best_model(run: _Run, params: MLPParams, input_dim: int) -> TorchMLPClassifier:
+    """The best epoch's weights on CPU: the last `patience` epochs were past the optimum."""
     if run.best_state is None:  # every epoch's valid loss was NaN or inf: the fit diverged
         raise ConfigError(
             f"train.mlp: valid loss was never finite in {run.epochs_run} epochs; "
@@ -142,8 +146,7 @@ def fit_mlp(
     cpu_model = build_mlp(input_dim, params.hidden_sizes, params.dropout)
     cpu_model.load_state_dict(run.best_state)
     cpu_model.eval()
-    details = _details(choice, run, len(X_train), threads, group.world_size)
-    return MLPFit(TorchMLPClassifier(module=cpu_model, input_dim=input_dim), details)
+    return TorchMLPClassifier(module=cpu_model, input_dim=input_dim)
 
 
 @dataclass
@@ -305,6 +308,14 @@ def _save_checkpoint(
 def _to_device(obj: Any, device: torch.device) -> Any:
     """The one place tensors and modules move; tests replace it to run a CUDA plan on CPU."""
     return obj.to(device)
+
+
+def _threads_for(params: MLPParams, input_dim: int, device: torch.device) -> int:
+    """Intra-op threads for this network's training step; a GPU run keeps torch's setting."""
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    widths = [input_dim, *params.hidden_sizes, 1]
+    return _thread_count(params.batch_size * sum(a * b for a, b in pairwise(widths)))
 
 
 def _thread_count(macs_per_batch: int) -> int:
