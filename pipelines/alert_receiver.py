@@ -24,10 +24,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flywheel.errors import ConfigError
+from pipelines.retrain_event import EVENT, emit, retrain_event
 
 logger = logging.getLogger(__name__)
 
-EVENT = "flywheel.alert.firing"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9095
 MAX_BODY_BYTES = 1 << 20
@@ -79,20 +79,15 @@ def event_for(notification: Notification, model_name: str) -> dict[str, Any] | N
     starts = sorted(f"{a.fingerprint}@{a.startsAt}" for a in firing)
     key = uuid.uuid5(_KEY_NAMESPACE, "|".join([notification.groupKey, *starts]))
     model = firing[0].labels.get("model_name", model_name)
-    return {
-        "id": key,
-        "event": EVENT,
-        "resource": {
-            "prefect.resource.id": f"flywheel.model.{model}",
-            "prefect.resource.name": model,
-        },
-        "payload": {
-            "alertnames": names,
-            "reason": "alert: " + "; ".join(sorted({_describe(a) for a in firing})),
-            "group_key": notification.groupKey,
-            "alerts": [a.labels for a in firing],
-        },
-    }
+    reason = "alert: " + "; ".join(sorted({_describe(a) for a in firing}))
+    return retrain_event(
+        model,
+        reason,
+        key,
+        alertnames=names,
+        group_key=notification.groupKey,
+        alerts=[a.labels for a in firing],
+    )
 
 
 def _describe(alert: Alert) -> str:
@@ -129,15 +124,6 @@ class Receiver:
     def _count(self, status: int, outcome: str, message: str) -> tuple[int, str]:
         self.counts.labels(outcome=outcome).inc()
         return status, message
-
-
-async def emit(event: dict[str, Any]) -> None:
-    """Send the event to the Prefect API now (not through a background queue), so a failure
-    is answered with a 5xx and Alertmanager retries."""
-    from prefect.events import Event, get_events_client
-
-    async with get_events_client() as client:
-        await client.emit(Event(**event))
 
 
 def create_app(model_name: str) -> Any:

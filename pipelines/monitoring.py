@@ -3,10 +3,12 @@ their thresholds.
 
 Deployed hourly (`flywheel-monitoring/hourly` in prefect.yaml). Each run computes the report over
 the inference log with `flywheel.monitoring`, writes it where `flywheel monitor-exporter` reads
-it (so the Prometheus gauges follow), logs it to MLflow, and when drift or decay is found starts
-the training deployment with the reason as a parameter. At most one retraining run starts per
-cool-down window (`monitor.retrain_cooldown_minutes`): the run's idempotency key is the window,
-so Prefect returns the existing run instead of creating a second one.
+it (so the Prometheus gauges follow), logs it to MLflow, and when drift or decay is found emits
+the retraining event that `flywheel alert-receiver` also emits (`pipelines/retrain_event.py`).
+It does not start the training deployment itself: the one automation in prefect.yaml does, so
+the flow and a Prometheus alert about the same drift share one cool-down (its `within`). The
+event id is one per model and `monitor.retrain_cooldown_minutes` window, so hourly runs on a
+lasting drift repeat the same event rather than stacking new ones.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import json
 import logging
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 
-from flywheel.errors import ConfigError
+from pipelines.retrain_event import EVENT, emit, retrain_event
 
 logger = logging.getLogger(__name__)
 
-TRAINING_DEPLOYMENT = "flywheel-training/nightly"
+_EVENT_NAMESPACE = uuid.UUID("8c5e2f4a-1b7d-4e0a-9f3c-6d2b7a1e5c90")
 
 
 def retrain_reason(report: dict[str, Any]) -> str | None:
@@ -116,41 +119,46 @@ def _metrics(report: dict[str, Any]) -> list[Any]:
     ]
 
 
-@task(task_run_name="start-training")
-def start_training(reason: str, cooldown_minutes: float) -> str:
-    from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
+def retraining_event(
+    report: dict[str, Any], reason: str, cooldown_minutes: float, now: float | None = None
+) -> dict[str, Any]:
+    """The event the flow emits: the receiver's event, with an id fixed per model and
+    cool-down window (a lasting drift re-reported hourly repeats one event)."""
+    model = str(report["model_name"])
+    window = cooldown_key(cooldown_minutes, now) or str(uuid.uuid4())
+    return retrain_event(
+        model,
+        reason,
+        uuid.uuid5(_EVENT_NAMESPACE, f"{model}|{window}"),
+        source="flywheel-monitoring",
+        model_version=str(report["model_version"]),
+    )
 
-    try:
-        run = run_deployment(
-            TRAINING_DEPLOYMENT,
-            parameters={"reason": reason},
-            timeout=0,
-            as_subflow=False,
-            idempotency_key=cooldown_key(cooldown_minutes),
-        )
-    except ObjectNotFound:
-        raise ConfigError(
-            f"deployment {TRAINING_DEPLOYMENT} is not on the Prefect server, so retraining "
-            f"({reason}) cannot start; register it with `prefect deploy --all`"
-        ) from None
-    logger.info("training run %s (%s)", run.id, reason)
-    return str(run.id)
+
+@task(task_run_name="request-retraining")
+def request_retraining(report: dict[str, Any], reason: str, cooldown_minutes: float) -> str:
+    """Emit the retraining event; the automation decides whether a run starts (cool-down)."""
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    event = retraining_event(report, reason, cooldown_minutes)
+    run_coro_as_sync(emit(event))
+    logger.info("emitted %s %s (%s)", EVENT, event["id"], reason)
+    return str(event["id"])
 
 
 @flow(name="flywheel-monitoring")
 def monitoring(model_name: str | None = None) -> dict[str, Any]:
-    """Report, log, and retrain when drift or decay says so. Returns a short summary."""
+    """Report, log, and ask for retraining when drift or decay says so. Returns a summary."""
     from flywheel.config import load_params
     from flywheel.settings import settings
 
     report = compute(model_name)
     run_id = log_report(report)
     reason = retrain_reason(report)
-    training_run = None
+    retrain_event_id = None
     if reason is not None:
         cooldown = load_params(settings().params_path).monitor.retrain_cooldown_minutes
-        training_run = start_training(reason, cooldown)
+        retrain_event_id = request_retraining(report, reason, cooldown)
     return {
         "model_version": report["model_version"],
         "rows": report["window"]["rows"],
@@ -158,5 +166,5 @@ def monitoring(model_name: str | None = None) -> dict[str, Any]:
         "decayed": bool((report.get("live") or {}).get("decayed")),
         "mlflow_run_id": run_id,
         "retrain_reason": reason,
-        "training_run": training_run,
+        "retrain_event": retrain_event_id,
     }

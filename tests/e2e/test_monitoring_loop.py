@@ -1,9 +1,14 @@
 """The monitoring loop on loopback with real processes, hop by hop.
 
 `prefect deploy --all` registers the project's deployments and the retraining automation on a
-real Prefect server; `flywheel alert-receiver` turns Alertmanager's webhooks into Prefect events
-and the automation turns an event into a training run with its reason. Tests run in file order
-and share the servers (module fixtures stop every process they start, also on failure).
+real Prefect server; `flywheel alert-receiver` turns Alertmanager's webhooks into Prefect events,
+the automation turns an event into a training run with its reason, and a real process worker
+runs it: the new version is gated against the served champion, and the service hot-swaps it
+(drift) or the champion is kept with the refusal on the new version (decay). The outcomes are
+arranged, not left to chance: the first champion is trained on shuffled labels (any real
+retrain beats it), and the decay retrain is the same logreg on the same data as the champion it
+meets (it cannot beat it). Tests run in file order and share the servers (module fixtures stop
+every process they start, also on failure).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO, make_project, require_program
+from tests.alerting import Running, alert_events, api, notification, start
+from tests.conftest import REPO, make_project, require_program, shrink_params
 from tests.integration.serving.conftest import (
     Registry,
     Server,
@@ -31,7 +37,6 @@ from tests.integration.serving.conftest import (
     free_port,
     sample_records,
     start_server,
-    stop_process,
     stop_server,
     wait_for,
 )
@@ -39,50 +44,7 @@ from tests.integration.serving.conftest import (
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 MODEL = "flywheel-churn-test"
-START_TIMEOUT_S = 120
-
-
-@dataclass
-class Running:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    url: str = ""
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
-def start(
-    stack: ExitStack,
-    name: str,
-    args: list[str],
-    *,
-    cwd: Path,
-    env: dict[str, str],
-    url: str = "",
-    probe: str | None = None,
-) -> Running:
-    """Start a process in its own session, stopped when `stack` closes; wait for `probe`."""
-    log = cwd / f"{name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            args, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    running = Running(name, process, log, url)
-    stack.callback(stop_process, process)
-    if probe is not None:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited with {process.returncode}:\n{running.tail()}")
-            try:
-                return httpx.get(url + probe, timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, START_TIMEOUT_S, f"{name} at {url}{probe}")
-    return running
+RUN_TIMEOUT_S = 420  # a logreg-only retrain through the worker, on a loaded 2-core machine
 
 
 def prefect_cli(root: Path, env: dict[str, str], *args: str) -> str:
@@ -116,6 +78,13 @@ def loop(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iter
     shutil.copytree(
         REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shrink_params(
+        root / "params.yaml",
+        train={"candidates": ["logreg"]},
+        promote={"model_name": MODEL, "bootstrap": {"resamples": 100}},
+    )
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "flows"], cwd=root, check=True)
     env = {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
@@ -150,14 +119,6 @@ def create_pools(*names: str) -> None:
         )
 
 
-def api(call: Callable[[Any], Any]) -> Any:
-    """Run one call with a Prefect client against the session's server."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        return call(client)
-
-
 def training_runs() -> list[Any]:
     from prefect.client.schemas.filters import DeploymentFilter
 
@@ -165,55 +126,6 @@ def training_runs() -> list[Any]:
     return api(
         lambda c: c.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [deployment.id]}))
     )
-
-
-def alert_events(since: float) -> list[Any]:
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
-    from prefect.types._datetime import from_timestamp
-
-    found = api(
-        lambda c: c.request(
-            "POST",
-            "/events/filter",
-            json={
-                "filter": EventFilter(
-                    event=EventNameFilter(name=["flywheel.alert.firing"]),
-                    occurred=EventOccurredFilter(since=from_timestamp(since)),
-                ).model_dump(mode="json"),
-                "limit": 50,
-            },
-        )
-    )
-    return found.json()["events"]
-
-
-def notification(
-    status: str, alerts: list[dict[str, str]], group: str, starts: str = "2026-01-01T00:00:00Z"
-) -> dict[str, Any]:
-    """An Alertmanager v4 webhook body, as Alertmanager sends it."""
-    return {
-        "version": "4",
-        "groupKey": group,
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "flywheel-retrain",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "alerts": [
-            {
-                "status": status,
-                "labels": labels,
-                "annotations": {},
-                "startsAt": starts,
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "",
-                "fingerprint": f"fp-{i}",
-            }
-            for i, labels in enumerate(alerts)
-        ],
-    }
 
 
 def receiver_counts(loop: Loop) -> dict[str, float]:
@@ -267,11 +179,14 @@ class Stack:
     service: Server
     prometheus: str
     records: list[dict[str, Any]]
-    env: dict[str, str]  # what the monitoring flow runs with
+    env: dict[str, str]  # what the monitoring flow and `flywheel monitor` run with
+    registry: Registry
+    worker: Running
 
 
 def champion_with_profile(store: Path) -> Registry:
-    """Version 1 of a logistic regression, with the reference profile promotion would log."""
+    """Version 1: a logistic regression fitted to shuffled labels (so the drift retrain beats
+    it), with the reference profile promotion would log."""
     import mlflow
 
     from flywheel.data.io import feature_frame, read_table
@@ -280,7 +195,7 @@ def champion_with_profile(store: Path) -> Registry:
     from flywheel.monitoring.profile import ARTIFACT, build_profile
 
     store.mkdir(parents=True)
-    registry = _train_and_log(store)
+    registry = _train_and_log(store, shuffle_seed=7)
     spec = load_spec(REPO / "specs" / "wa_churn.yaml")
     frame = feature_frame(spec, read_table(REPO / spec.path))
     scores = load_model(store / "model.pkl").positive_proba(frame)
@@ -344,57 +259,88 @@ def stack(loop: Loop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
             "FLYWHEEL_FEEDBACK_DIR": str(dirs["feedback"]),
             "FLYWHEEL_MONITOR_DIR": str(dirs["monitor"]),
         }
-        ports = {name: free_port() for name in ("exporter", "alertmanager", "prometheus")}
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        prom_file, am_file = loop_configs(
-            tmp,
-            service,
-            urls["exporter"],
-            f"127.0.0.1:{ports['alertmanager']}",
-            loop.receiver.url,
-            MIN_LABELS,
-        )
-        start(
-            stack,
-            "exporter",
-            [str(BIN / "flywheel"), "monitor-exporter", "--port", str(ports["exporter"])],
-            cwd=tmp,
-            env=env,
-            url=urls["exporter"],
-            probe="/metrics",
-        )
-        start(
-            stack,
-            "alertmanager",
-            [
-                require_program("prometheus-alertmanager"),
-                f"--config.file={am_file}",
-                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                "--cluster.listen-address=",
-                f"--storage.path={tmp / 'am-data'}",
-            ],
-            cwd=tmp,
-            env=env,
-            url=urls["alertmanager"],
-            probe="/-/ready",
-        )
-        start(
-            stack,
-            "prometheus",
-            [
-                require_program("prometheus"),
-                f"--config.file={prom_file}",
-                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-                f"--storage.tsdb.path={tmp / 'prom-data'}",
-            ],
-            cwd=tmp,
-            env=env,
-            url=urls["prometheus"],
-            probe="/-/ready",
-        )
+        prometheus = start_monitoring(stack, tmp, env, service, loop.receiver.url)
+        worker = start_worker(stack, tmp, {**loop.env, **{k: env[k] for k in TRACKING}})
         yield Stack(
-            service=service, prometheus=urls["prometheus"], records=sample_records(), env=env
+            service=service,
+            prometheus=prometheus,
+            records=sample_records(),
+            env=env,
+            registry=registry,
+            worker=worker,
         )
+
+
+TRACKING = ("FLYWHEEL_TRACKING_URI", "MLFLOW_TRACKING_URI")
+
+
+def start_monitoring(
+    stack: ExitStack, tmp: Path, env: dict[str, str], service: Server, receiver: str
+) -> str:
+    """The exporter, Alertmanager and Prometheus, wired to each other and to `receiver`;
+    returns Prometheus's URL."""
+    ports = {name: free_port() for name in ("exporter", "alertmanager", "prometheus")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    prom_file, am_file = loop_configs(
+        tmp,
+        service,
+        urls["exporter"],
+        f"127.0.0.1:{ports['alertmanager']}",
+        receiver,
+        MIN_LABELS,
+    )
+    start(
+        stack,
+        "exporter",
+        [str(BIN / "flywheel"), "monitor-exporter", "--port", str(ports["exporter"])],
+        cwd=tmp,
+        env=env,
+        url=urls["exporter"],
+        probe="/metrics",
+    )
+    start(
+        stack,
+        "alertmanager",
+        [
+            require_program("prometheus-alertmanager"),
+            f"--config.file={am_file}",
+            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+            "--cluster.listen-address=",
+            f"--storage.path={tmp / 'am-data'}",
+        ],
+        cwd=tmp,
+        env=env,
+        url=urls["alertmanager"],
+        probe="/-/ready",
+    )
+    start(
+        stack,
+        "prometheus",
+        [
+            require_program("prometheus"),
+            f"--config.file={prom_file}",
+            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+            f"--storage.tsdb.path={tmp / 'prom-data'}",
+        ],
+        cwd=tmp,
+        env=env,
+        url=urls["prometheus"],
+        probe="/-/ready",
+    )
+    return urls["prometheus"]
+
+
+def start_worker(stack: ExitStack, tmp: Path, env: dict[str, str]) -> Running:
+    """A process worker on the pool the training deployment uses, started outside the
+    project (the deployment knows its folder) and writing to the champion's registry."""
+    folder = tmp / "worker"
+    folder.mkdir()
+    env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "2", "DVC_SITE_CACHE_DIR": str(tmp / "dvc")}
+    args = [str(BIN / "prefect"), "worker", "start", "--pool", "default", "--type", "process"]
+    worker = start(stack, "worker", args, cwd=folder, env=env)
+    # A process worker ignores the first SIGTERM while it waits for runs: send one first.
+    stack.callback(lambda: worker.process.poll() is None and os.killpg(worker.process.pid, 15))
+    return worker
 
 
 def promql(stack: Stack, query: str) -> list[dict[str, Any]]:
@@ -467,7 +413,7 @@ def test_clean_traffic_raises_no_alert(stack: Stack) -> None:
         send(stack, stack.records, f"clean-{window}")
         summary = run_monitoring(stack)
         assert summary["rows"] >= 200 * (window + 1) and summary["drifted"] is False
-        assert summary["retrain_reason"] is None and summary["training_run"] is None
+        assert summary["retrain_reason"] is None and summary["retrain_event"] is None
     # Prometheus scraped the service and the exporter's fresh report ...
     wait_for(
         lambda: promql(stack, "flywheel_drift_window_rows >= 400"),
@@ -487,37 +433,74 @@ def test_clean_traffic_raises_no_alert(stack: Stack) -> None:
     assert training_runs() == []
 
 
-def test_drift_fires_the_alert_and_starts_retraining_with_its_reason(
+def monitor_cli(stack: Stack) -> dict[str, Any]:
+    """`flywheel monitor --json` as an operator runs it: writes the report the exporter serves
+    and, unlike the monitoring flow, emits nothing, so what follows comes from the alert."""
+    import json
+
+    done = subprocess.run(
+        [str(BIN / "flywheel"), "monitor", "--json"],
+        cwd=stack.service.home.parent,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def run_started_by(alertname: str) -> Any:
+    """The one training run whose reason names `alertname` (waits, bounded, for it)."""
+    runs = wait_for(
+        lambda: [r for r in training_runs() if alertname in r.parameters["reason"]],
+        90,
+        f"a training run started by {alertname}",
+    )
+    assert len(runs) == 1, [r.parameters for r in runs]
+    return runs[0]
+
+
+def finished(stack: Stack, run: Any) -> Any:
+    """The run once the worker has taken it to a final state (bounded)."""
+
+    def final() -> Any:
+        assert stack.worker.process.poll() is None, stack.worker.tail()
+        now = api(lambda c: c.read_flow_run(run.id))
+        return now if now.state is not None and now.state.is_final() else None
+
+    done = wait_for(final, RUN_TIMEOUT_S, f"training run {run.id} to finish")
+    assert done.state.is_completed(), f"{done.state}:\n{stack.worker.tail()}"
+    return done
+
+
+def version_tags(stack: Stack, version: str) -> dict[str, str]:
+    found = stack.registry.client().get_model_version(MODEL, version)
+    return dict(found.tags)
+
+
+def serving(stack: Stack) -> str:
+    return str(stack.service.client.get("/metadata").json()["model_version"])
+
+
+def test_drift_alert_retrains_and_the_service_hot_swaps_the_new_champion(
     stack: Stack, loop: Loop
 ) -> None:
     since = time.time() - 5
     for window in range(4):
         send(stack, drifted(stack.records), f"drifted-{window}")
-    summary = run_monitoring(stack)
-    assert summary["drifted"] is True
-    assert summary["retrain_reason"].startswith("monitor: drift: ")
-    assert "monthly_charges" in summary["retrain_reason"]
-    assert "contract" in summary["retrain_reason"]
-    # The flow started the training deployment itself, with the reason ...
-    direct = [r for r in training_runs() if r.parameters["reason"].startswith("monitor:")]
-    assert [str(r.id) for r in direct] == [summary["training_run"]]
-    # ... and the exporter's gauges fire the alert in Prometheus, which Alertmanager sends to
-    # the receiver, whose event makes the automation start a run with the alert as reason.
+    report = monitor_cli(stack)
+    assert report["drifted"] is True
+    assert report["features"]["monthly_charges"]["drifted"] is True
+    assert report["features"]["contract"]["drifted"] is True
+    # The exporter's gauges fire the alert in Prometheus; Alertmanager sends it to the
+    # receiver, whose event makes the automation start a run with the alert as its reason.
     firing = wait_for(
         lambda: [a for a in alerts(stack, "FlywheelFeatureDrift") if a["state"] == "firing"],
         60,
         "FlywheelFeatureDrift firing",
     )
     assert {"monthly_charges", "contract"} <= {a["labels"]["feature"] for a in firing}
-    by_alert = wait_for(
-        lambda: [r for r in training_runs() if r.parameters["reason"].startswith("alert:")],
-        90,
-        "a training run started by the alert",
-    )
-    assert len(by_alert) == 1  # feature and score drift are two groups: one run in all
-    assert re.fullmatch(
-        r"alert: Flywheel(Feature|Score)Drift .*model_version=1.*", by_alert[0].parameters["reason"]
-    )
     events = wait_for(
         lambda: [
             e for e in alert_events(since) if "FlywheelFeatureDrift" in e["payload"]["alertnames"]
@@ -528,6 +511,23 @@ def test_drift_fires_the_alert_and_starts_retraining_with_its_reason(
     assert (
         "FlywheelFeatureDrift feature=monthly_charges model_version=1"
         in (events[0]["payload"]["reason"])
+    )
+    run = run_started_by("Drift")  # feature and score drift are two groups: one run in all
+    assert re.fullmatch(
+        r"alert: Flywheel(Feature|Score)Drift .*model_version=1.*", run.parameters["reason"]
+    )
+    # The worker runs it: the new version carries the reason and its verdict, and the
+    # service (reloading every second) answers with it.
+    finished(stack, run)
+    tags = version_tags(stack, "2")
+    assert tags["flywheel.retrain_reason"] == run.parameters["reason"]
+    assert tags["flywheel.prefect_flow_run_id"] == str(run.id)
+    assert tags["flywheel.gate.verdict"] == "promoted", tags["flywheel.gate.reason"]
+    wait_for(lambda: serving(stack) == "2", 60, "the service to hot-swap to version 2")
+    wait_for(
+        lambda: promql(stack, 'flywheel_model_info{model_version="2"} == 1'),
+        30,
+        "Prometheus to see the service answer with version 2",
     )
 
 
@@ -552,13 +552,24 @@ def test_a_second_firing_inside_the_cooldown_starts_no_second_run(stack: Stack, 
     )
     time.sleep(3)  # the trigger service acts within a second when it acts
     assert len(training_runs()) == before
-    # The monitoring flow, run again on the same drift, returns the run it already started.
-    first = [r for r in training_runs() if r.parameters["reason"].startswith("monitor:")]
-    assert run_monitoring(stack)["training_run"] == str(first[0].id)
-    assert len(training_runs()) == before
 
 
-def test_decay_through_feedback_reaches_prefect_as_an_alert(stack: Stack, loop: Loop) -> None:
+def end_cooldown() -> None:
+    """What the next cool-down window brings, now: the automation recreated from its own
+    definition (a new trigger, no memory of the last run)."""
+    from prefect.events.schemas.automations import AutomationCore
+
+    [automation] = api(lambda c: c.read_automations_by_name("flywheel-retrain-on-alert"))
+    definition = automation.model_dump(exclude={"id", "created", "updated"})
+    definition["trigger"].pop("id", None)
+    api(lambda c: c.delete_automation(automation.id))
+    api(lambda c: c.create_automation(AutomationCore.model_validate(definition)))
+
+
+def test_decay_alert_retrains_and_the_refused_version_keeps_the_champion(
+    stack: Stack, loop: Loop
+) -> None:
+    end_cooldown()
     since = time.time() - 5
     client = stack.service.client
     answered = []
@@ -575,27 +586,35 @@ def test_decay_through_feedback_reaches_prefect_as_an_alert(stack: Stack, loop: 
     labels = [{"request_id": i, "label": "No" if said == "Yes" else "Yes"} for i, said in answered]
     stored = client.post("/feedback", json=labels)
     assert stored.status_code == 200 and stored.json() == {"accepted": 60}
-    summary = run_monitoring(stack)
-    assert summary["decayed"] is True
-    assert re.search(r"decay: .*roc_auc=0\.\d+ \(floor 0\.75\)", summary["retrain_reason"])
+    assert monitor_cli(stack)["live"]["decayed"] is True
     firing = wait_for(
         lambda: [a for a in alerts(stack, "FlywheelLiveMetricDecay") if a["state"] == "firing"],
         60,
         "FlywheelLiveMetricDecay firing",
     )
     assert "roc_auc" in {a["labels"]["metric"] for a in firing}
-    events = wait_for(
-        lambda: [
-            e
-            for e in alert_events(since)
-            if "FlywheelLiveMetricDecay" in e["payload"]["alertnames"]
-        ],
-        60,
-        "the decay event in Prefect",
+    run = run_started_by("FlywheelLiveMetricDecay")
+    assert "FlywheelLiveMetricDecay metric=roc_auc model_version=2" in run.parameters["reason"]
+    # The monitoring flow sees the same decay and asks too: one cool-down for both ways in.
+    before = len(training_runs())
+    summary = run_monitoring(stack)
+    assert summary["decayed"] is True and summary["retrain_event"]
+    assert re.search(r"decay: .*roc_auc=0\.\d+ \(floor 0\.75\)", summary["retrain_reason"])
+    wait_for(
+        lambda: [e for e in alert_events(since) if e["id"] == summary["retrain_event"]],
+        30,
+        "the monitoring flow's event in Prefect",
     )
-    assert (
-        "FlywheelLiveMetricDecay metric=roc_auc model_version=1" in (events[0]["payload"]["reason"])
-    )
+    time.sleep(3)  # the trigger service acts within a second when it acts
+    assert len(training_runs()) == before
+    # The retrain is the champion's twin: registered, refused, the reason on it.
+    finished(stack, run)
+    tags = version_tags(stack, "3")
+    assert tags["flywheel.retrain_reason"] == run.parameters["reason"]
+    assert tags["flywheel.gate.verdict"] == "rejected"
+    assert "min_delta" in tags["flywheel.gate.reason"]
+    champion = stack.registry.client().get_model_version_by_alias(MODEL, "champion")
+    assert str(champion.version) == "2" and serving(stack) == "2"
 
 
 def test_dashboard_queries_run_on_prometheus_and_name_scraped_metrics(stack: Stack) -> None:

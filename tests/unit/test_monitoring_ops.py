@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipelines.alert_receiver import event_for, parse_notification
-from pipelines.monitoring import cooldown_key, retrain_reason
+from pipelines.monitoring import cooldown_key, retrain_reason, retraining_event
 from tests.conftest import REPO
 
 
@@ -48,6 +48,27 @@ def test_cooldown_key_is_one_per_window() -> None:
     assert cooldown_key(360, start) == cooldown_key(360, start + 6 * 3600 - 1)
     assert cooldown_key(360, start) != cooldown_key(360, start + 6 * 3600)
     assert cooldown_key(0, start) is None
+
+
+def test_the_flow_asks_for_retraining_with_the_receivers_event() -> None:
+    """One event for both ways in, so the automation's one cool-down covers both."""
+    start = 6 * 3600 * 1000
+    flow = retraining_event({**report(["tenure"]), "model_name": "churn"}, "monitor: x", 360, start)
+    alert = event_for(
+        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", "t0")])), "churn"
+    )
+    assert alert is not None
+    assert flow["event"] == alert["event"] == "flywheel.alert.firing"
+    assert flow["resource"] == alert["resource"]
+    assert flow["payload"]["reason"] == "monitor: x"
+    assert flow["payload"]["model_version"] == "3"
+    same_window = retraining_event({**report([]), "model_name": "churn"}, "y", 360, start + 60)
+    next_window = retraining_event(
+        {**report([]), "model_name": "churn"}, "y", 360, start + 6 * 3600
+    )
+    other_model = retraining_event({**report([]), "model_name": "other"}, "y", 360, start)
+    assert flow["id"] == same_window["id"]
+    assert len({flow["id"], next_window["id"], other_model["id"]}) == 3
 
 
 def body(status: str, alerts: list[tuple[str, str, str]], group: str = "g") -> bytes:

@@ -64,8 +64,11 @@ class Registry:
         return str(version.version)
 
 
-def _train_and_log(store: Path) -> Registry:
+def _train_and_log(store: Path, shuffle_seed: int | None = None) -> Registry:
+    """Logistic regression on the default table, logged as the pipeline logs it. With
+    `shuffle_seed` the labels are permuted first: a champion any real retrain beats."""
     import mlflow
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     from flywheel.data.io import feature_frame, read_table, target_vector
@@ -84,8 +87,10 @@ def _train_and_log(store: Path) -> Registry:
     raw = read_table(data_path)
     features = feature_frame(spec, raw)
     transformer = fit_transformer(spec, features)
-    estimator = LogisticRegression(max_iter=500).fit(transformer.transform(features),
-                                                     target_vector(spec, raw))
+    labels = target_vector(spec, raw)
+    if shuffle_seed is not None:
+        labels = np.random.default_rng(shuffle_seed).permutation(labels)
+    estimator = LogisticRegression(max_iter=500).fit(transformer.transform(features), labels)
     model = TabularModel(spec=spec, transformer=transformer, estimator=estimator,
                          candidate="logreg", threshold=0.5)
     model_file = store / "model.pkl"
