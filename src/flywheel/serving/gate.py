@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.serving.inference_log import LogEntry
-from flywheel.serving.limits import TooDeep, TooSlow, check_depth, within
+from flywheel.serving.limits import NOT_PARSED, TooDeep, TooSlow, parse_bounded, within
+from flywheel.serving.request_io import PARSED_BODY
 from flywheel.serving.schema import describe_errors, invalid_reason
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class PredictGate:
             if declared > limit:
                 raise PayloadTooLarge
             body = await within(state.body_timeout_s, _read_body(receive, limit))
-            check_depth(body, state.max_json_depth)
+            parsed = parse_bounded(body, state.max_json_depth)
         except TooSlow:
             await self._reject(send, request_id, 408, "too_slow",
                                f"request body not received within {state.body_timeout_s:g} s")
@@ -93,6 +94,8 @@ class PredictGate:
         scope = {**scope, "headers": [*((k, v) for k, v in scope["headers"]
                                         if k != b"content-type"),
                                       (b"content-type", b"application/json")]}
+        if parsed is not NOT_PARSED:  # decoded once: the endpoint validates this very value
+            scope[PARSED_BODY] = parsed
         if scope["path"] == self.path and body.count(b"{") > state.max_batch_size:
             # A list that is a batch already is scored in one call on its own route, so it
             # neither waits behind nor holds up the batched small requests.
