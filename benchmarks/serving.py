@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -232,8 +233,7 @@ def main() -> int:
         registry.register(commit="bench", data_md5="bench")
         results: dict[str, dict[str, dict[str, float]]] = {}
         # One server at a time, so neither steals the other's cores.
-        flywheel = start_server(tmp / "flywheel", registry, max_body_bytes=64 * 1024 * 1024,
-                                workers=args.workers)
+        flywheel = start_server(tmp / "flywheel", registry, **production_serving(args.workers))
         try:
             results["flywheel"] = run_server("flywheel", flywheel.url, one, large, args)
         finally:
@@ -248,6 +248,13 @@ def main() -> int:
 
 
 ROW = "{:<10}{:>12}{:>12}{:>7}{:>9}{:>9}{:>9}{:>9}  {:<26}{}"
+
+
+def production_serving(workers: int) -> dict[str, object]:
+    """params.yaml's own serving settings (the test server's fast log roll and registry polling
+    would add work a deployment does not do), with room for the large bodies."""
+    serve = dict(yaml.safe_load((ROOT / "params.yaml").read_text())["serve"])
+    return {**serve, "workers": workers, "max_body_bytes": 64 * 1024 * 1024}
 
 
 def report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace) -> str:

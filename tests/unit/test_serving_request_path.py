@@ -112,10 +112,13 @@ def test_the_log_writer_takes_pending_requests_in_bulk_and_bounds_them(tmp_path:
     record = a_record(spec)
     answer = {"prediction": "yes", "probability": 0.5, "model_version": "1"}
     entry = LogEntry("r", datetime.now(UTC), orjson.dumps([record]), orjson.dumps([answer]))
-    accepted = [log.submit(entry) for _ in range(7)]  # the writer has not started: all pend
-    assert accepted == [True] * 5 + [False] * 2
+    decoded = LogEntry("d", entry.time, entry.request_body, entry.response_body, [record])
+    accepted = [log.submit(e) for e in [entry] * 4 + [decoded] + [entry] * 2]
+    assert accepted == [True] * 5 + [False] * 2  # the writer has not started: all pend
     log.start()
     log.close()  # flushes what was pending
     files = list(tmp_path.glob("inference-*.parquet"))
     assert len(files) == 1
-    assert pq.read_table(files[0]).num_rows == 5
+    table = pq.read_table(files[0])
+    assert table.num_rows == 5
+    assert table.column("request_id").to_pylist() == ["r"] * 4 + ["d"]

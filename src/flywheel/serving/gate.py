@@ -105,6 +105,7 @@ class PredictGate:
 
     async def _forward(self, scope: dict[str, Any], body: bytes, send: Callable[..., Any],
                        request_id: str) -> None:
+        parsed = scope.get(PARSED_BODY)
         replayed = False
 
         async def receive() -> dict[str, Any]:
@@ -144,7 +145,7 @@ class PredictGate:
         if start.get("status") == 200 and self.state.inference_log is not None and sampled(
                 request_id, self.state.sample_rate):
             self.state.inference_log.submit(
-                LogEntry(request_id, datetime.now(UTC), body, b"".join(chunks)))
+                LogEntry(request_id, datetime.now(UTC), body, b"".join(chunks), parsed))
 
     async def _rewrite_error(self, send: Callable[..., Any], status: int, answer: bytes,
                              body: bytes, request_id: str) -> None:

@@ -42,6 +42,14 @@ class LogEntry:
     time: datetime
     request_body: bytes
     response_body: bytes
+    # The body as the gate decoded it, when it did: the writer then skips decoding it again.
+    request: Any = None
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds while pending; decoded records take ~3.2x their JSON (measured)."""
+        decoded = 0 if self.request is None else 4 * len(self.request_body)
+        return len(self.request_body) + len(self.response_body) + decoded
 
 
 class InferenceLog:
@@ -80,7 +88,7 @@ class InferenceLog:
         self._thread.start()
 
     def submit(self, entry: LogEntry) -> bool:
-        size = len(entry.request_body) + len(entry.response_body)
+        size = entry.size
         with self._lock:
             if (len(self._pending) < self.queue_size
                     and self._pending_bytes + size <= self.max_pending_bytes):
@@ -127,7 +135,8 @@ class InferenceLog:
         """Parse one request and its answer into a table (column-wise: cheap on the GIL)."""
         try:
             # orjson: this thread shares the GIL with requests, and parses ~3x faster than json.
-            records = orjson.loads(entry.request_body)
+            records = (orjson.loads(entry.request_body) if entry.request is None
+                       else entry.request)
             answers = orjson.loads(entry.response_body)
             if isinstance(records, dict):
                 records = [records]
