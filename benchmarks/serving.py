@@ -266,13 +266,13 @@ def report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Names
     for run in results["flywheel"]:
         fly, bare = results["flywheel"][run], results["bare"][run]
         key = "rows_per_s" if run == "large" else "requests_per_s"
-        unit = " rows/s" if run == "large" else " req/s"
         ratio = fly[key] / bare[key]
         target, met = verdict(run, fly, bare, ratio)
         lines.append(ROW.format(
-            run, f"{fly[key]:,.0f}", f"{bare[key]:,.0f}", f"{ratio:.2f}",
+            "large/rows" if run == "large" else run, f"{fly[key]:,.0f}", f"{bare[key]:,.0f}",
+            f"{ratio:.2f}",
             f"{fly['p50_ms']:.1f}", f"{bare['p50_ms']:.1f}", f"{fly['p99_ms']:.1f}",
-            f"{bare['p99_ms']:.1f}", target, met) + (unit if run == "large" else ""))
+            f"{bare['p99_ms']:.1f}", target, met))
     for name in ("flywheel", "bare"):
         open_loop = results[name]["open 50%"]
         errors = sum(int(r["non_200"]) for r in results[name].values())
