@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.serving.inference_log import LogEntry
-from flywheel.serving.limits import TooDeep, TooSlow, check_depth, within
+from flywheel.serving.limits import NOT_PARSED, TooDeep, TooSlow, parse_bounded, within
+from flywheel.serving.request_io import PARSED_BODY
 from flywheel.serving.schema import describe_errors, invalid_reason
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class PredictGate:
             if declared > limit:
                 raise PayloadTooLarge
             body = await within(state.body_timeout_s, _read_body(receive, limit))
-            check_depth(body, state.max_json_depth)
+            parsed = parse_bounded(body, state.max_json_depth)
         except TooSlow:
             await self._reject(send, request_id, 408, "too_slow",
                                f"request body not received within {state.body_timeout_s:g} s")
@@ -93,6 +94,8 @@ class PredictGate:
         scope = {**scope, "headers": [*((k, v) for k, v in scope["headers"]
                                         if k != b"content-type"),
                                       (b"content-type", b"application/json")]}
+        if parsed is not NOT_PARSED:  # decoded once: the endpoint validates this very value
+            scope[PARSED_BODY] = parsed
         if scope["path"] == self.path and body.count(b"{") > state.max_batch_size:
             # A list that is a batch already is scored in one call on its own route, so it
             # neither waits behind nor holds up the batched small requests.
@@ -102,6 +105,7 @@ class PredictGate:
 
     async def _forward(self, scope: dict[str, Any], body: bytes, send: Callable[..., Any],
                        request_id: str) -> None:
+        parsed = scope.get(PARSED_BODY)
         replayed = False
 
         async def receive() -> dict[str, Any]:
@@ -141,7 +145,7 @@ class PredictGate:
         if start.get("status") == 200 and self.state.inference_log is not None and sampled(
                 request_id, self.state.sample_rate):
             self.state.inference_log.submit(
-                LogEntry(request_id, datetime.now(UTC), body, b"".join(chunks)))
+                LogEntry(request_id, datetime.now(UTC), body, b"".join(chunks), parsed))
 
     async def _rewrite_error(self, send: Callable[..., Any], status: int, answer: bytes,
                              body: bytes, request_id: str) -> None:

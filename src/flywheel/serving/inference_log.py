@@ -1,8 +1,11 @@
 """The inference log: sampled requests' inputs, outputs and lineage, as Parquet files on disk.
 
-Requests only enqueue raw bytes (no parsing, no I/O on the request path); a background thread
-parses them, buffers rows and writes one Parquet file per roll (rows or age, whichever first).
-The queue is bounded in entries and bytes: when full the entry is dropped and counted. A write
+Requests only append raw bytes to a list (no parsing, no I/O, no thread wake-up on the request
+path); a background thread takes what piled up every `POLL_S`, parses it, buffers rows and
+writes one Parquet file per roll (rows or age, whichever first). Waking the writer for each
+request, as a `queue.Queue` does, handed it the GIL mid-request: ~2 ms on a one-record
+request. The pending list is bounded in entries and bytes: when full the entry is dropped and
+counted. A write
 that fails (full disk, unwritable folder) is logged and counted and never reaches a request.
 The monitoring work reads these files for drift.
 """
@@ -12,9 +15,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +31,9 @@ from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+# How often the writer takes pending requests: rare enough to parse them in bulk, often enough
+# that the pending list stays small (at 1,000 requests/s, 200 entries).
+POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,18 @@ class LogEntry:
     time: datetime
     request_body: bytes
     response_body: bytes
+    # The body as the gate decoded it, when it did: the writer then skips decoding it again.
+    request: Any = None
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds while pending; decoded records take ~3.2x their JSON (measured)."""
+        decoded = 0 if self.request is None else 4 * len(self.request_body)
+        return len(self.request_body) + len(self.response_body) + decoded
 
 
 class InferenceLog:
-    """Bounded queue in front of a Parquet writer thread; `submit` never blocks or raises."""
+    """Bounded pending list in front of a Parquet writer thread; `submit` never blocks or raises."""
 
     def __init__(self, directory: Path, spec: DatasetSpec, *, roll_rows: int,
                  roll_seconds: float, queue_size: int, metrics: Any = None,
@@ -55,8 +69,10 @@ class InferenceLog:
         self.roll_seconds = roll_seconds
         self.max_pending_bytes = max_pending_bytes
         self.metrics = metrics
-        self._queue: queue.Queue[LogEntry | None] = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self._pending: deque[LogEntry] = deque()
         self._pending_bytes = 0
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._tables: list[Any] = []  # one pyarrow table per logged request
         self._buffered_rows = 0
@@ -72,47 +88,43 @@ class InferenceLog:
         self._thread.start()
 
     def submit(self, entry: LogEntry) -> bool:
-        size = len(entry.request_body) + len(entry.response_body)
+        size = entry.size
         with self._lock:
-            over_budget = self._pending_bytes + size > self.max_pending_bytes
-            if not over_budget:
-                try:
-                    self._queue.put_nowait(entry)
-                    self._pending_bytes += size
-                    return True
-                except queue.Full:
-                    pass
+            if (len(self._pending) < self.queue_size
+                    and self._pending_bytes + size <= self.max_pending_bytes):
+                self._pending.append(entry)
+                self._pending_bytes += size
+                return True
         self._count("log_dropped", reason="queue_full")
         return False
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Flush what is queued and buffered, then stop the writer."""
+        """Flush what is pending and buffered, then stop the writer."""
         if not self._thread.is_alive():
             return
-        try:
-            self._queue.put(None, timeout=timeout_s)
-        except queue.Full:
-            logger.warning("inference log queue still full at shutdown; dropping its tail")
-            return
+        self._closing.set()
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            logger.warning("inference log still writing at shutdown; its tail may be lost")
 
     def _run(self) -> None:
         while True:
-            timeout = self._time_to_roll()
-            try:
-                entry = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                entry = _TICK
-            if entry is None:
+            closing = self._closing.wait(min(POLL_S, self._time_to_roll()))
+            for entry in self._take():
+                self._add(entry)
+            if closing:
                 self._flush()
                 return
-            if entry is not _TICK:
-                with self._lock:
-                    self._pending_bytes -= len(entry.request_body) + len(entry.response_body)
-                self._add(entry)
             if self._tables and (self._buffered_rows >= self.roll_rows
                                  or self._time_to_roll() <= 0):
                 self._flush()
+
+    def _take(self) -> list[LogEntry]:
+        with self._lock:
+            entries = list(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+        return entries
 
     def _time_to_roll(self) -> float:
         if self._first_row_at is None:
@@ -123,7 +135,8 @@ class InferenceLog:
         """Parse one request and its answer into a table (column-wise: cheap on the GIL)."""
         try:
             # orjson: this thread shares the GIL with requests, and parses ~3x faster than json.
-            records = orjson.loads(entry.request_body)
+            records = (orjson.loads(entry.request_body) if entry.request is None
+                       else entry.request)
             answers = orjson.loads(entry.response_body)
             if isinstance(records, dict):
                 records = [records]
@@ -213,7 +226,3 @@ class InferenceLog:
             return
         metric = getattr(self.metrics, name)
         (metric.labels(**labels) if labels else metric).inc(amount)
-
-
-# Marker for "the roll timer fired" in the writer loop.
-_TICK: Any = LogEntry("", datetime.min, b"", b"")

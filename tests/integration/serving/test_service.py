@@ -270,13 +270,18 @@ def test_a_model_that_fails_to_load_keeps_the_old_one(server: Server, registry: 
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "MLmodel").write_text("this is not an MLflow model\n")
+    good = registry.client().get_model_version_by_alias(registry.name, "champion").version
     registry.register(commit="bad", data_md5="bad", source=broken.as_uri())
-    wait_for(lambda: sample_value(scrape(server), "flywheel_model_reloads_total",
-                                  outcome="failure") >= 1, 30, "a failed reload to be counted")
-    response = server.client.post("/predict", json=records[0])
-    assert response.status_code == 200
-    assert response.json()[0]["model_version"] == "2"
-    assert server.client.get("/readyz").status_code == 200
+    try:
+        wait_for(lambda: sample_value(scrape(server), "flywheel_model_reloads_total",
+                                      outcome="failure") >= 1, 30,
+                 "a failed reload to be counted")
+        response = server.client.post("/predict", json=records[0])
+        assert response.status_code == 200
+        assert response.json()[0]["model_version"] == "2"
+        assert server.client.get("/readyz").status_code == 200
+    finally:  # the session registry's champion must load for the modules that start after
+        registry.client().set_registered_model_alias(registry.name, "champion", good)
 
 
 # --- no champion -----------------------------------------------------------------------------
