@@ -33,14 +33,18 @@ class CompiledTransformer:
         out = np.zeros((n, self.width), dtype="float64")
         k = len(self.numeric)
         if k:
-            X = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
-            X = np.where(np.isnan(X), self.fill, X)
-            out[:, :k] = (X - self.mean) / self.scale
+            X = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+            np.copyto(X, np.broadcast_to(self.fill, X.shape), where=np.isnan(X))
+            X -= self.mean
+            X /= self.scale
+            out[:, :k] = X
+        flat = out.reshape(-1)  # a view: one flat index per one-hot cell is cheaper than 2-D
+        starts = np.arange(n, dtype=np.int64) * self.width
         blocks = zip(self.categorical, self.lookups, self.unknown, self.offsets, strict=True)
         for name, lookup, unknown, offset in blocks:
             index = _block_columns(frame[name], lookup, unknown)
             rows = np.flatnonzero(index >= 0)  # unseen categories stay all-zero
-            out[rows, offset + index[rows]] = 1.0
+            flat[starts[rows] + (offset + index[rows])] = 1.0
         return out
 
 
