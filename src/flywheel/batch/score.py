@@ -186,7 +186,7 @@ def _with_answers(
     frame: pd.DataFrame, answer: pd.DataFrame, lineage: dict[str, str]
 ) -> pd.DataFrame:
     scored = frame.reset_index(drop=True)
-    scored["prediction"] = answer["prediction"].to_numpy()
+    scored["prediction"] = answer["prediction"].array  # as it is: no Python object per label
     scored["probability"] = answer["probability"].to_numpy(dtype="float64")
     for key in LINEAGE:
         scored[key] = lineage[key]
