@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from project_copy import REPO, copy_project  # benchmarks/ is the script's folder
 
@@ -51,22 +52,45 @@ def make_table(rows: int, path: Path, seed: int = 0) -> None:
 
 def peak_rss_run(command: list[str], **kwargs: object) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of the command and all its children."""
+    wall, samples = rss_samples(command, **kwargs)
+    return wall, max((rss for _, rss in samples), default=0.0)
+
+
+def rss_samples(command: list[str], **kwargs: object) -> tuple[float, list[tuple[float, float]]]:
+    """Wall seconds, and (seconds since start, resident MiB of the process tree) every 0.2 s."""
     import psutil
 
     started = time.perf_counter()
     process = subprocess.Popen(command, **kwargs)  # type: ignore[call-overload]
     root = psutil.Process(process.pid)
-    peak = 0
+    samples: list[tuple[float, float]] = []
     while process.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            rss = sum(p.memory_info().rss for p in tree if p.is_running())
+            samples.append((time.perf_counter() - started, rss / 2**20))
         except psutil.Error:
             pass
         time.sleep(0.2)
     if process.returncode != 0:
         raise RuntimeError(f"{command[:3]} exited with {process.returncode}")
-    return time.perf_counter() - started, peak / 2**20
+    return time.perf_counter() - started, samples
+
+
+def step_peaks(
+    steps: list[dict[str, Any]], samples: list[tuple[float, float]], wall: float
+) -> dict[str, float]:
+    """Peak MiB per step, approximately: the steps ran one after another and the run's report
+    gives only their durations, so their windows are laid back from the end of the run (the
+    time before the first step, e.g. the temporary Prefect server, is left to none)."""
+    peaks: dict[str, float] = {}
+    end = wall
+    for step in reversed(steps):
+        start = end - step["seconds"]
+        inside = [rss for at, rss in samples if start <= at <= end]
+        peaks[step["step"]] = round(max(inside, default=0.0))
+        end = start
+    return dict(reversed(peaks.items()))
 
 
 def bare(table: Path) -> None:
@@ -103,15 +127,17 @@ def platform(table: Path, workdir: Path) -> tuple[float, float, float]:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     report = workdir / "report.json"
     command = [str(Path(sys.executable).parent / "flywheel"), "run", "--data", str(table)]
-    wall, peak = peak_rss_run(
+    wall, samples = rss_samples(
         [*command, "--target", "churn", "--report", str(report)],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    peak = max((rss for _, rss in samples), default=0.0)
     steps = json.loads(report.read_text())["steps"]
-    print("  steps:", {s["step"]: s["seconds"] for s in steps})
+    print("  step seconds:", {s["step"]: s["seconds"] for s in steps})
+    print("  step peak MiB (approximate windows):", step_peaks(steps, samples, wall))
     evaluate = next(s for s in steps if s["step"] == "evaluate")
     return wall, peak, evaluate["summary"]["roc_auc"]
 

@@ -63,3 +63,20 @@ def test_thousands_of_levels_become_a_bounded_block_with_a_shared_rare_column() 
     assert expected.shape[1] == 1 + 32  # x, 31 frequent levels, one shared column
     assert np.allclose(compile_transformer(fitted).transform(rest), expected)
     assert (expected[:40, -1] == 1).all()
+
+
+def test_arrow_strings_and_python_strings_give_the_same_matrix() -> None:
+    """Batch scoring hands the transformer Arrow-backed `str` columns, serving object arrays."""
+    import pandas as pd
+
+    spec = load_spec(REPO / "specs" / "wa_churn.yaml")
+    frame = feature_frame(spec, read_table(REPO / spec.path)).iloc[:3000].copy()
+    frame.iloc[:20, frame.columns.get_loc("contract")] = "Weekly"
+    frame.iloc[20:40, frame.columns.get_loc("contract")] = np.nan
+    compiled = compile_transformer(fit_transformer(spec, frame.iloc[40:], max_categories=2))
+    text = [f.name for f in spec.categorical]
+    as_objects = frame.astype(dict.fromkeys(text, object))
+    as_arrow = frame.astype(dict.fromkeys(text, pd.StringDtype("pyarrow", na_value=np.nan)))
+    assert all(pd.api.types.is_object_dtype(as_objects[name]) for name in text)
+    assert np.array_equal(compiled.transform(as_arrow), compiled.transform(as_objects))
+

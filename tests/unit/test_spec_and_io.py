@@ -125,7 +125,8 @@ def test_feature_frame_casts_to_the_model_input(tmp_path: Path) -> None:
     spec = infer_spec(frame, target="left", path=tmp_path / "t.csv", name="t")
     features = feature_frame(spec, frame)
     assert list(features.columns) == spec.feature_names
-    assert features["age"].dtype == "float64" and features["plan"].dtype == object
+    assert features["age"].dtype == "float64"
+    assert pd.api.types.is_string_dtype(features["plan"])
     assert target_vector(spec, frame).sum() == (frame["left"] == "yes").sum()
     with pytest.raises(DataError, match="missing feature columns \\['plan'\\]"):
         feature_frame(spec, frame.drop(columns="plan"))

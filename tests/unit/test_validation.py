@@ -237,3 +237,23 @@ def test_data_docs_render_offline_with_their_result_list(
     ).stdout  # fmt: skip
     rows = re.findall(r"<tr><td>(Success|Failed)</td>", dom)
     assert rows == ["Success"], dom[:2000]
+
+
+def test_the_validation_suite_does_not_grow_with_the_levels(
+    good_run: tuple[ValidationReport, Path],
+) -> None:
+    """One value-set expectation per categorical column, whether it has 3 levels or 4,000."""
+    import great_expectations as gx
+
+    from flywheel.validation.suite import build_suite
+
+    def suite_size(levels: int) -> int:
+        contract = SPEC.features[2].model_copy(
+            update={"categories": [f"Z{i:04d}" for i in range(levels)]}
+        )
+        features = [contract if f.name == "contract" else f for f in SPEC.features]
+        return len(build_suite(SPEC.model_copy(update={"features": features}), PARAMS).expectations)
+
+    gx.get_context(mode="ephemeral")  # GX builds suites only inside a context (good_run
+    # has paid its import already)
+    assert suite_size(4000) == suite_size(3)

@@ -6,6 +6,7 @@ Reading never guesses silently: an unreadable or empty file is a `DataError` nam
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,16 +49,16 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input: spec features in spec order, numerics as float64, categories as str.
+    """The model's input: spec features in spec order, numerics as float64, categories as text.
 
     Training, evaluation and serving all go through here, so the logged signature and the
     served schema are the same (no int64-vs-double surprises at the pyfunc boundary).
+    Categories stay in pandas' `str` dtype when they arrive so (files read by pandas or
+    Arrow), and are otherwise an object array of str with NaN for blanks.
     """
     require_columns(spec, frame)
     out = {
-        f.name: _numeric(frame[f.name])
-        if f.kind == "numeric"
-        else pd.Series(_categories(frame[f.name]), index=frame.index, dtype=object)
+        f.name: _numeric(frame[f.name]) if f.kind == "numeric" else _categories(frame[f.name])
         for f in spec.features
     }
     return pd.DataFrame(out, index=frame.index, copy=False)
@@ -69,14 +70,17 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _categories(column: pd.Series) -> np.ndarray:
-    """Text as object array with NaN for blanks; numbers read from a file become their text.
+def _categories(column: pd.Series) -> Any:
+    """Text as it is; whole numbers become their digits; no per-value Python for either.
 
-    Serving calls this per request, so text columns (the common case) skip the per-value map.
+    Converting a `str` column to Python objects cost ~0.3 s a million values, per column, in
+    batch scoring; the compiled transformer reads the Arrow strings directly instead.
     """
-    values = column.to_numpy(dtype=object, na_value=np.nan)
     if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(column):
-        return values
+        return column.array
+    if pd.api.types.is_integer_dtype(column.dtype) and not column.hasnans:
+        return column.astype("str").array
+    values = column.to_numpy(dtype=object, na_value=np.nan)
     missing = pd.isna(values)
     if pd.api.types.is_object_dtype(column) and all(isinstance(v, str) for v in values[~missing]):
         return values

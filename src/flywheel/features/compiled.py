@@ -33,23 +33,37 @@ class CompiledTransformer:
         out = np.zeros((n, self.width), dtype="float64")
         k = len(self.numeric)
         if k:
-            X = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan)
-            X = np.where(np.isnan(X), self.fill, X)
-            out[:, :k] = (X - self.mean) / self.scale
+            X = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan, copy=True)
+            np.copyto(X, np.broadcast_to(self.fill, X.shape), where=np.isnan(X))
+            X -= self.mean
+            X /= self.scale
+            out[:, :k] = X
+        flat = out.reshape(-1)  # a view: one flat index per one-hot cell is cheaper than 2-D
+        starts = np.arange(n, dtype=np.int64) * self.width
         blocks = zip(self.categorical, self.lookups, self.unknown, self.offsets, strict=True)
         for name, lookup, unknown, offset in blocks:
-            values = frame[name].to_numpy(dtype=object)
-            index = np.fromiter(
-                (
-                    lookup.get(v if isinstance(v, str) else MISSING_CATEGORY, unknown)
-                    for v in values
-                ),
-                dtype=np.int64,
-                count=n,
-            )
+            index = _block_columns(frame[name], lookup, unknown)
             rows = np.flatnonzero(index >= 0)  # unseen categories stay all-zero
-            out[rows, offset + index[rows]] = 1.0
+            flat[starts[rows] + (offset + index[rows])] = 1.0
         return out
+
+
+def _block_columns(column: pd.Series, lookup: dict[str, int], unknown: int) -> np.ndarray:
+    """Each value's column within its one-hot block (-1: none), found by Arrow's hash lookup.
+
+    A Python loop over the values cost ~1 s a million rows per column; `index_in` runs in C
+    on the Arrow strings a Parquet file or a pandas `str` column already holds.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(column, type=pa.string(), from_pandas=True)
+    known = pa.array(list(lookup), type=pa.string())
+    where = pc.index_in(values, value_set=known).fill_null(-1).to_numpy(zero_copy_only=False)
+    columns = np.fromiter(lookup.values(), dtype=np.int64, count=len(lookup))
+    blank = lookup.get(MISSING_CATEGORY, unknown)
+    missing = values.is_null().to_numpy(zero_copy_only=False)
+    return np.where(where >= 0, columns[where], np.where(missing, blank, unknown))
 
 
 def compile_transformer(transformer: object) -> CompiledTransformer:
