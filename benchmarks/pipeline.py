@@ -202,6 +202,16 @@ def print_table(bare: dict, runs: dict[str, dict]) -> None:
         print(f"ratio {name}/bare (wall): {runs[name]['wall'] / bare['wall']:.2f}")
 
 
+def bytecode_note() -> str | None:
+    """Without compiled bytecode every fresh process recompiles what it imports (`make
+    install` compiles it, as pip does; a `uv sync` without UV_COMPILE_BYTECODE=1 does not)."""
+    import sklearn
+
+    if not (Path(sklearn.__file__).parent / "__pycache__").is_dir():
+        return "note: site-packages has no compiled bytecode; every process recompiles its imports"
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, best kept")
@@ -226,6 +236,9 @@ def main() -> None:
     runs = {name: run for name, run in best.items() if name != "bare" and run is not None}
     assert best["bare"] is not None
     print_table(best["bare"], runs)
+    note = bytecode_note()
+    if note:
+        print(note)
 
 
 if __name__ == "__main__":
