@@ -28,7 +28,16 @@ from flywheel.pipeline.stages import run_step
 from flywheel.pipeline.summary import run_summary_markdown
 
 # What the steps import, slowest first; ~20 s of imports on a 2-core machine.
-STEP_IMPORTS = ("great_expectations", "torch", "torch._dynamo", "mlflow.pyfunc", "sklearn.ensemble")
+STEP_IMPORTS = (
+    "great_expectations",
+    "torch",
+    "torch._dynamo",
+    "mlflow.pyfunc",
+    "sklearn.ensemble",
+    # MLflow's SQLite stores: their import configures SQLAlchemy mappers, seconds on 2 cores
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+)
 SUMMARY_ARTIFACT = "flywheel-run-summary"
 
 
