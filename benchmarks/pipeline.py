@@ -160,7 +160,7 @@ def platform(workdir: Path) -> tuple[dict, dict]:
     """
     project, env = copy_project(workdir)
     first = flywheel_run(project, env, workdir / "first.json")
-    (project / "dvc.lock").unlink()
+    (project / "dvc.lock").unlink(missing_ok=True)  # absent when DVC cannot record the stages
     return first, flywheel_run(project, env, workdir / "warm.json")
 
 
