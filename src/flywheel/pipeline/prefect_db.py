@@ -1,13 +1,13 @@
 """A new project's Prefect database, created from the migrated schema instead of by migrating.
 
 On a fresh clone the temporary Prefect server's first job is to run every Alembic migration of
-its SQLite database one by one (over a hundred, 5-18 s here), on the critical path of the first
-`flywheel run`. `prefect_schema.sql` is the database those migrations produce for the locked
-Prefect version, as SQL text (schema and the Alembic revision, no rows of ours); executing it
-takes ~0.1 s and leaves the same tables, indexes and triggers. Prefect then checks the
-revision on start and applies any migration newer than the file, so a stale file costs time,
-never correctness. Only a SQLite database that does not exist yet is created this way; an
-existing one, or PostgreSQL, is left to Prefect.
+its SQLite database one by one (over a hundred, 12-19 s on a busy 2-core machine), on the
+critical path of the first `flywheel run`. `prefect_schema.sql` is the database those
+migrations produce for the locked Prefect version, as SQL text (schema and the Alembic
+revision, no rows of ours); executing it takes ~0.1 s and leaves the same tables, indexes and
+triggers. Prefect then checks the revision on start and applies any migration newer than the
+file, so a stale file costs time, never correctness. Only a SQLite database that does not
+exist yet is created this way; an existing one, or PostgreSQL, is left to Prefect.
 
 Regenerate after upgrading Prefect:
 
