@@ -28,7 +28,16 @@ from flywheel.pipeline.stages import run_step
 from flywheel.pipeline.summary import run_summary_markdown
 
 # What the steps import, slowest first; ~20 s of imports on a 2-core machine.
-STEP_IMPORTS = ("great_expectations", "torch", "torch._dynamo", "mlflow.pyfunc", "sklearn.ensemble")
+STEP_IMPORTS = (
+    "great_expectations",
+    "torch",
+    "torch._dynamo",
+    "mlflow.pyfunc",
+    "sklearn.ensemble",
+    # MLflow's SQLite stores: their import configures SQLAlchemy mappers, seconds on 2 cores
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+)
 SUMMARY_ARTIFACT = "flywheel-run-summary"
 
 
@@ -93,7 +102,10 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
     A failing step stops the flow and nothing after it runs; either way the run's page gets
     a summary artifact saying what ran and whether a model was promoted.
     """
+    from flywheel.registry.loadcheck import discard_checkers, prestart_checker
+
     forward_flywheel_logs()
+    prestart_checker()  # promote's fresh-process load check, importing while the steps run
     tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
     tags |= {"retrain_reason": reason} if reason else {}  # tag flywheel.retrain_reason
     futures: dict[str, PrefectFuture[Any]] = {}
@@ -112,6 +124,8 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
         failed = STEPS[len(report)].name
         _publish(report, f"step {failed} failed: {exc}")
         raise
+    finally:
+        discard_checkers()
     _publish(report, None)
     return report
 

@@ -5,7 +5,8 @@ first flow call: after the CLI has imported Prefect, inferred a spec and loaded 
 the server's own start-up (its imports, and the database migrations on a fresh clone) is all
 on the critical path. Starting it first lets that overlap with the run's imports. It is the
 server Prefect would have started (same app, UI off, bound to 127.0.0.1), it holds the run
-and its task runs like any other, and it stops when the run ends.
+and its task runs like any other, and it stops when the run ends. A project's first run gets
+its database from the migrated schema rather than by migrating (`prefect_db`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def start_server() -> TemporaryServer | None:
         "--app-dir",
         str(Path(next(iter(spec.submodule_search_locations))).parent),
         "--factory",
-        "prefect.server.api.server:create_app",
+        "flywheel.pipeline.prefect_db:create_app",  # Prefect's app, on a seeded new database
         "--host",
         "127.0.0.1",
         "--port",

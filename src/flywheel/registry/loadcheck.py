@@ -2,7 +2,8 @@
 
 A model that only loads in the process that trained it (a class defined in a notebook, a
 missing package) fails here, before it can be promoted. The checking interpreter is started
-early and imports its libraries while the run is logged and registered; it receives the model
+early and imports its libraries while the run is logged and registered (the training flow
+starts one when it begins, so its imports are long done by promote); it receives the model
 URI only afterwards, so it has never seen the model in memory.
 """
 
@@ -25,6 +26,31 @@ def start_checker() -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+_STARTED: list[subprocess.Popen[str]] = []  # started ahead by `prestart_checker`
+
+
+def prestart_checker() -> None:
+    """Start a checker now for a promote later in this process; it exits at EOF if unused."""
+    _STARTED.append(start_checker())
+
+
+def take_checker() -> subprocess.Popen[str]:
+    """A checker started ahead that is still waiting, or a new one."""
+    while _STARTED:
+        checker = _STARTED.pop()
+        if checker.poll() is None:
+            return checker
+    return start_checker()
+
+
+def discard_checkers() -> None:
+    """End the checkers started ahead that no promote took (a step failed or was skipped)."""
+    while _STARTED:
+        checker = _STARTED.pop()
+        checker.kill()
+        checker.communicate()
 
 
 def finish_check(

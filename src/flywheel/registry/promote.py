@@ -51,9 +51,9 @@ class PromoteInputs:
 def promote(
     settings: Settings, params: Params, spec: DatasetSpec, inputs: PromoteInputs, scratch: Path
 ) -> dict[str, Any]:
-    from flywheel.registry.loadcheck import start_checker
+    from flywheel.registry.loadcheck import take_checker
 
-    checker = start_checker()  # imports its libraries while we log and register
+    checker = take_checker()  # imports its libraries (or did) while we log and register
     try:
         return _log_register_judge(settings, params, spec, inputs, scratch, checker)
     finally:

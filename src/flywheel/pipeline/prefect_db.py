@@ -1,0 +1,86 @@
+"""A new project's Prefect database, created from the migrated schema instead of by migrating.
+
+On a fresh clone the temporary Prefect server's first job is to run every Alembic migration of
+its SQLite database one by one (over a hundred, 12-19 s on a busy 2-core machine), on the
+critical path of the first `flywheel run`. `prefect_schema.sql` is the database those
+migrations produce for the locked Prefect version, as SQL text (schema and the Alembic
+revision, no rows of ours); executing it takes ~0.1 s and leaves the same tables, indexes and
+triggers. Prefect then checks the revision on start and applies any migration newer than the
+file, so a stale file costs time, never correctness. Only a SQLite database that does not
+exist yet is created this way; an existing one, or PostgreSQL, is left to Prefect.
+
+Regenerate after upgrading Prefect:
+
+    .venv/bin/python -m flywheel.pipeline.prefect_db
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+SCHEMA = Path(__file__).with_name("prefect_schema.sql")
+SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
+
+
+def sqlite_path(connection_url: str) -> Path | None:
+    """The database file a SQLite URL names; None for another database or an in-memory one."""
+    for prefix in SQLITE_PREFIXES:
+        if connection_url.startswith(prefix):
+            path = connection_url.removeprefix(prefix).split("?", 1)[0]
+            return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def seed(connection_url: str, schema: Path = SCHEMA) -> bool:
+    """Create the SQLite database from `schema` if it does not exist yet; True if it did.
+
+    Built under a temporary name and renamed into place: a run killed meanwhile leaves no
+    half-made database for Prefect to trust.
+    """
+    target = sqlite_path(connection_url)
+    if target is None or target.exists() or not schema.is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=".prefect-db-", dir=target.parent)
+    os.close(fd)
+    try:
+        with sqlite3.connect(staging) as db:
+            db.executescript(schema.read_text())
+        db.close()
+        os.replace(staging, target)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+    return True
+
+
+def create_app() -> object:
+    """uvicorn's factory for the temporary server: seed a new database, then Prefect's app."""
+    from prefect.server.api.server import create_app as prefect_app
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url
+    if url is not None:
+        seed(url.get_secret_value())
+    return prefect_app()
+
+
+def write_schema(schema: Path = SCHEMA) -> None:
+    """Migrate an empty database with the installed Prefect and dump it to `schema`."""
+    import asyncio
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["PREFECT_HOME"] = home
+        os.environ.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        from prefect.server.database import provide_database_interface
+
+        asyncio.run(provide_database_interface().create_db())
+        with sqlite3.connect(Path(home) / "prefect.db") as db:
+            schema.write_text("\n".join(db.iterdump()) + "\n")
+        db.close()
+
+
+if __name__ == "__main__":
+    write_schema()

@@ -1,0 +1,60 @@
+"""A new project's Prefect database is seeded from the shipped schema, at Prefect's own head."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sqlite3
+from pathlib import Path
+
+from flywheel.pipeline.prefect_db import SCHEMA, seed, sqlite_path
+
+
+def _alembic_head() -> str:
+    """The newest SQLite migration of the installed Prefect, read from its migration files."""
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.origin
+    folder = Path(spec.origin).parent / "server/database/_migrations/versions/sqlite"
+    revisions, parents = set(), set()
+    for path in folder.glob("*.py"):
+        text = path.read_text()
+        revisions |= set(re.findall(r'^revision = "(\w+)"', text, re.M))
+        parents |= set(re.findall(r'^down_revision = "(\w+)"', text, re.M))
+    heads = revisions - parents
+    assert len(heads) == 1, heads
+    return heads.pop()
+
+
+def test_shipped_schema_is_at_the_installed_prefects_head() -> None:
+    """Stale, the schema would still work (Prefect migrates the rest) but lose its speed."""
+    revision = re.search(r"INSERT INTO \"alembic_version\" VALUES\('(\w+)'\)", SCHEMA.read_text())
+    assert revision is not None
+    assert revision.group(1) == _alembic_head(), (
+        "src/flywheel/pipeline/prefect_schema.sql is stale: "
+        "run `.venv/bin/python -m flywheel.pipeline.prefect_db`"
+    )
+
+
+def test_seed_creates_a_new_database_once_and_never_touches_an_existing_one(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "home" / "prefect.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    assert seed(url)
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        conn.execute("INSERT INTO variable (name, value) VALUES ('mine', '1')")
+    assert {"flow_run", "task_run", "artifact", "events"} <= tables
+    assert revision == _alembic_head()
+    assert not seed(url)  # exists: left as it is, rows included
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM variable").fetchone() == (1,)
+    assert [p.name for p in db.parent.iterdir()] == ["prefect.db"]  # no staging file left
+
+
+def test_other_databases_are_left_to_prefect(tmp_path: Path) -> None:
+    assert sqlite_path("postgresql+asyncpg://u:p@localhost/prefect") is None
+    assert sqlite_path("sqlite+aiosqlite:///:memory:") is None
+    assert not seed("postgresql+asyncpg://u:p@localhost/prefect")
+    assert sqlite_path(f"sqlite+aiosqlite:///{tmp_path}/p.db?timeout=5") == tmp_path / "p.db"
