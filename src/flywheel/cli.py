@@ -421,6 +421,38 @@ def data_checkout(
     )
 
 
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="port for the MLflow UI")] = 5000,
+    host: Annotated[str, typer.Option(help="address to bind (127.0.0.1: this machine only)")] = (
+        "127.0.0.1"
+    ),
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Start MLflow's UI on the project's store; print the link to the runs table.
+
+    The link opens the experiment in "Model training" mode with metric columns shown (MLflow
+    3's UI otherwise starts in its GenAI view). Example: flywheel ui --port 5001
+    """
+    try:
+        from flywheel.config import load_params
+        from flywheel.registry.ui import experiment_id, runs_url, server_command
+        from flywheel.settings import settings
+
+        current = settings()
+        name = model or load_params(current.params_path).promote.model_name
+        link = runs_url(f"http://{host}:{port}", experiment_id(current, name))
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"MLflow UI for {name}: {link}")
+    command = server_command(current, host, port)
+    # Stopping the server otherwise leaves its job workers running.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    os.execv(command[0], command)
+
+
 @app.command("dvc-yaml")
 def dvc_yaml(
     check: Annotated[
