@@ -50,13 +50,16 @@ def experiment_id(settings: Settings, name: str) -> str:
     """The id of the experiment the pipeline logs `name`'s runs to (tagged as above)."""
     from flywheel.registry import store
 
+    missing = RegistryError(
+        f"no experiment {name!r} in {settings.mlflow_uri}; run `flywheel run` first, "
+        "or pass --model NAME"
+    )
+    if settings.local_store is not None and not settings.local_store.is_file():
+        raise missing  # looking would create an empty store
     client = store.connect(settings)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        raise RegistryError(
-            f"no experiment {name!r} in {settings.mlflow_uri}; run `flywheel run` first, "
-            "or pass --model NAME"
-        )
+        raise missing
     store.add_missing_tags(client, experiment)
     return str(experiment.experiment_id)
 
