@@ -159,16 +159,9 @@ def status(
     Example: flywheel status --json
     """
     try:
-        from flywheel.config import load_params
-        from flywheel.pipeline.lock import last_run
-        from flywheel.registry.status import registry_status
-        from flywheel.settings import settings
+        from flywheel.registry.quickread import quick_status
 
-        current = settings()
-        info = registry_status(
-            current, model or load_params(current.params_path).promote.model_name
-        )
-        info["last_run"] = last_run(current)
+        info = quick_status(model) or _full_status(model)
     except FlywheelError as exc:
         _fail(exc)
     if as_json:
@@ -198,6 +191,19 @@ def status(
     if info["last_run"] and info["last_run"]["state"] != "finished":
         run = info["last_run"]
         Console().print(f"last run: {run['what']} (pid {run['pid']}) {run['state']} at {run['at']}")
+
+
+def _full_status(model: str | None) -> dict[str, Any]:
+    """Status through the settings and params models, and MLflow for a non-SQLite store."""
+    from flywheel.config import load_params
+    from flywheel.pipeline.lock import last_run
+    from flywheel.registry.status import registry_status
+    from flywheel.settings import settings
+
+    current = settings()
+    info = registry_status(current, model or load_params(current.params_path).promote.model_name)
+    info["last_run"] = last_run(current)
+    return info
 
 
 @app.command()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flywheel.registry.ui import EXPERIMENT_TAGS
-from flywheel.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from flywheel.settings import Settings
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
