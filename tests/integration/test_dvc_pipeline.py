@@ -48,7 +48,7 @@ def dvc(root: Path, *args: str) -> str:
 
 # The flags the README gives for `dvc exp show` (section "DVC"): changed columns, no
 # dependency hashes, and the key metrics always.
-EXP_SHOW_FLAGS = ("--only-changed", "--drop", "/", "--keep", "^(roc_auc|pr_auc|brier)$")
+EXP_SHOW_FLAGS = ("--only-changed", "--drop", ".*/", "--keep", "^(roc_auc|pr_auc|brier)$")
 
 
 def in_a_terminal(root: Path, command: list[str], columns: int) -> str:
