@@ -4,8 +4,7 @@ MLflow 3.17's UI opens experiments in its GenAI view ("Overview of Traces") and 
 metric columns by default; `flywheel ui` prints a link that opens the runs table in "Model
 training" mode with the metric columns of the project's view (flywheel/registry/ui.py).
 The store is the one the pipeline wrote in test_pipeline.py, which calls `check_ui` on it (one
-pipeline run serves both); here a store written by the registry code itself checks the
-command's error path cheaply.
+pipeline run serves both); here, a project that never ran checks the command's error path.
 """
 
 from __future__ import annotations
