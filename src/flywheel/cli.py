@@ -159,16 +159,9 @@ def status(
     Example: flywheel status --json
     """
     try:
-        from flywheel.config import load_params
-        from flywheel.pipeline.lock import last_run
-        from flywheel.registry.status import registry_status
-        from flywheel.settings import settings
+        from flywheel.registry.quickread import quick_status
 
-        current = settings()
-        info = registry_status(
-            current, model or load_params(current.params_path).promote.model_name
-        )
-        info["last_run"] = last_run(current)
+        info = quick_status(model) or _full_status(model)
     except FlywheelError as exc:
         _fail(exc)
     if as_json:
@@ -198,6 +191,19 @@ def status(
     if info["last_run"] and info["last_run"]["state"] != "finished":
         run = info["last_run"]
         Console().print(f"last run: {run['what']} (pid {run['pid']}) {run['state']} at {run['at']}")
+
+
+def _full_status(model: str | None) -> dict[str, Any]:
+    """Status through the settings and params models, and MLflow for a non-SQLite store."""
+    from flywheel.config import load_params
+    from flywheel.pipeline.lock import last_run
+    from flywheel.registry.status import registry_status
+    from flywheel.settings import settings
+
+    current = settings()
+    info = registry_status(current, model or load_params(current.params_path).promote.model_name)
+    info["last_run"] = last_run(current)
+    return info
 
 
 @app.command()
@@ -419,6 +425,38 @@ def data_checkout(
         f"data/ is now {done['md5']} ({done['model_name']} version {version}); "
         f"the data it replaced is in the DVC cache as {done['replaced']}"
     )
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="port for the MLflow UI")] = 5000,
+    host: Annotated[str, typer.Option(help="address to bind (127.0.0.1: this machine only)")] = (
+        "127.0.0.1"
+    ),
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Start MLflow's UI on the project's store; print the link to the runs table.
+
+    The link opens the experiment in "Model training" mode with metric columns shown (MLflow
+    3's UI otherwise starts in its GenAI view). Example: flywheel ui --port 5001
+    """
+    try:
+        from flywheel.config import load_params
+        from flywheel.registry.ui import experiment_id, runs_url, server_command
+        from flywheel.settings import settings
+
+        current = settings()
+        name = model or load_params(current.params_path).promote.model_name
+        link = runs_url(f"http://{host}:{port}", experiment_id(current, name))
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"MLflow UI for {name}: {link}")
+    command = server_command(current, host, port)
+    # Stopping the server otherwise leaves its job workers running.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    os.execv(command[0], command)
 
 
 @app.command("dvc-yaml")

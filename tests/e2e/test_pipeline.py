@@ -235,6 +235,15 @@ def test_mlflow_runs_are_told_apart_in_a_model_training_experiment(root: Path) -
     assert all(re.fullmatch(r"wa_churn-(logreg|hgb|mlp)-\d{8}-\d{6}", n) for n in names), names
 
 
+def test_flywheel_ui_opens_the_runs_table_with_metric_columns(root: Path) -> None:
+    """Through `flywheel ui` and a headless browser; see tests/e2e/test_mlflow_ui.py."""
+    from tests.e2e.test_mlflow_ui import check_ui
+
+    experiment = client().get_experiment_by_name(MODEL)
+    names = [r.info.run_name for r in client().search_runs([experiment.experiment_id])]
+    check_ui(root, names, "test_roc_auc")
+
+
 def mutate(text: str, fn) -> bytes:  # type: ignore[no-untyped-def]
     import io
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,36 @@ def dvc(root: Path, *args: str) -> str:
     done = subprocess.run(["dvc", *args], cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+# The flags the README gives for `dvc exp show` (section "DVC"): changed columns, no
+# dependency hashes, and the key metrics always.
+EXP_SHOW_FLAGS = ("--only-changed", "--drop", ".*/", "--keep", "^(roc_auc|pr_auc|brier)$")
+
+
+def in_a_terminal(root: Path, command: list[str], columns: int) -> str:
+    """What `command` prints to a terminal `columns` wide (DVC only fits tables to a tty)."""
+    import pty
+    import select
+
+    main, child = pty.openpty()
+    env = os.environ | {"COLUMNS": str(columns), "LINES": "50", "TERM": "dumb"}
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=child, stderr=child)
+    os.close(child)
+    chunks = []
+    try:
+        while select.select([main], [], [], 300)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        process.wait(timeout=60)
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", b"".join(chunks).decode())
 
 
 def ran(output: str) -> list[str]:
@@ -127,6 +158,15 @@ def test_exp_run_with_a_set_param(clone: Path) -> None:
     assert not decision["promoted"]
     assert decision["champion_after"] == decision["champion_before"] == "1"
     dvc(clone, "metrics", "diff")  # the committed first run is the baseline
+
+    # The README's `dvc exp show`, in a 120-column terminal: values, not "…" or "!".
+    table = in_a_terminal(clone, ["dvc", "exp", "show", "--no-pager", *EXP_SHOW_FLAGS], 120)
+    assert "…" not in table and "!" not in table, table
+    header = next(line for line in table.splitlines() if "Experiment" in line).split()
+    assert {"roc_auc", "evaluate.threshold"} <= set(header), table
+    rows = [line.split() for line in table.splitlines() if "[" in line and "]" in line]
+    assert rows and "0.4" in rows[0], table  # the experiment's changed param
+    assert any(re.fullmatch(r"0\.\d{4,}", cell) for cell in rows[0]), table  # a metric value
 
 
 def test_plots_render_offline(clone: Path) -> None:

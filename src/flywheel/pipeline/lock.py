@@ -24,11 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flywheel.atomic import remove_leftovers
 from flywheel.errors import ProjectBusy, StorageError
-from flywheel.settings import Settings
+
+if TYPE_CHECKING:
+    from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,11 @@ def _storage_errors() -> Iterator[None]:
 
 def last_run(settings: Settings) -> dict[str, Any] | None:
     """What the lock file says about the latest writer; `interrupted` when it died mid-run."""
-    path = lock_path(settings)
+    return last_run_at(lock_path(settings))
+
+
+def last_run_at(path: Path) -> dict[str, Any] | None:
+    """`last_run` for the lock file at `path` (`flywheel status` knows it without Settings)."""
     try:
         text = path.read_text()
         info: dict[str, Any] = json.loads(text) if text.strip() else {}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.errors import RegistryError
 from flywheel.registry import store
 from flywheel.registry.integrity import verify_version
-from flywheel.registry.lineage import UNKNOWN
+from flywheel.registry.quickread import version_record
 from flywheel.settings import Settings
 
 
@@ -80,29 +79,6 @@ def describe_version(client: Any, version: Any) -> dict[str, Any]:
         dict(version.tags or {}),
         run.info.start_time if run is not None else version.creation_timestamp,
     )
-
-
-def version_record(
-    name: str, version: str, metrics: dict[str, float], tags: dict[str, str], started_ms: int
-) -> dict[str, Any]:
-    """The one shape `status`, serving and `/metadata` describe a version in.
-
-    `trained_at` is the train step's own record; for versions without it, `started_ms` (when
-    the logging run began, or the registration time when there is no run).
-    """
-    started = datetime.fromtimestamp(started_ms / 1000, tz=UTC).isoformat()
-    return {
-        "name": name,
-        "version": version,
-        "metrics": {
-            k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")
-        },
-        "git_commit": tags.get(f"{store.TAG_PREFIX}git_commit", UNKNOWN),
-        "data_md5": tags.get(f"{store.TAG_PREFIX}data_md5", UNKNOWN),
-        "candidate": tags.get(f"{store.TAG_PREFIX}candidate", UNKNOWN),
-        "trained_at": tags.get(f"{store.TAG_PREFIX}trained_at") or started,
-        "gate_reason": tags.get(f"{store.TAG_PREFIX}gate.reason", ""),
-    }
 
 
 def _describe(client: Any, version: Any) -> dict[str, Any] | None:

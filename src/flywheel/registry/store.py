@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flywheel.settings import Settings
+from flywheel.registry.ui import EXPERIMENT_TAGS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from flywheel.settings import Settings
+
 CHAMPION = "champion"
 PREVIOUS = "previous"
 TAG_PREFIX = "flywheel."
-
-
-# MLflow 3's UI opens an experiment in its GenAI view unless this tag says otherwise.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def connect(settings: Settings) -> MlflowClient:
@@ -43,12 +41,17 @@ def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> st
     project."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        for key, value in EXPERIMENT_KIND.items():
-            if key not in experiment.tags:
-                client.set_experiment_tag(experiment.experiment_id, key, value)
+        add_missing_tags(client, experiment)
         return str(experiment.experiment_id)
     location = settings.mlflow_artifacts if settings.mlflow_uri.startswith("sqlite") else None
-    return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND))
+    return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
+
+
+def add_missing_tags(client: MlflowClient, experiment: Any) -> None:
+    """Experiments made before a tag existed get it on their next use."""
+    for key, value in EXPERIMENT_TAGS.items():
+        if key not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
