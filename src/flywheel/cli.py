@@ -82,8 +82,14 @@ def run(
     Example: flywheel run --data customers.parquet --target churned
     """
     _setup_logging()
+    from flywheel.pipeline.lock import refuse_if_busy
     from flywheel.pipeline.prefect_server import prefect_api, start_server
+    from flywheel.settings import settings
 
+    try:
+        refuse_if_busy(settings(), check_dvc=True)  # a busy project: one line, at once
+    except FlywheelError as exc:
+        _fail(exc)
     server = start_server()  # first: its start-up overlaps everything below
     try:
         if data is not None:
@@ -94,7 +100,6 @@ def run(
             raise FlywheelError("--target only applies together with --data FILE")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
         from flywheel.pipeline.lock import project_lock
-        from flywheel.settings import settings
         _check_prefect_api()
         from pipelines.training import prewarm_imports, training
 
@@ -161,13 +166,19 @@ def status(
     try:
         from flywheel.config import load_params
         from flywheel.pipeline.lock import last_run
+        from flywheel.registry.quickread import UnknownModel
         from flywheel.registry.status import registry_status
         from flywheel.settings import settings
 
         current = settings()
-        info = registry_status(
-            current, model or load_params(current.params_path).promote.model_name
-        )
+        name = model or load_params(current.params_path).promote.model_name
+        try:
+            info = registry_status(current, name)
+        except UnknownModel:
+            if model is not None or last_run(current) is None:
+                raise
+            # Nothing registered yet, but a run was: its state (interrupted?) is still the truth.
+            info = {"model_name": name, "champion": None, "previous": None}
         info["last_run"] = last_run(current)
     except FlywheelError as exc:
         _fail(exc)
