@@ -238,8 +238,8 @@ class RegistryWatcher:
             self._client = None
             self._poll_failed(exc, current)
             return
-        if self._failed_polls:
-            logger.info("registry reachable again after %d failed polls", self._failed_polls)
+        if self._failed_polls:  # at the outage's level, so it shows wherever the outage did
+            logger.warning("registry reachable again after %d failed polls", self._failed_polls)
             self._failed_polls = 0
         if version is None:
             if current is None:
