@@ -29,7 +29,9 @@ pytestmark = pytest.mark.slow
 
 STEPS = ("validate", "featurize", "train", "evaluate", "promote")
 MODEL = "flywheel-churn"
-PAUSE_TIMEOUT_S = 240
+PAUSE_TIMEOUT_S = 600
+# Bounds, not expectations: a promote took over 300 s with the 2-core machine at a load of 20.
+CLI_TIMEOUT_S = 900
 TALLY: Counter[str] = Counter()
 
 
@@ -58,7 +60,7 @@ def cli(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CLI_TIMEOUT_S,
         env={**os.environ, **env},
     )
 
