@@ -82,8 +82,14 @@ def run(
     Example: flywheel run --data customers.parquet --target churned
     """
     _setup_logging()
+    from flywheel.pipeline.lock import refuse_if_busy
     from flywheel.pipeline.prefect_server import prefect_api, start_server
+    from flywheel.settings import settings
 
+    try:
+        refuse_if_busy(settings(), check_dvc=True)  # a busy project: one line, at once
+    except FlywheelError as exc:
+        _fail(exc)
     server = start_server()  # first: its start-up overlaps everything below
     try:
         if data is not None:
@@ -94,7 +100,6 @@ def run(
             raise FlywheelError("--target only applies together with --data FILE")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
         from flywheel.pipeline.lock import project_lock
-        from flywheel.settings import settings
         _check_prefect_api()
         from pipelines.training import prewarm_imports, training
 
@@ -159,9 +164,12 @@ def status(
     Example: flywheel status --json
     """
     try:
-        from flywheel.registry.quickread import quick_status
+        from flywheel.registry.quickread import UnknownModel, quick_status
 
-        info = quick_status(model) or _full_status(model)
+        try:
+            info = quick_status(model) or _full_status(model)
+        except UnknownModel as exc:
+            info = _nothing_registered(model, exc)
     except FlywheelError as exc:
         _fail(exc)
     if as_json:
@@ -191,6 +199,21 @@ def status(
     if info["last_run"] and info["last_run"]["state"] != "finished":
         run = info["last_run"]
         Console().print(f"last run: {run['what']} (pid {run['pid']}) {run['state']} at {run['at']}")
+
+
+def _nothing_registered(model: str | None, error: FlywheelError) -> dict[str, Any]:
+    """Before the first model is registered a run may still have happened: an interrupted
+    first run is the truth `status` must tell, so only a mistyped --model stays an error."""
+    from flywheel.config import load_params
+    from flywheel.pipeline.lock import last_run
+    from flywheel.settings import settings
+
+    current = settings()
+    run = last_run(current)
+    if model is not None or run is None:
+        raise error
+    name = load_params(current.params_path).promote.model_name
+    return {"model_name": name, "champion": None, "previous": None, "last_run": run}
 
 
 def _full_status(model: str | None) -> dict[str, Any]:

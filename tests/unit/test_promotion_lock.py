@@ -65,6 +65,21 @@ def test_a_held_lock_fails_after_the_wait_and_a_stale_one_is_broken(
         pass  # the dead holder's lock was broken
 
 
+def test_a_lock_whose_holder_was_killed_on_this_host_is_broken_at_once(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no process: a promotion killed with -9
+    holder = f"{lock.HOLDER}{socket.gethostname()} pid {dead.pid}"
+    client.create_registered_model(f"{NAME}.promote-lock", description=holder)
+    monkeypatch.setattr(lock, "WAIT_S", 0.5)  # far below STALE_AFTER_S: only death breaks it
+    with lock.promotion_lock(client, NAME):
+        pass
+
+
 def test_a_pass_against_a_champion_that_moved_is_refused_with_the_reason(client: Any) -> None:
     passed = Verdict(promote=True, reason="beats the champion", checks=[Check("x", True, "")])
     assert _still_against(client, NAME, None, passed) == (passed, None)  # nothing moved

@@ -67,14 +67,19 @@ def verified_copy(version: Any, dest: Path) -> Path:
         )
     uri = model_uri(name, number)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
-    actual = tree_sha256(local)
+    check_folder(local, expected, f"{name} version {number}", "the artifact store")
+    return local
+
+
+def check_folder(folder: Path, expected: str, what: str, where: str) -> None:
+    """Raise `IntegrityError` unless `folder` hashes to `expected` (`where` held the files)."""
+    actual = tree_sha256(folder)
     if actual != expected:
         raise IntegrityError(
-            f"{name} version {number}: model files do not match the SHA-256 recorded at "
-            f"registration (expected {expected[:12]}…, found {actual[:12]}…); the artifact "
-            "store was altered, refusing to load it"
+            f"{what}: model files do not match the SHA-256 recorded at registration "
+            f"(expected {expected[:12]}…, found {actual[:12]}…); {where} was altered, "
+            "refusing to load it"
         )
-    return local
 
 
 def verify_version(version: Any) -> None:

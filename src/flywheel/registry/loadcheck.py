@@ -5,6 +5,10 @@ missing package) fails here, before it can be promoted. The checking interpreter
 early and imports its libraries while the run is logged and registered (the training flow
 starts one when it begins, so its imports are long done by promote); it receives the model
 URI only afterwards, so it has never seen the model in memory.
+
+It loads through `integrity.load_verified`, like every other load: the files are hashed and
+compared with the SHA-256 recorded at registration first, so an artifact altered between
+registering and checking is refused (the parent raises `IntegrityError`, no alias moves).
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from flywheel.registry.integrity import IntegrityError, load_verified
 
 TIMEOUT_S = 300
 WARM_MODULES = ("pandas", "sklearn.compose", "mlflow.pyfunc")  # torch loads with a torch model
+ALTERED = "integrity: "  # prefixes the checker's last line when the digest did not match
 
 
 def start_checker() -> subprocess.Popen[str]:
@@ -56,7 +64,11 @@ def discard_checkers() -> None:
 def finish_check(
     checker: subprocess.Popen[str], model_uri: str, rows: Path, tracking_uri: str
 ) -> str | None:
-    """None when the model loads and predicts; otherwise the reason, for the gate."""
+    """None when the model loads and predicts; otherwise the reason, for the gate.
+
+    Raises `IntegrityError` when the files are not the registered ones: that is tampering,
+    not a weak model, and stops the promotion with exit code 5 instead of a gate verdict.
+    """
     try:
         _, stderr = checker.communicate(f"{model_uri}\n{rows}\n{tracking_uri}\n", TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -65,6 +77,8 @@ def finish_check(
         return f"loading {model_uri} took over {TIMEOUT_S} s"
     if checker.returncode != 0:
         last = (stderr.strip().splitlines() or ["no output"])[-1]
+        if last.startswith(ALTERED):  # not a model that fails the gate: a store that was altered
+            raise IntegrityError(last.removeprefix(ALTERED))
         return f"{model_uri} failed to load or predict in a fresh process: {last}"
     return None
 
@@ -85,12 +99,22 @@ def _main() -> None:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     frame = pd.read_parquet(rows)
-    answer = mlflow.pyfunc.load_model(model_uri).predict(frame)
+    answer = _load_checked(mlflow.MlflowClient(), model_uri).predict(frame)
     proba = np.asarray(answer["probability"], dtype="float64")
     if len(answer) != len(frame) or not np.all((proba >= 0) & (proba <= 1)):
         raise SystemExit(
             f"predictions malformed: {len(answer)} rows for {len(frame)}, probabilities {proba[:5]}"
         )
+
+
+def _load_checked(client: Any, model_uri: str) -> Any:
+    """`models:/NAME/VERSION`, loaded only from files whose SHA-256 matches the registered one."""
+    name, number = model_uri.removeprefix("models:/").rsplit("/", 1)
+    try:
+        return load_verified(client.get_model_version(name, number))
+    except IntegrityError as exc:
+        print(ALTERED + " ".join(str(exc).split()), file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":

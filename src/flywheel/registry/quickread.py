@@ -23,9 +23,13 @@ from flywheel.registry.store import CHAMPION, PREVIOUS, TAG_PREFIX
 SQLITE_PREFIX = "sqlite:///"
 
 
+class UnknownModel(RegistryError):
+    """No registered model of that name (before the first promote, or a mistyped --model)."""
+
+
 def unknown_model(name: str, uri: str, known: list[str] | None = None) -> RegistryError:
     listed = f" (registered: {', '.join(known)})" if known else " (none registered yet)"
-    return RegistryError(
+    return UnknownModel(
         f"no registered model {name!r} in {uri}{listed}; run `flywheel run` to register one, "
         "or pass --model NAME"
     )

@@ -89,15 +89,19 @@ def import_champion() -> str:
     """Copy the registry's champion into BentoML's model store, with its lineage as metadata.
 
     `bentoml build` then packs it into the bento (bentofile.yaml lists it), so a container
-    built from the bento needs no registry access at start.
+    built from the bento needs no registry access at start. The files imported are the very
+    ones whose SHA-256 was just checked, and the digest travels in the metadata: the service
+    checks the bundled copy again before loading it (`registry_watch.load_bundled`).
     """
+    import tempfile
+
     import bentoml
 
     from flywheel.config import load_params
-    from flywheel.registry.integrity import verify_version
+    from flywheel.registry.integrity import DIGEST_TAG, verified_copy
     from flywheel.registry.status import describe_version
-    from flywheel.registry.store import CHAMPION, connect, model_uri, version_by_alias
-    from flywheel.serving.registry_watch import BUNDLED_MODEL
+    from flywheel.registry.store import CHAMPION, connect, version_by_alias
+    from flywheel.serving.registry_watch import BUNDLED_DIGEST, BUNDLED_MODEL
     from flywheel.settings import settings
 
     current = settings()
@@ -107,14 +111,15 @@ def import_champion() -> str:
     if version is None:
         raise ConfigError(f"no {name}@{CHAMPION} in the registry at {current.mlflow_uri}; run "
                           "the pipeline (`flywheel run`) first")
-    verify_version(version)  # the bento must carry the files that were registered
-    info = describe_version(client, version)
-    stored = bentoml.mlflow.import_model(
-        f"{BUNDLED_MODEL}:v{info['version']}",
-        model_uri(name, info["version"]),
-        labels={"registered_model": name, "version": info["version"]},
-        metadata=info,
-    )
+    info = {**describe_version(client, version), BUNDLED_DIGEST: version.tags[DIGEST_TAG]}
+    with tempfile.TemporaryDirectory(prefix="flywheel-bento-") as scratch:
+        local = verified_copy(version, Path(scratch))  # refuses files altered in the store
+        stored = bentoml.mlflow.import_model(
+            f"{BUNDLED_MODEL}:v{info['version']}",
+            str(local),
+            labels={"registered_model": name, "version": info["version"]},
+            metadata=info,
+        )
     logger.info("imported %s version %s as %s", name, info["version"], stored.tag)
     return str(stored.tag)
 

@@ -4,12 +4,18 @@ A background thread polls the `champion` alias; when it moves, the new version i
 request path and swapped in by replacing one reference, which is atomic in Python. A request
 reads that reference once, so a batch is answered by exactly one version. A load that fails
 keeps the old model serving and is logged and counted (docs/architecture.md, principle 5).
+
+When the registry is unreachable (tracking server stopped, store locked or gone) each poll
+fails fast, is counted as `registry_error`, and the first failure of a streak is logged in
+one line; the poll after it comes back logs the recovery and picks up any new champion.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +30,15 @@ from flywheel.registry.store import CHAMPION, version_by_alias
 
 logger = logging.getLogger(__name__)
 
-# Name of the model inside a bento's model store (see launch.build_bento).
+# Name of the model inside a bento's model store (see launch.build_bento), and the metadata
+# key of its registered SHA-256.
 BUNDLED_MODEL = "flywheel-champion"
+BUNDLED_DIGEST = "model_sha256"
+# MLflow's HTTP client retries a refused connection 7 times with exponential backoff (minutes)
+# and waits 120 s for an answer: one poll of a stopped tracking server would stall the watcher
+# that long. A poll is retried by the next poll anyway, so it fails fast instead; an operator's
+# own values of these variables win.
+FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,7 @@ def load_bundled() -> LoadedModel | None:
     except NotFound:
         return None
     meta: dict[str, Any] = dict(stored.info.metadata)
+    _check_bundled(stored, meta)
     pyfunc = bentoml.mlflow.load_model(stored)
     return LoadedModel(
         pyfunc=pyfunc,
@@ -142,6 +156,36 @@ def load_bundled() -> LoadedModel | None:
         metrics={k: float(v) for k, v in dict(meta.get("metrics") or {}).items()},
         source="bento",
     )
+
+
+def _check_bundled(stored: Any, meta: dict[str, Any]) -> None:
+    """The bundled files must hash to the digest registered with the version (tamper check)."""
+    import bentoml
+
+    from flywheel.registry.integrity import check_folder
+
+    what = f"bundled model {stored.tag}"
+    expected = meta.get(BUNDLED_DIGEST)
+    if not expected:
+        raise IntegrityError(f"{what} carries no SHA-256 ({BUNDLED_DIGEST} in its metadata); "
+                             "rebuild the bento with `flywheel bento`")
+    folder = Path(stored.path_of(bentoml.mlflow.MLFLOW_MODEL_FOLDER))  # what load_model reads
+    check_folder(folder, str(expected), what,
+                 "the bento's model store")
+
+
+def bundled_or_refuse() -> LoadedModel | None:
+    """`load_bundled` at service start; a bundled model that fails its digest stops the server.
+
+    Respawning the worker would only fail again (BentoML restarts a failed worker every ~10 s,
+    forever, with a traceback each time): one line, then the serve process is asked to stop.
+    """
+    try:
+        return load_bundled()
+    except IntegrityError as exc:
+        logger.error("%s; refusing to start", " ".join(str(exc).split()))
+        os.kill(os.getppid(), signal.SIGTERM)  # the worker's parent: `bentoml serve` itself
+        os._exit(exc.exit_code)
 
 
 class ModelHolder:
@@ -168,6 +212,9 @@ class RegistryWatcher:
         self.on_reload = on_reload  # (outcome, new model or None, previous version)
         self._client: Any = None
         self._failed_version: str | None = None
+        self._failed_polls = 0  # consecutive polls that could not reach the registry
+        for key, value in FAIL_FAST_ENV.items():
+            os.environ.setdefault(key, value)  # MLflow reads them on every request
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flywheel-registry-watch",
                                         daemon=True)
@@ -187,14 +234,13 @@ class RegistryWatcher:
             if self._client is None:
                 self._client = self.client_factory()
             version = version_by_alias(self._client, self.name, CHAMPION)
-        except Exception as exc:  # one line per failed poll: an outage must not flood the log
-            logger.warning("registry poll for %s@%s failed (%s: %s); still serving %s",
-                           self.name, CHAMPION, type(exc).__name__,
-                           " ".join(str(exc).split())[:200],
-                           current.version if current else "nothing")
+        except Exception as exc:
             self._client = None
-            self.on_reload("registry_error", None, current.version if current else None)
+            self._poll_failed(exc, current)
             return
+        if self._failed_polls:  # at the outage's level, so it shows wherever the outage did
+            logger.warning("registry reachable again after %d failed polls", self._failed_polls)
+            self._failed_polls = 0
         if version is None:
             if current is None:
                 logger.info("no %s@%s in the registry yet; run the pipeline (`flywheel run`)",
@@ -221,6 +267,17 @@ class RegistryWatcher:
         self.holder.current = loaded
         logger.info("now serving %s version %s", self.name, target)
         self.on_reload("success", loaded, current.version if current else None)
+
+    def _poll_failed(self, exc: Exception, current: LoadedModel | None) -> None:
+        """Count every failed poll; log only the first of a streak (an outage must not flood)."""
+        self._failed_polls += 1
+        serving = current.version if current else None
+        if self._failed_polls == 1:
+            logger.warning("registry poll for %s@%s failed (%s: %s); still serving %s, "
+                           "retrying every %g s quietly", self.name, CHAMPION,
+                           type(exc).__name__, " ".join(str(exc).split())[:200],
+                           serving or "nothing", self.interval_s)
+        self.on_reload("registry_error", None, serving)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

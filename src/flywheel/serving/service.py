@@ -31,7 +31,7 @@ from flywheel.serving.quiet import quiet_rejections
 from flywheel.serving.registry_watch import (
     LoadedModel,
     RegistryWatcher,
-    load_bundled,
+    bundled_or_refuse,
     serving_spec,
 )
 from flywheel.serving.request_io import json_response, records_input
@@ -103,7 +103,7 @@ class Flywheel:
         self.batcher = GreedyBatcher(_score, SERVE.max_batch_size,
                                      observe=STATE.metrics.batch_requests.observe)
         self.watcher: RegistryWatcher | None = None
-        bundled = load_bundled() if _SERVICE.bento is not None else None
+        bundled = bundled_or_refuse() if _SERVICE.bento is not None else None
         if bundled is not None:
             # A bento carries its model: no registry access needed, nothing to hot-swap.
             self._swapped("success", bundled, None)
