@@ -20,8 +20,13 @@ export DO_NOT_TRACK ?= true
 run: install
 	$(VENV)/bin/flywheel run
 
+# Two pytest workers (pytest-xdist), each test file whole on one worker: a module's tests share
+# a project and its servers in file order. Files go out in collection order (the long e2e
+# modules first), not xdist's default of most tests first. `make test PYTEST_ARGS=`: one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
+
 test: install-test
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 install: $(UV)
 	$(UV) sync --frozen --no-dev

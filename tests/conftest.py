@@ -105,10 +105,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def prefect_server() -> Iterator[str]:
     """One Prefect test server for the whole session (~20 s to start here); yields its API URL.
 
-    Subprocesses (the CLI as a user runs it) reach it through `PREFECT_API_URL`.
+    Subprocesses (the CLI as a user runs it) reach it through `PREFECT_API_URL`. Every module
+    that needs a Prefect API uses this one (under pytest-xdist: one per worker). The start-up
+    bound is generous: on a shared 2-core machine under heavy load it has taken over 2 minutes.
     """
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield str(PREFECT_API_URL.value())

@@ -1,9 +1,10 @@
 """prefect.yaml's deployments, registered and run the way a scheduler runs them.
 
-A real `prefect server start` on a free loopback port (own PREFECT_HOME), `flywheel deploy` in
-a fresh copy of the project, a real process worker started elsewhere with no FLYWHEEL_ROOT,
-and `prefect deployment run`: the flow run completes, and Flywheel's own log lines and the
-run-summary artifact with the promotion decision are readable through the Prefect API.
+The session's real Prefect server (reached only through PREFECT_API_URL; own PREFECT_HOME),
+`flywheel deploy` in a fresh copy of the project, a real process worker started elsewhere
+with no FLYWHEEL_ROOT, and `prefect deployment run`: the flow run completes, and Flywheel's
+own log lines and the run-summary artifact with the promotion decision are readable through
+the Prefect API.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -29,12 +28,6 @@ from tests.conftest import REPO, make_project, shrink_params
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 DEADLINE_S = 480
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop(proc: subprocess.Popen[bytes], signals: int = 1) -> None:
@@ -58,10 +51,15 @@ def start(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A Prefect server of its own; the environment a user's shell has after exporting its URL."""
+def env(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[dict[str, str]]:
+    """The session's Prefect server as a user's shell sees it after exporting its URL.
+
+    Sharing the server spares a second `prefect server start` (~20 s). Other modules register
+    prefect.yaml's deployments on it too, so this one starts from a server with none of ours
+    and no work pools (what `flywheel deploy` must create), and removes them when done, so a
+    later module counts no run of ours as its own.
+    """
     base = tmp_path_factory.mktemp("deployments")
-    url = f"http://127.0.0.1:{free_port()}/api"
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -73,29 +71,25 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "DVC_SITE_CACHE_DIR": str(base / "dvc-site"),
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
     }
-    port = url.split(":")[2].split("/")[0]
-    server = start(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
-        clean,
-        base,
-        base / "server.log",
-    )
+    env = clean | {"PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    _forget_ours(env)
     try:
-        deadline = time.monotonic() + 180
-        while not _healthy(url):
-            assert server.poll() is None, (base / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "prefect server did not become healthy"
-            time.sleep(1)
-        yield clean | {"PREFECT_API_URL": url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+        yield env
     finally:
-        stop(server)
+        _forget_ours(env)
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+def _forget_ours(env: dict[str, str]) -> None:
+    """Delete prefect.yaml's deployments (their scheduled runs go with them) and work pools."""
+    declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    names = {d["name"] for d in declared}
+    pools = {d["work_pool"]["name"] for d in declared}
+    for deployment in api(env, lambda c: c.read_deployments()):
+        if deployment.name in names:
+            api(env, lambda c, d=deployment: c.delete_deployment(d.id))
+    for pool in api(env, lambda c: c.read_work_pools()):
+        if pool.name in pools:
+            api(env, lambda c, p=pool: c.delete_work_pool(p.name))
 
 
 @pytest.fixture(scope="module")
