@@ -80,10 +80,15 @@ def env(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterat
 
 
 def _forget_ours(env: dict[str, str]) -> None:
-    """Delete prefect.yaml's deployments (their scheduled runs go with them) and work pools."""
+    """Delete prefect.yaml's deployments (their scheduled runs go with them), the automations
+    their triggers created (deleting a deployment leaves those) and work pools."""
     declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     names = {d["name"] for d in declared}
     pools = {d["work_pool"]["name"] for d in declared}
+    triggers = {t["name"] for d in declared for t in d.get("triggers") or []}
+    for automation in api(env, lambda c: c.read_automations()):
+        if automation.name in triggers:
+            api(env, lambda c, a=automation: c.delete_automation(a.id))
     for deployment in api(env, lambda c: c.read_deployments()):
         if deployment.name in names:
             api(env, lambda c, d=deployment: c.delete_deployment(d.id))

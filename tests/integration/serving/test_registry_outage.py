@@ -125,14 +125,23 @@ def test_the_service_outlives_a_stopped_tracking_server(
     records: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.url)  # for `runs:/` downloads (digest)
-    remote = _remote_registry(tracking, registry)
-    remote.register(commit="c0ffee1", data_md5="data-v1")
-    server = start_server(tmp_path / "serve", remote)
+    import mlflow
+
+    # `runs:/` downloads (the digests) follow the global URI, which an earlier test in this
+    # process may have set: point it at the server for this test, then put it back.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.url)
     try:
-        _outage_then_recovery(tracking, remote, server, records[0])
+        remote = _remote_registry(tracking, registry)
+        remote.register(commit="c0ffee1", data_md5="data-v1")
+        server = start_server(tmp_path / "serve", remote)
+        try:
+            _outage_then_recovery(tracking, remote, server, records[0])
+        finally:
+            stop_server(server)
     finally:
-        stop_server(server)
+        mlflow.set_tracking_uri(previous)
 
 
 def _outage_then_recovery(
