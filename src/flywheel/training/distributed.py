@@ -1,7 +1,7 @@
 """The MLP on several processes with PyTorch DistributedDataParallel, under torchrun.
 
 Two ways in, both through `fit_distributed`. On one machine, `train.mlp.nproc` above 1 makes
-`launch` write the matrices to a scratch folder and run `python -m torch.distributed.run
+`_launch` write the matrices to a scratch folder and run `python -m torch.distributed.run
 --standalone` on this module. On several nodes, an external torchrun (rendezvous settings, as the
 Kubernetes training Job runs it) starts `flywheel step train` once per GPU, and each of those
 processes trains as the rank the launcher's environment names (`flywheel.training.launcher`).
@@ -127,7 +127,7 @@ def fit_distributed(
     if launched is not None:
         return _fit_as_rank(params, seed, arrays, checkpoint_dir, progress, launched.world_size)
     if params.nproc > 1:
-        return launch(params, seed, *arrays, checkpoint_dir, progress)
+        return _launch(params, seed, arrays, checkpoint_dir, progress)
     return None
 
 
@@ -188,15 +188,12 @@ def _joined(params: MLPParams) -> Iterator[tuple[Group, DeviceChoice]]:
         dist.destroy_process_group()
 
 
-def launch(
+def _launch(
     params: MLPParams,
     seed: int,
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_valid: np.ndarray,
-    y_valid: np.ndarray,
+    arrays: Matrices,
     checkpoint_dir: Path,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None,
 ) -> MLPFit:
     """Run the fit on `params.nproc` local ranks under torchrun and return rank 0's result."""
     from flywheel.training.mlp import CHECKPOINT_NAME, MLPFit, load_checkpoint
@@ -206,8 +203,10 @@ def launch(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="flywheel-ddp-") as scratch:
         job = Path(scratch)
-        arrays = {"X_train": X_train, "y_train": y_train, "X_valid": X_valid, "y_valid": y_valid}
-        matrices: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+        names = ("X_train", "y_train", "X_valid", "y_valid")
+        matrices: dict[str, Any] = {
+            k: np.asarray(v, dtype=np.float32) for k, v in zip(names, arrays, strict=True)
+        }
         np.savez(job / "data.npz", **matrices)
         (job / "job.json").write_text(
             json.dumps(
@@ -273,7 +272,7 @@ def _rank_error(job: Path, nproc: int, returncode: int) -> FlywheelError:
 
 
 def _run_rank(job: Path) -> None:
-    """One rank of `launch`: fit on this rank's shard, rank 0 writes the details."""
+    """One rank of `_launch`: fit on this rank's shard, rank 0 writes the details."""
     from flywheel.config import MLPParams
     from flywheel.training.mlp import fit_mlp
 
