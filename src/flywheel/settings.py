@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         except ValueError:
             raise ConfigError(
                 f"FLYWHEEL_ARTIFACTS_DIR={self.artifacts_dir} is outside the project "
-                f"{self.root}; DVC tracks outputs only inside it"
+                f"{self.root}; DVC and the bento build read only inside it"
             ) from None
     @cached_property
     def local_store(self) -> Path | None:

@@ -201,6 +201,10 @@ def test_dvc_yaml_and_bento_follow_the_artifacts_setting(project: Path) -> None:
     written = yaml.safe_load(bentofile_for(project, requirements).read_text())
     assert written["python"]["requirements_txt"] == "build/out/bento/requirements.txt"
 
+    refused = cli(project, "bento", FLYWHEEL_ARTIFACTS_DIR="/elsewhere")
+    assert refused.returncode == ConfigError.exit_code and "outside the project" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
 
 # --- "when trained" --------------------------------------------------------------------------
 

@@ -158,7 +158,11 @@ def build_bento() -> str:
 
     from flywheel.settings import settings
 
-    root = settings().root
+    current = settings()
+    # BentoML reads build files only inside its build context (the project): refuse an
+    # artifacts folder elsewhere with one line, before importing or exporting anything.
+    _ = current.artifacts_in_project
+    root = current.root
     import_champion()
     bentofile = bentofile_for(root, export_requirements(root))
     bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(root))
