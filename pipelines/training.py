@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -22,14 +20,14 @@ from prefect.states import Completed, State
 
 from flywheel.errors import FlywheelError
 from flywheel.pipeline import state
-from flywheel.pipeline.context import make_context
+from flywheel.pipeline.ahead import collect, take_ahead
 from flywheel.pipeline.dag import STEPS, upstream
-from flywheel.pipeline.stages import run_step
+from flywheel.pipeline.execute import execute_stage
 from flywheel.pipeline.summary import run_summary_markdown
 
-# What the steps import, slowest first; ~20 s of imports on a 2-core machine.
+# What the steps after validate import, slowest first (`flywheel run` validates in a process
+# of its own, `flywheel.pipeline.ahead`, which imports Great Expectations there).
 STEP_IMPORTS = (
-    "great_expectations",
     "torch",
     "torch._dynamo",
     "mlflow.pyfunc",
@@ -82,17 +80,12 @@ def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str
     """Run one step, or skip it when DVC's lock says it is up to date (default dataset only).
 
     A skipped step ends as a Completed task run named "Skipped" whose message says why, so the
-    Prefect UI shows it; a step that ran is recorded in dvc.lock as `dvc repro` would.
+    Prefect UI shows it; a step that ran is recorded in dvc.lock as `dvc repro` would. A step
+    `flywheel run` started ahead in its own process is collected here instead of run again.
     """
-    ctx = make_context(Path(spec) if spec else None, run_tags)
-    root = ctx.settings.root
-    if ctx.is_default_dataset and state.up_to_date(root, name):
-        return Completed(name="Skipped", message=state.SKIPPED)
-    started = time.perf_counter()
-    summary = run_step(name, ctx)
-    if ctx.is_default_dataset:
-        state.record(root, name)
-    return {"step": name, "seconds": round(time.perf_counter() - started, 2), "summary": summary}
+    ahead = take_ahead(name, spec)
+    row = collect(ahead) if ahead else execute_stage(name, spec, run_tags)
+    return Completed(name="Skipped", message=state.SKIPPED) if row is None else row
 
 
 @flow(name="flywheel-training")

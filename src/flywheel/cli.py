@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 
 STEP_NAMES = ("validate", "featurize", "train", "evaluate", "promote")
+QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "httpx", "great_expectations", "dvc")
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -37,7 +38,7 @@ def _setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)],
         force=True,
     )
-    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "great_expectations", "dvc"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -83,7 +84,7 @@ def run(
     """
     _setup_logging()
     from flywheel.pipeline.lock import refuse_if_busy
-    from flywheel.pipeline.prefect_server import prefect_api, start_server
+    from flywheel.pipeline.prefect_server import start_server
     from flywheel.settings import settings
 
     try:
@@ -99,22 +100,36 @@ def run(
         elif target is not None:
             raise FlywheelError("--target only applies together with --data FILE")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
+        if server is None:  # an API is configured: refuse before anything runs if it is down
+            _check_prefect_api()
         from flywheel.pipeline.lock import project_lock
-        _check_prefect_api()
-        from pipelines.training import prewarm_imports, training
 
         with project_lock(settings(), "flywheel run", check_dvc=True):
             started = time.perf_counter()
-            prewarm_imports()
-            _one_line_for_known_failures()
-            with prefect_api(server):
-                steps = training(spec=str(spec) if spec else None)
+            steps = _run_flow(server, str(spec) if spec else None)
         total = time.perf_counter() - started
         _print_summary(steps, total)
         if report is not None:
             report.write_text(json.dumps({"seconds": total, "steps": steps}, indent=2))
     except FlywheelError as exc:
         _fail(exc)
+
+
+def _run_flow(server: Any, spec: str | None) -> list[dict[str, Any]]:
+    """The training flow, its first step started at once in a process of its own (`ahead`)."""
+    from flywheel.pipeline.ahead import discard_ahead, start_ahead
+    from flywheel.pipeline.prefect_server import prefect_api
+
+    start_ahead("validate", spec)  # validates while Prefect's server starts
+    try:
+        from pipelines.training import prewarm_imports, training
+
+        prewarm_imports()
+        _one_line_for_known_failures()
+        with prefect_api(server):
+            return training(spec=spec)  # type: ignore[no-any-return]
+    finally:
+        discard_ahead()
 
 
 @app.command()

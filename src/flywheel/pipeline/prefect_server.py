@@ -110,15 +110,19 @@ def start_server() -> TemporaryServer | None:
 def prefect_api(server: TemporaryServer | None) -> Iterator[str | None]:
     """Point Prefect's client at `server` for the block, once it answers.
 
-    A Prefect profile that names an API wins: the temporary server is stopped unused.
+    A Prefect profile that names an API wins: the temporary server is stopped unused, and a
+    profile's API that does not answer is refused with one line, as one in the environment is.
     """
     if server is None:
         yield None
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flywheel.prefect_api import check_reachable
+
     if PREFECT_API_URL.value():
         server.stop()
+        check_reachable(str(PREFECT_API_URL.value()))
         yield None
         return
     timeout = float(

@@ -88,12 +88,14 @@ def verify_version(version: Any) -> None:
         verified_copy(version, Path(scratch))
 
 
-def load_verified(version: Any) -> Any:
+def load_verified(version: Any, suppress_warnings: bool = False) -> Any:
     """The pyfunc model of a version, loaded from the very files whose digest was checked."""
     import mlflow.pyfunc
 
     scratch = Path(tempfile.mkdtemp(prefix="flywheel-load-"))
     try:
-        return mlflow.pyfunc.load_model(str(verified_copy(version, scratch)))
+        return mlflow.pyfunc.load_model(
+            str(verified_copy(version, scratch)), suppress_warnings=suppress_warnings
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
