@@ -8,21 +8,16 @@ import sqlite3
 from pathlib import Path
 
 from flywheel.pipeline.prefect_db import SCHEMA, seed, sqlite_path
+from flywheel.sqlite_seed import alembic_head
 
 
 def _alembic_head() -> str:
     """The newest SQLite migration of the installed Prefect, read from its migration files."""
     spec = importlib.util.find_spec("prefect")
     assert spec is not None and spec.origin
-    folder = Path(spec.origin).parent / "server/database/_migrations/versions/sqlite"
-    revisions, parents = set(), set()
-    for path in folder.glob("*.py"):
-        text = path.read_text()
-        revisions |= set(re.findall(r'^revision = "(\w+)"', text, re.M))
-        parents |= set(re.findall(r'^down_revision = "(\w+)"', text, re.M))
-    heads = revisions - parents
-    assert len(heads) == 1, heads
-    return heads.pop()
+    head = alembic_head(Path(spec.origin).parent / "server/database/_migrations/versions/sqlite")
+    assert head is not None
+    return head
 
 
 def test_shipped_schema_is_at_the_installed_prefects_head() -> None:

@@ -17,9 +17,10 @@ Regenerate after upgrading Prefect:
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 from pathlib import Path
+
+from flywheel.sqlite_seed import dump_schema, seed_database
 
 SCHEMA = Path(__file__).with_name("prefect_schema.sql")
 SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
@@ -35,25 +36,9 @@ def sqlite_path(connection_url: str) -> Path | None:
 
 
 def seed(connection_url: str, schema: Path = SCHEMA) -> bool:
-    """Create the SQLite database from `schema` if it does not exist yet; True if it did.
-
-    Built under a temporary name and renamed into place: a run killed meanwhile leaves no
-    half-made database for Prefect to trust.
-    """
+    """Create the SQLite database from `schema` if it does not exist yet; True if it did."""
     target = sqlite_path(connection_url)
-    if target is None or target.exists() or not schema.is_file():
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=".prefect-db-", dir=target.parent)
-    os.close(fd)
-    try:
-        with sqlite3.connect(staging) as db:
-            db.executescript(schema.read_text())
-        db.close()
-        os.replace(staging, target)
-    finally:
-        Path(staging).unlink(missing_ok=True)
-    return True
+    return target is not None and seed_database(target, schema)
 
 
 def create_app() -> object:
@@ -77,9 +62,7 @@ def write_schema(schema: Path = SCHEMA) -> None:
         from prefect.server.database import provide_database_interface
 
         asyncio.run(provide_database_interface().create_db())
-        with sqlite3.connect(Path(home) / "prefect.db") as db:
-            schema.write_text("\n".join(db.iterdump()) + "\n")
-        db.close()
+        dump_schema(Path(home) / "prefect.db", schema)
 
 
 if __name__ == "__main__":

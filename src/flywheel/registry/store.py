@@ -20,15 +20,18 @@ TAG_PREFIX = "flywheel."
 def connect(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store; done here, at the edge, never at import.
 
-    The project's own SQLite store first gets its artifact paths moved along with the
-    project, if it was copied or moved since they were written.
+    The project's own SQLite store is created from the stored schema on first use
+    (`mlflow_db`), and gets its artifact paths moved along with the project, if it was
+    copied or moved since they were written.
     """
     import mlflow
 
+    from flywheel.registry.mlflow_db import seed_store
     from flywheel.registry.relocate import relocate_artifacts
 
     local = settings.local_store
     if local is not None:
+        seed_store(local)
         relocate_artifacts(local, settings.mlflow_artifacts)
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
