@@ -25,13 +25,14 @@ from flywheel.pipeline.dag import STEPS, upstream
 from flywheel.pipeline.execute import execute_stage
 from flywheel.pipeline.summary import run_summary_markdown
 
-# What the steps after validate import, slowest first (`flywheel run` validates in a process
-# of its own, `flywheel.pipeline.ahead`, which imports Great Expectations there).
+# What the steps after validate import, in the order they need it (`flywheel run` validates
+# in a process of its own, `flywheel.pipeline.ahead`, which imports Great Expectations there).
 STEP_IMPORTS = (
-    "torch",
-    "torch._dynamo",
-    "mlflow.pyfunc",
+    "sklearn.compose",
     "sklearn.ensemble",
+    "torch",
+    "torch._dynamo",  # torch's optimizers import it at their first step
+    "mlflow.pyfunc",
     # MLflow's SQLite stores: their import configures SQLAlchemy mappers, seconds on 2 cores
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
@@ -42,16 +43,21 @@ SUMMARY_ARTIFACT = "flywheel-run-summary"
 def prewarm_imports() -> threading.Thread:
     """Import the steps' libraries in the background while Prefect's server starts.
 
-    Without a configured API the first flow call waits ~20 s for a temporary server; doing
-    the imports meanwhile takes them off the critical path. Nothing is configured by importing.
+    Without a configured API the first flow call waits seconds for a temporary server; doing
+    the imports meanwhile takes them off the critical path, and so does starting the chart
+    renderer's JavaScript engine (it runs outside the GIL). Nothing is configured by it.
     """
-    thread = threading.Thread(
-        target=lambda: [importlib.import_module(m) for m in STEP_IMPORTS],
-        name="flywheel-prewarm",
-        daemon=True,
-    )
+    thread = threading.Thread(target=_prewarm, name="flywheel-prewarm", daemon=True)
     thread.start()
     return thread
+
+
+def _prewarm() -> None:
+    from flywheel.evaluation.plots import warm_renderer
+
+    for module in STEP_IMPORTS:
+        importlib.import_module(module)
+    warm_renderer()
 
 
 def forward_flywheel_logs() -> None:

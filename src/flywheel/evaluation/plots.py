@@ -159,6 +159,11 @@ def confusion_spec(counts: list[dict]) -> dict:
     }
 
 
+def warm_renderer() -> None:
+    """Start vl-convert's JavaScript engine (half a second, once per process) ahead of use."""
+    render_png({"data": {"values": [{"x": 0}]}, "mark": "point"}, scale=1.0)
+
+
 def render_png(spec: dict, scale: float = 2.0) -> bytes:
     """PNG bytes of a Vega-Lite spec, rendered in-process (vl-convert bundles Vega; offline)."""
     import vl_convert
