@@ -54,9 +54,11 @@ def prewarm_imports() -> threading.Thread:
 
 def _prewarm() -> None:
     from flywheel.evaluation.plots import warm_renderer
+    from flywheel.gc_imports import resume_after_imports
 
     for module in STEP_IMPORTS:
         importlib.import_module(module)
+    resume_after_imports()  # `flywheel run` paused collection for its imports
     warm_renderer()
 
 

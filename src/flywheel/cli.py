@@ -117,10 +117,12 @@ def run(
 
 def _run_flow(server: Any, spec: str | None) -> list[dict[str, Any]]:
     """The training flow, its first step started at once in a process of its own (`ahead`)."""
+    from flywheel.gc_imports import pause_for_imports, resume_after_imports
     from flywheel.pipeline.ahead import discard_ahead, start_ahead
     from flywheel.pipeline.prefect_server import prefect_api
 
     start_ahead("validate", spec)  # validates while Prefect's server starts
+    pause_for_imports()  # until the steps' libraries are imported (`prewarm_imports`)
     try:
         from pipelines.training import prewarm_imports, training
 
@@ -129,6 +131,7 @@ def _run_flow(server: Any, spec: str | None) -> list[dict[str, Any]]:
         with prefect_api(server):
             return training(spec=spec)  # type: ignore[no-any-return]
     finally:
+        resume_after_imports()  # the prewarm did, unless the run failed before it started
         discard_ahead()
 
 

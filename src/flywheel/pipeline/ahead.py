@@ -119,8 +119,14 @@ def _leave_with_parent(stdin: IO[str]) -> None:
 
 
 def _main() -> None:
-    from flywheel.cli import QUIET_LOGGERS
-    from flywheel.pipeline.execute import execute_stage
+    from flywheel.gc_imports import imports_without_gc
+
+    with imports_without_gc():
+        import dvc.repo  # noqa: F401  (what validate spends its start-up on)
+        import great_expectations  # noqa: F401
+
+        from flywheel.cli import QUIET_LOGGERS
+        from flywheel.pipeline.execute import execute_stage
 
     step, spec = sys.argv[1], sys.argv[2] or None
     threading.Thread(target=_leave_with_parent, args=(sys.stdin,), daemon=True).start()

@@ -43,13 +43,16 @@ def seed(connection_url: str, schema: Path = SCHEMA) -> bool:
 
 def create_app() -> object:
     """uvicorn's factory for the temporary server: seed a new database, then Prefect's app."""
-    from prefect.server.api.server import create_app as prefect_app
-    from prefect.settings import get_current_settings
+    from flywheel.gc_imports import imports_without_gc
 
-    url = get_current_settings().server.database.connection_url
-    if url is not None:
-        seed(url.get_secret_value())
-    return prefect_app()
+    with imports_without_gc():
+        from prefect.server.api.server import create_app as prefect_app
+        from prefect.settings import get_current_settings
+
+        url = get_current_settings().server.database.connection_url
+        if url is not None:
+            seed(url.get_secret_value())
+        return prefect_app()
 
 
 def write_schema(schema: Path = SCHEMA) -> None:

@@ -94,8 +94,11 @@ def finish_check(
 def _main() -> None:
     import importlib
 
-    for module in WARM_MODULES:
-        importlib.import_module(module)
+    from flywheel.gc_imports import imports_without_gc
+
+    with imports_without_gc():
+        for module in WARM_MODULES:
+            importlib.import_module(module)
     model_uri, rows, tracking_uri = (sys.stdin.readline().strip() for _ in range(3))
     if not model_uri:  # the parent gave up before registering: nothing to check
         return
