@@ -25,6 +25,7 @@ from flywheel.serving.auth import BearerAuth
 from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
+from flywheel.serving.heap import settle
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
 from flywheel.serving.quiet import quiet_rejections
@@ -121,6 +122,7 @@ class Flywheel:
         if model is not None:
             STATE.metrics.serving(model.name, model.version, previous,
                                   promoted_at(model.trained_at))
+            settle()  # the new model's objects out of the collector's way (heap.py)
 
     def __is_ready__(self) -> bool:
         return STATE.holder.ready
