@@ -310,7 +310,7 @@ def verdict(run: str, fly: dict[str, float], bare: dict[str, float],
         return "p50 <= bare p50 + 3 ms", _yes(fly["p50_ms"] <= bare["p50_ms"] + 3)
     if run == "c32":
         return ">= 3x bare, p99 <= 250 ms", _yes(ratio >= 3 and fly["p99_ms"] <= 250)
-    if run == "c64":
+    if run in ("c8", "c64"):
         return "p99 <= 250 ms", _yes(fly["p99_ms"] <= 250)
     if run == "large":
         return "rows/s >= 1x bare", _yes(ratio >= 1)
