@@ -12,6 +12,11 @@ counting before a collection promotes them to an older generation.
 from __future__ import annotations
 
 import gc
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 # Allocations (less deallocations) between young collections; CPython's default is 700. At 32
 # clients ~30 requests' objects are alive at any time: with 700 they outlived several young
@@ -31,3 +36,34 @@ def settle() -> None:
     gc.freeze()
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
+
+
+def time_pauses(observe: Callable[[int, float], None], every_s: float = 1.0) -> None:
+    """Hand every collection's pause to `observe(generation, seconds)`, once per process.
+
+    Each pause holds every request in flight: the histogram this feeds shows a p99 coming from
+    the collector again. The collector's callback only appends to a deque: prometheus_client's
+    multiprocess values share one lock, and a collection can start in a thread that holds it,
+    so observing there could deadlock. A daemon thread passes the pauses on every `every_s`.
+    """
+    if any(getattr(callback, "flywheel_pauses", False) for callback in gc.callbacks):
+        return
+    pauses: deque[tuple[int, float]] = deque(maxlen=10_000)
+    started = 0.0
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - started))
+
+    def report() -> None:
+        while True:
+            time.sleep(every_s)
+            while pauses:
+                observe(*pauses.popleft())
+
+    callback.flywheel_pauses = True  # type: ignore[attr-defined]
+    gc.callbacks.append(callback)
+    threading.Thread(target=report, name="flywheel-gc-pauses", daemon=True).start()

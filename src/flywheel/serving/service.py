@@ -25,7 +25,7 @@ from flywheel.serving.auth import BearerAuth
 from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
-from flywheel.serving.heap import settle
+from flywheel.serving.heap import settle, time_pauses
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
 from flywheel.serving.quiet import quiet_rejections
@@ -90,6 +90,8 @@ class Flywheel:
     def __init__(self) -> None:
         quiet_rejections()
         STATE.metrics = serving_metrics()
+        time_pauses(lambda generation, seconds: STATE.metrics.gc_pause.labels(
+            generation=str(generation)).observe(seconds))
         STATE.inference_log = InferenceLog(
             _SETTINGS.inference_log, SPEC,
             roll_rows=SERVE.inference_log_roll_rows,

@@ -218,6 +218,8 @@ def test_metrics_after_traffic(server: Server) -> None:
     assert sample_value(families, "flywheel_unseen_categories_total", feature="contract") >= 1
     assert sample_value(families, "flywheel_model_info", model_version="1") == 1
     assert sample_value(families, "flywheel_model_reloads_total", outcome="success") >= 1
+    # The full collection that settled the loaded model (serving/heap.py) was timed.
+    assert sample_value(families, "flywheel_gc_pause_seconds_count", generation="2") >= 1
     # BentoML's own request metrics are still there.
     assert any(name.startswith("bentoml_") for name in families)
 
