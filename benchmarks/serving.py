@@ -2,9 +2,9 @@
 
 Trains a small champion into a temp MLflow store (as the serving tests do), starts both servers
 on loopback, one at a time, with the same number of worker processes (`--workers`, default 1:
-the service's default; the bare app runs `uvicorn --workers N`), and drives each with `hey`, a
-compiled load generator (a Python client would share the two cores with the server and cap
-what it can show). For each server, in this order:
+the service's default; the bare app runs `uvicorn --workers N`), and drives each with `hey` and
+`wrk`, compiled load generators (a Python client would share the two cores with the server and
+cap what it can show). For each server, in this order:
 
     c1 fresh      one client, before any burst           hey -n SINGLE -c 1
     c32           32 clients (the server's capacity)     hey -n REQUESTS -c 32
@@ -227,13 +227,13 @@ def run_server(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1500, help="requests at c=8 and c=32")
+    parser.add_argument("--requests", type=int, default=1500, help="requests at c=8, 32 and 64")
     parser.add_argument("--single", type=int, default=300, help="requests at c=1")
     parser.add_argument("--large-rows", type=int, default=2000, help="records per large body")
     parser.add_argument("--large-requests", type=int, default=30)
     parser.add_argument("--open-seconds", type=int, default=10, help="open-loop duration")
     parser.add_argument("--open-slack", type=float, default=0.25,
-                        help="open-loop connections = rate x this many seconds")
+                        help="open-loop connections = rate x this many seconds (>= 128)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes of both servers (same for both)")
     args = parser.parse_args()
