@@ -28,8 +28,8 @@ def settle() -> None:
     """Collect what is not frozen yet and freeze what survives: call when a model was loaded.
 
     At start that is everything: one ~250 ms pass, instead of one every few seconds under load.
-    After a model swap only the new model and what requests left since are walked (a few ms,
-    measured), so a swap under load does not stall requests. Frozen objects are never
+    After a model swap only the new model and what requests left since are walked (55 ms under
+    a 32-client load, measured, against ~300 ms for a full pass). Frozen objects are never
     collected: the reference cycles of a replaced model stay (10 objects for the default
     model, measured), which is why nothing is unfrozen to reclaim them at a full pass's price.
     """
