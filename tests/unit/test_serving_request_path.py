@@ -122,3 +122,83 @@ def test_the_log_writer_takes_pending_requests_in_bulk_and_bounds_them(tmp_path:
     table = pq.read_table(files[0])
     assert table.num_rows == 5
     assert table.column("request_id").to_pylist() == ["r"] * 4 + ["d"]
+
+
+def test_the_log_writer_builds_one_table_per_poll_and_skips_an_odd_entry_alone(
+        tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from flywheel.serving.inference_log import InferenceLog, LogEntry
+
+    spec = default_spec()
+    numeric = next(f.name for f in spec.features if f.kind == "numeric")
+    log = InferenceLog(tmp_path, spec, roll_rows=1_000, roll_seconds=60, queue_size=100)
+    record = a_record(spec)
+    answer = {"prediction": "yes", "probability": 0.5, "model_version": "1"}
+    entries = [LogEntry(f"r{i}", datetime.now(UTC), orjson.dumps([record, record]),
+                        orjson.dumps([answer, answer])) for i in range(3)]
+    odd = LogEntry("odd", datetime.now(UTC), orjson.dumps([{**record, numeric: "many"}]),
+                   orjson.dumps([answer]))
+    log._add(entries)
+    assert len(log._tables) == 1 and log._buffered_rows == 6  # one table for the poll
+    log._add([entries[0], odd, entries[1]])  # a value Arrow refuses fails the whole build...
+    assert log._buffered_rows == 10 and log._buffered_requests == 5  # ...so only it is skipped
+    log._flush()
+    table = pq.read_table(next(tmp_path.glob("inference-*.parquet")))
+    assert table.column("request_id").to_pylist() == (
+        ["r0", "r0", "r1", "r1", "r2", "r2", "r0", "r0", "r1", "r1"])
+
+
+def test_settling_the_heap_freezes_what_is_loaded_and_collects_what_is_not() -> None:
+    import gc
+    import weakref
+
+    from flywheel.serving.heap import YOUNG_THRESHOLD, settle
+
+    class Node:
+        pass
+
+    threshold = gc.get_threshold()
+    try:
+        garbage = Node()
+        garbage.self = garbage  # type: ignore[attr-defined]  (a cycle only the collector frees)
+        gone = weakref.ref(garbage)
+        kept = {"model": [1, 2, 3]}
+        del garbage
+        settle()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+        assert not any(obj is kept for obj in gc.get_objects())  # frozen: out of every pass
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_collector_pauses_reach_the_observer_from_its_own_thread() -> None:
+    """In a fresh interpreter: the pause of a full collection is handed on (by generation),
+    installing twice is a no-op, and the observer never runs inside the collection."""
+    import subprocess
+    import sys
+
+    script = """
+import gc, json, threading, time
+from flywheel.serving.heap import time_pauses
+seen = []
+done = threading.Event()
+def observe(generation, seconds):
+    seen.append((generation, seconds, threading.current_thread().name))
+    done.set()
+time_pauses(observe, every_s=0.01)
+time_pauses(observe, every_s=0.01)
+gc.collect()
+assert done.wait(30), "no pause reported"
+time.sleep(0.05)
+print(json.dumps(seen))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True, cwd=ROOT)
+    seen = json.loads(done.stdout)
+    assert 2 in {generation for generation, _, _ in seen}
+    assert {thread for _, _, thread in seen} == {"flywheel-gc-pauses"}
+    assert all(seconds >= 0 for _, seconds, _ in seen)

@@ -52,6 +52,10 @@ class LogEntry:
         return len(self.request_body) + len(self.response_body) + decoded
 
 
+# An entry with its decoded records and answers (as many of each).
+_Parsed = tuple[LogEntry, list[Any], list[Any]]
+
+
 class InferenceLog:
     """Bounded pending list in front of a Parquet writer thread; `submit` never blocks or raises."""
 
@@ -74,8 +78,9 @@ class InferenceLog:
         self._pending_bytes = 0
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._tables: list[Any] = []  # one pyarrow table per logged request
+        self._tables: list[Any] = []  # one pyarrow table per poll that found requests
         self._buffered_rows = 0
+        self._buffered_requests = 0
         self._first_row_at: float | None = None
         self._seq = 0
         self._failing = False
@@ -110,8 +115,7 @@ class InferenceLog:
     def _run(self) -> None:
         while True:
             closing = self._closing.wait(min(POLL_S, self._time_to_roll()))
-            for entry in self._take():
-                self._add(entry)
+            self._add(self._take())
             if closing:
                 self._flush()
                 return
@@ -131,8 +135,31 @@ class InferenceLog:
             return self.roll_seconds
         return max(0.0, self._first_row_at + self.roll_seconds - time.monotonic())
 
-    def _add(self, entry: LogEntry) -> None:
-        """Parse one request and its answer into a table (column-wise: cheap on the GIL)."""
+    def _add(self, entries: list[LogEntry]) -> None:
+        """Parse what piled up since the last poll into one table (column-wise: cheap on the GIL).
+
+        One Arrow build per poll, not one per request: a roll of 10,000 one-row tables took
+        ~0.5 s to concatenate and write, ~150 ms of it holding the GIL the requests need.
+        """
+        parsed = [p for p in map(self._parsed, entries) if p is not None]
+        if not parsed:
+            return
+        try:
+            tables = [self._table(parsed)]
+            requests = len(parsed)
+        except (ValueError, TypeError, AttributeError):  # one odd entry fails it all: skip it
+            tables = [t for t in (self._table_of_one(p) for p in parsed) if t is not None]
+            requests = len(tables)
+        if not tables:
+            return
+        if self._first_row_at is None:
+            self._first_row_at = time.monotonic()
+        self._tables += tables
+        self._buffered_rows += sum(t.num_rows for t in tables)
+        self._buffered_requests += requests
+
+    @staticmethod
+    def _parsed(entry: LogEntry) -> _Parsed | None:
         try:
             # orjson: this thread shares the GIL with requests, and parses ~3x faster than json.
             records = (orjson.loads(entry.request_body) if entry.request is None
@@ -140,35 +167,37 @@ class InferenceLog:
             answers = orjson.loads(entry.response_body)
             if isinstance(records, dict):
                 records = [records]
-            table = self._table(entry, records, answers)
-        except (ValueError, TypeError, AttributeError) as exc:
+            n = min(len(records), len(answers))
+        except (ValueError, TypeError) as exc:
             logger.warning("request %s: not logged (%s)", entry.request_id, exc)
-            return
-        if self._first_row_at is None:
-            self._first_row_at = time.monotonic()
-        self._tables.append(table)
-        self._buffered_rows += table.num_rows
+            return None
+        return entry, records[:n], answers[:n]
 
-    def _table(self, entry: LogEntry, records: list[dict[str, Any]],
-               answers: list[dict[str, Any]]) -> Any:
+    def _table_of_one(self, parsed: _Parsed) -> Any:
+        try:
+            return self._table([parsed])
+        except (ValueError, TypeError, AttributeError) as exc:
+            logger.warning("request %s: not logged (%s)", parsed[0].request_id, exc)
+            return None
+
+    def _table(self, parsed: list[_Parsed]) -> Any:
         import pyarrow as pa
 
-        n = min(len(records), len(answers))
-        records, answers = records[:n], answers[:n]
         schema = self._schema
-        columns: list[Any] = [
-            pa.array([entry.request_id] * n, pa.string()),
-            pa.array([entry.time] * n, schema.field("time").type),
-            pa.array([a.get("model_version") for a in answers], pa.string()),
-        ]
-        for feature in self._logged_features:
-            values = [r.get(feature.name) for r in records]
-            if self.pii.get(feature.name) == HASH:
-                values = [pseudonymize(v, self._salt) for v in values]
-            columns.append(pa.array(values, schema.field(feature.name).type))
-        columns.append(pa.array([a.get("prediction") for a in answers], pa.string()))
-        columns.append(pa.array([a.get("probability") for a in answers], pa.float64()))
-        return pa.Table.from_arrays(columns, schema=schema)
+        values: dict[str, list[Any]] = {name: [] for name in schema.names}
+        for entry, records, answers in parsed:
+            values["request_id"] += [entry.request_id] * len(records)
+            values["time"] += [entry.time] * len(records)
+            values["model_version"] += [a.get("model_version") for a in answers]
+            for feature in self._logged_features:
+                column = [r.get(feature.name) for r in records]
+                if self.pii.get(feature.name) == HASH:
+                    column = [pseudonymize(v, self._salt) for v in column]
+                values[feature.name] += column
+            values["prediction"] += [a.get("prediction") for a in answers]
+            values["probability"] += [a.get("probability") for a in answers]
+        return pa.Table.from_arrays(
+            [pa.array(values[f.name], f.type) for f in schema], schema=schema)
 
     @functools.cached_property
     def _logged_features(self) -> list[Any]:
@@ -189,8 +218,9 @@ class InferenceLog:
         return pa.schema(fields)
 
     def _flush(self) -> None:
-        tables, entries = self._tables, len(self._tables)
+        tables, entries = self._tables, self._buffered_requests
         self._tables, self._buffered_rows, self._first_row_at = [], 0, None
+        self._buffered_requests = 0
         if not tables:
             return
         import pyarrow as pa

@@ -35,6 +35,7 @@ class ServingMetrics:
     batch_requests: Any
     feedback: Any = None
     promoted: Any = None
+    gc_pause: Any = None
 
     def observe_predictions(self, version: str, labels: Iterable[str],
                             probabilities: np.ndarray) -> None:
@@ -118,4 +119,8 @@ def serving_metrics() -> ServingMetrics:
             "flywheel_model_promoted_timestamp_seconds",
             "When the serving version was registered as champion (0: no longer serving)",
             ["model_name", "model_version"], multiprocess_mode="livemax"),
+        gc_pause=Histogram(
+            "flywheel_gc_pause_seconds", "Garbage-collector pauses of a worker, by generation "
+            "(every request in flight waits them out)", ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)),
     )

@@ -25,6 +25,7 @@ from flywheel.serving.auth import BearerAuth
 from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
+from flywheel.serving.heap import settle, time_pauses
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
 from flywheel.serving.quiet import quiet_rejections
@@ -89,6 +90,8 @@ class Flywheel:
     def __init__(self) -> None:
         quiet_rejections()
         STATE.metrics = serving_metrics()
+        time_pauses(lambda generation, seconds: STATE.metrics.gc_pause.labels(
+            generation=str(generation)).observe(seconds))
         STATE.inference_log = InferenceLog(
             _SETTINGS.inference_log, SPEC,
             roll_rows=SERVE.inference_log_roll_rows,
@@ -121,6 +124,7 @@ class Flywheel:
         if model is not None:
             STATE.metrics.serving(model.name, model.version, previous,
                                   promoted_at(model.trained_at))
+            settle()  # the new model's objects out of the collector's way (heap.py)
 
     def __is_ready__(self) -> bool:
         return STATE.holder.ready

@@ -10,13 +10,15 @@ import concurrent.futures
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.serving.conftest import Registry, Server, wait_for
+from tests.conftest import require_program
+from tests.integration.serving.conftest import ROOT, Registry, Server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +113,27 @@ def test_lone_requests_are_never_batched_even_after_a_burst(
     lone_requests()
 
 
+def test_the_benchmarks_constant_rate_load_reaches_the_service(
+        server: Server, records: list[dict[str, Any]], tmp_path: Path) -> None:
+    """benchmarks/serving.py's open loop: wrk with constant_rate.lua sends valid requests and
+    prints one JSON line whose counts the service's own metrics confirm."""
+    import subprocess
+
+    wrk = require_program("wrk")
+    body = tmp_path / "one.json"
+    body.write_text(json.dumps([records[0]]))
+    before = sample_value(scrape(server), "flywheel_batch_requests_sum")
+    done = subprocess.run(
+        [wrk, "-t1", "-c8", "-d1s", "-s", str(ROOT / "benchmarks" / "constant_rate.lua"),
+         f"{server.url}/predict", "--", "40", str(body)],
+        capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["requests"] > 0 and result["non_2xx"] == 0 and result["socket_errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    answered = sample_value(scrape(server), "flywheel_batch_requests_sum") - before
+    assert answered >= result["requests"]  # wrk does not count answers still in flight at its end
+
+
 def test_openapi_shows_spec_schema(server: Server, records: list[dict[str, Any]]) -> None:
     doc = server.client.get("/docs.json").json()
     assert "/predict" in doc["paths"]
@@ -195,6 +218,8 @@ def test_metrics_after_traffic(server: Server) -> None:
     assert sample_value(families, "flywheel_unseen_categories_total", feature="contract") >= 1
     assert sample_value(families, "flywheel_model_info", model_version="1") == 1
     assert sample_value(families, "flywheel_model_reloads_total", outcome="success") >= 1
+    # The full collection that settled the loaded model (serving/heap.py) was timed.
+    assert sample_value(families, "flywheel_gc_pause_seconds_count", generation="2") >= 1
     # BentoML's own request metrics are still there.
     assert any(name.startswith("bentoml_") for name in families)
 
