@@ -94,11 +94,16 @@ def start_server() -> TemporaryServer | None:
         "--lifespan",
         "on",
     ]
-    # The flags Prefect gives its own temporary server: no UI, ephemeral services only.
+    # The flags Prefect gives its own temporary server: no UI, ephemeral services only. And no
+    # block types registered at start (a second of a fresh clone's first run, importing every
+    # installed Prefect collection): nothing a run does uses them, and `prefect server start`
+    # on the same database registers them.
     env = os.environ | {
         "PREFECT_UI_ENABLED": "0",
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
+        "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+        "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
     }
     server = TemporaryServer(subprocess.Popen(command, env=env), f"http://127.0.0.1:{port}/api")
     # Stopped at exit, as Prefect stops its own: its log and event workers flush at exit too.
