@@ -93,9 +93,13 @@ def finish_check(
 
 def _main() -> None:
     import importlib
+    import os
 
     from flywheel.gc_imports import imports_without_gc
 
+    # Its imports overlap the run's featurize and train, whose OpenMP threads stall when a core
+    # is taken away; the check is needed only at the end of promote, seconds later.
+    os.nice(10)
     with imports_without_gc():
         for module in WARM_MODULES:
             importlib.import_module(module)
