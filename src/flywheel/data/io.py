@@ -18,8 +18,9 @@ from flywheel.errors import DataError
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file by its suffix."""
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file by its suffix; `columns`: only those (and only those read
+    from disk, for Parquet), ignoring names the file lacks so the caller's check names them."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() not in TABLE_SUFFIXES:
@@ -28,9 +29,10 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty (expected a header row and data rows)")
     try:
         if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, skipinitialspace=True)
+            wanted = None if columns is None else set(columns).__contains__
+            frame = pd.read_csv(path, skipinitialspace=True, usecols=wanted)
         else:
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(path, columns=_present(path, columns))
     except (
         UnicodeDecodeError,
         pd.errors.ParserError,
@@ -46,6 +48,16 @@ def read_table(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path}: the table has no data rows")
     return frame
+
+
+def _present(path: Path, columns: list[str] | None) -> list[str] | None:
+    """Of `columns`, those the Parquet file has (its schema alone is read)."""
+    if columns is None:
+        return None
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(path).names)
+    return [c for c in columns if c in names]
 
 
 def feature_frame(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
