@@ -46,7 +46,8 @@ def train_params(candidates: list[str], **mlp_overrides: object) -> TrainParams:
     return TrainParams(
         candidates=candidates, seed=0, selection_metric="roc_auc",
         logreg=LogRegParams(C=1.0, max_iter=500),
-        hgb=HGBParams(learning_rate=0.1, max_iter=30, max_leaf_nodes=8, l2_regularization=1.0),
+        hgb=HGBParams(learning_rate=0.1, max_iter=30, max_leaf_nodes=8, l2_regularization=1.0,
+                      n_iter_no_change=5),
         mlp=mlp_params(**mlp_overrides),
     )
 

@@ -131,8 +131,11 @@ def _fit_hgb(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: 
         learning_rate=hgb.learning_rate, max_iter=hgb.max_iter, max_leaf_nodes=hgb.max_leaf_nodes,
         l2_regularization=hgb.l2_regularization, random_state=params.seed,
         categorical_features=data.categorical or None,
+        early_stopping=True, n_iter_no_change=hgb.n_iter_no_change,
     )
-    model.fit(data.train, y_train)
+    # The valid split judges when to stop, so every training row is fitted on (scikit-learn
+    # would otherwise hold out 10% of them for that).
+    model.fit(data.train, y_train, X_val=data.valid, y_val=y_valid)
     return model, {"n_iter": int(model.n_iter_)}
 
 
