@@ -267,7 +267,29 @@ STAGES: dict[str, Callable[[StepContext], dict[str, Any]]] = {
 
 
 def run_step(name: str, ctx: StepContext) -> dict[str, Any]:
-    return STAGES[name](ctx)
+    try:
+        return STAGES[name](ctx)
+    finally:
+        release_memory()
+
+
+def release_memory() -> None:
+    """Hand what a step freed back to the operating system before the next step starts.
+
+    `flywheel run` runs every step in one process; Arrow's allocator and glibc's keep freed
+    pages for reuse, so without this each step's peak stacked on the last one's leftovers
+    (at 1M rows the process held ~1 GB more than any single step needed).
+    """
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): no trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _ensure_default_data(ctx: StepContext) -> None:
@@ -338,7 +360,9 @@ def _champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndar
     uri = store.model_uri(name, current.version)
     try:
         served = load_verified(current)  # an altered artifact is refused before it is unpickled
-        answer = served.predict(test.drop(columns=TARGET))
+        # Our own model inside the pyfunc scores the split directly: MLflow's schema check of
+        # the same frame went value by value (~3 s per 200k rows).
+        answer = served.unwrap_python_model().model.predict(test.drop(columns=TARGET))
     except IntegrityError:
         raise
     except Exception as exc:  # any failure here means the two cannot be compared
