@@ -82,9 +82,8 @@ def bare() -> dict[str, float]:
 
     from sklearn.metrics import roc_auc_score
 
-    proba = best.estimator.predict_proba(encodings[ENCODINGS[best.name]].transform(parts["test"]))[
-        :, 1
-    ]
+    test = encodings[ENCODINGS[best.name]].transform(parts["test"])
+    proba = best.estimator.predict_proba(test)[:, 1]
     times["test_roc_auc"] = float(roc_auc_score(parts["test"]["y"], proba))
     lap("evaluate")
     return times
