@@ -90,7 +90,7 @@ def _feature(name: str, column: pd.Series) -> FeatureSpec | None:
     numbers = pd.to_numeric(column, errors="coerce")
     parsed = numbers.notna().sum() / max(column.notna().sum(), 1)
     low, high = float(numbers.min()), float(numbers.max())
-    if set(numbers.dropna().unique()) <= {0, 1}:  # a flag: its range is exact
+    if numbers.dropna().isin([0, 1]).all():  # a flag: its range is exact
         return FeatureSpec(name=name, kind="numeric", nullable=nullable, min=0.0, max=1.0)
     margin = (high - low) * RANGE_MARGIN
     floor = max(0.0, low - margin) if low >= 0 else low - margin
