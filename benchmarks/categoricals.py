@@ -2,17 +2,19 @@
 
 The table is the default one resampled to N rows (327k by default, the size of the user table
 in issue 9) with `zip_code`, a categorical of 4,000 levels, added as `benchmarks/scale.py`
-makes it. Both variants take the same stratified split (featurize's) and the HGB settings in
-params.yaml, and are scored on the same test rows:
+makes it. Every variant takes featurize's stratified split and is scored on the same test rows:
 
-    one-hot  Flywheel's transformer (impute, scale, one-hot with `featurize.max_categories`
-             columns per categorical, the rest in one infrequent column), dense
-    native   numerics as they are; each categorical as ordinal codes of its 254 most frequent
-             training levels, every other level (and unseen ones) in code 254, blanks NaN;
-             `categorical_features` marks them
+    one-hot  the `hgb` candidate (params.yaml's settings, early stopping on the valid split) on
+             Flywheel's one-hot encoding: numerics imputed and scaled, `featurize.max_categories`
+             columns per categorical, rarer levels in one shared column
+    native   the same candidate on Flywheel's native encoding (what it trains on): numerics as
+             they are, each categorical one column of codes, at most 255 levels, rarer and unseen
+             levels sharing the last
+    bare     pandas categoricals (254 most frequent levels, the rest "other") and scikit-learn's
+             default HistGradientBoostingClassifier, as `scale.py`'s bare script
 
-Each variant runs in a fresh process so its peak resident memory is its own. Prints fit
-seconds (transform + fit), peak MiB and test ROC-AUC per variant, and native/one-hot ratios.
+Each variant runs in a fresh process so its peak resident memory is its own. Prints encode+fit
+seconds, peak MiB and test ROC-AUC per variant, and the ratio lines.
 
     .venv/bin/python benchmarks/categoricals.py [--rows 327000] [--seed 0]
 """
@@ -32,8 +34,6 @@ from typing import Any
 from project_copy import REPO  # benchmarks/ is the script's folder
 from scale import make_table
 
-NATIVE_LEVELS = 254  # HGB takes at most 255 categories; the last code is the shared bucket
-
 
 def _split(table: Path) -> tuple[Any, dict[str, Any], Any]:
     """Spec, featurize's split of the table, and params (as the pipeline reads them)."""
@@ -52,58 +52,48 @@ def _split(table: Path) -> tuple[Any, dict[str, Any], Any]:
     return spec, parts, params
 
 
-def one_hot(table: Path) -> dict[str, float]:
-    from flywheel.features.transformer import fit_transformer
+def flywheel_hgb(table: Path, kind: str) -> dict[str, float]:
+    """The `hgb` candidate as the train step fits it, on the `kind` encoding."""
+    from flywheel.features.encoding import fit_encoding
+    from flywheel.training.candidates import Matrices, train_candidates
 
     spec, parts, params = _split(table)
-    train, test = parts["train"], parts["test"]
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
     started = time.perf_counter()
-    transformer = fit_transformer(spec, train.drop(columns="y"), params.featurize.max_categories)
-    X = transformer.transform(train.drop(columns="y"))
-    model = _hgb(params).fit(X, train["y"])
+    encoding = fit_encoding(spec, train, kind, params.featurize.max_categories)  # type: ignore[arg-type]
+    data = Matrices(
+        encoding.transform(train), encoding.transform(valid), encoding.categorical_columns
+    )
+    cfg = params.train.model_copy(update={"candidates": ["hgb"]})
+    with tempfile.TemporaryDirectory() as scratch:
+        (fit,) = train_candidates(
+            cfg, {"native": data}, train["y"].to_numpy(), valid["y"].to_numpy(), Path(scratch)
+        )
     seconds = time.perf_counter() - started
-    proba = model.predict_proba(transformer.transform(test.drop(columns="y")))[:, 1]
-    return _result(seconds, test["y"], proba, columns=X.shape[1])
+    proba = fit.estimator.predict_proba(encoding.transform(test))[:, 1]
+    return _result(seconds, test["y"], proba, columns=encoding.width)
 
 
-def native(table: Path) -> dict[str, float]:
-    import numpy as np
+def bare(table: Path) -> dict[str, float]:
     import pandas as pd
-
-    spec, parts, params = _split(table)
-    train, test = parts["train"], parts["test"]
-    started = time.perf_counter()
-    levels = {f.name: train[f.name].value_counts().index[:NATIVE_LEVELS] for f in spec.categorical}
-
-    def codes(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.drop(columns="y").copy()
-        for name, kept in levels.items():
-            code = pd.Index(kept).get_indexer(out[name]).astype("float64")
-            code[code < 0] = NATIVE_LEVELS
-            code[out[name].isna().to_numpy()] = np.nan
-            out[name] = code
-        return out
-
-    X = codes(train)
-    mask = [name in levels for name in X.columns]
-    model = _hgb(params, categorical=mask).fit(X, train["y"])
-    seconds = time.perf_counter() - started
-    proba = model.predict_proba(codes(test))[:, 1]
-    return _result(seconds, test["y"], proba, columns=X.shape[1])
-
-
-def _hgb(params: Any, categorical: Any = None) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    hgb = params.train.hgb
-    return HistGradientBoostingClassifier(
-        learning_rate=hgb.learning_rate,
-        max_iter=hgb.max_iter,
-        max_leaf_nodes=hgb.max_leaf_nodes,
-        l2_regularization=hgb.l2_regularization,
-        categorical_features=categorical,
-        random_state=params.train.seed,
-    )
+    spec, parts, params = _split(table)
+    train, test = parts["train"], parts["test"]
+    started = time.perf_counter()
+    levels = {f.name: train[f.name].value_counts().index[:254] for f in spec.categorical}
+
+    def categories(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.drop(columns="y")
+        for name, kept in levels.items():
+            values = out[name].where(out[name].isin(kept), "other")
+            out[name] = pd.Categorical(values, categories=[*kept, "other"])
+        return out
+
+    model = HistGradientBoostingClassifier(random_state=0).fit(categories(train), train["y"])
+    seconds = time.perf_counter() - started
+    proba = model.predict_proba(categories(test))[:, 1]
+    return _result(seconds, test["y"], proba, columns=len(spec.features))
 
 
 def _result(seconds: float, y: Any, proba: Any, columns: int) -> dict[str, float]:
@@ -117,7 +107,11 @@ def _result(seconds: float, y: Any, proba: Any, columns: int) -> dict[str, float
     }
 
 
-VARIANTS = {"one-hot": one_hot, "native": native}
+VARIANTS = {
+    "one-hot": lambda table: flywheel_hgb(table, "one_hot"),
+    "native": lambda table: flywheel_hgb(table, "native"),
+    "bare": bare,
+}
 
 
 def main() -> None:
@@ -137,19 +131,20 @@ def main() -> None:
         for name in VARIANTS:
             command = [sys.executable, __file__, "--variant", name, "--table", str(table)]
             lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            results[name] = json.loads(lines.strip().splitlines()[-1])
-            r = results[name]
+            results[name] = r = json.loads(lines.strip().splitlines()[-1])
             print(
-                f"{name:>8}: {r['columns']:>4} columns, fit {r['fit_s']:6.1f} s, "
+                f"{name:>8}: {r['columns']:>4} columns, encode+fit {r['fit_s']:6.1f} s, "
                 f"peak {r['peak_mib']:7,.0f} MiB, test ROC-AUC {r['roc_auc']:.4f}",
                 flush=True,
             )
-    hot, nat = results["one-hot"], results["native"]
-    print(
-        f"ratio native/one-hot: fit time {nat['fit_s'] / hot['fit_s']:.2f}x, "
-        f"peak memory {nat['peak_mib'] / hot['peak_mib']:.2f}x, "
-        f"ROC-AUC {nat['roc_auc'] - hot['roc_auc']:+.4f}"
-    )
+    nat = results["native"]
+    for other in ("one-hot", "bare"):
+        r = results[other]
+        print(
+            f"ratio native/{other}: fit time {nat['fit_s'] / r['fit_s']:.2f}x, "
+            f"peak memory {nat['peak_mib'] / r['peak_mib']:.2f}x, "
+            f"ROC-AUC {nat['roc_auc'] - r['roc_auc']:+.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -50,25 +50,30 @@ def bare() -> dict[str, float]:
     frame = pd.read_csv(REPO / spec.path, skipinitialspace=True)
     lap("load")
 
+    from flywheel.features.encoding import fit_encoding
     from flywheel.features.split import split_frame
-    from flywheel.features.transformer import fit_transformer
 
     y = target_vector(spec, frame)
     parts = split_frame(feature_frame(spec, frame).assign(y=y), y, params.featurize)
-    transformer = fit_transformer(
-        spec, parts["train"].drop(columns="y"), params.featurize.max_categories
-    )
+    encodings = {
+        kind: fit_encoding(spec, parts["train"], kind, params.featurize.max_categories)
+        for kind in ("one_hot", "native")
+    }
     lap("featurize")
 
-    from flywheel.training.candidates import select_best, train_candidates
+    from flywheel.training.candidates import ENCODINGS, Matrices, select_best, train_candidates
 
-    X = {k: transformer.transform(v.drop(columns="y")) for k, v in parts.items()}
+    inputs = {
+        kind: Matrices(
+            e.transform(parts["train"]), e.transform(parts["valid"]), e.categorical_columns
+        )
+        for kind, e in encodings.items()
+    }
     with tempfile.TemporaryDirectory() as scratch:
         results = train_candidates(
             params.train,
-            X["train"],
+            inputs,
             parts["train"]["y"].to_numpy(),
-            X["valid"],
             parts["valid"]["y"].to_numpy(),
             checkpoint_dir=Path(scratch),
         )
@@ -77,7 +82,8 @@ def bare() -> dict[str, float]:
 
     from sklearn.metrics import roc_auc_score
 
-    proba = best.estimator.predict_proba(X["test"])[:, 1]
+    test = encodings[ENCODINGS[best.name]].transform(parts["test"])
+    proba = best.estimator.predict_proba(test)[:, 1]
     times["test_roc_auc"] = float(roc_auc_score(parts["test"]["y"], proba))
     lap("evaluate")
     return times

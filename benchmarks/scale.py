@@ -136,8 +136,11 @@ def platform(table: Path, workdir: Path) -> tuple[float, float, float]:
     )
     peak = max((rss for _, rss in samples), default=0.0)
     steps = json.loads(report.read_text())["steps"]
-    print("  step seconds:", {s["step"]: s["seconds"] for s in steps})
-    print("  step peak MiB (approximate windows):", step_peaks(steps, samples, wall))
+    peaks = step_peaks(steps, samples, wall)
+    print(f"  {'step':<10} {'seconds':>8} {'peak MiB':>9}  (peak: approximate window)")
+    for s in steps:
+        print(f"  {s['step']:<10} {s['seconds']:>8.1f} {peaks[s['step']]:>9,.0f}")
+    print(f"  {'before':<10} {wall - sum(s['seconds'] for s in steps):>8.1f}  (start-up, spec)")
     evaluate = next(s for s in steps if s["step"] == "evaluate")
     return wall, peak, evaluate["summary"]["roc_auc"]
 
@@ -163,6 +166,28 @@ def measure(rows: int, workdir: Path) -> dict[str, float]:
     }
 
 
+TARGETS = {"time": 3.0, "memory": 3.0, "growth": 5.5}  # issue 9's goals: at most this ratio
+
+
+def ratio_lines(result: dict[str, float]) -> list[str]:
+    """Flywheel against bare at one size: time, memory, ROC-AUC, each with its target."""
+    time_x = result["wall"] / result["bare_wall"]
+    memory_x = result["peak_mib"] / result["bare_peak_mib"]
+    auc_gain = result["roc_auc"] - result["bare_roc_auc"]
+    rows = f"{result['rows']:>9,}"
+    return [
+        f"{rows} ratio time   {time_x:6.2f}x  target <= {TARGETS['time']}x  "
+        f"{_met(time_x <= TARGETS['time'])}",
+        f"{rows} ratio memory {memory_x:6.2f}x  target <= {TARGETS['memory']}x  "
+        f"{_met(memory_x <= TARGETS['memory'])}",
+        f"{rows} ROC-AUC gain {auc_gain:+.4f}   target >= 0      {_met(auc_gain >= 0)}",
+    ]
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
@@ -179,16 +204,16 @@ def main() -> None:
             print(
                 f"{rows:>9,} rows: flywheel {result['wall']:.1f} s, {result['peak_mib']:,.0f} MiB,"
                 f" ROC-AUC {result['roc_auc']:.4f} | bare {result['bare_wall']:.1f} s, "
-                f"{result['bare_peak_mib']:,.0f} MiB, ROC-AUC {result['bare_roc_auc']:.4f} | "
-                f"time {result['wall'] / result['bare_wall']:.2f}x, "
-                f"memory {result['peak_mib'] / result['bare_peak_mib']:.2f}x",
+                f"{result['bare_peak_mib']:,.0f} MiB, ROC-AUC {result['bare_roc_auc']:.4f}",
                 flush=True,
             )
+            print("\n".join(ratio_lines(result)), flush=True)
     if len(results) > 1:
         first, last = results[0], results[-1]
+        growth = last["wall"] / first["wall"]
         print(
-            f"growth {last['rows'] / first['rows']:.0f}x rows: flywheel time "
-            f"{last['wall'] / first['wall']:.2f}x, "
+            f"growth {last['rows'] / first['rows']:.0f}x rows: flywheel time {growth:.2f}x "
+            f"(target <= {TARGETS['growth']}x, {_met(growth <= TARGETS['growth'])}), "
             f"bare time {last['bare_wall'] / first['bare_wall']:.2f}x"
         )
 

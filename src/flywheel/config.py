@@ -52,6 +52,9 @@ class HGBParams(_Section):
     max_iter: int = Field(ge=1)
     max_leaf_nodes: int = Field(ge=2)
     l2_regularization: float = Field(ge=0)
+    n_iter_no_change: int = Field(
+        ge=1, description="stop after this many rounds without a better valid-split loss"
+    )
 
 
 class MLPParams(_Section):

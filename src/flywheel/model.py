@@ -29,7 +29,9 @@ class ProbabilisticClassifier(Protocol):
 @dataclass
 class TabularModel:
     spec: DatasetSpec
-    transformer: Any  # a fitted scikit-learn transformer: raw feature frame -> float matrix
+    # The fitted encoding (features/encoding.py): raw feature frame -> float matrix. Models
+    # registered before it carry a scikit-learn ColumnTransformer, compiled on first use.
+    transformer: Any
     estimator: ProbabilisticClassifier  # trained on transformed rows, column 1 = positive class
     candidate: str
     threshold: float
@@ -38,6 +40,8 @@ class TabularModel:
 
     @cached_property
     def _compiled(self) -> CompiledTransformer:
+        if isinstance(self.transformer, CompiledTransformer):
+            return self.transformer
         return compile_transformer(self.transformer)
 
     def positive_proba(self, frame: pd.DataFrame) -> np.ndarray:

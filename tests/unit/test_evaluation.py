@@ -152,6 +152,22 @@ def test_bootstrap_delta_agrees_with_sklearn(boot_params):
     assert ap["delta"] == pytest.approx(expected, abs=1e-12)
 
 
+def test_bootstrap_resamples_chunks_of_weights_and_matches_sklearn(boot_params, monkeypatch):
+    """The weights come in bounded chunks (a 1M-row test split must not make a B x n matrix);
+    each resample's AUC is still scikit-learn's on the rows it drew."""
+    from flywheel.evaluation import bootstrap
+
+    y, a = scores(seed=10)
+    monkeypatch.setattr(bootstrap, "CHUNK_CELLS", 3 * y.size + 1)  # 3 resamples per chunk
+    chunks = list(bootstrap.resample_weights(y.size, 10, seed=1))
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    weights = np.concatenate(chunks)
+    ranking = bootstrap._ranking(y, a, descending=False)
+    for row, auc in zip(weights, bootstrap.weighted_roc_auc(ranking, weights), strict=True):
+        drawn = np.repeat(np.arange(y.size), row.astype(int))
+        assert auc == pytest.approx(roc_auc_score(y[drawn], a[drawn]), abs=1e-12)
+
+
 def test_bootstrap_rejects_unknown_metric(boot_params):
     y, p = scores()
     with pytest.raises(ConfigError, match="f1"):

@@ -137,3 +137,25 @@ def test_default_spec_matches_default_table() -> None:
     assert isinstance(spec, DatasetSpec)
     assert spec.target == "churn" and spec.positive_class == "Yes"
     assert len(spec.features) == 19 and spec.id_columns == ["rownames"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_read_table_reads_only_the_columns_asked_for(tmp_path: Path, suffix: str) -> None:
+    frame = pd.DataFrame({"a": [1, 2], "note": ["x", "y"], "y": ["No", "Yes"]})
+    path = tmp_path / f"t{suffix}"
+    frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
+    read = read_table(path, columns=["a", "y", "absent"])  # absent: left to require_columns
+    assert list(read.columns) == ["a", "y"]
+
+
+def test_target_vector_reads_numbers_and_text_alike() -> None:
+    spec = DatasetSpec.model_validate(
+        {"name": "t", "path": "t.csv", "target": "y", "classes": ["0", "1"],
+         "positive_class": "1", "features": [{"name": "a", "kind": "numeric"}]}
+    )  # fmt: skip
+    for labels in ([0, 1, 1], [0.0, 1.0, 1.0], ["0", "1", "1"]):
+        assert target_vector(spec, pd.DataFrame({"y": labels})).tolist() == [0, 1, 1]
+    with pytest.raises(DataError, match="blanks"):
+        target_vector(spec, pd.DataFrame({"y": [0.0, np.nan]}))
+    with pytest.raises(DataError, match="'2'"):
+        target_vector(spec, pd.DataFrame({"y": [0, 2]}))

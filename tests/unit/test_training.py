@@ -19,6 +19,7 @@ from flywheel.errors import ConfigError, DataError
 from flywheel.training import mlp as mlp_module
 from flywheel.training.candidates import (
     CandidateResult,
+    Matrices,
     select_best,
     train_candidates,
     valid_metrics,
@@ -45,9 +46,15 @@ def train_params(candidates: list[str], **mlp_overrides: object) -> TrainParams:
     return TrainParams(
         candidates=candidates, seed=0, selection_metric="roc_auc",
         logreg=LogRegParams(C=1.0, max_iter=500),
-        hgb=HGBParams(learning_rate=0.1, max_iter=30, max_leaf_nodes=8, l2_regularization=1.0),
+        hgb=HGBParams(learning_rate=0.1, max_iter=30, max_leaf_nodes=8, l2_regularization=1.0,
+                      n_iter_no_change=5),
         mlp=mlp_params(**mlp_overrides),
     )
+
+
+def same(X_train: np.ndarray, X_valid: np.ndarray) -> dict[str, Matrices]:
+    """Numbers only: every candidate's encoding is the matrix itself."""
+    return dict.fromkeys(("one_hot", "native"), Matrices(X_train, X_valid))
 
 
 def result(name: str, **metrics: float) -> CandidateResult:
@@ -60,8 +67,8 @@ def result(name: str, **metrics: float) -> CandidateResult:
 def test_every_candidate_learns_in_the_order_given(data, tmp_path: Path) -> None:
     X_train, y_train, X_valid, y_valid = data
     messages: list[str] = []
-    results = train_candidates(train_params(["mlp", "logreg", "hgb"]), X_train, y_train,
-                               X_valid, y_valid, tmp_path, progress=messages.append)
+    results = train_candidates(train_params(["mlp", "logreg", "hgb"]), same(X_train, X_valid),
+                               y_train, y_valid, tmp_path, progress=messages.append)
 
     assert [r.name for r in results] == ["mlp", "logreg", "hgb"]
     for r in results:
@@ -85,7 +92,7 @@ def test_every_candidate_learns_in_the_order_given(data, tmp_path: Path) -> None
 def test_a_single_class_valid_split_is_a_data_error(data, tmp_path: Path) -> None:
     X_train, y_train, X_valid, _ = data
     with pytest.raises(DataError, match="only one class"):
-        train_candidates(train_params(["logreg"]), X_train, y_train, X_valid,
+        train_candidates(train_params(["logreg"]), same(X_train, X_valid), y_train,
                          np.zeros(len(X_valid), dtype=np.int64), tmp_path)
 
 

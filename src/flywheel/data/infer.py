@@ -52,7 +52,7 @@ def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> Da
 
 
 def _target_classes(column: pd.Series, target: str) -> tuple[list[str], str]:
-    labels = sorted({_category_text(v) for v in column.dropna()})
+    labels = sorted({_category_text(v) for v in column.dropna().unique()})
     if len(labels) < 2:
         raise DataError(f"target {target!r} has {len(labels)} distinct value(s); need two classes")
     if len(labels) > 2:
@@ -64,8 +64,8 @@ def _target_classes(column: pd.Series, target: str) -> tuple[list[str], str]:
     if len(by_word) == 1:
         positive = by_word[0]
     else:  # the rarer class is usually the one worth predicting
-        counts = column.map(_category_text).value_counts()
-        positive = str(counts.idxmin())
+        counts = column.value_counts()
+        positive = _category_text(counts.idxmin())
     negative = next(label for label in labels if label != positive)
     return [negative, positive], positive
 
@@ -85,17 +85,29 @@ def _feature(name: str, column: pd.Series) -> FeatureSpec | None:
         return FeatureSpec(
             name=name, kind="categorical", nullable=nullable, categories=["False", "True"]
         )
+    if not pd.api.types.is_numeric_dtype(column) and _parsed_share(column) < 0.99:
+        return _categorical(name, column, nullable)
     numbers = pd.to_numeric(column, errors="coerce")
     parsed = numbers.notna().sum() / max(column.notna().sum(), 1)
-    if pd.api.types.is_numeric_dtype(column) or parsed >= 0.99:
-        low, high = float(numbers.min()), float(numbers.max())
-        if set(numbers.dropna().unique()) <= {0, 1}:  # a flag: its range is exact
-            return FeatureSpec(name=name, kind="numeric", nullable=nullable, min=0.0, max=1.0)
-        margin = (high - low) * RANGE_MARGIN
-        floor = max(0.0, low - margin) if low >= 0 else low - margin
-        return FeatureSpec(
-            name=name, kind="numeric", nullable=nullable or parsed < 1, min=floor, max=high + margin
-        )
+    low, high = float(numbers.min()), float(numbers.max())
+    if numbers.dropna().isin([0, 1]).all():  # a flag: its range is exact
+        return FeatureSpec(name=name, kind="numeric", nullable=nullable, min=0.0, max=1.0)
+    margin = (high - low) * RANGE_MARGIN
+    floor = max(0.0, low - margin) if low >= 0 else low - margin
+    return FeatureSpec(
+        name=name, kind="numeric", nullable=nullable or parsed < 1, min=floor, max=high + margin
+    )
+
+
+def _parsed_share(column: pd.Series) -> float:
+    """Share of a text column's values that read as numbers, judged once per distinct value
+    (parsing every row cost seconds per column at a million rows)."""
+    counts = column.value_counts()
+    parsed = pd.to_numeric(counts.index.to_series(), errors="coerce").notna().to_numpy()
+    return float(counts.to_numpy()[parsed].sum() / max(counts.sum(), 1))
+
+
+def _categorical(name: str, column: pd.Series, nullable: bool) -> FeatureSpec | None:
     categories = sorted({_category_text(v) for v in column.dropna().unique()})
     if len(categories) > min(MAX_LEVELS, MAX_LEVEL_SHARE * column.notna().sum()):
         return None  # free text: nothing a one-hot encoder should see

@@ -8,6 +8,7 @@ a test holds the two to equality on the real table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,12 +26,19 @@ class CompiledTransformer:
     categorical: list[str]
     lookups: list[dict[str, int]]  # category -> column offset within its one-hot block
     unknown: list[int]  # where an unseen value goes: the infrequent column, or -1 (none)
-    offsets: list[int]  # first output column of each one-hot block
+    offsets: list[int]  # first output column of each one-hot block (or the code's column)
     width: int
+    codes: bool = False  # each categorical as one column of ordinal codes (HGB's native input)
+
+    @property
+    def categorical_columns(self) -> list[int]:
+        """The columns holding category codes, for a model's `categorical_features`."""
+        return list(self.offsets) if self.codes else []
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """float32 (half float64's memory at millions of rows; every candidate trains on it)."""
         n = len(frame)
-        out = np.zeros((n, self.width), dtype="float64")
+        out = np.zeros((n, self.width), dtype="float32")
         k = len(self.numeric)
         if k:
             X = frame[self.numeric].to_numpy(dtype="float64", na_value=np.nan, copy=True)
@@ -38,17 +46,30 @@ class CompiledTransformer:
             X -= self.mean
             X /= self.scale
             out[:, :k] = X
+        if self.codes:
+            self._write_codes(frame, out)
+            return out
         flat = out.reshape(-1)  # a view: one flat index per one-hot cell is cheaper than 2-D
         starts = np.arange(n, dtype=np.int64) * self.width
-        blocks = zip(self.categorical, self.lookups, self.unknown, self.offsets, strict=True)
-        for name, lookup, unknown, offset in blocks:
-            index = _block_columns(frame[name], lookup, unknown)
+        for offset, index in self._block_indices(frame):
             rows = np.flatnonzero(index >= 0)  # unseen categories stay all-zero
             flat[starts[rows] + (offset + index[rows])] = 1.0
         return out
 
+    def _write_codes(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        """A level's code is its one-hot column's position; no code (unseen, none shared) is NaN,
+        which HistGradientBoosting treats as missing."""
+        for offset, index in self._block_indices(frame):
+            out[:, offset] = np.where(index >= 0, index, np.nan)
 
-def _block_columns(column: pd.Series, lookup: dict[str, int], unknown: int) -> np.ndarray:
+    def _block_indices(self, frame: pd.DataFrame) -> Iterator[tuple[int, np.ndarray]]:
+        """Each categorical's first output column and its values' positions in the block."""
+        blocks = zip(self.categorical, self.lookups, self.unknown, self.offsets, strict=True)
+        for name, lookup, unknown, offset in blocks:
+            yield offset, block_columns(frame[name], lookup, unknown)
+
+
+def block_columns(column: pd.Series, lookup: dict[str, int], unknown: int) -> np.ndarray:
     """Each value's column within its one-hot block (-1: none), found by Arrow's hash lookup.
 
     A Python loop over the values cost ~1 s a million rows per column; `index_in` runs in C
@@ -87,7 +108,7 @@ def compile_transformer(transformer: object) -> CompiledTransformer:
             encoder.categories_
         )
         for categories, rare in zip(encoder.categories_, rare_sets, strict=True):
-            lookup, columns = _block_lookup([str(c) for c in categories], rare)
+            lookup, columns = block_lookup([str(c) for c in categories], rare)
             offsets.append(width)
             lookups.append(lookup)
             unknown.append(columns - 1 if rare is not None else -1)
@@ -105,7 +126,7 @@ def compile_transformer(transformer: object) -> CompiledTransformer:
     )
 
 
-def _block_lookup(categories: list[str], rare: object) -> tuple[dict[str, int], int]:
+def block_lookup(categories: list[str], rare: object) -> tuple[dict[str, int], int]:
     """Category -> output column of one one-hot block, and the block's width.
 
     scikit-learn keeps frequent categories in their order and puts one column for all

@@ -12,7 +12,15 @@ from flywheel.errors import DataError
 def split_frame(
     frame: pd.DataFrame, y: np.ndarray, params: FeaturizeParams
 ) -> dict[str, pd.DataFrame]:
-    """Split rows into train/valid/test, keeping the class balance in each.
+    """`split_rows` applied to a frame: one new frame per split, rows in table order."""
+    return {
+        name: frame.iloc[rows].reset_index(drop=True)
+        for name, rows in split_rows(y, params).items()
+    }
+
+
+def split_rows(y: np.ndarray, params: FeaturizeParams) -> dict[str, np.ndarray]:
+    """Row numbers of train/valid/test (sorted), keeping the class balance in each.
 
     `valid_size` is a share of the whole table, like `test_size`, so the numbers in
     params.yaml read as the final proportions.
@@ -21,7 +29,7 @@ def split_frame(
 
     if params.test_size + params.valid_size >= 0.9:
         raise DataError("featurize: test_size + valid_size leaves under 10% of rows to train on")
-    rows = np.arange(len(frame))
+    rows = np.arange(len(y))
     try:
         rest, test = train_test_split(
             rows, test_size=params.test_size, stratify=y, random_state=params.seed
@@ -34,8 +42,4 @@ def split_frame(
         )
     except ValueError as exc:  # too few rows of a class to stratify
         raise DataError(f"featurize: cannot make a stratified split: {exc}") from exc
-    return {
-        "train": frame.iloc[np.sort(train)].reset_index(drop=True),
-        "valid": frame.iloc[np.sort(valid)].reset_index(drop=True),
-        "test": frame.iloc[np.sort(test)].reset_index(drop=True),
-    }
+    return {"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}

@@ -1,4 +1,9 @@
-"""The scikit-learn transformer that turns a raw feature frame into a float matrix."""
+"""The scikit-learn transformer that turns a raw feature frame into a float matrix.
+
+Models registered before per-model encodings carry it (compiled on load by `compiled.py`), and
+tests hold `encoding.fit_encoding`'s one-hot encoding equal to it; new models carry the
+encodings of `encoding.py`, fitted without scikit-learn's per-value Python loops.
+"""
 
 from __future__ import annotations
 

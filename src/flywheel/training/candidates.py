@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from flywheel.config import TrainParams
 from flywheel.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from flywheel.features.encoding import Encoding
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +36,40 @@ class CandidateResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Matrices:
+    """One encoding's training and validation matrices."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    categorical: list[int] = field(default_factory=list)  # columns of category codes
+
+
+# Which encoding (features/encoding.py) each candidate trains on: HGB splits on category codes
+# natively; the others need one-hot numbers on one scale.
+ENCODINGS: dict[str, Encoding] = {"logreg": "one_hot", "hgb": "native", "mlp": "one_hot"}
+
+
 def train_candidates(
     params: TrainParams,
-    X_train: np.ndarray,
+    inputs: Mapping[str, Matrices],
     y_train: np.ndarray,
-    X_valid: np.ndarray,
     y_valid: np.ndarray,
     checkpoint_dir: Path,
     progress: Callable[[str], None] | None = None,
 ) -> list[CandidateResult]:
-    """Fit each of `params.candidates` in order; every one sees the same rows and seed."""
+    """Fit each of `params.candidates` in order on its encoding (`inputs` by ENCODINGS' names);
+    every one sees the same rows and seed."""
     say = progress or (lambda _msg: None)
-    _check_shapes(X_train, y_train, X_valid, y_valid)
     results = []
     for name in params.candidates:
-        say(f"training {name} on {len(X_train)} rows x {X_train.shape[1]} features")
+        data = inputs[ENCODINGS[name]]
+        _check_shapes(data.train, y_train, data.valid, y_valid)
+        say(f"training {name} on {len(data.train)} rows x {data.train.shape[1]} features")
         started = time.perf_counter()
-        estimator, details = _FITTERS[name](params, X_train, y_train, X_valid, y_valid,
-                                            checkpoint_dir, say)
+        estimator, details = _FITTERS[name](params, data, y_train, y_valid, checkpoint_dir, say)
         seconds = time.perf_counter() - started
-        metrics = valid_metrics(y_valid, estimator.predict_proba(X_valid)[:, 1])
+        metrics = valid_metrics(y_valid, estimator.predict_proba(data.valid)[:, 1])
         say(f"{name}: valid roc_auc {metrics['roc_auc']:.4f}, pr_auc {metrics['pr_auc']:.4f}, "
             f"log_loss {metrics['log_loss']:.4f} in {seconds:.1f} s")
         log.info("candidate %s: %s in %.2f s (%s)", name, metrics, seconds, details)
@@ -95,37 +112,38 @@ def valid_metrics(y_true: np.ndarray, positive_proba: np.ndarray) -> dict[str, f
     }
 
 
-def _fit_logreg(params: TrainParams, X_train: np.ndarray, y_train: np.ndarray,
-                X_valid: np.ndarray, y_valid: np.ndarray, checkpoint_dir: Path,
-                say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+def _fit_logreg(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
+                checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=params.logreg.C, max_iter=params.logreg.max_iter,
                                random_state=params.seed)
-    model.fit(X_train, y_train)
+    model.fit(data.train, y_train)
     return model, {"n_iter": int(np.max(model.n_iter_))}
 
 
-def _fit_hgb(params: TrainParams, X_train: np.ndarray, y_train: np.ndarray,
-             X_valid: np.ndarray, y_valid: np.ndarray, checkpoint_dir: Path,
-             say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+def _fit_hgb(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
+             checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     hgb = params.hgb
     model = HistGradientBoostingClassifier(
         learning_rate=hgb.learning_rate, max_iter=hgb.max_iter, max_leaf_nodes=hgb.max_leaf_nodes,
         l2_regularization=hgb.l2_regularization, random_state=params.seed,
+        categorical_features=data.categorical or None,
+        early_stopping=True, n_iter_no_change=hgb.n_iter_no_change,
     )
-    model.fit(X_train, y_train)
+    # The valid split judges when to stop, so every training row is fitted on (scikit-learn
+    # would otherwise hold out 10% of them for that).
+    model.fit(data.train, y_train, X_val=data.valid, y_val=y_valid)
     return model, {"n_iter": int(model.n_iter_)}
 
 
-def _fit_mlp(params: TrainParams, X_train: np.ndarray, y_train: np.ndarray,
-             X_valid: np.ndarray, y_valid: np.ndarray, checkpoint_dir: Path,
-             say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+def _fit_mlp(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
+             checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     from flywheel.training.mlp import fit_mlp
 
-    fit = fit_mlp(params.mlp, params.seed, X_train, y_train, X_valid, y_valid,
+    fit = fit_mlp(params.mlp, params.seed, data.train, y_train, data.valid, y_valid,
                   checkpoint_dir, progress=say)
     return fit.estimator, fit.details
 
