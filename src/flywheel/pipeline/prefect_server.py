@@ -121,7 +121,11 @@ def prefect_api(server: TemporaryServer | None) -> Iterator[str | None]:
     if server is None:
         yield None
         return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
 
     from flywheel.prefect_api import check_reachable
 
@@ -140,7 +144,11 @@ def prefect_api(server: TemporaryServer | None) -> Iterator[str | None]:
         server.stop()
         raise
     log.info("temporary Prefect server at %s", server.api_url)
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    # No flow-run heartbeats: they let a lasting server mark a run whose process died as
+    # crashed, and this one ends with the run; the thread that sends them also sleeps in
+    # one-second steps, which the flow's end waited out.
+    no_heartbeat = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url, **no_heartbeat}):
         yield server.api_url
 
 
