@@ -160,11 +160,12 @@ def test_worker_runs_nightly_with_logs_and_summary_in_the_api(
         found = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
         assert found, done.stdout
         run = _wait_for_end(env, found.group(1), worker, tmp_path / "worker.log")
+        # The flow-run process ships its last log batch after the run's final state; stopping
+        # the worker first can end that process before it does.
+        logs = _logs_once_flushed(env, run.id, "version 1 of flywheel-churn")
     finally:
         stop(worker, signals=2)
     assert run.state.is_completed(), (tmp_path / "worker.log").read_text()[-4000:]
-
-    logs = _logs_once_flushed(env, run.id, "version 1 of flywheel-churn")
     assert re.search(r"validated \d+ rows against .*: passed", logs), logs
     assert "version 1 of flywheel-churn: promoted" in logs, logs
     artifacts = api(env, lambda c: c.read_artifacts(artifact_filter=_artifact_filter(run.id)))
