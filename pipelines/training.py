@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from prefect import flow, task
@@ -27,11 +28,9 @@ from flywheel.pipeline.summary import run_summary_markdown
 
 # What the steps after validate import, in the order they need it (`flywheel run` validates
 # in a process of its own, `flywheel.pipeline.ahead`, which imports Great Expectations there).
-STEP_IMPORTS = (
-    "sklearn.compose",
-    "sklearn.ensemble",
-    "torch",
-    "torch._dynamo",  # torch's optimizers import it at their first step
+SKLEARN_IMPORTS = ("sklearn.compose", "sklearn.ensemble")
+TORCH_IMPORTS = ("torch", "torch._dynamo")  # only for the mlp candidate; its optimizer: dynamo
+MLFLOW_IMPORTS = (
     "mlflow.pyfunc",
     # MLflow's SQLite stores: their import configures SQLAlchemy mappers, seconds on 2 cores
     "mlflow.store.tracking.sqlalchemy_store",
@@ -40,23 +39,28 @@ STEP_IMPORTS = (
 SUMMARY_ARTIFACT = "flywheel-run-summary"
 
 
-def prewarm_imports() -> threading.Thread:
+def prewarm_imports(candidates: Collection[str]) -> threading.Thread:
     """Import the steps' libraries in the background while Prefect's server starts.
 
     Without a configured API the first flow call waits seconds for a temporary server; doing
     the imports meanwhile takes them off the critical path, and so does starting the chart
-    renderer's JavaScript engine (it runs outside the GIL). Nothing is configured by it.
+    renderer's JavaScript engine (it runs outside the GIL). torch (seconds, and hundreds of
+    MB) only when a candidate needs it. Nothing is configured by it.
     """
-    thread = threading.Thread(target=_prewarm, name="flywheel-prewarm", daemon=True)
+    torch = TORCH_IMPORTS if "mlp" in candidates else ()
+    modules = (*SKLEARN_IMPORTS, *torch, *MLFLOW_IMPORTS)
+    thread = threading.Thread(
+        target=_prewarm, args=(modules,), name="flywheel-prewarm", daemon=True
+    )
     thread.start()
     return thread
 
 
-def _prewarm() -> None:
+def _prewarm(modules: tuple[str, ...]) -> None:
     from flywheel.evaluation.plots import warm_renderer
     from flywheel.gc_imports import resume_after_imports
 
-    for module in STEP_IMPORTS:
+    for module in modules:
         importlib.import_module(module)
     resume_after_imports()  # `flywheel run` paused collection for its imports
     warm_renderer()

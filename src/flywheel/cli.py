@@ -7,11 +7,14 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flywheel.errors import ConfigError, FlywheelError
+
+if TYPE_CHECKING:
+    from flywheel.pipeline.prefect_server import TemporaryServer
 
 app = typer.Typer(
     help="Flywheel: versioned data to a validated, evaluated, registered and served model.",
@@ -115,7 +118,7 @@ def run(
         _fail(exc)
 
 
-def _run_flow(server: Any, spec: str | None) -> list[dict[str, Any]]:
+def _run_flow(server: TemporaryServer | None, spec: str | None) -> list[dict[str, Any]]:
     """The training flow, its first step started at once in a process of its own (`ahead`)."""
     from flywheel.gc_imports import pause_for_imports, resume_after_imports
     from flywheel.pipeline.ahead import discard_ahead, start_ahead
@@ -124,9 +127,11 @@ def _run_flow(server: Any, spec: str | None) -> list[dict[str, Any]]:
     start_ahead("validate", spec)  # validates while Prefect's server starts
     pause_for_imports()  # until the steps' libraries are imported (`prewarm_imports`)
     try:
+        from flywheel.config import load_params
+        from flywheel.settings import settings
         from pipelines.training import prewarm_imports, training
 
-        prewarm_imports()
+        prewarm_imports(load_params(settings().params_path).train.candidates)
         _one_line_for_known_failures()
         with prefect_api(server):
             return training(spec=spec)  # type: ignore[no-any-return]
