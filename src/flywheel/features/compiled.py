@@ -8,7 +8,7 @@ a test holds the two to equality on the real table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,22 +97,18 @@ def compile_transformer(transformer: object) -> CompiledTransformer:
         imputer, scaler = pipe.steps[0][1], pipe.steps[1][1]
         fill, mean, scale = imputer.statistics_, scaler.mean_, scaler.scale_
     categorical: list[str] = []
-    lookups: list[dict[str, int]] = []
-    unknown: list[int] = []
-    offsets: list[int] = []
-    width = len(numeric)
+    blocks: list[tuple[list[str], object]] = []
     if "categorical" in parts:
         pipe, categorical = parts["categorical"]
         encoder = pipe.steps[-1][1]
         rare_sets = getattr(encoder, "infrequent_categories_", None) or [None] * len(
             encoder.categories_
         )
-        for categories, rare in zip(encoder.categories_, rare_sets, strict=True):
-            lookup, columns = block_lookup([str(c) for c in categories], rare)
-            offsets.append(width)
-            lookups.append(lookup)
-            unknown.append(columns - 1 if rare is not None else -1)
-            width += columns
+        blocks = [
+            ([str(c) for c in categories], rare)
+            for categories, rare in zip(encoder.categories_, rare_sets, strict=True)
+        ]
+    lookups, unknown, offsets, width = lay_out_blocks(len(numeric), blocks)
     return CompiledTransformer(
         numeric=list(numeric),
         fill=np.asarray(fill, dtype="float64"),
@@ -126,8 +122,28 @@ def compile_transformer(transformer: object) -> CompiledTransformer:
     )
 
 
-def block_lookup(categories: list[str], rare: object) -> tuple[dict[str, int], int]:
-    """Category -> output column of one one-hot block, and the block's width.
+def lay_out_blocks(
+    start: int, blocks: Iterable[tuple[list[str], object]], codes: bool = False
+) -> tuple[list[dict[str, int]], list[int], list[int], int]:
+    """Each categorical's lookup, the column its unseen values go to (-1: none) and its first
+    output column, after `start` numeric columns; then the total width. A block is one-hot
+    columns, or one column of codes when `codes`; `blocks` is (categories, rare) per feature."""
+    lookups: list[dict[str, int]] = []
+    unknown: list[int] = []
+    offsets: list[int] = []
+    width = start
+    for categories, rare in blocks:
+        lookup, columns, unseen = _block_lookup(categories, rare)
+        offsets.append(width)
+        lookups.append(lookup)
+        unknown.append(unseen)
+        width += 1 if codes else columns
+    return lookups, unknown, offsets, width
+
+
+def _block_lookup(categories: list[str], rare: object) -> tuple[dict[str, int], int, int]:
+    """Category -> output column of one one-hot block, the block's width, and where unseen
+    values go (the shared column, or -1 when nothing was grouped).
 
     scikit-learn keeps frequent categories in their order and puts one column for all
     infrequent ones last; `rare` is that column's categories (None when nothing was grouped).
@@ -136,4 +152,4 @@ def block_lookup(categories: list[str], rare: object) -> tuple[dict[str, int], i
     kept = [c for c in categories if c not in grouped]
     lookup = {c: i for i, c in enumerate(kept)}
     lookup |= dict.fromkeys(grouped, len(kept))
-    return lookup, len(kept) + (1 if grouped else 0)
+    return lookup, len(kept) + (1 if grouped else 0), len(kept) if grouped else -1

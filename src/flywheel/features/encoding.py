@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.data.spec import DatasetSpec
-from flywheel.features.compiled import CompiledTransformer, block_columns, block_lookup
+from flywheel.features.compiled import CompiledTransformer, block_columns, lay_out_blocks
 from flywheel.features.transformer import MISSING_CATEGORY
 
 Encoding = Literal["one_hot", "native"]
@@ -41,18 +41,13 @@ def fit_encoding(
         else (np.full(len(numeric), np.nan), np.zeros(len(numeric)), np.ones(len(numeric)))
     )
     limit = max_categories if kind == "one_hot" else NATIVE_LEVELS
-    lookups: list[dict[str, int]] = []
-    unknown: list[int] = []
-    offsets: list[int] = []
-    width = len(numeric)
+    blocks: list[tuple[list[str], object]] = []
     for feature in spec.categorical:
         categories = [*(feature.categories or []), MISSING_CATEGORY]
-        rare = _infrequent(categories, _counts(train[feature.name], categories), limit)
-        lookup, columns = block_lookup(categories, rare)
-        offsets.append(width)
-        lookups.append(lookup)
-        unknown.append(columns - 1 if rare else -1)
-        width += columns if kind == "one_hot" else 1
+        blocks.append(
+            (categories, _infrequent(categories, _counts(train[feature.name], categories), limit))
+        )
+    lookups, unknown, offsets, width = lay_out_blocks(len(numeric), blocks, codes=kind == "native")
     return CompiledTransformer(
         numeric=numeric,
         fill=fill,
