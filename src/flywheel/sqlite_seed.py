@@ -48,6 +48,15 @@ def dump_schema(db: Path, schema: Path, without_rows_of: tuple[str, ...] = ()) -
     schema.write_text("\n".join(lines) + "\n")
 
 
+REVISION = re.compile(r"INSERT INTO \"alembic_version\" VALUES\('(\w+)'\)")
+
+
+def schema_revision(schema: Path) -> str | None:
+    """The Alembic revision a stored schema creates its database at."""
+    found = REVISION.search(schema.read_text())
+    return found.group(1) if found else None
+
+
 def alembic_head(versions: Path) -> str | None:
     """The newest revision among the Alembic migration files in `versions`; None if unclear."""
     revisions, parents = set(), set()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.registry.mlflow_db import REVISION, SCHEMA, installed_head, seed_store
-from flywheel.sqlite_seed import seed_database
+from flywheel.registry.mlflow_db import SCHEMA, installed_head, seed_store
+from flywheel.sqlite_seed import REVISION, schema_revision, seed_database
 
 
 def _schema(db: Path) -> dict[str, list[str]]:
@@ -27,8 +27,7 @@ def _schema(db: Path) -> dict[str, list[str]]:
 
 
 def test_shipped_schema_is_at_the_installed_mlflows_head() -> None:
-    shipped = REVISION.search(SCHEMA.read_text())
-    assert shipped is not None and shipped.group(1) == installed_head(), (
+    assert schema_revision(SCHEMA) == installed_head(), (
         "src/flywheel/registry/mlflow_schema.sql is stale: "
         "run `.venv/bin/python -m flywheel.registry.mlflow_db`"
     )

@@ -16,22 +16,20 @@ Regenerate after upgrading MLflow:
 from __future__ import annotations
 
 import importlib.util
-import re
 import tempfile
 from pathlib import Path
 
-from flywheel.sqlite_seed import alembic_head, dump_schema, seed_database
+from flywheel.sqlite_seed import alembic_head, dump_schema, schema_revision, seed_database
 
 SCHEMA = Path(__file__).with_name("mlflow_schema.sql")
-REVISION = re.compile(r"INSERT INTO \"alembic_version\" VALUES\('(\w+)'\)")
 
 
 def seed_store(path: Path, schema: Path = SCHEMA) -> bool:
     """Create the SQLite store at `path` from `schema` if it does not exist; True if it did."""
-    if path.exists() or not schema.is_file():
+    if path.exists() or not schema.is_file():  # checked first: no migration files read
         return False
-    shipped = REVISION.search(schema.read_text())
-    if shipped is None or shipped.group(1) != installed_head():
+    shipped = schema_revision(schema)
+    if shipped is None or shipped != installed_head():
         return False
     return seed_database(path, schema)
 
