@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_program
-from tests.integration.serving.conftest import free_port, wait_for
+from tests.integration.serving.conftest import free_port, stop_process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -47,22 +46,12 @@ def check_ui(root: Path, run_names: list[str], metric: str) -> None:
             capture_output=True, text=True, timeout=180, check=True,
         ).stdout  # fmt: skip
     finally:
-        _stop(server)
+        stop_process(server)
     assert "Overview of Traces" not in dom and "No data available" not in dom
     for name in run_names:
         assert name[:20] in dom, name  # the table cuts long names with an ellipsis
     assert f">{metric}<" in dom  # a metric column header
     assert re.search(r">0\.\d{2,}", dom), "no metric values in the runs table"
-
-
-def _stop(server: subprocess.Popen[str]) -> None:
-    """The server and the workers it started, all in its own session."""
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=30)
 
 
 def _healthy(port: int) -> bool:

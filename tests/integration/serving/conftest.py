@@ -220,7 +220,7 @@ def stop_server(server: Server) -> None:
     stop_process(server.process)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[Any]) -> None:
     """SIGTERM to the process group a test started (start_new_session), SIGKILL if it lingers."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
