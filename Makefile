@@ -40,6 +40,7 @@ install-test: $(UV)
 lint: install-test
 	$(VENV)/bin/ruff check src pipelines tests benchmarks
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 $(UV):
 	$(PYTHON) -m venv .tools

@@ -1,4 +1,4 @@
-"""The training flow: the steps of `flywheel.pipeline.dag` as Prefect tasks, with its edges.
+"""The training flow: the steps of `flywheel.steps.dag` as Prefect tasks, with its edges.
 
 Works with no Prefect server configured (a temporary local one starts) and shows up, with its
 task runs, its DAG, Flywheel's own log lines and a run summary artifact, in the Prefect UI when
@@ -7,10 +7,8 @@ task runs, its DAG, Flywheel's own log lines and a run summary artifact, in the 
 
 from __future__ import annotations
 
-import importlib
 import logging
-import threading
-from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -20,50 +18,15 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flywheel.errors import FlywheelError
-from flywheel.pipeline import state
-from flywheel.pipeline.ahead import collect, take_ahead
-from flywheel.pipeline.dag import STEPS, upstream
-from flywheel.pipeline.execute import execute_stage
-from flywheel.pipeline.summary import run_summary_markdown
+from flywheel.steps import state
+from flywheel.steps.context import make_context
+from flywheel.steps.dag import STEPS, upstream
+from flywheel.steps.execute import execute_stage
+from flywheel.steps.summary import run_summary_markdown
+from pipelines import fast_start
+from pipelines.ahead import collect
 
-# What the steps after validate import, in the order they need it (`flywheel run` validates
-# in a process of its own, `flywheel.pipeline.ahead`, which imports Great Expectations there).
-SKLEARN_IMPORTS = ("sklearn.compose", "sklearn.ensemble")
-TORCH_IMPORTS = ("torch", "torch._dynamo")  # only for the mlp candidate; its optimizer: dynamo
-MLFLOW_IMPORTS = (
-    "mlflow.pyfunc",
-    # MLflow's SQLite stores: their import configures SQLAlchemy mappers, seconds on 2 cores
-    "mlflow.store.tracking.sqlalchemy_store",
-    "mlflow.store.model_registry.sqlalchemy_store",
-)
 SUMMARY_ARTIFACT = "flywheel-run-summary"
-
-
-def prewarm_imports(candidates: Collection[str]) -> threading.Thread:
-    """Import the steps' libraries in the background while Prefect's server starts.
-
-    Without a configured API the first flow call waits seconds for a temporary server; doing
-    the imports meanwhile takes them off the critical path, and so does starting the chart
-    renderer's JavaScript engine (it runs outside the GIL). torch (seconds, and hundreds of
-    MB) only when a candidate needs it. Nothing is configured by it.
-    """
-    torch = TORCH_IMPORTS if "mlp" in candidates else ()
-    modules = (*SKLEARN_IMPORTS, *torch, *MLFLOW_IMPORTS)
-    thread = threading.Thread(
-        target=_prewarm, args=(modules,), name="flywheel-prewarm", daemon=True
-    )
-    thread.start()
-    return thread
-
-
-def _prewarm(modules: tuple[str, ...]) -> None:
-    from flywheel.evaluation.plots import warm_renderer
-    from flywheel.gc_imports import resume_after_imports
-
-    for module in modules:
-        importlib.import_module(module)
-    resume_after_imports()  # `flywheel run` paused collection for its imports
-    warm_renderer()
 
 
 def forward_flywheel_logs() -> None:
@@ -95,9 +58,19 @@ def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str
     Prefect UI shows it; a step that ran is recorded in dvc.lock as `dvc repro` would. A step
     `flywheel run` started ahead in its own process is collected here instead of run again.
     """
-    ahead = take_ahead(name, spec)
-    row = collect(ahead) if ahead else execute_stage(name, spec, run_tags)
+    row = _execute(name, spec, run_tags)
     return Completed(name="Skipped", message=state.SKIPPED) if row is None else row
+
+
+def _execute(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str, Any] | None:
+    """The step's row: collected from `flywheel run`'s fast start, or run here."""
+    head = fast_start.active()
+    ahead = head.take_ahead(name, spec) if head else None
+    if ahead is not None:
+        return collect(ahead)
+    checker = head.take_checker if head else None
+    context = make_context(Path(spec) if spec else None, run_tags, started_checker=checker)
+    return execute_stage(context, name)
 
 
 @flow(name="flywheel-training")
@@ -107,10 +80,7 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
     A failing step stops the flow and nothing after it runs; either way the run's page gets
     a summary artifact saying what ran and whether a model was promoted.
     """
-    from flywheel.registry.loadcheck import discard_checkers, prestart_checker
-
     forward_flywheel_logs()
-    prestart_checker()  # promote's fresh-process load check, importing while the steps run
     tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
     tags |= {"retrain_reason": reason} if reason else {}  # tag flywheel.retrain_reason
     futures: dict[str, PrefectFuture[Any]] = {}
@@ -129,8 +99,6 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
         failed = STEPS[len(report)].name
         _publish(report, f"step {failed} failed: {exc}")
         raise
-    finally:
-        discard_checkers()
     _publish(report, None)
     return report
 

@@ -38,6 +38,15 @@ def replacing_dir(target: Path) -> Iterator[Path]:
         staging.rename(target)
 
 
+def write_folder(target: Path, files: dict[str, bytes]) -> None:
+    """Replace `target` whole with `files` (relative path -> content), as `replacing_dir` does."""
+    with replacing_dir(target) as staging:
+        for name, content in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+
+
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Let `write` fill a temporary sibling file, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import typer
 from flywheel.errors import ConfigError, FlywheelError
 
 if TYPE_CHECKING:
-    from flywheel.pipeline.prefect_server import TemporaryServer
+    from pipelines.fast_start import HeadStart
 
 app = typer.Typer(
     help="Flywheel: versioned data to a validated, evaluated, registered and served model.",
@@ -23,26 +23,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-STEP_NAMES = ("validate", "featurize", "train", "evaluate", "promote")
-QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "httpx", "great_expectations", "dvc")
-
-
 def _setup_logging(verbose: bool = False) -> None:
-    from rich.logging import RichHandler
+    from flywheel.logs import setup_logging
 
-    # MLflow configures its own INFO handler and progress bars at import; the run's summary
-    # says what matters, so keep its chatter to errors unless the user asked otherwise.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    setup_logging(verbose)
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)],
-        force=True,
-    )
-    for noisy in QUIET_LOGGERS:
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+def _model_name(model: str | None) -> str:
+    """The registered model a command means (`flywheel.identity`), resolved once here."""
+    from flywheel.config import load_params
+    from flywheel.identity import registered_model
+    from flywheel.settings import settings
+
+    current = settings()
+    return registered_model(current, load_params(current.params_path), model)
 
 
 def _one_line_for_known_failures() -> None:
@@ -86,30 +80,20 @@ def run(
     Example: flywheel run --data customers.parquet --target churned
     """
     _setup_logging()
-    from flywheel.pipeline.lock import refuse_if_busy
-    from flywheel.pipeline.prefect_server import start_server
+    from flywheel.project_lock import project_lock, refuse_if_busy
     from flywheel.settings import settings
+    from pipelines.fast_start import fast_start
 
     try:
         refuse_if_busy(settings(), check_dvc=True)  # a busy project: one line, at once
-    except FlywheelError as exc:
-        _fail(exc)
-    server = start_server()  # first: its start-up overlaps everything below
-    try:
-        if data is not None:
-            if target is None:
-                raise FlywheelError("--data needs --target COLUMN (the column to predict)")
-            spec = _spec_for(data, target)
-        elif target is not None:
-            raise FlywheelError("--target only applies together with --data FILE")
-        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
-        if server is None:  # an API is configured: refuse before anything runs if it is down
-            _check_prefect_api()
-        from flywheel.pipeline.lock import project_lock
-
-        with project_lock(settings(), "flywheel run", check_dvc=True):
-            started = time.perf_counter()
-            steps = _run_flow(server, str(spec) if spec else None)
+        with fast_start() as head:  # the temporary Prefect server starts first
+            spec = _run_spec(data, target, spec)
+            os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
+            if head.server is None:  # an API is configured: refuse before anything runs
+                _check_prefect_api()
+            with project_lock(settings(), "flywheel run", check_dvc=True):
+                started = time.perf_counter()
+                steps = _run_flow(head, str(spec) if spec else None)
         total = time.perf_counter() - started
         _print_summary(steps, total)
         if report is not None:
@@ -118,43 +102,47 @@ def run(
         _fail(exc)
 
 
-def _run_flow(server: TemporaryServer | None, spec: str | None) -> list[dict[str, Any]]:
-    """The training flow, its first step started at once in a process of its own (`ahead`)."""
-    from flywheel.gc_imports import pause_for_imports, resume_after_imports
-    from flywheel.pipeline.ahead import discard_ahead, start_ahead
-    from flywheel.pipeline.prefect_server import prefect_api
+def _run_spec(data: Path | None, target: str | None, spec: Path | None) -> Path | None:
+    """The spec a run trains on: inferred for `--data`, else `--spec`, else params' own."""
+    if data is not None:
+        if target is None:
+            raise FlywheelError("--data needs --target COLUMN (the column to predict)")
+        return _spec_for(data, target)
+    if target is not None:
+        raise FlywheelError("--target only applies together with --data FILE")
+    return spec
 
-    start_ahead("validate", spec)  # validates while Prefect's server starts
-    pause_for_imports()  # until the steps' libraries are imported (`prewarm_imports`)
-    try:
-        from flywheel.config import load_params
-        from flywheel.settings import settings
-        from pipelines.training import prewarm_imports, training
 
-        prewarm_imports(load_params(settings().params_path).train.candidates)
-        _one_line_for_known_failures()
-        with prefect_api(server):
-            return training(spec=spec)  # type: ignore[no-any-return]
-    finally:
-        resume_after_imports()  # the prewarm did, unless the run failed before it started
-        discard_ahead()
+def _run_flow(head: HeadStart, spec: str | None) -> list[dict[str, Any]]:
+    """The training flow, after the fast start launched what the steps will take."""
+    from flywheel.config import load_params
+    from flywheel.settings import settings
+
+    head.launch(spec, load_params(settings().params_path).train.candidates)
+    from pipelines.training import training
+
+    _one_line_for_known_failures()
+    with head.flow_api():
+        return training(spec=spec)  # type: ignore[no-any-return]
 
 
 @app.command()
 def step(
-    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(STEP_NAMES)}")],
+    name: Annotated[str, typer.Argument(help="a stage of dvc.yaml (`flywheel dvc-yaml`)")],
     spec: Annotated[Path | None, typer.Option(help="dataset spec instead of data.spec")] = None,
 ) -> None:
     """Run one step on its inputs on disk (what each dvc.yaml stage calls).
 
     Example: flywheel step validate
     """
+    from flywheel.steps.dag import STEP_NAMES
+
     if name not in STEP_NAMES:
         raise typer.BadParameter(f"unknown step {name!r}; expected one of {', '.join(STEP_NAMES)}")
     _setup_logging()
     try:
-        from flywheel.pipeline.context import make_context
-        from flywheel.pipeline.stages import run_step
+        from flywheel.steps.context import make_context
+        from flywheel.steps.execute import run_step
         from flywheel.training.launcher import step_lock
 
         started = time.perf_counter()
@@ -227,27 +215,24 @@ def status(
 def _nothing_registered(model: str | None, error: FlywheelError) -> dict[str, Any]:
     """Before the first model is registered a run may still have happened: an interrupted
     first run is the truth `status` must tell, so only a mistyped --model stays an error."""
-    from flywheel.config import load_params
-    from flywheel.pipeline.lock import last_run
+    from flywheel.project_lock import last_run
     from flywheel.settings import settings
 
     current = settings()
     run = last_run(current)
     if model is not None or run is None:
         raise error
-    name = load_params(current.params_path).promote.model_name
-    return {"model_name": name, "champion": None, "previous": None, "last_run": run}
+    return {"model_name": _model_name(None), "champion": None, "previous": None, "last_run": run}
 
 
 def _full_status(model: str | None) -> dict[str, Any]:
     """Status through the settings and params models, and MLflow for a non-SQLite store."""
-    from flywheel.config import load_params
-    from flywheel.pipeline.lock import last_run
+    from flywheel.project_lock import last_run
     from flywheel.registry.status import registry_status
     from flywheel.settings import settings
 
     current = settings()
-    info = registry_status(current, model or load_params(current.params_path).promote.model_name)
+    info = registry_status(current, _model_name(model))
     info["last_run"] = last_run(current)
     return info
 
@@ -264,12 +249,11 @@ def rollback(
     """
     _setup_logging()
     try:
-        from flywheel.config import load_params
         from flywheel.registry.status import rollback as do_rollback
         from flywheel.settings import settings
 
         current = settings()
-        done = do_rollback(current, model or load_params(current.params_path).promote.model_name)
+        done = do_rollback(current, _model_name(model))
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(
@@ -297,11 +281,10 @@ def promote(
     try:
         if force != (reason is not None):
             raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
-        from flywheel.pipeline.context import make_context
-        from flywheel.registry.promote_version import promote_version
+        from flywheel.steps.context import make_context
+        from flywheel.steps.promote_version import promote_version
 
-        ctx = make_context()
-        done = promote_version(ctx, model or ctx.params.promote.model_name, version, reason)
+        done = promote_version(make_context(model=model), version, reason)
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(
@@ -339,7 +322,7 @@ def _check_prefect_api() -> str | None:
     """The configured Prefect API URL, after checking it answers; None when none is set."""
     from prefect.settings import get_current_settings
 
-    from flywheel.prefect_api import check_reachable
+    from pipelines.prefect_api import check_reachable
 
     url = get_current_settings().api.url
     if url:
@@ -397,11 +380,9 @@ def alert_receiver(
     """
     _setup_logging()
     try:
-        from flywheel.config import load_params
-        from flywheel.settings import settings
         from pipelines.alert_receiver import DEFAULT_HOST, DEFAULT_PORT, serve
 
-        name = model or load_params(settings().params_path).promote.model_name
+        name = _model_name(model)
         serve(host or DEFAULT_HOST, port or DEFAULT_PORT, name)
     except FlywheelError as exc:
         _fail(exc)
@@ -462,9 +443,10 @@ def data_checkout(
     """
     _setup_logging()
     try:
-        from flywheel.data.restore import checkout_version
+        from flywheel.registry.data_version import checkout_version
+        from flywheel.settings import settings
 
-        done = checkout_version(version, model)
+        done = checkout_version(settings(), _model_name(model), version)
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(
@@ -489,12 +471,11 @@ def ui(
     3's UI otherwise starts in its GenAI view). Example: flywheel ui --port 5001
     """
     try:
-        from flywheel.config import load_params
         from flywheel.registry.ui import experiment_id, runs_url, server_command
         from flywheel.settings import settings
 
         current = settings()
-        name = model or load_params(current.params_path).promote.model_name
+        name = _model_name(model)
         link = runs_url(f"http://{host}:{port}", experiment_id(current, name))
     except FlywheelError as exc:
         _fail(exc)
@@ -515,8 +496,8 @@ def dvc_yaml(
 
     Example: flywheel dvc-yaml --check
     """
-    from flywheel.pipeline.dag import render_dvc_yaml
     from flywheel.settings import settings
+    from flywheel.steps.dag import render_dvc_yaml
 
     current = settings()
     path = current.root / "dvc.yaml"

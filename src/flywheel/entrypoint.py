@@ -1,69 +1,19 @@
-"""The `flywheel` console script: the Typer app, then an exit that skips interpreter teardown.
+"""The `flywheel` console script: the Typer app, ended without interpreter teardown.
 
-After a run has imported torch, Great Expectations, MLflow and Prefect, CPython's own shutdown
-(clearing every module and collecting the millions of objects they made) takes about 2 s on
-two cores, and does nothing a finished command needs. By the time it would start, Python has
-already joined the non-daemon threads and run every `atexit` handler: Prefect's log and event
-flushes, the temporary Prefect server's stop, MLflow's. So the last handler, registered here
-before anything else can register one, flushes logging and the standard streams and ends the
-process with the command's exit status. The fresh-process load check ends the same way, so
-promote does not wait for its teardown either.
+The exit handler is registered before the CLI is imported, so it runs after every handler the
+CLI's libraries register (`flywheel.process_exit`).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import os
-import sys
-from collections.abc import Callable
-
-SIGINT_STATUS = 130  # what a shell reports for a command stopped with Ctrl-C
+from flywheel.process_exit import run_without_teardown
 
 
 def main() -> None:
-    status = _leave_last()  # before importing the CLI, whose libraries register handlers too
+    run_without_teardown(_app)
+
+
+def _app() -> None:
     from flywheel.cli import app
 
-    _run(app, status)
-
-
-def run_without_teardown(command: Callable[[], object]) -> None:
-    """Run `command` as a process's whole work, ending it as `main` does."""
-    _run(command, _leave_last())
-
-
-def _leave_last() -> list[int]:
-    status = [1]  # an uncaught exception: Python prints its traceback and exits with 1
-    atexit.register(_leave, status)  # registered first, so it runs after every other handler
-    return status
-
-
-def _run(command: Callable[[], object], status: list[int]) -> None:
-    try:
-        command()
-        status[0] = 0
-    except SystemExit as exc:
-        status[0] = _exit_status(exc.code)
-        raise
-    except KeyboardInterrupt:
-        status[0] = SIGINT_STATUS
-        raise
-
-
-def _exit_status(code: object) -> int:
-    """`sys.exit`'s rules: None is success, an int is itself, anything else (a message) is 1."""
-    if code is None:
-        return 0
-    return code if isinstance(code, int) else 1
-
-
-def _leave(status: list[int]) -> None:
-    import logging
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        # A closed pipe (`flywheel status | head`) or a closed stream has nothing to flush to.
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(status[0])
+    app()

@@ -108,7 +108,7 @@ def _assert_graph_and_summary(flow_run_id, tasks) -> None:  # type: ignore[no-un
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from flywheel.pipeline.dag import upstream
+    from flywheel.steps.dag import upstream
 
     names = {t.id: t.name for t in tasks}
     for t in tasks:

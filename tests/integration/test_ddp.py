@@ -105,8 +105,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def one(root: Path) -> dict:
     """The single-process result every distributed run is compared with."""
-    from flywheel.pipeline.context import make_context
-    from flywheel.pipeline.stages import run_step
+    from flywheel.steps.context import make_context
+    from flywheel.steps.execute import run_step
 
     with mlp_only(root, nproc=1):  # the baseline in this process: one torch import fewer
         run_step("train", make_context(None))

@@ -304,7 +304,7 @@ def test_training_job_matches_the_kubernetes_schemas() -> None:
 def test_training_job_names_only_what_exists() -> None:
     from torch.distributed.run import get_args_parser
 
-    from flywheel.cli import STEP_NAMES
+    from flywheel.steps.dag import STEP_NAMES
 
     docs = render(TRAINING)
     job, service = by_kind(docs, "Job")["flywheel-train"], by_kind(docs, "Service")

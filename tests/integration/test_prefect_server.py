@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.pipeline import prefect_server
-from flywheel.pipeline.prefect_server import prefect_api, start_server
+from pipelines import prefect_server
+from pipelines.prefect_server import prefect_api, start_server
 
 
 def test_a_configured_api_gets_no_temporary_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flywheel.errors import ValidationFailed
-from flywheel.pipeline import ahead
+from pipelines import ahead
 
 pytestmark = pytest.mark.slow
 EXIT_WAIT_S = 30
@@ -21,9 +21,7 @@ EXIT_WAIT_S = 30
 def test_the_collected_row_and_log_lines_are_the_steps(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ahead.start_ahead("validate", None)
-    started = ahead.take_ahead("validate", None)
-    assert started is not None and ahead.take_ahead("validate", None) is None  # taken once
+    started = ahead.start_ahead("validate", None)
     with caplog.at_level(logging.INFO):
         row = ahead.collect(started)
     assert row is not None and row["step"] == "validate"
@@ -45,8 +43,7 @@ def test_bad_data_is_the_same_error_and_exit_code(project: Path) -> None:
         cells[column] = "Weekly"  # a level the spec does not know, in every row
         broken.append(",".join(cells))
     table.write_text("\n".join(broken) + "\n")
-    ahead.start_ahead("validate", None)
-    started = ahead.take_ahead("validate", None)
+    started = ahead.start_ahead("validate", None)
     assert started is not None
     with pytest.raises(ValidationFailed) as failed:
         ahead.collect(started)
@@ -57,8 +54,7 @@ def test_bad_data_is_the_same_error_and_exit_code(project: Path) -> None:
 
 def test_the_process_ends_when_its_parent_lets_go(project: Path) -> None:
     """A run that dies closes the child's stdin (the kernel does it under kill -9 too)."""
-    ahead.start_ahead("validate", None)
-    started = ahead.take_ahead("validate", None)
+    started = ahead.start_ahead("validate", None)
     assert started is not None and started.process.stdin is not None
     started.process.stdin.close()
     deadline = time.monotonic() + EXIT_WAIT_S
@@ -72,7 +68,6 @@ def test_the_process_ends_when_its_parent_lets_go(project: Path) -> None:
 
 
 def test_what_no_task_took_is_ended(project: Path) -> None:
-    ahead.start_ahead("validate", None)
-    leftover = ahead._STARTED[0].process
-    ahead.discard_ahead()
-    assert leftover.poll() is not None and ahead._STARTED == []
+    leftover = ahead.start_ahead("validate", None)
+    ahead.discard(leftover)
+    assert leftover.process.poll() is not None

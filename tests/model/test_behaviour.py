@@ -21,8 +21,8 @@ from tests.conftest import make_project, shrink_params
 def trained(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[TabularModel, pd.DataFrame]]:
-    from flywheel.pipeline.context import make_context
-    from flywheel.pipeline.stages import run_step
+    from flywheel.steps.context import make_context
+    from flywheel.steps.execute import run_step
 
     root = make_project(tmp_path_factory.mktemp("model") / "project")
     shrink_params(root / "params.yaml", train={"candidates": ["logreg", "hgb"]})

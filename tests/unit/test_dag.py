@@ -6,10 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from flywheel.cli import STEP_NAMES
 from flywheel.config import Params
-from flywheel.pipeline.dag import STEPS, render_dvc_yaml
-from flywheel.pipeline.stages import STAGES
+from flywheel.steps.dag import STEP_NAMES, STEPS, render_dvc_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,9 +18,19 @@ def test_dvc_yaml_is_rendered_from_the_declaration() -> None:
     )
 
 
-def test_every_declared_step_has_a_stage_and_a_cli_name() -> None:
-    names = [s.name for s in STEPS]
-    assert names == list(STAGES) == list(STEP_NAMES)
+def test_each_step_carries_its_function_from_a_file_named_after_it() -> None:
+    """One hop from a dvc.yaml stage or a flow task to the code: flywheel/steps/<name>.py."""
+    assert [s.name for s in STEPS] == list(STEP_NAMES)
+    for step in STEPS:
+        assert step.run.__module__ == f"flywheel.steps.{step.name}", step.name
+        assert f"src/flywheel/steps/{step.name}.py" in step.deps, step.name
+
+
+def test_dvc_stages_call_the_declared_step() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert {name: stage["cmd"] for name, stage in stages.items()} == {
+        name: f"flywheel step {name}" for name in STEP_NAMES
+    }
 
 
 def test_declared_params_exist_in_params_yaml() -> None:
@@ -50,7 +58,7 @@ def test_each_step_depends_on_an_earlier_steps_outputs() -> None:
 
 def test_flow_edges_are_dvc_yaml_edges() -> None:
     """The Prefect graph draws these edges (wait_for); DVC derives the same from deps/outs."""
-    from flywheel.pipeline.dag import upstream
+    from flywheel.steps.dag import upstream
 
     assert {s.name: set(upstream(s.name)) for s in STEPS} == {
         "validate": set(),

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from flywheel.atomic import write_folder
 from flywheel.config import BootstrapParams, EvaluateParams
 from flywheel.errors import ConfigError, DataError
 from flywheel.evaluation.bootstrap import paired_bootstrap
 from flywheel.evaluation.metrics import classification_metrics
-from flywheel.evaluation.report import write_evaluation
+from flywheel.evaluation.report import evaluate_scores
 from flywheel.evaluation.slices import slice_metrics
 
 KEYS = {"roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "brier"}
@@ -184,6 +185,13 @@ PLOT_FILES = [
     "pr.png",
     "calibration.png",
 ]
+
+
+def write_evaluation(out: Path, *args) -> dict:
+    """The evaluate step's write: the evaluation's files, swapped in as one folder."""
+    evaluation = evaluate_scores(*args)
+    write_folder(out, evaluation.files)
+    return evaluation.metrics
 
 
 @pytest.mark.parametrize("with_champion", [False, True])

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flywheel.gc_imports import imports_without_gc
+from pipelines.collector import imports_without_gc
 
 
 @pytest.fixture(autouse=True)

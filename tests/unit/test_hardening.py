@@ -76,14 +76,14 @@ def test_a_failed_validation_report_headline_is_one_line() -> None:
 
 
 def test_the_lock_refuses_a_second_holder_and_reports_an_interrupted_run(project: Path) -> None:
-    from flywheel.pipeline.lock import last_run, project_lock
+    from flywheel.project_lock import last_run, project_lock
     from flywheel.settings import settings
 
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import time; from flywheel.pipeline.lock import project_lock;"
+            "import time; from flywheel.project_lock import project_lock;"
             "from flywheel.settings import settings\n"
             "with project_lock(settings(), 'holder'):\n print('held', flush=True); time.sleep(60)",
         ],

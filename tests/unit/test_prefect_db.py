@@ -6,8 +6,8 @@ import importlib.util
 import sqlite3
 from pathlib import Path
 
-from flywheel.pipeline.prefect_db import SCHEMA, seed, sqlite_path
 from flywheel.sqlite_seed import alembic_head, schema_revision
+from pipelines.prefect_db import SCHEMA, seed, sqlite_path
 
 
 def _alembic_head() -> str:
@@ -22,8 +22,8 @@ def _alembic_head() -> str:
 def test_shipped_schema_is_at_the_installed_prefects_head() -> None:
     """Stale, the schema would still work (Prefect migrates the rest) but lose its speed."""
     assert schema_revision(SCHEMA) == _alembic_head(), (
-        "src/flywheel/pipeline/prefect_schema.sql is stale: "
-        "run `.venv/bin/python -m flywheel.pipeline.prefect_db`"
+        "pipelines/prefect_schema.sql is stale: "
+        "run `.venv/bin/python -m pipelines.prefect_db`"
     )
 
 

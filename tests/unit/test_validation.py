@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flywheel.atomic import replacing_dir
 from flywheel.config import ValidateParams
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import DataError
@@ -49,7 +50,11 @@ def good_frame() -> pd.DataFrame:
 
 
 def run(frame: pd.DataFrame, out: Path) -> ValidationReport:
-    return validate_frame(SPEC, frame, PARAMS, out / "validation")
+    """As the validate step calls it: Data Docs into the folder, the record saved beside them."""
+    with replacing_dir(out / "validation") as staging:
+        report, record = validate_frame(SPEC, frame, PARAMS, staging / "docs")
+        (staging / "result.json").write_text(json.dumps(record, default=str))
+    return report
 
 
 def failed(report: ValidationReport, column: str | None, expectation: str) -> Failure:

@@ -50,13 +50,14 @@ def make_job(
 ) -> BatchJob:
     """A job with params.yaml's defaults: the model name, the chunk size, where to write."""
     from flywheel.config import load_params
+    from flywheel.identity import registered_model
 
     params = load_params(settings.params_path)
     return BatchJob(
         source=source,
         # Under artifacts/, never next to the input (which may be DVC-tracked data).
         output=output or settings.step_dir("predict") / f"{source.stem}.predictions.parquet",
-        model_name=model or params.promote.model_name,
+        model_name=registered_model(settings, params, model),
         version=version,
         chunk_rows=params.predict.chunk_rows,
     )

@@ -1,21 +1,20 @@
-"""The evaluate step's outputs on disk: metrics, slices, plot data, PNGs and an offline report."""
+"""A candidate's evaluation: metrics, slices, plot data, PNGs and an offline report, as values."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import html
+import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from flywheel.atomic import replacing_dir
 from flywheel.config import EvaluateParams
 from flywheel.evaluation import curves, plots
 from flywheel.evaluation.metrics import METRIC_NAMES, check_scores, classification_metrics
@@ -47,25 +46,27 @@ figure { display: inline-block; margin: .5rem; }
 img { max-width: 480px; }"""
 
 
-def write_evaluation(
-    out_dir: Path,
+@dataclass(frozen=True)
+class Evaluation:
+    """What evaluating a candidate found: metrics per model and the files that show it."""
+
+    metrics: dict[str, dict[str, float]]  # `candidate`, and `champion` when one was scored
+    files: dict[str, bytes]  # path inside the evaluate step's folder -> content
+
+
+def evaluate_scores(
     y_true: np.ndarray,
     proba: np.ndarray,
     params: EvaluateParams,
     frame: pd.DataFrame,
     champion_proba: np.ndarray | None,
     champion_label: str | None,
-    also: Callable[[Path, dict[str, dict[str, float]]], object] | None = None,
-) -> dict[str, dict[str, float]]:
-    """Write the evaluation of the candidate (and the champion, when given) to `out_dir`.
+) -> Evaluation:
+    """Evaluate the candidate (and the champion, when given) on the same test rows.
 
     Files: metrics.json (flat candidate metrics, for `dvc metrics`), slices.json (records with a
     `model` field), plots/confusion.csv, plots/{roc,pr,calibration}.json (records with a `model`
-    field), plots/*.png and report.html. Everything is written to a temporary sibling folder
-    which then replaces `out_dir`, so a crash never leaves a half-written evaluation.
-    `also(folder, metrics)` writes the caller's own files into the same staging folder, so
-    they are swapped in together. Returns the metrics per model: `candidate`, and `champion`
-    when one was scored.
+    field), plots/*.png and report.html. The evaluate step writes them, whole or not at all.
     """
     y, p = check_scores(y_true, proba)
     models: dict[str, np.ndarray] = {"candidate": p}
@@ -85,26 +86,18 @@ def write_evaluation(
         positives=int(y.sum()),
         threshold=params.threshold,
     )
-
-    out_dir = Path(out_dir)
-    with replacing_dir(out_dir) as tmp:
-        (tmp / "plots").mkdir()
-        _write_json(tmp / "metrics.json", metrics["candidate"])
-        _write_json(tmp / "slices.json", slices)
-        for name, records in curve_data.items():
-            _write_json(tmp / "plots" / f"{name}.json", records)
-        _write_confusion_csv(tmp / "plots" / "confusion.csv", confusion["candidate"])
-        for name, png in pngs.items():
-            (tmp / "plots" / f"{name}.png").write_bytes(png)
-        (tmp / "report.html").write_text(page, encoding="utf8")
-        if also is not None:
-            also(tmp, metrics)
+    files = {
+        "metrics.json": _json(metrics["candidate"]),
+        "slices.json": _json(slices),
+        **{f"plots/{name}.json": _json(records) for name, records in curve_data.items()},
+        "plots/confusion.csv": _confusion_csv(confusion["candidate"]),
+        **{f"plots/{name}.png": png for name, png in pngs.items()},
+        "report.html": page.encode("utf8"),
+    }
     log.info(
-        "evaluation written to %s: %s",
-        out_dir,
-        ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items()),
+        "evaluated: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items())
     )
-    return metrics
+    return Evaluation(metrics, files)
 
 
 def _score(
@@ -160,15 +153,16 @@ def _render_plots(
     return {name: plots.render_png(spec) for name, spec in specs.items()}
 
 
-def _write_confusion_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="", encoding="utf8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["actual", "predicted"])
-        writer.writeheader()
-        writer.writerows(rows)
+def _confusion_csv(rows: list[dict]) -> bytes:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=["actual", "predicted"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode("utf8")
 
 
-def _write_json(path: Path, value: object) -> None:
-    path.write_text(json.dumps(value, indent=1, allow_nan=False) + "\n", encoding="utf8")
+def _json(value: object) -> bytes:
+    return (json.dumps(value, indent=1, allow_nan=False) + "\n").encode("utf8")
 
 
 def _fmt(value: object) -> str:

@@ -29,9 +29,10 @@ def compute_report(
     settings: Settings, params: Params, model_name: str | None = None
 ) -> dict[str, Any]:
     """Drift and decay of the version now serving (`champion`), over the inference log."""
+    from flywheel.identity import registered_model
     from flywheel.registry import store
 
-    name = model_name or params.promote.model_name
+    name = registered_model(settings, params, model_name)
     client = store.connect(settings)
     champion = store.version_by_alias(client, name, store.CHAMPION)
     if champion is None:

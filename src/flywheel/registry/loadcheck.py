@@ -2,9 +2,9 @@
 
 A model that only loads in the process that trained it (a class defined in a notebook, a
 missing package) fails here, before it can be promoted. The checking interpreter is started
-early and imports its libraries while the run is logged and registered (the training flow
-starts one when it begins, so its imports are long done by promote); it receives the model
-URI only afterwards, so it has never seen the model in memory.
+before the model is logged and imports its libraries meanwhile (`flywheel run` launches one
+when it begins, so its imports are long done by promote); it receives the model URI only
+afterwards, so it has never seen the model in memory.
 
 It loads through `integrity.load_verified`, like every other load: the files are hashed and
 compared with the SHA-256 recorded at registration first, so an artifact altered between
@@ -44,31 +44,6 @@ def start_checker() -> subprocess.Popen[str]:
     )
 
 
-_STARTED: list[subprocess.Popen[str]] = []  # started ahead by `prestart_checker`
-
-
-def prestart_checker() -> None:
-    """Start a checker now for a promote later in this process; it exits at EOF if unused."""
-    _STARTED.append(start_checker())
-
-
-def take_checker() -> subprocess.Popen[str]:
-    """A checker started ahead that is still waiting, or a new one."""
-    while _STARTED:
-        checker = _STARTED.pop()
-        if checker.poll() is None:
-            return checker
-    return start_checker()
-
-
-def discard_checkers() -> None:
-    """End the checkers started ahead that no promote took (a step failed or was skipped)."""
-    while _STARTED:
-        checker = _STARTED.pop()
-        checker.kill()
-        checker.communicate()
-
-
 def finish_check(
     checker: subprocess.Popen[str], model_uri: str, rows: Path, tracking_uri: str
 ) -> str | None:
@@ -91,18 +66,22 @@ def finish_check(
     return None
 
 
-def _main() -> None:
+def warm_imports() -> None:
+    """Import what a check needs, at a low priority, before the model URI arrives.
+
+    A checker started ahead imports while the run's featurize and train work, whose OpenMP
+    threads stall when a core is taken away; the check is needed only at the end of promote.
+    """
     import importlib
     import os
 
-    from flywheel.gc_imports import imports_without_gc
-
-    # Its imports overlap the run's featurize and train, whose OpenMP threads stall when a core
-    # is taken away; the check is needed only at the end of promote, seconds later.
     os.nice(10)
-    with imports_without_gc():
-        for module in WARM_MODULES:
-            importlib.import_module(module)
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+
+
+def check_from_stdin() -> None:
+    """Read the model URI, the sample rows and the tracking URI; load, verify and predict."""
     model_uri, rows, tracking_uri = (sys.stdin.readline().strip() for _ in range(3))
     if not model_uri:  # the parent gave up before registering: nothing to check
         return
@@ -134,7 +113,12 @@ def _load_checked(client: Any, model_uri: str) -> Any:
         raise SystemExit(exc.exit_code) from None
 
 
+def _main() -> None:
+    warm_imports()
+    check_from_stdin()
+
+
 if __name__ == "__main__":
-    from flywheel.entrypoint import run_without_teardown
+    from flywheel.process_exit import run_without_teardown
 
     run_without_teardown(_main)

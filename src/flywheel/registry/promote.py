@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,28 @@ class PromoteInputs:
     lineage: dict[str, str]
     model_name: str
     prevalence: float  # positive share of the training split: what the prior baseline predicts
-    reference: Path | None = None  # training split: the rows drift is measured against
+    # Logged into the run as JSON artifacts (path -> content): the reference profile drift is
+    # measured against, which the monitoring layer builds and reads.
+    logged_dicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def promote(
-    settings: Settings, params: Params, spec: DatasetSpec, inputs: PromoteInputs, scratch: Path
+    settings: Settings,
+    params: Params,
+    spec: DatasetSpec,
+    inputs: PromoteInputs,
+    scratch: Path,
+    checker: subprocess.Popen[str] | None = None,
 ) -> dict[str, Any]:
-    from flywheel.registry.loadcheck import take_checker
+    """Log, register, load-check and judge the candidate; move the aliases if it passes.
 
-    checker = take_checker()  # imports its libraries (or did) while we log and register
+    `checker` is a load checker started ahead (it imports its libraries while the earlier steps
+    run); without one, one starts now and imports while we log and register.
+    """
+    from flywheel.registry.loadcheck import start_checker
+
+    if checker is None or checker.poll() is not None:
+        checker = start_checker()
     try:
         return _log_register_judge(settings, params, spec, inputs, scratch, checker)
     finally:
@@ -90,7 +103,7 @@ def _log_register_judge(
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:
-        _log_run(params, spec, inputs)
+        _log_run(params, inputs)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
         # The digest of the files as stored, next to the lineage: every later load checks it.
         signed = {**tags, DIGEST_TAG: digest_of(info.model_uri)}
@@ -124,8 +137,8 @@ def _log_register_judge(
         }
 
 
-def _log_run(params: Params, spec: DatasetSpec, inputs: PromoteInputs) -> None:
-    """Params, test and valid metrics, the step folders and the reference profile, in the run."""
+def _log_run(params: Params, inputs: PromoteInputs) -> None:
+    """Params, test and valid metrics, the step folders and the logged dicts, in the run."""
     import mlflow
 
     mlflow.log_params(_flat_params(params))
@@ -135,8 +148,8 @@ def _log_run(params: Params, spec: DatasetSpec, inputs: PromoteInputs) -> None:
     )
     for name, folder in inputs.artifact_dirs.items():
         mlflow.log_artifacts(str(folder), artifact_path=name)
-    if inputs.reference is not None:
-        _log_reference_profile(params, spec, inputs.model, inputs.reference)
+    for path, content in inputs.logged_dicts.items():
+        mlflow.log_dict(content, path)
 
 
 def _settle(
@@ -164,16 +177,6 @@ def _settle(
                 client.set_registered_model_alias(name, store.PREVIOUS, before)
             client.set_registered_model_alias(name, store.CHAMPION, version)
     return verdict, now
-
-
-def _log_reference_profile(
-    params: Params, spec: DatasetSpec, model: TabularModel, rows: Path
-) -> None:
-    """Drift is measured against what this version was trained on and how it scored it."""
-    from flywheel.monitoring.profile import build_profile, log_profile
-
-    frame = pd.read_parquet(rows)
-    log_profile(build_profile(spec, frame, model.positive_proba(frame), params.monitor.psi_bins))
 
 
 def _experiment_holds(verdict: Verdict, params: Params, settings: Settings) -> Verdict:

@@ -115,7 +115,7 @@ def quick_status(model: str | None) -> dict[str, Any] | None:
     """
     import yaml
 
-    from flywheel.pipeline.lock import LOCK_NAME, last_run_at
+    from flywheel.project_lock import LOCK_NAME, last_run_at
 
     uri, params, artifacts = status_paths()
     if model is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flywheel.registry.ui import EXPERIMENT_TAGS
+from flywheel.registry.experiment_view import EXPERIMENT_TAGS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -12,33 +12,15 @@ prints the link that opens both.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from flywheel.errors import RegistryError
+from flywheel.registry import store
+from flywheel.registry.experiment_view import VIEW_KEY
 
 if TYPE_CHECKING:
     from flywheel.settings import Settings
-
-VIEW_KEY = "flywheel-runs"
-METRIC_COLUMNS = ("test_roc_auc", "test_pr_auc", "test_brier", "valid_roc_auc")
-
-
-def _column(kind: str, name: str) -> str:
-    return f"{kind}.`{name}`"  # the UI's canonical column key
-
-
-RUNS_VIEW = {
-    "selectedColumns": [_column("attributes", "Source"), _column("attributes", "Models")]
-    + [_column("metrics", name) for name in METRIC_COLUMNS],
-}
-# Tags every experiment of the project carries (added to older experiments on their next run).
-EXPERIMENT_TAGS = {
-    "mlflow.experimentKind": "custom_model_development",
-    f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(RUNS_VIEW),
-}
-
 
 def runs_url(base: str, experiment_id: str) -> str:
     """The experiment's runs table, in "Model training" mode, with the metric columns shown."""
@@ -47,9 +29,7 @@ def runs_url(base: str, experiment_id: str) -> str:
 
 
 def experiment_id(settings: Settings, name: str) -> str:
-    """The id of the experiment the pipeline logs `name`'s runs to (tagged as above)."""
-    from flywheel.registry import store
-
+    """The id of the experiment the pipeline logs `name`'s runs to (tagged with the view)."""
     missing = RegistryError(
         f"no experiment {name!r} in {settings.mlflow_uri}; run `flywheel run` first, "
         "or pass --model NAME"

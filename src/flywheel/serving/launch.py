@@ -98,6 +98,7 @@ def import_champion() -> str:
     import bentoml
 
     from flywheel.config import load_params
+    from flywheel.identity import registered_model
     from flywheel.registry.integrity import DIGEST_TAG, verified_copy
     from flywheel.registry.status import describe_version
     from flywheel.registry.store import CHAMPION, connect, version_by_alias
@@ -105,7 +106,7 @@ def import_champion() -> str:
     from flywheel.settings import settings
 
     current = settings()
-    name = load_params(current.params_path).promote.model_name
+    name = registered_model(current, load_params(current.params_path))
     client = connect(current)
     version = version_by_alias(client, name, CHAMPION)
     if version is None:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from flywheel.config import load_params
+from flywheel.identity import registered_model
 from flywheel.serving import schema
 from flywheel.serving.auth import BearerAuth
 from flywheel.serving.batching import GreedyBatcher
@@ -47,7 +48,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _SETTINGS = settings()
 _PARAMS = load_params(_SETTINGS.params_path)
 SERVE = _PARAMS.serve
-MODEL_NAME = _SETTINGS.serve_model or _PARAMS.promote.model_name
+MODEL_NAME = registered_model(_SETTINGS, _PARAMS, _SETTINGS.serve_model)
 SPEC = serving_spec(_SETTINGS, MODEL_NAME, _SETTINGS.root / _PARAMS.data.spec)
 Record = schema.record_model(SPEC)
 Records = schema.records_type(Record)

@@ -141,10 +141,14 @@ def _fit_hgb(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: 
 
 def _fit_mlp(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
              checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    from flywheel.training.distributed import fit_distributed
     from flywheel.training.mlp import fit_mlp
 
-    fit = fit_mlp(params.mlp, params.seed, data.train, y_train, data.valid, y_valid,
-                  checkpoint_dir, progress=say)
+    # On several ranks (`train.mlp.nproc` above 1, or started by a launcher) or alone.
+    arrays = (data.train, y_train, data.valid, y_valid)
+    fit = fit_distributed(params.mlp, params.seed, *arrays, checkpoint_dir, say) or fit_mlp(
+        params.mlp, params.seed, *arrays, checkpoint_dir, progress=say
+    )
     return fit.estimator, fit.details
 
 

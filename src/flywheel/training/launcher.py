@@ -54,7 +54,7 @@ def is_secondary_rank() -> bool:
 
 def step_lock(settings: Settings, what: str) -> AbstractContextManager[None]:
     """The project lock for a step; secondary ranks skip it (they share rank 0's checkout)."""
-    from flywheel.pipeline.lock import project_lock
+    from flywheel.project_lock import project_lock
 
     return nullcontext() if is_secondary_rank() else project_lock(settings, what)
 

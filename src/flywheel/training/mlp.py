@@ -24,7 +24,7 @@ from flywheel.atomic import write_atomically
 from flywheel.config import MLPParams
 from flywheel.errors import ConfigError
 from flywheel.training.device import DeviceChoice, choose_device
-from flywheel.training.distributed import SINGLE, Group, fit_distributed
+from flywheel.training.ranks import SINGLE, Group
 
 CHECKPOINT_NAME = "mlp_best.pt"
 PREDICT_BATCH = 8192  # rows per forward pass at inference: bounded memory for any table size
@@ -89,15 +89,10 @@ def fit_mlp(
 ) -> MLPFit:
     """Train with AdamW, stop when valid log loss has not improved for `patience` epochs.
 
-    `choice` defaults to `choose_device(params.device)`; tests pass one in. With no `group`
-    yet, a fit on several ranks (`train.mlp.nproc` above 1, or started by a launcher) goes
-    through `fit_distributed`, whose ranks come back here with their `group`; what returns
-    has the same shape either way.
+    `choice` defaults to `choose_device(params.device)`; tests pass one in. One process trains
+    alone (`group` None); each rank of a fit on several (`distributed.fit_distributed`) comes
+    here with its `group`; what returns has the same shape either way.
     """
-    if group is None:
-        arrays = (X_train, y_train, X_valid, y_valid)
-        if fit := fit_distributed(params, seed, *arrays, checkpoint_dir, progress):
-            return fit
     group = group or SINGLE
     say = progress if progress and group.is_main else (lambda _msg: None)
     choice = choice or choose_device(params.device)

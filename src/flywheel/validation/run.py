@@ -1,4 +1,4 @@
-"""Run the suite on a frame and write result.json plus Data Docs, all or nothing.
+"""Run the suite on a frame: the report, the record to save, and Data Docs in a given folder.
 
 Great Expectations is imported here, inside the function, because importing it costs 7-16 s
 and `flywheel --help` must stay fast (docs/architecture.md, principle 6).
@@ -6,7 +6,6 @@ and `flywheel --help` must stay fast (docs/architecture.md, principle 6).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from flywheel.atomic import replacing_dir
 from flywheel.config import ValidateParams
 from flywheel.data.io import _category_text
 from flywheel.data.spec import DatasetSpec
@@ -31,13 +29,15 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
 
 
 def validate_frame(
-    spec: DatasetSpec, frame: pd.DataFrame, params: ValidateParams, out_dir: Path
-) -> ValidationReport:
+    spec: DatasetSpec, frame: pd.DataFrame, params: ValidateParams, docs_dir: Path
+) -> tuple[ValidationReport, dict[str, Any]]:
     """Check `frame` against the suite derived from `spec`; failed checks are in the report.
 
-    Never raises for bad data (the caller decides whether a failed report stops the run);
-    raises `DataError` only when the frame cannot be validated at all. `out_dir` is replaced
-    as a whole: `result.json` and `docs/index.html` appear together or not at all.
+    Returns the report and the record the validate step saves as result.json. Never raises for
+    bad data (the caller decides whether a failed report stops the run); raises `DataError`
+    only when the frame cannot be validated at all. Great Expectations builds its Data Docs
+    into `docs_dir` (its API writes a site, it does not return one); the step hands it a
+    staging folder that it swaps in whole.
     """
     started = time.perf_counter()
     duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
@@ -46,29 +46,29 @@ def validate_frame(
     present = {c for c in frame.columns if isinstance(c, str)}
     prepared = _as_text_categories(spec, frame, present)
 
-    with replacing_dir(Path(out_dir)) as staging:
-        raw = _run_suite(spec, prepared, params, present, staging / "docs")
-        failures = failures_from_results(raw.get("results", []), spec, prepared)
-        statistics: dict[str, int | float] = {
-            k: v for k, v in (raw.get("statistics") or {}).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        statistics.update(rows=len(frame), columns=frame.shape[1])
-        report = ValidationReport(
-            success=bool(raw.get("success")) and not failures,
-            failures=failures,
-            statistics=statistics,
-            suite_name=suite_name(spec),
-        )
-        # The index lists runs through CDN-loaded JavaScript; offline, link the pages directly.
-        pages = sorted(str(p.relative_to(staging)) for p in (staging / "docs").rglob("*.html")
-                       if "static" not in p.parts)
-        payload = {**report.to_dict(), "summary": report.summary(), "docs_pages": pages,
-                   "ge_result": raw}
-        (staging / "result.json").write_text(json.dumps(payload, indent=2, default=str))
+    raw = _run_suite(spec, prepared, params, present, docs_dir)
+    failures = failures_from_results(raw.get("results", []), spec, prepared)
+    statistics: dict[str, int | float] = {
+        k: v for k, v in (raw.get("statistics") or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    statistics.update(rows=len(frame), columns=frame.shape[1])
+    report = ValidationReport(
+        success=bool(raw.get("success")) and not failures,
+        failures=failures,
+        statistics=statistics,
+        suite_name=suite_name(spec),
+    )
+    # The index lists runs through CDN-loaded JavaScript; offline, link the pages directly.
+    pages = sorted(
+        str(p.relative_to(docs_dir.parent)) for p in docs_dir.rglob("*.html")
+        if "static" not in p.parts
+    )
+    record = {**report.to_dict(), "summary": report.summary(), "docs_pages": pages,
+              "ge_result": raw}
     log.info("validated %d rows against %s in %.2f s: %s", len(frame), report.suite_name,
              time.perf_counter() - started, "passed" if report.success else "FAILED")
-    return report
+    return report, record
 
 
 def _run_suite(

@@ -16,20 +16,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel.errors import DataError, RegistryError
-from flywheel.pipeline.context import StepContext
+from flywheel.errors import RegistryError
 from flywheel.registry import store
 from flywheel.registry.gate import Verdict, judge
+from flywheel.steps.context import StepContext
+from flywheel.steps.inputs import TARGET, read_split, train_prevalence
 
 log = logging.getLogger(__name__)
-TARGET = "__target__"  # the 0/1 label column featurize writes into the split files
 TAG = f"{store.TAG_PREFIX}manual_promote"
 
 
 def promote_version(
-    ctx: StepContext, model_name: str, version: str, force_reason: str | None = None
+    ctx: StepContext, version: str, force_reason: str | None = None
 ) -> dict[str, Any]:
-    """Move `champion` to `version` if the gate passes (or `force_reason` is given)."""
+    """Move `champion` of `ctx.model_name` to `version` if the gate passes (or is forced)."""
+    model_name = ctx.model_name
     client = store.connect(ctx.settings)
     _require_version(client, model_name, version)
     current = store.version_by_alias(client, model_name, store.CHAMPION)
@@ -85,11 +86,10 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
     from flywheel.evaluation.bootstrap import paired_bootstrap
     from flywheel.evaluation.metrics import classification_metrics
     from flywheel.evaluation.slices import slice_metrics
-    from flywheel.pipeline.stages import train_prevalence
     from flywheel.registry.gate import prior_metrics
     from flywheel.registry.promote import _slice_drops
 
-    test = _test_split(ctx)
+    test = read_split(ctx, "test")
     y = test[TARGET].to_numpy()
     cfg, rules = ctx.evaluate_params, ctx.params.promote
     bars: dict[str, dict[str, float]] = {
@@ -132,16 +132,6 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
         bootstrap=bootstrap,
         slice_drops=_slice_drops(slices, rules.metric),
     )
-
-
-def _test_split(ctx: StepContext) -> pd.DataFrame:
-    path = ctx.out("featurize") / "test.parquet"
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no test split to judge the version on; run `flywheel step featurize` "
-            "(or `dvc repro featurize`) first"
-        )
-    return pd.read_parquet(path)
 
 
 def _score(uri: str, test: pd.DataFrame) -> np.ndarray:

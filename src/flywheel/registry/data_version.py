@@ -1,4 +1,7 @@
-"""`flywheel data checkout --version N`: the table behind a registered version, back in data/."""
+"""`flywheel data checkout --version N`: the table behind a registered version, back in data/.
+
+The version's tags say which data it was trained on; `data.snapshot.restore` puts it back.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +11,18 @@ from typing import Any
 import yaml
 
 from flywheel.errors import DataError, RegistryError
+from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def checkout_version(version: str, model_name: str | None = None) -> dict[str, Any]:
+def checkout_version(current: Settings, name: str, version: str) -> dict[str, Any]:
     """Restore the data a version was trained on; returns its md5 and what it replaced."""
     from mlflow.exceptions import MlflowException
 
-    from flywheel.config import load_params
     from flywheel.data.snapshot import restore
     from flywheel.registry import store
-    from flywheel.settings import settings
 
-    current = settings()
-    name = model_name or load_params(current.params_path).promote.model_name
     try:
         tags = store.connect(current).get_model_version(name, version).tags or {}
     except MlflowException as exc:

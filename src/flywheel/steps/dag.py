@@ -1,16 +1,21 @@
-"""The one declaration of the pipeline: order, deps, params, outs, metrics and plots.
+"""The one declaration of the pipeline: each step's function, deps, params, outs and plots.
 
-`dvc.yaml` is rendered from it (`flywheel dvc-yaml`) and the Prefect flow iterates it, so the
-two drivers cannot drift apart (docs/architecture.md, principle 1); a test fails when
-dvc.yaml is stale.
+`dvc.yaml` is rendered from it (`flywheel dvc-yaml`), `flywheel step NAME` and the Prefect
+flow run the function it names, so the two drivers cannot drift apart (docs/architecture.md,
+principle 1); a test fails when dvc.yaml is stale. From a stage of dvc.yaml or a task of the
+flow, the step's code is one hop away: `flywheel/steps/<name>.py`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from flywheel.steps import evaluate, featurize, promote, train, validate
+from flywheel.steps.context import StepContext
 
 DEFAULT_ARTIFACTS = "artifacts"  # rewritten to FLYWHEEL_ARTIFACTS_DIR by render_dvc_yaml
 EVALUATE = f"{DEFAULT_ARTIFACTS}/evaluate"
@@ -19,6 +24,7 @@ EVALUATE = f"{DEFAULT_ARTIFACTS}/evaluate"
 @dataclass(frozen=True)
 class Step:
     name: str
+    run: Callable[[StepContext], dict[str, Any]]  # load inputs, call the library, save outputs
     deps: tuple[str, ...]
     params: tuple[str, ...]
     outs: tuple[str, ...]
@@ -30,25 +36,45 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step(
         "validate",
-        deps=("data", "specs", "src/flywheel/validation"),
+        validate.run,
+        deps=("data", "specs", "src/flywheel/validation", "src/flywheel/steps/validate.py"),
         params=("data", "validate"),
         outs=("artifacts/validate",),
     ),
     Step(
         "featurize",
-        deps=("data", "specs", "artifacts/validate/result.json", "src/flywheel/features"),
+        featurize.run,
+        deps=(
+            "data",
+            "specs",
+            "artifacts/validate/result.json",
+            "src/flywheel/features",
+            "src/flywheel/steps/featurize.py",
+        ),
         params=("data", "featurize"),
         outs=("artifacts/featurize",),
     ),
     Step(
         "train",
-        deps=("artifacts/featurize", "src/flywheel/training", "src/flywheel/model.py"),
+        train.run,
+        deps=(
+            "artifacts/featurize",
+            "src/flywheel/training",
+            "src/flywheel/model.py",
+            "src/flywheel/steps/train.py",
+        ),
         params=("train",),
         outs=("artifacts/train",),
     ),
     Step(
         "evaluate",
-        deps=("artifacts/featurize", "artifacts/train", "src/flywheel/evaluation"),
+        evaluate.run,
+        deps=(
+            "artifacts/featurize",
+            "artifacts/train",
+            "src/flywheel/evaluation",
+            "src/flywheel/steps/evaluate.py",
+        ),
         params=("evaluate", "promote.model_name"),
         outs=(
             f"{EVALUATE}/predictions.parquet",
@@ -67,6 +93,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "promote",
+        promote.run,
         deps=(
             "specs",
             "artifacts/validate/result.json",
@@ -77,6 +104,7 @@ STEPS: tuple[Step, ...] = (
             f"{EVALUATE}/champion.json",
             f"{EVALUATE}/slices.json",
             "src/flywheel/registry",
+            "src/flywheel/steps/promote.py",
         ),
         params=("promote", "evaluate"),
         outs=(),
@@ -112,6 +140,9 @@ PLOT_VIEWS: dict[str, dict[str, Any]] = {
         "y": {f"{EVALUATE}/plots/confusion.csv": "actual"},
     },
 }
+
+
+STEP_NAMES = tuple(s.name for s in STEPS)
 
 
 def step(name: str) -> Step:
@@ -164,7 +195,7 @@ def render_dvc_yaml(artifacts: str = DEFAULT_ARTIFACTS) -> str:
         {name: {**view, "y": {at(k): v for k, v in view["y"].items()}}}
         for name, view in PLOT_VIEWS.items()
     ]
-    header = "# Generated from src/flywheel/pipeline/dag.py by `flywheel dvc-yaml`; do not edit.\n"
+    header = "# Generated from src/flywheel/steps/dag.py by `flywheel dvc-yaml`; do not edit.\n"
     body = yaml.safe_dump(
         {"stages": stages, "plots": views},
         sort_keys=False,

@@ -11,7 +11,7 @@ exist yet is created this way; an existing one, or PostgreSQL, is left to Prefec
 
 Regenerate after upgrading Prefect:
 
-    .venv/bin/python -m flywheel.pipeline.prefect_db
+    .venv/bin/python -m pipelines.prefect_db
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def seed(connection_url: str, schema: Path = SCHEMA) -> bool:
 
 def create_app() -> object:
     """uvicorn's factory for the temporary server: seed a new database, then Prefect's app."""
-    from flywheel.gc_imports import imports_without_gc
+    from pipelines.collector import imports_without_gc
 
     with imports_without_gc():
         from prefect.server.api.server import create_app as prefect_app

@@ -84,7 +84,7 @@ def start_server() -> TemporaryServer | None:
         "--app-dir",
         str(Path(next(iter(spec.submodule_search_locations))).parent),
         "--factory",
-        "flywheel.pipeline.prefect_db:create_app",  # Prefect's app, on a seeded new database
+        "pipelines.prefect_db:create_app",  # Prefect's app, on a seeded new database
         "--host",
         "127.0.0.1",
         "--port",
@@ -127,7 +127,7 @@ def prefect_api(server: TemporaryServer | None) -> Iterator[str | None]:
         temporary_settings,
     )
 
-    from flywheel.prefect_api import check_reachable
+    from pipelines.prefect_api import check_reachable
 
     if PREFECT_API_URL.value():
         server.stop()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from flywheel.config import EvaluateParams, Params, load_params
 from flywheel.data.spec import DatasetSpec, load_spec
+from flywheel.identity import is_default_spec, registered_model
 from flywheel.settings import Settings, settings
+
+# Hands promote a load checker that `flywheel run`'s fast start launched ahead; None: promote
+# starts its own (a deployment run on a worker, `flywheel step promote`, `dvc repro`).
+CheckerSource = Callable[[], "subprocess.Popen[str] | None"]
 
 
 @dataclass(frozen=True)
@@ -16,7 +23,9 @@ class StepContext:
     settings: Settings
     params: Params
     spec_path: Path
+    model_name: str  # resolved once at the edge (`flywheel.identity`)
     run_tags: dict[str, str] = field(default_factory=dict)  # e.g. the Prefect flow-run id
+    started_checker: CheckerSource | None = None
 
     @cached_property
     def spec(self) -> DatasetSpec:
@@ -24,10 +33,7 @@ class StepContext:
 
     @property
     def is_default_dataset(self) -> bool:
-        default = self.params.data.spec
-        if not default.is_absolute():
-            default = self.settings.root / default
-        return self.spec_path.resolve() == default.resolve()
+        return is_default_spec(self.settings, self.params, self.spec_path)
 
     @cached_property
     def evaluate_params(self) -> EvaluateParams:
@@ -40,17 +46,6 @@ class StepContext:
         )
 
     @property
-    def model_name(self) -> str:
-        """The registered model: params' name for params' dataset, its own name for another.
-
-        A table of another shape gets a registered model of its own, so its candidates are
-        never compared with (or replace) a champion trained on different columns.
-        """
-        if self.is_default_dataset:
-            return self.params.promote.model_name
-        return f"flywheel-{self.spec.name}"
-
-    @property
     def data_path(self) -> Path:
         path = self.spec.path
         return path if path.is_absolute() else self.settings.root / path
@@ -59,11 +54,17 @@ class StepContext:
         return self.settings.step_dir(step)
 
 
-def make_context(spec: Path | None = None, run_tags: dict[str, str] | None = None) -> StepContext:
+def make_context(
+    spec: Path | None = None,
+    run_tags: dict[str, str] | None = None,
+    model: str | None = None,
+    started_checker: CheckerSource | None = None,
+) -> StepContext:
     """Build the context at the edge (CLI, flow); `spec` overrides params' `data.spec`."""
     current = settings()
     params = load_params(current.params_path)
     spec_path = spec or params.data.spec
     if not spec_path.is_absolute():
         spec_path = current.root / spec_path
-    return StepContext(current, params, spec_path, dict(run_tags or {}))
+    name = registered_model(current, params, model, spec_path)
+    return StepContext(current, params, spec_path, name, dict(run_tags or {}), started_checker)

@@ -10,7 +10,8 @@ its dvc.lock record and, on bad data, the same error and exit code. A run withou
 run` in front (a deployment on a worker, a retry of the task) runs the step in the task.
 
 The child exits when its parent does (it watches its stdin), so a killed run leaves no
-validation running; its outputs are written atomically, as every step's are.
+validation running; its outputs are written atomically, as every step's are. Only the fast
+start (`pipelines.fast_start`) starts, hands out and ends these processes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from flywheel import errors
@@ -39,33 +41,19 @@ class Ahead:
     process: subprocess.Popen[str]
 
 
-_STARTED: list[Ahead] = []
-
-
-def start_ahead(step: str, spec: str | None) -> None:
+def start_ahead(step: str, spec: str | None) -> Ahead:
     """Start `step` on `spec` now, in its own interpreter, for the flow's task to take."""
-    command = [sys.executable, "-m", "flywheel.pipeline.ahead", step, spec or ""]
+    command = [sys.executable, "-m", "pipelines.ahead", step, spec or ""]
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    _STARTED.append(Ahead(step, spec, process))
+    return Ahead(step, spec, process)
 
 
-def take_ahead(step: str, spec: str | None) -> Ahead | None:
-    """The process started for this step and spec, if any; each is taken once."""
-    for ahead in _STARTED:
-        if (ahead.step, ahead.spec) == (step, spec):
-            _STARTED.remove(ahead)
-            return ahead
-    return None
-
-
-def discard_ahead() -> None:
-    """End what no task took (the run failed before its first step)."""
-    while _STARTED:
-        process = _STARTED.pop().process
-        process.kill()
-        process.communicate()
+def discard(ahead: Ahead) -> None:
+    """End a process no task took (the run failed before its first step)."""
+    ahead.process.kill()
+    ahead.process.communicate()
 
 
 def collect(ahead: Ahead) -> dict[str, Any] | None:
@@ -119,24 +107,25 @@ def _leave_with_parent(stdin: IO[str]) -> None:
 
 
 def _main() -> None:
-    from flywheel.gc_imports import imports_without_gc
+    from pipelines.collector import imports_without_gc
 
     with imports_without_gc():
         import dvc.repo  # noqa: F401  (what validate spends its start-up on)
         import great_expectations  # noqa: F401
 
-        from flywheel.cli import QUIET_LOGGERS
-        from flywheel.pipeline.execute import execute_stage
+        from flywheel.logs import quiet_libraries
+        from flywheel.steps.context import make_context
+        from flywheel.steps.execute import execute_stage
 
     step, spec = sys.argv[1], sys.argv[2] or None
     threading.Thread(target=_leave_with_parent, args=(sys.stdin,), daemon=True).start()
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything a library prints goes to stderr, and is passed on from there
     logging.basicConfig(level=logging.INFO, handlers=[_RelayHandler()], force=True)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()
     try:
-        outcome: dict[str, Any] = {"row": execute_stage(step, spec, {})}
+        context = make_context(Path(spec) if spec else None)
+        outcome: dict[str, Any] = {"row": execute_stage(context, step)}
     except errors.FlywheelError as exc:
         outcome = {"error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:  # a bug: its traceback goes to the run's log, the task retries
@@ -147,6 +136,6 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    from flywheel.entrypoint import run_without_teardown
+    from flywheel.process_exit import run_without_teardown
 
     run_without_teardown(_main)

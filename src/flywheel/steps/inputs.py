@@ -1,0 +1,61 @@
+"""What the steps read of each other's outputs: the split files, the encodings, the labels.
+
+One place names the files featurize writes, so evaluate, promote and `flywheel promote
+--version` read them alike.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel.errors import DataError
+from flywheel.steps.context import StepContext
+
+TARGET = "__target__"  # 0/1 label column in the split files, next to the raw target
+ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
+
+
+def read_split(ctx: StepContext, name: str) -> pd.DataFrame:
+    """One split featurize wrote; a missing one names the command that makes it."""
+    path = ctx.out("featurize") / f"{name}.parquet"
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no {name} split; run `flywheel step featurize` (or `dvc repro featurize`)"
+        )
+    return pd.read_parquet(path)
+
+
+def train_prevalence(ctx: StepContext) -> float:
+    """The positive share the prior baseline predicts; only the label column is read."""
+    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])
+    return float(labels[TARGET].mean())
+
+
+def training_inputs(
+    ctx: StepContext, kinds: Collection[str]
+) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray]:
+    """Each needed encoding's train/valid matrices, the encodings, and the two label vectors.
+
+    The test split waits for evaluate; the split frames are dropped once encoded, so training
+    holds only float32 matrices.
+    """
+    from flywheel.training.candidates import Matrices
+
+    folder = ctx.out("featurize")
+    with (folder / ENCODINGS_FILE).open("rb") as fh:
+        encodings = pickle.load(fh)  # written by our own featurize step
+    train, valid = (pd.read_parquet(folder / f"{name}.parquet") for name in ("train", "valid"))
+    inputs = {
+        kind: Matrices(
+            encodings[kind].transform(train),
+            encodings[kind].transform(valid),
+            encodings[kind].categorical_columns,
+        )
+        for kind in sorted(kinds)
+    }
+    return inputs, encodings, train[TARGET].to_numpy(), valid[TARGET].to_numpy()

@@ -1,0 +1,148 @@
+"""promote: register the candidate with its lineage, judge it, and move `champion` if it passes.
+
+Load the model, the evaluation and the lineage → `registry.promote.promote` (log, register,
+load-check, gate, aliases) → write decision.json. The data is snapshotted into DVC before
+registering, so the recorded hash can be checked out later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flywheel.atomic import write_atomically
+from flywheel.steps.champion import score_champion
+from flywheel.steps.context import StepContext
+from flywheel.steps.inputs import TARGET, read_split, train_prevalence
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("model_name", "version", "promoted", "reason", "champion_before", "champion_after")
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.model import load_model, save_model
+    from flywheel.registry.promote import PromoteInputs, promote
+
+    ev = ctx.out("evaluate")
+    # The decision threshold is an evaluate param: the registered model answers with the one
+    # it was evaluated at, even when only that param changed since training.
+    model = replace(
+        load_model(ctx.out("train") / "model.pkl"), threshold=ctx.evaluate_params.threshold
+    )
+    lineage = {
+        **_lineage(ctx),
+        "candidate": model.candidate,
+        "trained_at": _written_at(ctx.out("train") / "model.pkl"),
+        **ctx.run_tags,
+    }
+    test = read_split(ctx, "test")
+    champion, predictions, slices = _champion_scores(ctx, ev, test)
+    with tempfile.TemporaryDirectory() as scratch:
+        model_file = Path(scratch) / "model.pkl"
+        save_model(model, model_file)
+        inputs = PromoteInputs(
+            model=model,
+            model_file=model_file,
+            metrics=json.loads((ev / "metrics.json").read_text()),
+            predictions=predictions,
+            slices=slices,
+            champion=champion,
+            artifact_dirs={
+                "evaluation": ev,
+                "validation": ctx.out("validate"),
+                "training": ctx.out("train"),
+            },
+            sample=test.drop(columns=TARGET).head(20),
+            lineage=lineage,
+            model_name=ctx.model_name,
+            prevalence=train_prevalence(ctx),
+            logged_dicts=_reference_profile(ctx, model),
+        )
+        checker = ctx.started_checker() if ctx.started_checker else None
+        decision = promote(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch), checker)
+    decision_file = ctx.out("promote") / "decision.json"
+    decision_file.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(
+        decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str))
+    )
+    return {k: decision[k] for k in SUMMARY_KEYS}
+
+
+def _reference_profile(ctx: StepContext, model: Any) -> dict[str, dict[str, Any]]:
+    """Drift is measured against what this version was trained on and how it scored it."""
+    from flywheel.monitoring.profile import ARTIFACT, build_profile
+
+    frame = pd.read_parquet(ctx.out("featurize") / "train.parquet")
+    bins = ctx.params.monitor.psi_bins
+    return {ARTIFACT: build_profile(ctx.spec, frame, model.positive_proba(frame), bins)}
+
+
+def _lineage(ctx: StepContext) -> dict[str, str]:
+    """Where the model comes from: validation, code commit and the data, versioned first.
+
+    The data under data.dvc is snapshotted (cache, data.dvc, remote) before registering, so the
+    recorded hash can be checked out; a table outside it is traced by its file md5.
+    """
+    from flywheel.data.snapshot import is_tracked, snapshot
+    from flywheel.registry.lineage import file_md5, git_commit
+
+    root = ctx.settings.root
+    validation = json.loads((ctx.out("validate") / "result.json").read_text())
+    stats = validation["statistics"]
+    commit = git_commit(root)  # before the snapshot, which may rewrite data.dvc
+    snap = snapshot(root) if is_tracked(root, ctx.data_path) else None
+    return {
+        "validation": f"{validation['suite_name']}: {stats['successful_expectations']}/"
+        f"{stats['evaluated_expectations']} expectations met on {stats['rows']} rows",
+        "git_commit": commit,
+        "data_md5": snap.md5 if snap else file_md5(ctx.data_path),
+        **({"data_dvc": snap.dvc_file} if snap else {}),
+        "dataset": ctx.spec.name,
+    }
+
+
+def _champion_scores(
+    ctx: StepContext, ev: Path, test: pd.DataFrame
+) -> tuple[dict[str, Any] | None, pd.DataFrame, list[dict[str, Any]]]:
+    """The champion's scores from evaluate, or fresh ones if the champion moved since.
+
+    Under `dvc repro` promote can rerun alone (a promote param changed) after an earlier run
+    moved the alias; comparing against a stale champion would judge the wrong model.
+    """
+    from flywheel.evaluation.metrics import classification_metrics
+    from flywheel.evaluation.slices import slice_metrics
+    from flywheel.registry import store
+
+    champion = json.loads((ev / "champion.json").read_text())
+    predictions = pd.read_parquet(ev / "predictions.parquet")
+    slices = json.loads((ev / "slices.json").read_text())
+    current = store.version_by_alias(store.connect(ctx.settings), ctx.model_name, store.CHAMPION)
+    if (str(current.version) if current else None) == (champion or {}).get("version"):
+        return champion, predictions, slices
+    log.warning("champion moved since evaluate ran; scoring the current one on the test split")
+    slices = [s for s in slices if s["model"] == "candidate"]
+    predictions = predictions.drop(columns="champion", errors="ignore")
+    version, proba = score_champion(ctx, test)
+    if version is None or proba is None:
+        return None, predictions, slices
+    cfg, y = ctx.evaluate_params, test[TARGET].to_numpy()
+    predictions["champion"] = proba
+    slices += [
+        {"model": "champion", **record}
+        for record in slice_metrics(test, y, proba, cfg.slices, cfg.threshold, cfg.min_slice_rows)
+    ]
+    metrics = classification_metrics(y, proba, cfg.threshold)
+    return {"version": version, "metrics": metrics}, predictions, slices
+
+
+def _written_at(path: Path) -> str:
+    """When the train step wrote the model: what `/metadata` reports as "trained at"."""
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat()

@@ -1,0 +1,74 @@
+"""validate: the table on disk against its spec's expectations (Great Expectations).
+
+Load the table → `validation.validate_frame` → write result.json and Data Docs, whole or not
+at all. The table is never touched: a bad one stays where it arrived for inspection, and its
+md5 goes into result.json and the error, so the run's record says which bytes failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from flywheel.atomic import replacing_dir
+from flywheel.errors import DataError, ValidationFailed
+from flywheel.steps.context import StepContext
+
+log = logging.getLogger(__name__)
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.data.io import read_table
+    from flywheel.registry.lineage import file_md5
+    from flywheel.validation import validate_frame
+
+    _ensure_default_data(ctx)
+    path, out = ctx.data_path, ctx.out("validate")
+    data = {"path": _shown(ctx, path), "md5": file_md5(path) if path.is_file() else None}
+    unreadable: DataError | None = None
+    with replacing_dir(out) as staging:
+        try:
+            frame = read_table(path)
+            report, record = validate_frame(
+                ctx.spec, frame, ctx.params.validate_, staging / "docs"
+            )
+        except DataError as exc:
+            unreadable = exc
+            shutil.rmtree(staging / "docs", ignore_errors=True)
+            record = {"success": False, "error": str(exc)}
+        (staging / "result.json").write_text(
+            json.dumps({**record, "data": data}, indent=2, default=str)
+        )
+    if unreadable is not None:
+        raise DataError(f"{unreadable} (md5 {data['md5']}; file left as it is)") from unreadable
+    if not report.success:
+        problems = "; ".join(" ".join(f.line().split()) for f in report.failures)
+        raise ValidationFailed(
+            f"{data['path']} (md5 {data['md5']}) failed validation against spec "
+            f"{ctx.spec.name!r}: {problems} (report: {out / 'docs' / 'index.html'})"
+        )
+    return {"rows": len(frame), "expectations": report.statistics.get("evaluated_expectations")}
+
+
+def _ensure_default_data(ctx: StepContext) -> None:
+    """The DVC-tracked default data is materialized on demand; other files are used as they are."""
+    from flywheel.data.materialize import DEFAULT_TABLE, ensure_raw_data
+
+    root = ctx.settings.root
+    if (
+        ctx.data_path.resolve() == (root / DEFAULT_TABLE).resolve()
+        and (root / "data.dvc").is_file()
+    ):
+        how = ensure_raw_data(root)
+        log.info("raw data %s: %s", DEFAULT_TABLE, how)
+
+
+def _shown(ctx: StepContext, path: Path) -> str:
+    """A path as the record shows it: relative to the project, so clones record the same."""
+    root = ctx.settings.root.resolve()
+    return (
+        str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
+    )
