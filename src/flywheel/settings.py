@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     serve_model: str | None = Field(
         default=None, description="registered model to serve (default: promote.model_name)"
     )
+    serve_spec: Path | None = Field(
+        default=None,
+        description="dataset spec of the champion being served (request schema); "
+        "`flywheel serve` sets it from the champion's own verified files",
+    )
     api_token: SecretStr | None = Field(
         default=None, description="bearer token required on /predict and write endpoints"
     )

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,19 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     host = host or params.serve.host
     check_exposure(host, current.token is not None, insecure_no_auth)
     env = {**os.environ, "FLYWHEEL_ROOT": str(current.root)}
-    if model and model != params.promote.model_name:
-        _require_champion(current, model)
-        env["FLYWHEEL_SERVE_MODEL"] = model
+    name = model or params.promote.model_name
+    env["FLYWHEEL_SERVE_MODEL"] = name
     command = serve_command(host, port or params.serve.port, workers)
+    with tempfile.TemporaryDirectory(prefix="flywheel-serve-") as scratch:
+        spec = _champion_spec_file(current, name, name == params.promote.model_name, scratch)
+        if spec is not None:
+            env["FLYWHEEL_SERVE_SPEC"] = str(spec)
+        return _run_in_foreground(command, current.root, env)
+
+
+def _run_in_foreground(command: list[str], root: Path, env: dict[str, str]) -> int:
     logger.info("starting %s", " ".join(command))
-    process = subprocess.Popen(command, cwd=current.root, env=env)
+    process = subprocess.Popen(command, cwd=root, env=env)
     # A supervisor's SIGTERM reaches only us: pass it on so the server is never orphaned.
     previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
@@ -71,18 +79,29 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         signal.signal(signal.SIGTERM, previous)
 
 
-def _require_champion(current: Any, name: str) -> None:
-    """Another table's model needs its champion's spec for the request schema: check first."""
+def _champion_spec_file(current: Any, name: str, default: bool, scratch: str) -> Path | None:
+    """The champion's own spec (its request schema), read once from its verified files.
+
+    None for the default model with no champion yet: params' data.spec is its schema and the
+    workers become ready when one is promoted. Another table's model needs its champion.
+    """
+    from flywheel.data.spec import save_spec
     from flywheel.registry.store import connect
     from flywheel.serving.registry_watch import champion_spec
 
     store = current.mlflow_uri.removeprefix("sqlite:///")
     empty = store != current.mlflow_uri and not Path(store).is_file()  # no registry at all
-    if empty or champion_spec(connect(current), name) is None:
+    spec = None if empty else champion_spec(connect(current), name)
+    if spec is None and not default:
         raise ConfigError(
             f"--model {name}: no {name}@champion with a registered dataset spec at "
             f"{current.mlflow_uri}; train it first (`flywheel run --data FILE --target COL`)"
         )
+    if spec is None:
+        return None
+    path = Path(scratch) / "spec.yaml"
+    save_spec(spec, path)
+    return path
 
 
 def import_champion() -> str:

@@ -55,6 +55,17 @@ class LoadedModel:
     source: str = "registry"
 
     @functools.cached_property
+    def spec(self) -> DatasetSpec | None:
+        """The dataset spec inside this very model (its columns), if it is one of ours."""
+        from flywheel.model import TabularModel
+
+        try:
+            inner = getattr(self.pyfunc.unwrap_python_model(), "model", None)
+        except Exception:  # not a python_function model of ours
+            return None
+        return inner.spec if isinstance(inner, TabularModel) else None
+
+    @functools.cached_property
     def predict(self) -> Callable[[Any], Any]:
         """The registered model's own predict, past MLflow's schema enforcement.
 
@@ -116,22 +127,16 @@ def champion_spec(client: Any, name: str) -> DatasetSpec | None:
         return load_spec(found[0]) if found else None
 
 
-def serving_spec(settings: Any, name: str, default: Path) -> DatasetSpec:
-    """The request schema's spec: the champion's own, else `default` (params' data.spec).
+def request_spec(settings: Any, default: Path) -> DatasetSpec:
+    """The request schema's spec, read without touching the registry (this runs at import).
 
-    The default only fits the default model; for another model with no champion yet there is
-    no schema to offer, which `flywheel serve --model` reports before starting.
+    `flywheel serve` resolves the champion once, reads the spec from its verified files and
+    hands it over as `FLYWHEEL_SERVE_SPEC`; without it (a bento, or `bentoml serve` by hand)
+    the default model's spec, params' data.spec, is the schema.
     """
     from flywheel.data.spec import load_spec
-    from flywheel.registry.store import connect
 
-    try:
-        own = champion_spec(connect(settings), name)
-    except Exception as exc:  # registry down or files altered: the watcher reports it
-        logger.warning("cannot read the spec registered with %s@%s (%s); using %s", name,
-                       CHAMPION, exc, default)
-        own = None
-    return own if own is not None else load_spec(default)
+    return load_spec(settings.serve_spec or default)
 
 
 def load_bundled() -> LoadedModel | None:

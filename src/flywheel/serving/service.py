@@ -2,8 +2,9 @@
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
 the edge where BentoML needs configuration at class definition (workers, request
-schema), so importing this module reads settings, params.yaml and the dataset spec;
-everything else happens when a worker starts. API methods are a few lines calling the library.
+schema), so importing this module reads settings, params.yaml and a dataset spec file (never
+the registry); each worker resolves and verifies its champion once, when it starts, and polls
+the alias from there. API methods are a few lines calling the library.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from flywheel.serving.registry_watch import (
     LoadedModel,
     RegistryWatcher,
     bundled_or_refuse,
-    serving_spec,
+    request_spec,
 )
 from flywheel.serving.request_io import json_response, records_input
 from flywheel.serving.scoring import score
@@ -49,7 +50,7 @@ _SETTINGS = settings()
 _PARAMS = load_params(_SETTINGS.params_path)
 SERVE = _PARAMS.serve
 MODEL_NAME = registered_model(_SETTINGS, _PARAMS, _SETTINGS.serve_model)
-SPEC = serving_spec(_SETTINGS, MODEL_NAME, _SETTINGS.root / _PARAMS.data.spec)
+SPEC = request_spec(_SETTINGS, _SETTINGS.root / _PARAMS.data.spec)  # no registry at import
 Record = schema.record_model(SPEC)
 Records = schema.records_type(Record)
 RecordsInput = records_input(Records)
@@ -122,6 +123,12 @@ class Flywheel:
     @staticmethod
     def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
         STATE.metrics.reloads.labels(outcome=outcome).inc()
+        if model is not None and model.spec is not None and (
+            model.spec.feature_names != SPEC.feature_names
+        ):
+            logger.error("%s version %s takes columns %s, but requests are validated against "
+                         "%s; restart `flywheel serve` to serve its schema", model.name,
+                         model.version, model.spec.feature_names, SPEC.feature_names)
         if model is not None:
             STATE.metrics.serving(model.name, model.version, previous,
                                   promoted_at(model.trained_at))
