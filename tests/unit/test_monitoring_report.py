@@ -74,7 +74,7 @@ def champion(
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
             log_profile(
-                build_profile(spec, reference, churn_score(reference), params.monitor.psi_bins)
+                build_profile(spec, reference, churn_score(reference), params.monitor)
             )
     finally:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  (None unsets it)

@@ -1,10 +1,12 @@
 """The reference profile: what the training split looked like to a registered version.
 
-Computed at promotion from the training split and the candidate's scores on it, and logged with
+Computed at promotion from the training split and the candidate's scores on held-out rows, and
+logged with
 the version's run as `monitoring/reference_profile.json`, so drift is always measured against
 the model that is actually serving. Each feature keeps the bins its window is counted into:
 quantile edges for numerics (plus a quantile grid and the standard deviation, for Wasserstein),
-the categories seen in training plus "unseen" for categoricals, and a last "missing" bucket.
+the frequent categories plus one pooled "other" bin (rare and unseen levels, Good-Turing share)
+for categoricals, and a last "missing" bucket.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.config import MonitorParams
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.monitoring.distances import quantile_grid, shares
+from flywheel.monitoring.levels import good_turing_unseen, keep_threshold, pooled_shares
 
 ARTIFACT = "monitoring/reference_profile.json"
-FORMAT = 1
+# 2: categorical levels pooled with a Good-Turing "other" share, held-out score reference with its
+# row count, personal features excluded. Format 1 profiles are still read (see `drift`).
+FORMAT = 2
+READABLE = (1, 2)
+PII_REASON = "personal data (pii: true): the inference log holds it hashed or not at all"
 QUANTILE_POINTS = 100
 QUANTILE_ROWS = 100_000
 
@@ -96,33 +104,66 @@ def numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
     }
 
 
-def categorical_profile(values: Any) -> dict[str, Any]:
+def categorical_profile(values: Any, min_level_rows: int, max_levels: int) -> dict[str, Any]:
+    """Frequent levels with their own bins; rare and unseen ones pooled (see `levels`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     array = pa.array(values, from_pandas=True)
-    categories = sorted(str(v) for v in pc.unique(array.drop_null()).to_pylist())
-    counts = categorical_counts(categories, array)
+    present = array.drop_null()
+    counted = pc.value_counts(pc.cast(present, pa.string())).flatten()
+    names = np.asarray(counted[0].to_pylist(), dtype=object)
+    counts = counted[1].to_numpy(zero_copy_only=False).astype("int64")
+    threshold = keep_threshold(counts, min_level_rows, max_levels)
+    kept, kept_shares, other = pooled_shares(counts, threshold)
+    order = np.argsort(names[kept].astype(str))
+    rows, missing = len(array), len(array) - len(present)
+    present_share = (rows - missing) / rows if rows else 0.0
     return {
         "kind": "categorical",
-        "categories": categories,
-        "shares": shares(counts).tolist(),
-        "missing_rate": float(counts[-1] / max(len(array), 1)),
+        "categories": [str(v) for v in names[kept][order]],
+        # kept levels, then "other" (rare and unseen levels pooled), then missing
+        "shares": [*(kept_shares[order] * present_share), other * present_share, 1 - present_share]
+        if rows
+        else [0.0] * (int(kept.sum()) + 2),
+        "missing_rate": float(missing / max(rows, 1)),
+        "levels": int(counts.size),
+        "keep_threshold": threshold,
+        "unseen_share": good_turing_unseen(counts),
     }
 
 
 def build_profile(
-    spec: DatasetSpec, frame: pd.DataFrame, scores: np.ndarray, bins: int
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    held_out_scores: np.ndarray,
+    params: MonitorParams,
 ) -> dict[str, Any]:
-    """Profile of the rows a model was trained on and of its scores on them (JSON-able)."""
+    """Profile of the training rows' features and of the model's scores on held-out rows.
+
+    Scores on the rows a model was trained on are more extreme than on rows it never saw (HGB,
+    MLP), so the score reference must come from held-out rows (the test split): its row count is
+    kept, since the score's drift null depends on it. Personal features (`pii: true`) are not
+    profiled at all: the inference log holds them hashed or not at all, and a profile of raw
+    values would both leak them and compare apples with hashes.
+    """
     features: dict[str, Any] = {}
+    excluded: dict[str, str] = {}
     for feature in spec.features:
+        if feature.pii:
+            excluded[feature.name] = PII_REASON
+            continue
         column = frame[feature.name]
         if feature.kind == "numeric":
-            features[feature.name] = numeric_profile(column.to_numpy(dtype="float64"), bins)
+            features[feature.name] = numeric_profile(
+                column.to_numpy(dtype="float64"), params.psi_bins
+            )
         else:
-            features[feature.name] = categorical_profile(column)
-    score = numeric_profile(np.asarray(scores, dtype="float64"), bins)
+            features[feature.name] = categorical_profile(
+                column, params.min_level_rows, params.max_levels
+            )
+    scores = np.asarray(held_out_scores, dtype="float64")
+    score = numeric_profile(scores, params.psi_bins)
     return {
         "format": FORMAT,
         "rows": len(frame),
@@ -130,7 +171,10 @@ def build_profile(
         "positive_class": spec.positive_class,
         "floors": dict(spec.floors),  # what promotion demanded: the live metrics' floors
         "features": features,
-        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")},
+        "excluded": excluded,
+        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")} | {
+            "rows": int(scores.size)
+        },
     }
 
 
@@ -155,8 +199,8 @@ def load_profile(run_id: str | None, what: str) -> dict[str, Any]:
             f"{what} has no {ARTIFACT} (registered before monitoring existed?); promote a "
             f"version with `flywheel run` to get one ({exc})"
         ) from exc
-    if profile.get("format") != FORMAT:
+    if profile.get("format") not in READABLE:
         raise RegistryError(
-            f"{what}: reference profile format {profile.get('format')} is not {FORMAT}"
+            f"{what}: reference profile format {profile.get('format')} is not one of {READABLE}"
         )
     return dict(profile)

@@ -173,7 +173,7 @@ def _log_reference_profile(
     from flywheel.monitoring.profile import build_profile, log_profile
 
     frame = pd.read_parquet(rows)
-    log_profile(build_profile(spec, frame, model.positive_proba(frame), params.monitor.psi_bins))
+    log_profile(build_profile(spec, frame, model.positive_proba(frame), params.monitor))
 
 
 def _experiment_holds(verdict: Verdict, params: Params, settings: Settings) -> Verdict:
