@@ -75,7 +75,7 @@ def _judge(
     nulls = {
         n: null_psi(
             np.asarray(references[n]["shares"]),
-            score_rows if n == SCORE_COLUMN else feature_rows,
+            score_rows if n == SCORE_COLUMN else references[n].get("rows", feature_rows),
             bucket,
             resamples,
             cfg.seed,

@@ -2,20 +2,28 @@
 
 A reference sample of a high-cardinality feature misses many of the population's levels, and
 its rare levels are seen by chance. Comparing level by level then flags every window: values
-never seen in the reference have reference share 0. Instead, levels seen fewer than `t` times
-are pooled with the unseen ones into one "other" bin whose share is the Good–Turing estimate of
-the population mass of all levels seen fewer than `t` times (unseen included):
+never seen in the reference have reference share 0. So rare and unseen levels share one
+"other" bin. Its share must estimate the population mass of every level outside the kept set,
+unseen ones included. Choosing the kept levels and counting their shares on the same rows
+biases that estimate (levels that were lucky are kept, their share is too high, "other" too
+low), and no resampling of the counts reproduces that selection. Hence sample splitting: the
+kept levels are chosen on a random quarter of the reference (at least `min_level_rows` rows
+there, at most `max_levels` levels), and all shares are counted on the other three quarters.
+Given the choice, those shares are plain multinomial proportions of a fixed partition, the
+"other" share counts rows of rare and never-chosen levels alike, and the two-sample null of
+`null` is exact for them. A feature whose every level is frequent (and no more than
+`max_levels`) is kept whole, on all rows.
 
-    other = sum over r = 0..t-1 of (r+1)·N_{r+1} / n = sum over s = 1..t of s·N_s / n
-
-where N_s is the number of levels seen exactly s times and n the rows with a value. For t = 1
-this is Good–Turing's unseen mass N_1 / n (the share of singletons). The kept levels share the
-rest in proportion to their counts, so the shares still sum to one.
+Good–Turing's estimate of the share of values never seen in the reference, singletons / rows,
+is kept in the profile: the expected share of brand-new values in a window without drift.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+# The share of the reference rows that chooses the kept levels (the rest estimates shares).
+SELECTION_SHARE = 0.25
 
 
 def good_turing_unseen(counts: np.ndarray) -> float:
@@ -25,28 +33,41 @@ def good_turing_unseen(counts: np.ndarray) -> float:
     return float(np.count_nonzero(counts == 1) / rows) if rows else 0.0
 
 
-def keep_threshold(counts: np.ndarray, min_rows: int, max_levels: int) -> int:
-    """Smallest count a level needs to keep its own bin: at least `min_rows`, and high enough
-    that at most `max_levels` levels are kept (ties at the cut are pooled together)."""
-    ordered = np.sort(np.asarray(counts, dtype="int64"))[::-1]
-    if ordered.size <= max_levels:
-        return max(min_rows, 1)
-    return max(min_rows, 1, int(ordered[max_levels]) + 1)
-
-
-def pooled_shares(counts: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Which levels are kept, the kept levels' shares and the pooled "other" share (Good–Turing).
-
-    Shares are of the rows with a value; kept shares plus other sum to one.
-    """
+def keep_mask(counts: np.ndarray, min_rows: int, max_levels: int) -> np.ndarray:
+    """Levels with at least `min_rows` rows, the `max_levels` most frequent at most (a tie at
+    the cut is pooled whole, so which tied level stays never depends on order)."""
     counts = np.asarray(counts, dtype="int64")
-    rows = int(counts.sum())
-    kept = counts >= threshold
-    if rows == 0:
-        return kept, np.zeros(int(kept.sum())), 0.0
-    small = counts[(counts >= 1) & (counts <= threshold)]
-    other = float(small.sum() / rows)
-    kept_counts = counts[kept].astype("float64")
-    total = kept_counts.sum()
-    kept_shares = kept_counts / total * (1.0 - other) if total else kept_counts
-    return kept, kept_shares, other
+    threshold = max(min_rows, 1)
+    if counts.size > max_levels:
+        threshold = max(threshold, int(np.sort(counts)[::-1][max_levels]) + 1)
+    return counts >= threshold
+
+
+def needs_pooling(counts: np.ndarray, min_rows: int, max_levels: int) -> bool:
+    """Whether some level is rare or there are too many: then the reference is split."""
+    counts = np.asarray(counts, dtype="int64")
+    frequent = min_rows / SELECTION_SHARE
+    return counts.size > max_levels or bool((counts < frequent).any())
+
+
+def split_counts(
+    codes: np.ndarray, levels: int, min_rows: int, max_levels: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kept levels (mask over `levels`) and bin counts: kept levels, other, missing.
+
+    `codes` are level indices per row, -1 for missing. Without pooling all rows count.
+    """
+    codes = np.asarray(codes, dtype="int64")
+    full = np.bincount(codes[codes >= 0], minlength=levels)
+    if not needs_pooling(full, min_rows, max_levels):
+        kept = np.ones(levels, dtype=bool)
+        rest = codes
+    else:
+        chooser = np.random.default_rng(seed).random(codes.size) < SELECTION_SHARE
+        picked = codes[chooser]
+        kept = keep_mask(np.bincount(picked[picked >= 0], minlength=levels), min_rows, max_levels)
+        rest = codes[~chooser]
+    slot = np.full(levels + 1, int(kept.sum()) + 1)  # level -> bin; index `levels` = missing
+    slot[:levels][~kept] = int(kept.sum())
+    slot[:levels][kept] = np.arange(int(kept.sum()))
+    return kept, np.bincount(slot[rest], minlength=int(kept.sum()) + 2)

@@ -1,12 +1,11 @@
 """The reference profile: what the training split looked like to a registered version.
 
 Computed at promotion from the training split and the candidate's scores on held-out rows, and
-logged with
-the version's run as `monitoring/reference_profile.json`, so drift is always measured against
-the model that is actually serving. Each feature keeps the bins its window is counted into:
-quantile edges for numerics (plus a quantile grid and the standard deviation, for Wasserstein),
-the frequent categories plus one pooled "other" bin (rare and unseen levels, Good-Turing share)
-for categoricals, and a last "missing" bucket.
+logged with the version's run as `monitoring/reference_profile.json`, so drift is always
+measured against the model that is actually serving. Each feature keeps the bins its window is
+counted into: quantile edges for numerics (plus a quantile grid and the standard deviation, for
+Wasserstein), the frequent categories plus one pooled "other" bin (rare and unseen levels) for
+categoricals, and a last "missing" bucket.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ from flywheel.config import MonitorParams
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.monitoring.distances import quantile_grid, shares
-from flywheel.monitoring.levels import good_turing_unseen, keep_threshold, pooled_shares
+from flywheel.monitoring.levels import good_turing_unseen, split_counts
 
 ARTIFACT = "monitoring/reference_profile.json"
-# 2: categorical levels pooled with a Good-Turing "other" share, held-out score reference with its
-# row count, personal features excluded. Format 1 profiles are still read (see `drift`).
+# 2: categorical levels pooled into "other" (chosen and counted on split rows), held-out score
+# reference with its row count, personal features excluded. Format 1 is still read: its
+# categoricals are unpooled (unseen share 0) and its score rows are the training rows.
 FORMAT = 2
 READABLE = (1, 2)
 PII_REASON = "personal data (pii: true): the inference log holds it hashed or not at all"
@@ -104,32 +104,32 @@ def numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
     }
 
 
-def categorical_profile(values: Any, min_level_rows: int, max_levels: int) -> dict[str, Any]:
-    """Frequent levels with their own bins; rare and unseen ones pooled (see `levels`)."""
+def categorical_profile(
+    values: Any, min_level_rows: int, max_levels: int, seed: int
+) -> dict[str, Any]:
+    """Frequent levels with their own bins; rare and unseen ones pooled (see `levels`).
+
+    `rows` is how many reference rows the shares were counted on: the size of the reference
+    sample in the drift null.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = pa.array(values, from_pandas=True)
-    present = array.drop_null()
-    counted = pc.value_counts(pc.cast(present, pa.string())).flatten()
-    names = np.asarray(counted[0].to_pylist(), dtype=object)
-    counts = counted[1].to_numpy(zero_copy_only=False).astype("int64")
-    threshold = keep_threshold(counts, min_level_rows, max_levels)
-    kept, kept_shares, other = pooled_shares(counts, threshold)
+    array = pc.dictionary_encode(pc.cast(pa.array(values, from_pandas=True), pa.string()))
+    names = np.asarray(array.dictionary.to_pylist(), dtype=object)
+    codes = pc.fill_null(array.indices, -1).to_numpy(zero_copy_only=False)
+    kept, counts = split_counts(codes, names.size, min_level_rows, max_levels, seed)
     order = np.argsort(names[kept].astype(str))
-    rows, missing = len(array), len(array) - len(present)
-    present_share = (rows - missing) / rows if rows else 0.0
+    bins = [*counts[:-2][order], *counts[-2:]]
+    present = np.bincount(codes[codes >= 0], minlength=names.size)
     return {
         "kind": "categorical",
         "categories": [str(v) for v in names[kept][order]],
-        # kept levels, then "other" (rare and unseen levels pooled), then missing
-        "shares": [*(kept_shares[order] * present_share), other * present_share, 1 - present_share]
-        if rows
-        else [0.0] * (int(kept.sum()) + 2),
-        "missing_rate": float(missing / max(rows, 1)),
-        "levels": int(counts.size),
-        "keep_threshold": threshold,
-        "unseen_share": good_turing_unseen(counts),
+        "shares": shares(np.asarray(bins)).tolist(),  # kept levels, "other", missing
+        "missing_rate": float(np.count_nonzero(codes < 0) / max(codes.size, 1)),
+        "rows": int(counts.sum()),
+        "levels": int(names.size),
+        "unseen_share": good_turing_unseen(present),
     }
 
 
@@ -160,7 +160,7 @@ def build_profile(
             )
         else:
             features[feature.name] = categorical_profile(
-                column, params.min_level_rows, params.max_levels
+                column, params.min_level_rows, params.max_levels, params.seed
             )
     scores = np.asarray(held_out_scores, dtype="float64")
     score = numeric_profile(scores, params.psi_bins)
@@ -172,9 +172,8 @@ def build_profile(
         "floors": dict(spec.floors),  # what promotion demanded: the live metrics' floors
         "features": features,
         "excluded": excluded,
-        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")} | {
-            "rows": int(scores.size)
-        },
+        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")}
+        | {"rows": int(scores.size)},
     }
 
 

@@ -51,8 +51,10 @@ def streak(
     if not detected:
         return 0
     before = (previous or {}).get("drift") or {}
-    if previous is None or str(previous.get("model_version")) != version or not before.get(
-        "streak"
+    if (
+        previous is None
+        or str(previous.get("model_version")) != version
+        or not before.get("streak")
     ):
         return 1
     start, end = window
