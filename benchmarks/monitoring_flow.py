@@ -31,6 +31,7 @@ FILE_ROWS = 50_000
 
 def setup(tmp: Path, rows: int) -> None:
     """Champion, profile, log and params under `tmp`; the settings point at them."""
+    from flywheel.config import load_params
     from flywheel.data.io import feature_frame, read_table
     from flywheel.data.spec import load_spec
     from flywheel.monitoring.profile import ARTIFACT, build_profile
@@ -42,7 +43,8 @@ def setup(tmp: Path, rows: int) -> None:
     reference = feature_frame(spec, read_table(ROOT / spec.path))
     # The log's scores come from write_log's stand-in model: profile those, so the window
     # is clean and the flow's retraining decision is "no".
-    profile = build_profile(spec, reference, churn_score(reference), 10)
+    monitor = load_params(ROOT / "params.yaml").monitor
+    profile = build_profile(spec, reference, churn_score(reference), monitor)
     registry.client().log_dict(registry.run_id, profile, ARTIFACT)
     rng = np.random.default_rng(0)
     now = datetime.now(UTC)

@@ -582,14 +582,23 @@ def _print_monitor(report: dict[str, Any]) -> None:
         title=f"{report['model_name']} version {report['model_version']}: "
         f"{window['rows']} rows since {window['start']}"
     )
-    for column in ("feature", "psi", "threshold", "js", "drifted"):
+    for column in ("feature", "psi", "threshold", "p", "js", "drifted"):
         table.add_column(column)
     for name, f in [("(score)", report["score"]), *report["features"].items()]:
         table.add_row(
-            name, _num(f["psi"]), _num(f["threshold"]), _num(f["js"]), "yes" if f["drifted"] else ""
+            name,
+            _num(f["psi"]),
+            _num(f["threshold"]),
+            _num(f.get("p_value")),
+            _num(f["js"]),
+            "yes" if f["drifted"] else "",
         )
     console = Console()
     console.print(table)
+    for name, why in (report.get("excluded") or {}).items():
+        console.print(f"not compared: {name} ({why})", highlight=False, markup=False)
+    if report.get("drift"):
+        console.print(f"rule: {report['drift']['rule']}", highlight=False, markup=False)
     live = report["live"]
     console.print(
         f"drift: {verdict}; live: {live['labelled_rows']} labelled rows, roc_auc "

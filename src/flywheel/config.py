@@ -148,9 +148,18 @@ class MonitorParams(_Section):
     window_minutes: float = Field(gt=0, description="drift over rows logged this recently")
     min_rows: int = Field(ge=1, description="fewer rows in the window: not enough traffic")
     psi_bins: int = Field(ge=2, description="quantile bins per numeric feature and the score")
-    k: float = Field(gt=0, description="alarm level: mean + k standard deviations")
-    min_psi: float = Field(ge=0, description="alarm level never below this PSI (effect size)")
-    resamples: int = Field(ge=20, description="reference windows drawn to calibrate alarms")
+    min_level_rows: int = Field(
+        ge=1, description="a categorical level needs this many reference rows for its own bin"
+    )
+    max_levels: int = Field(ge=1, description="at most this many categorical levels kept")
+    alpha: float = Field(
+        gt=0, lt=1, description="family-wise false-alarm rate per window (Holm over features)"
+    )
+    min_psi: float = Field(ge=0, description="a drifted feature also needs PSI above this")
+    resamples: int = Field(
+        ge=100, description="null draws at least (raised to reach the strictest Holm level)"
+    )
+    persistence: int = Field(ge=1, description="alarm after this many consecutive drifted windows")
     seed: int
     report_ttl_s: float = Field(gt=0, description="exporter drops series of older reports")
     live_window_minutes: float = Field(gt=0, description="live metrics over recent predictions")

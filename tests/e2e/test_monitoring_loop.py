@@ -189,6 +189,7 @@ def champion_with_profile(store: Path) -> Registry:
     it), with the reference profile promotion would log."""
     import mlflow
 
+    from flywheel.config import load_params
     from flywheel.data.io import feature_frame, read_table
     from flywheel.data.spec import load_spec
     from flywheel.model import load_model
@@ -200,7 +201,8 @@ def champion_with_profile(store: Path) -> Registry:
     frame = feature_frame(spec, read_table(REPO / spec.path))
     scores = load_model(store / "model.pkl").positive_proba(frame)
     client = mlflow.MlflowClient(tracking_uri=registry.uri)
-    client.log_dict(registry.run_id, build_profile(spec, frame, scores, 10), ARTIFACT)
+    monitor = load_params(REPO / "params.yaml").monitor
+    client.log_dict(registry.run_id, build_profile(spec, frame, scores, monitor), ARTIFACT)
     registry.register(commit="c0ffee1", data_md5="data-v1")
     return registry
 

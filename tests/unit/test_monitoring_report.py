@@ -73,9 +73,7 @@ def champion(
     mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
-            log_profile(
-                build_profile(spec, reference, churn_score(reference), params.monitor.psi_bins)
-            )
+            log_profile(build_profile(spec, reference, churn_score(reference), params.monitor))
     finally:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  (None unsets it)
     name = params.promote.model_name
@@ -221,3 +219,42 @@ def test_labels_that_contradict_the_scores_are_decay(
     assert live["roc_auc"] < 0.5 and live["decayed"] is True
     assert "roc_auc" in live["breaches"] and live["floors"]["roc_auc"] == 0.75
     assert set(live["per_version"]) == {"1"} and live["windows"][0]["labelled_rows"] == 300
+
+
+def test_a_column_missing_from_the_log_is_left_out_never_a_failure(
+    tmp_path: Path, champion: str, params: Params, spec: DatasetSpec, reference: pd.DataFrame
+) -> None:
+    """A personal feature dropped by the service (no salt) is absent from the log's files."""
+    import pyarrow.parquet as pq
+
+    from flywheel.monitoring.page import render_page
+    from flywheel.monitoring.report import compute_report
+
+    settings = settings_for(tmp_path, champion)
+    write_log(
+        settings.inference_log, spec, reference.sample(1500, random_state=5), "1", datetime.now(UTC)
+    )
+    path = next(settings.inference_log.glob("*.parquet"))
+    pq.write_table(pq.read_table(path).drop_columns(["monthly_charges"]), path)
+    report = compute_report(settings, params)
+    assert "monthly_charges" not in report["features"]
+    assert "not in the inference log" in report["excluded"]["monthly_charges"]
+    assert report["drift"]["tests"] == len(report["features"]) + 1  # the score is a test too
+    assert "Holm" in report["drift"]["rule"] and report["drifted"] is False
+    assert "monthly_charges: not in the inference log" in render_page(report)
+
+
+def test_personal_features_are_not_profiled_and_scores_keep_their_rows(
+    params: Params, spec: DatasetSpec, reference: pd.DataFrame
+) -> None:
+    from flywheel.monitoring.profile import PII_REASON, build_profile
+
+    personal = spec.model_copy(
+        update={
+            "features": [f.model_copy(update={"pii": f.name == "contract"}) for f in spec.features]
+        }
+    )
+    held_out = churn_score(reference.head(700))
+    profile = build_profile(personal, reference, held_out, params.monitor)
+    assert "contract" not in profile["features"] and profile["excluded"] == {"contract": PII_REASON}
+    assert profile["score"]["rows"] == 700 and profile["rows"] == len(reference)

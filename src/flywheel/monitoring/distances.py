@@ -61,24 +61,3 @@ def quantile_grid(points: int) -> np.ndarray:
     """Midpoints of `points` equal slices of [0, 1]: the grid W1 is integrated on."""
     return (np.arange(points) + 0.5) / points
 
-
-def calibrated_threshold(
-    reference: np.ndarray,
-    rows: int,
-    *,
-    resamples: int,
-    k: float,
-    floor: float,
-    rng: np.random.Generator,
-) -> float:
-    """Alarm level for PSI on a window of `rows`: mean + k·σ over resampled reference windows.
-
-    Drawing `rows` rows with replacement from the reference and binning them is a multinomial
-    draw over the reference shares, so the resampling is exact and costs O(resamples × bins).
-    The floor keeps huge windows, whose noise band shrinks towards zero, from alarming on
-    differences too small to matter: the classic failure of p-values at volume.
-    """
-    ref = np.asarray(reference, dtype="float64")
-    draws = rng.multinomial(rows, ref / ref.sum(), size=resamples)
-    values = psi(ref, shares(draws))
-    return max(float(values.mean() + k * values.std()), floor)

@@ -1,9 +1,12 @@
 """Drift of a window of logged rows against a version's reference profile.
 
 Per feature: PSI and Jensen-Shannon distance on the reference bins (missing values are a bin of
-their own), normalized Wasserstein for numerics, the unseen-category rate for categoricals, and
-the change in missing rate; the same for the score. A feature is drifted when its PSI passes an
-alarm level calibrated for this window's size, and only when the window is large enough.
+their own), normalized Wasserstein for numerics, the share of values outside the kept levels
+for categoricals, and the change in missing rate; the same for the score. Each feature and the
+score is tested: its PSI against the two-sample null (`null`), giving a resampling p-value; the
+tests are judged together by Holm's rule (`verdict`), each at its Holm level, whose empirical
+null quantile is reported as the feature's `threshold`. A feature is drifted when Holm flags it,
+its PSI is above `monitor.min_psi` (an effect-size floor) and the window has `min_rows` rows.
 """
 
 from __future__ import annotations
@@ -13,50 +16,92 @@ from typing import Any
 import numpy as np
 
 from flywheel.config import MonitorParams
-from flywheel.monitoring.distances import (
-    calibrated_threshold,
-    js_distance,
-    psi,
-    shares,
-    wasserstein_normalized,
+from flywheel.monitoring.distances import js_distance, psi, shares, wasserstein_normalized
+from flywheel.monitoring.null import (
+    alarm_level,
+    null_psi,
+    p_value,
+    resamples_for,
+    window_bucket,
 )
 from flywheel.monitoring.profile import categorical_counts, numeric_counts, quantiles
+from flywheel.monitoring.verdict import holm
 
 SCORE_COLUMN = "probability"
+NOT_LOGGED = "not in the inference log (dropped before logging?): not monitored"
+SCORE_KEYS = ("psi", "js", "p_value", "threshold", "drifted")
 
 
 def window_drift(
-    profile: dict[str, Any], table: Any, cfg: MonitorParams
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Scores per feature and for the model's score over `table` (a pyarrow table or None)."""
+    profile: dict[str, Any], table: Any, cfg: MonitorParams, skip: dict[str, str] | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Per-feature results, the score's, and the test summary (with `excluded`: name -> why).
+
+    `table` is a pyarrow table of the window (or None); features in `skip` are not tested.
+    """
     rows = 0 if table is None else int(table.num_rows)
-    enough = rows >= cfg.min_rows
-    rng = np.random.default_rng(cfg.seed)
-    features = {}
+    logged = set() if table is None else set(table.column_names)
+    excluded = dict(profile.get("excluded", {})) | dict(skip or {})
+    references = {}
     for name, reference in profile["features"].items():
-        column = None if table is None else table.column(name)
-        features[name] = _drift(reference, column, rows, enough, cfg, rng)
-    score_ref = {"kind": "numeric", **profile["score"], "missing_rate": 0.0}
-    column = None if table is None else table.column(SCORE_COLUMN)
-    score = _drift(score_ref, column, rows, enough, cfg, rng)
-    return features, {k: score[k] for k in ("psi", "js", "threshold", "drifted")}
+        if name in excluded:
+            continue
+        if table is not None and name not in logged:
+            excluded[name] = NOT_LOGGED
+            continue
+        references[name] = reference
+    score_rows = profile["score"].get("rows", profile["rows"])
+    references[SCORE_COLUMN] = {"kind": "numeric", **profile["score"], "missing_rate": 0.0}
+    columns = {n: None if table is None else table.column(n) for n in references}
+    results = {n: statistics(ref, columns[n], rows) for n, ref in references.items()}
+    summary = _judge(references, results, rows, cfg, score_rows, profile["rows"])
+    score = results.pop(SCORE_COLUMN)
+    summary["excluded"] = excluded
+    return results, {k: score[k] for k in SCORE_KEYS}, summary
 
 
-def _drift(
-    reference: dict[str, Any],
-    column: Any,
+def _judge(
+    references: dict[str, dict[str, Any]],
+    results: dict[str, dict[str, Any]],
     rows: int,
-    enough: bool,
     cfg: MonitorParams,
-    rng: np.random.Generator,
+    score_rows: int,
+    feature_rows: int,
 ) -> dict[str, Any]:
+    """p-values from each test's null, Holm across them, thresholds at each Holm level."""
+    tested = [n for n, r in results.items() if r["psi"] is not None]
+    resamples = resamples_for(cfg.alpha / max(len(tested), 1), cfg.resamples)
+    bucket = window_bucket(rows)
+    nulls = {
+        n: null_psi(
+            np.asarray(references[n]["shares"]),
+            score_rows if n == SCORE_COLUMN else references[n].get("rows", feature_rows),
+            bucket,
+            resamples,
+            cfg.seed,
+        )
+        for n in tested
+    }
+    p_values = [p_value(nulls[n], results[n]["psi"]) for n in tested]
+    rejected, levels = holm(p_values, cfg.alpha)
+    enough = rows >= cfg.min_rows
+    for n, p, flagged, level in zip(tested, p_values, rejected, levels, strict=True):
+        results[n] |= {
+            "p_value": p,
+            "level": float(level),
+            "threshold": alarm_level(nulls[n], float(level)),
+            "drifted": bool(enough and flagged and results[n]["psi"] > cfg.min_psi),
+        }
+    return {"tests": len(tested), "resamples": resamples, "calibrated_rows": bucket}
+
+
+def statistics(reference: dict[str, Any], column: Any, rows: int) -> dict[str, Any]:
+    """Distances of one window column from its reference (all None without rows)."""
     numeric = reference["kind"] == "numeric"
     result: dict[str, Any] = {"psi": None, "js": None}
-    if numeric:
-        result["wasserstein"] = None
-    else:
-        result["unseen_rate"] = None
-    result |= {"missing_rate_change": None, "threshold": None, "drifted": False}
+    result |= {"wasserstein": None} if numeric else {"other_rate": None, "other_reference": None}
+    result |= {"missing_rate_change": None, "p_value": None, "level": None}
+    result |= {"threshold": None, "drifted": False}
     if column is None or rows == 0:
         return result
     ref_shares = np.asarray(reference["shares"], dtype="float64")
@@ -71,17 +116,12 @@ def _drift(
     else:
         counts = categorical_counts(reference["categories"], column)
         present = rows - int(counts[-1])
-        result["unseen_rate"] = float(counts[-2] / present) if present else 0.0
+        result["other_rate"] = float(counts[-2] / present) if present else 0.0
+        ref_present = 1.0 - ref_shares[-1]
+        result["other_reference"] = float(ref_shares[-2] / ref_present) if ref_present else 0.0
     current = shares(counts)
-    threshold = calibrated_threshold(
-        ref_shares, rows, resamples=cfg.resamples, k=cfg.k, floor=cfg.min_psi, rng=rng
-    )
-    value = float(psi(ref_shares, current))
-    result |= {
-        "psi": value,
+    return result | {
+        "psi": float(psi(ref_shares, current)),
         "js": float(js_distance(ref_shares, current)),
         "missing_rate_change": float(current[-1] - reference["missing_rate"]),
-        "threshold": threshold,
-        "drifted": bool(enough and value > threshold),
     }
-    return result

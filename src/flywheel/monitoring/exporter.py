@@ -23,12 +23,14 @@ FEATURE_GAUGES = {
     "psi": ("flywheel_feature_drift_psi", "PSI of the feature in the window vs the reference"),
     "js": ("flywheel_feature_drift_js", "Jensen-Shannon distance (base 2) vs the reference"),
     "threshold": ("flywheel_feature_drift_threshold", "PSI alarm level for this window size"),
-    "drifted": ("flywheel_feature_drifted", "1 when the feature's PSI passed its alarm level"),
+    "p_value": ("flywheel_feature_drift_p_value", "Resampling p-value of the feature's PSI"),
+    "drifted": ("flywheel_feature_drifted", "1 when Holm's rule flagged the feature"),
 }
 SCORE_GAUGES = {
     "psi": ("flywheel_score_drift_psi", "PSI of the predicted score vs the reference"),
     "threshold": ("flywheel_score_drift_threshold", "PSI alarm level of the score"),
-    "drifted": ("flywheel_score_drifted", "1 when the score's PSI passed its alarm level"),
+    "p_value": ("flywheel_score_drift_p_value", "Resampling p-value of the score's PSI"),
+    "drifted": ("flywheel_score_drifted", "1 when Holm's rule flagged the score"),
 }
 LIVE_GAUGES = {
     "roc_auc": ("flywheel_live_roc_auc", "ROC-AUC on labelled predictions in the live window"),

@@ -39,7 +39,8 @@ def read_log(
     since: datetime | None = None,
     version: str | None = None,
 ) -> Any:
-    """The rows logged since `since` (by one model version), only `columns`; None if none."""
+    """The rows logged since `since` (by one model version), only those of `columns` the log
+    has; None if none."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -60,5 +61,8 @@ def read_log(
     if version is not None:
         same = ds.field("model_version") == version
         condition = same if condition is None else condition & same
-    table = dataset.to_table(columns=columns, filter=condition)
+    # A column the log does not hold (a personal feature dropped without a salt) is not asked
+    # for: the caller sees it missing from the table instead of the read failing.
+    present = [name for name in columns if name in dataset.schema.names]
+    table = dataset.to_table(columns=present, filter=condition)
     return table if table.num_rows else None

@@ -139,15 +139,26 @@ def render_page(report: dict[str, Any]) -> str:
 (at least {window["min_rows"]} needed). Written {_esc(report["generated_at"])}.</p>
 <p>Live: {live["labelled_rows"]} labelled rows; decayed: {live["decayed"]}
 {_esc(", ".join(live.get("breaches", [])))}</p>
+<p>{_esc(report.get("drift", {}).get("rule", ""))}</p>
 {images}
 <h2>Features</h2>
 {_feature_table(report)}
+{_excluded(report.get("excluded", {}))}
 """,
     )
 
 
 def _feature_table(report: dict[str, Any]) -> str:
-    columns = ["psi", "threshold", "js", "wasserstein", "unseen_rate", "missing_rate_change"]
+    columns = [
+        "psi",
+        "threshold",
+        "p_value",
+        "js",
+        "wasserstein",
+        "other_rate",
+        "other_reference",
+        "missing_rate_change",
+    ]
     rows = [("score", report["score"]), *report["features"].items()]
     body = "".join(
         f"<tr class='{'drifted' if f['drifted'] else ''}'><td>{_esc(name)}</td>"
@@ -157,6 +168,14 @@ def _feature_table(report: dict[str, Any]) -> str:
     )
     head = "".join(f"<th>{c}</th>" for c in ["feature", *columns, "drifted"])
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _excluded(excluded: dict[str, str]) -> str:
+    """One line per feature left out of drift, with the reason."""
+    if not excluded:
+        return ""
+    items = "".join(f"<li>{_esc(name)}: {_esc(why)}</li>" for name, why in excluded.items())
+    return f"<h2>Not compared</h2><ul>{items}</ul>"
 
 
 def _fmt(value: Any) -> str:

@@ -1,10 +1,11 @@
 """The reference profile: what the training split looked like to a registered version.
 
-Computed at promotion from the training split and the candidate's scores on it, and logged with
-the version's run as `monitoring/reference_profile.json`, so drift is always measured against
-the model that is actually serving. Each feature keeps the bins its window is counted into:
-quantile edges for numerics (plus a quantile grid and the standard deviation, for Wasserstein),
-the categories seen in training plus "unseen" for categoricals, and a last "missing" bucket.
+Computed at promotion from the training split and the candidate's scores on held-out rows, and
+logged with the version's run as `monitoring/reference_profile.json`, so drift is always
+measured against the model that is actually serving. Each feature keeps the bins its window is
+counted into: quantile edges for numerics (plus a quantile grid and the standard deviation, for
+Wasserstein), the frequent categories plus one pooled "other" bin (rare and unseen levels) for
+categoricals, and a last "missing" bucket.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.config import MonitorParams
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import RegistryError
 from flywheel.monitoring.distances import quantile_grid, shares
+from flywheel.monitoring.levels import good_turing_unseen, split_counts
 
 ARTIFACT = "monitoring/reference_profile.json"
-FORMAT = 1
+# 2: categorical levels pooled into "other" (chosen and counted on split rows), held-out score
+# reference with its row count, personal features excluded. Format 1 is still read: its
+# categoricals are unpooled (unseen share 0) and its score rows are the training rows.
+FORMAT = 2
+READABLE = (1, 2)
+PII_REASON = "personal data (pii: true): the inference log holds it hashed or not at all"
 QUANTILE_POINTS = 100
 QUANTILE_ROWS = 100_000
 
@@ -96,33 +104,66 @@ def numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
     }
 
 
-def categorical_profile(values: Any) -> dict[str, Any]:
+def categorical_profile(
+    values: Any, min_level_rows: int, max_levels: int, seed: int
+) -> dict[str, Any]:
+    """Frequent levels with their own bins; rare and unseen ones pooled (see `levels`).
+
+    `rows` is how many reference rows the shares were counted on: the size of the reference
+    sample in the drift null.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = pa.array(values, from_pandas=True)
-    categories = sorted(str(v) for v in pc.unique(array.drop_null()).to_pylist())
-    counts = categorical_counts(categories, array)
+    array = pc.dictionary_encode(pc.cast(pa.array(values, from_pandas=True), pa.string()))
+    names = np.asarray(array.dictionary.to_pylist(), dtype=object)
+    codes = pc.fill_null(array.indices, -1).to_numpy(zero_copy_only=False)
+    kept, counts = split_counts(codes, names.size, min_level_rows, max_levels, seed)
+    order = np.argsort(names[kept].astype(str))
+    bins = [*counts[:-2][order], *counts[-2:]]
+    present = np.bincount(codes[codes >= 0], minlength=names.size)
     return {
         "kind": "categorical",
-        "categories": categories,
-        "shares": shares(counts).tolist(),
-        "missing_rate": float(counts[-1] / max(len(array), 1)),
+        "categories": [str(v) for v in names[kept][order]],
+        "shares": shares(np.asarray(bins)).tolist(),  # kept levels, "other", missing
+        "missing_rate": float(np.count_nonzero(codes < 0) / max(codes.size, 1)),
+        "rows": int(counts.sum()),
+        "levels": int(names.size),
+        "unseen_share": good_turing_unseen(present),
     }
 
 
 def build_profile(
-    spec: DatasetSpec, frame: pd.DataFrame, scores: np.ndarray, bins: int
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    held_out_scores: np.ndarray,
+    params: MonitorParams,
 ) -> dict[str, Any]:
-    """Profile of the rows a model was trained on and of its scores on them (JSON-able)."""
+    """Profile of the training rows' features and of the model's scores on held-out rows.
+
+    Scores on the rows a model was trained on are more extreme than on rows it never saw (HGB,
+    MLP), so the score reference must come from held-out rows (the test split): its row count is
+    kept, since the score's drift null depends on it. Personal features (`pii: true`) are not
+    profiled at all: the inference log holds them hashed or not at all, and a profile of raw
+    values would both leak them and compare apples with hashes.
+    """
     features: dict[str, Any] = {}
+    excluded: dict[str, str] = {}
     for feature in spec.features:
+        if feature.pii:
+            excluded[feature.name] = PII_REASON
+            continue
         column = frame[feature.name]
         if feature.kind == "numeric":
-            features[feature.name] = numeric_profile(column.to_numpy(dtype="float64"), bins)
+            features[feature.name] = numeric_profile(
+                column.to_numpy(dtype="float64"), params.psi_bins
+            )
         else:
-            features[feature.name] = categorical_profile(column)
-    score = numeric_profile(np.asarray(scores, dtype="float64"), bins)
+            features[feature.name] = categorical_profile(
+                column, params.min_level_rows, params.max_levels, params.seed
+            )
+    scores = np.asarray(held_out_scores, dtype="float64")
+    score = numeric_profile(scores, params.psi_bins)
     return {
         "format": FORMAT,
         "rows": len(frame),
@@ -130,7 +171,9 @@ def build_profile(
         "positive_class": spec.positive_class,
         "floors": dict(spec.floors),  # what promotion demanded: the live metrics' floors
         "features": features,
-        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")},
+        "excluded": excluded,
+        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")}
+        | {"rows": int(scores.size)},
     }
 
 
@@ -155,8 +198,8 @@ def load_profile(run_id: str | None, what: str) -> dict[str, Any]:
             f"{what} has no {ARTIFACT} (registered before monitoring existed?); promote a "
             f"version with `flywheel run` to get one ({exc})"
         ) from exc
-    if profile.get("format") != FORMAT:
+    if profile.get("format") not in READABLE:
         raise RegistryError(
-            f"{what}: reference profile format {profile.get('format')} is not {FORMAT}"
+            f"{what}: reference profile format {profile.get('format')} is not one of {READABLE}"
         )
     return dict(profile)

@@ -2,24 +2,30 @@
 
 `compute_report` is what the CLI, the monitoring flow and (through `latest.json`) the exporter
 use; it returns plain JSON-able data. A window below `monitor.min_rows` is reported as "not
-enough traffic" and never as drift.
+enough traffic" and never as drift. `drifted` is the dataset verdict: Holm's rule over the
+features and the score found drift (`drift.detected`) in `monitor.persistence` consecutive
+windows; `drift.rule` states the rule and `excluded` names features not compared, and why.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flywheel.atomic import write_atomically
 from flywheel.config import Params
-from flywheel.errors import RegistryError
+from flywheel.errors import FlywheelError, RegistryError
 from flywheel.monitoring.drift import SCORE_COLUMN, window_drift
 from flywheel.monitoring.live import live_report
 from flywheel.monitoring.logread import read_log
 from flywheel.monitoring.profile import load_profile
+from flywheel.monitoring.verdict import RULE, streak
 from flywheel.settings import Settings
+
+log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
 PAGE = "report.html"
@@ -46,9 +52,13 @@ def compute_report(
     table = read_log(settings.inference_log, columns, since=since, version=version)
     rows = 0 if table is None else int(table.num_rows)
     enough = rows >= cfg.min_rows
-    features, score = window_drift(profile, table, cfg)
+    features, score, tests = window_drift(profile, table, cfg, _personal(settings, params))
+    excluded = tests.pop("excluded")
     if table is not None:
         score["bins"] = _score_bins(profile, table)
+    detected = enough and (score["drifted"] or any(f["drifted"] for f in features.values()))
+    window = {"rows": rows, "start": since.isoformat(), "end": now.isoformat()}
+    run = streak(detected, _previous(settings), version, (since, now))
     live = live_report(
         settings.inference_log,
         settings.feedback,
@@ -61,18 +71,49 @@ def compute_report(
         "model_name": name,
         "model_version": version,
         "generated_at": now.isoformat(),
-        "window": {
-            "rows": rows,
-            "start": since.isoformat(),
-            "end": now.isoformat(),
-            "min_rows": cfg.min_rows,
-        },
+        "window": window | {"min_rows": cfg.min_rows},
         "enough_traffic": enough,
-        "drifted": enough and (score["drifted"] or any(f["drifted"] for f in features.values())),
+        "drifted": run >= cfg.persistence,
+        "drift": {
+            "rule": RULE.format(tests=tests["tests"], alpha=cfg.alpha, persistence=cfg.persistence),
+            "alpha": cfg.alpha,
+            "min_psi": cfg.min_psi,
+            "detected": detected,
+            "streak": run,
+            "persistence": cfg.persistence,
+            **tests,
+        },
+        "excluded": excluded,
         "features": features,
         "score": score,
         "live": live,
     }
+
+
+def _personal(settings: Settings, params: Params) -> dict[str, str]:
+    """Features the current spec marks personal: never compared, whatever an older profile holds.
+
+    Profiles written before personal features were left out hold their raw values, while the
+    log holds hashes (or nothing): comparing them would flag every window.
+    """
+    from flywheel.data.spec import load_spec
+    from flywheel.monitoring.profile import PII_REASON
+
+    try:
+        spec = load_spec(settings.root / params.data.spec)
+    except FlywheelError as exc:
+        log.warning("spec unreadable (%s): personal features known only from the profile", exc)
+        return {}
+    return {f.name: PII_REASON for f in spec.features if f.pii}
+
+
+def _previous(settings: Settings) -> dict[str, Any] | None:
+    """The last report written, for persistence; None when there is none or it is unreadable."""
+    try:
+        return read_report(settings.monitor)
+    except (OSError, ValueError) as exc:
+        log.warning("previous monitor report unreadable (%s): drift streak starts again", exc)
+        return None
 
 
 def _score_bins(profile: dict[str, Any], table: Any) -> dict[str, Any]:

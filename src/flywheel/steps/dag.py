@@ -98,6 +98,7 @@ STEPS: tuple[Step, ...] = (
             "specs",
             "artifacts/validate/result.json",
             "artifacts/featurize/train.parquet",
+            "artifacts/featurize/test.parquet",
             "artifacts/train",
             f"{EVALUATE}/metrics.json",
             f"{EVALUATE}/predictions.parquet",

@@ -64,7 +64,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             lineage=lineage,
             model_name=ctx.model_name,
             prevalence=train_prevalence(ctx),
-            logged_dicts=_reference_profile(ctx, model),
+            logged_dicts=_reference_profile(ctx, model, test),
         )
         checker = ctx.started_checker() if ctx.started_checker else None
         decision = promote(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch), checker)
@@ -76,13 +76,17 @@ def run(ctx: StepContext) -> dict[str, Any]:
     return {k: decision[k] for k in SUMMARY_KEYS}
 
 
-def _reference_profile(ctx: StepContext, model: Any) -> dict[str, dict[str, Any]]:
-    """Drift is measured against what this version was trained on and how it scored it."""
+def _reference_profile(
+    ctx: StepContext, model: Any, held_out: pd.DataFrame
+) -> dict[str, dict[str, Any]]:
+    """Drift is measured against the rows this version was trained on, and its scores against
+    its scores on rows it never saw (the test split): scores on training rows are more extreme.
+    """
     from flywheel.monitoring.profile import ARTIFACT, build_profile
 
     frame = pd.read_parquet(ctx.out("featurize") / "train.parquet")
-    bins = ctx.params.monitor.psi_bins
-    return {ARTIFACT: build_profile(ctx.spec, frame, model.positive_proba(frame), bins)}
+    scores = model.positive_proba(held_out)
+    return {ARTIFACT: build_profile(ctx.spec, frame, scores, ctx.params.monitor)}
 
 
 def _lineage(ctx: StepContext) -> dict[str, str]:
