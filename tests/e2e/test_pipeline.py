@@ -474,3 +474,31 @@ def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(
         mlflow.log_dict({"moved": True}, "moved.json")
     assert run.info.artifact_uri.startswith(moved.as_uri())
     assert not root.exists()
+
+
+EARLY_FAILURES = ("missing column", "out of range values", "single-class target", "all-null column")
+
+
+def test_an_early_failure_prints_one_line_twenty_runs_in_a_row(root: Path) -> None:
+    """Bad data stops `flywheel run` while the fast start is still importing (prewarm, the
+    validate process, the load checker): each run ends them all and prints its one line."""
+    import os
+
+    table = root / "data" / "wa_churn.csv"
+    pristine = table.read_bytes()
+    flywheel = Path(sys.executable).with_name("flywheel")  # the console script users run
+    try:
+        for run in range(20):
+            case = EARLY_FAILURES[run % len(EARLY_FAILURES)]
+            make, exit_codes, needle = BAD_INPUTS[case]
+            table.write_bytes(make(pristine.decode()))
+            done = subprocess.run(
+                [str(flywheel), "run"], cwd=root, capture_output=True, text=True, timeout=300,
+                env=os.environ | {"COLUMNS": "400"},
+            )
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            assert done.returncode in exit_codes, (run, case, done.stderr[-3000:])
+            assert len(lines) == 1 and lines[0].startswith("error:"), (run, case, done.stderr)
+            assert needle in lines[0] and "Traceback" not in done.stdout + done.stderr
+    finally:
+        table.write_bytes(pristine)
