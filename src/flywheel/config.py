@@ -37,6 +37,11 @@ class FeaturizeParams(_Section):
     test_size: float = Field(gt=0, lt=1)
     valid_size: float = Field(gt=0, lt=1)
     seed: int
+    split_by: str | None = Field(
+        default=None,
+        description="a time column: latest rows test, the ones before valid (features/split.py); "
+        "none: a stable hash of each row's id columns or content",
+    )
     max_categories: int = Field(
         ge=2, description="one-hot columns per categorical at most; rarer levels share one"
     )

@@ -70,17 +70,23 @@ def featurize(ctx: StepContext) -> dict[str, Any]:
     """
     from flywheel.data.io import feature_frame, read_table, target_vector
     from flywheel.features.encoding import fit_encoding
-    from flywheel.features.split import split_rows
+    from flywheel.features.split import split_rows, split_rule
 
-    spec = ctx.spec
-    frame = read_table(ctx.data_path, columns=[*(f.name for f in spec.features), spec.target])
+    spec, cfg = ctx.spec, ctx.params.featurize
+    keys = [*spec.id_columns, *([cfg.split_by] if cfg.split_by else [])]
+    frame = read_table(ctx.data_path, columns=[*spec.feature_names, spec.target, *keys])
     y = target_vector(spec, frame)
     table = feature_frame(spec, frame).assign(**{TARGET: y})
-    del frame
+    extra = [k for k in dict.fromkeys(keys) if k in frame.columns and k not in table.columns]
+    keyed = pd.concat([table, frame[extra]], axis=1)
+    rule = split_rule(spec, cfg, keyed)
+    splits = split_rows(keyed, y, rule)
+    del frame, keyed
     encodings: dict[str, Any] = {}
     sizes = {}
     with replacing_dir(ctx.out("featurize")) as out:
-        for name, rows in split_rows(y, ctx.params.featurize).items():
+        (out / "split_rule.json").write_text(json.dumps(rule.to_dict(), indent=2))
+        for name, rows in splits.items():
             part = table.take(rows).reset_index(drop=True)
             part.to_parquet(out / f"{name}.parquet", index=False)
             sizes[name] = len(part)
