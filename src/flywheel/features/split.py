@@ -78,7 +78,7 @@ def split_rule(spec: DatasetSpec, params: FeaturizeParams, frame: pd.DataFrame) 
     if params.test_size + params.valid_size >= 0.9:
         raise DataError("featurize: test_size + valid_size leaves under 10% of rows to train on")
     keys = list(spec.id_columns) or [*spec.feature_names, TARGET_KEY]
-    common = {"seed": params.seed, "test_size": params.test_size, "valid_size": params.valid_size}
+    common = _shares(params)
     if params.split_by is None:
         return SplitRule(method="hash", key_columns=keys, **common)
     times = _times(frame, params.split_by)
@@ -87,6 +87,16 @@ def split_rule(spec: DatasetSpec, params: FeaturizeParams, frame: pd.DataFrame) 
     )
     cutoffs = {"valid_from": float(valid_from), "test_from": float(test_from)}
     return SplitRule("time", keys, split_by=params.split_by, cutoffs=cutoffs, **common)
+
+
+def content_rule(frame: pd.DataFrame, params: FeaturizeParams) -> SplitRule:
+    """A hash rule keyed on every column of `frame` (benchmarks and tables without a spec)."""
+    common = _shares(params)
+    return SplitRule(method="hash", key_columns=list(map(str, frame.columns)), **common)
+
+
+def _shares(params: FeaturizeParams) -> dict[str, Any]:
+    return {"seed": params.seed, "test_size": params.test_size, "valid_size": params.valid_size}
 
 
 def assign(frame: pd.DataFrame, rule: SplitRule) -> np.ndarray:
@@ -122,9 +132,7 @@ def split_rows(frame: pd.DataFrame, y: np.ndarray, rule: SplitRule) -> dict[str,
     return rows
 
 
-def split_frame(
-    frame: pd.DataFrame, y: np.ndarray, rule: SplitRule
-) -> dict[str, pd.DataFrame]:
+def split_frame(frame: pd.DataFrame, y: np.ndarray, rule: SplitRule) -> dict[str, pd.DataFrame]:
     """`split_rows` applied to a frame: one new frame per split, rows in table order."""
     return {
         name: frame.iloc[rows].reset_index(drop=True)
