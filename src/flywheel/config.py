@@ -124,8 +124,22 @@ class PromoteParams(_Section):
     model_name: str = Field(min_length=1)
     metric: Literal["roc_auc", "pr_auc"]
     baseline: BaselineParams
-    min_delta: float = Field(ge=0)
-    slice_tolerance: float = Field(ge=0)
+    min_delta: float = Field(
+        ge=0, description="superiority: the gain interval's lower bound must reach this (and 0)"
+    )
+    calibration_metric: Literal["brier", "log_loss"] = Field(
+        default="brier", description="loss the candidate must not be worse on than the champion"
+    )
+    calibration_margin: float = Field(
+        default=0.02,
+        ge=0,
+        description="non-inferiority: the upper bound of candidate - champion loss at most this",
+    )
+    slice_tolerance: float = Field(
+        ge=0, description="a slice vetoes when its metric drop exceeds this beyond noise (Holm)"
+    )
+    slice_min_positives: int = Field(default=20, ge=1, description="fewer: slice not judged")
+    slice_min_negatives: int = Field(default=20, ge=1, description="fewer: slice not judged")
     bootstrap: BootstrapParams
     experiments: Literal["register_only", "promote"] = Field(
         description="under `dvc exp run`: register and judge only, or also move the champion"

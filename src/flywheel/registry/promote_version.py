@@ -19,7 +19,8 @@ import pandas as pd
 from flywheel.errors import DataError, RegistryError
 from flywheel.pipeline.context import StepContext
 from flywheel.registry import store
-from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.compare import compare, recorded_identity, target_identity, target_mismatch
+from flywheel.registry.gate import Check, Verdict, judge
 
 log = logging.getLogger(__name__)
 TARGET = "__target__"  # the 0/1 label column featurize writes into the split files
@@ -82,56 +83,54 @@ def _require_version(client: Any, model_name: str, version: str) -> None:
 
 def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None) -> Verdict:
     """Score both versions on the current test split and judge as the promote step does."""
-    from flywheel.evaluation.bootstrap import paired_bootstrap
     from flywheel.evaluation.metrics import classification_metrics
-    from flywheel.evaluation.slices import slice_metrics
     from flywheel.pipeline.stages import train_prevalence
     from flywheel.registry.gate import prior_metrics
-    from flywheel.registry.promote import _slice_drops
 
     test = _test_split(ctx)
     y = test[TARGET].to_numpy()
-    cfg, rules = ctx.evaluate_params, ctx.params.promote
-    bars: dict[str, dict[str, float]] = {
+    bars: dict[str, Any] = {
+        "params": ctx.params.promote,
         "floors": {str(k): v for k, v in ctx.spec.floors.items()},
         "prior": prior_metrics(y, train_prevalence(ctx)),
     }
+    mismatch = _target_mismatch(ctx, model_name, [version, champion])
+    if mismatch is not None:  # refused before anything is loaded or scored
+        return Verdict(False, mismatch, [Check("target", False, mismatch)])
     try:
         proba = _score(store.model_uri(model_name, version), test)
     except Exception as exc:  # whatever stops it from scoring, the gate's first check fails
         return judge(
-            params=rules,
-            load_error=f"{type(exc).__name__}: {exc}",
-            metrics={},
-            **bars,
-            champion_metrics=None,
-            bootstrap=None,
-            slice_drops=[],
+            **bars, load_error=f"{type(exc).__name__}: {exc}", metrics={}, champion_metrics=None
         )
     scores = {"candidate": proba}
     if champion is not None:
         scores["champion"] = _score(store.model_uri(model_name, champion), test)
-    metrics = {n: classification_metrics(y, p, cfg.threshold) for n, p in scores.items()}
-    slices = [
-        {"model": n, **r}
-        for n, p in scores.items()
-        for r in slice_metrics(test, y, p, cfg.slices, cfg.threshold, cfg.min_slice_rows)
-    ]
-    bootstrap = None
+    threshold = ctx.evaluate_params.threshold
+    metrics = {n: classification_metrics(y, p, threshold) for n, p in scores.items()}
+    comparison = None
     if champion is not None:
-        bootstrap = paired_bootstrap(
-            y, scores["candidate"], scores["champion"], rules.metric, rules.bootstrap
-        )
-    log.info("gate numbers: %s", json.dumps(metrics))
+        comparison = compare(ctx.params, test, y, scores["candidate"], scores["champion"])
+    log.info("gate numbers: %s", json.dumps({"metrics": metrics, "comparison": comparison}))
     return judge(
-        params=rules,
+        **bars,
         load_error=None,
         metrics=metrics["candidate"],
-        **bars,
         champion_metrics=metrics.get("champion"),
-        bootstrap=bootstrap,
-        slice_drops=_slice_drops(slices, rules.metric),
+        comparison=comparison,
     )
+
+
+def _target_mismatch(ctx: StepContext, model_name: str, versions: list[str | None]) -> str | None:
+    """Both versions are scored against this project's labels: each must predict its target."""
+    client = store.connect(ctx.settings)
+    here = target_identity(ctx.spec)
+    for version in filter(None, versions):
+        theirs = recorded_identity(client.get_model_version(model_name, version))
+        line = target_mismatch(here, theirs)
+        if line is not None:
+            return f"target: version {version} differs from this project's spec: {line}"
+    return None
 
 
 def _test_split(ctx: StepContext) -> pd.DataFrame:
