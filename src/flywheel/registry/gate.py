@@ -74,7 +74,8 @@ def judge(
         return _verdict([*checks, Check("target", False, target_mismatch)])
     if comparison is None:
         raise ValueError("a champion to beat needs the paired comparison (registry/compare)")
-    return _verdict(checks + champion_checks(params, comparison))
+    same = Check("target", True, "candidate and champion predict the same target and class")
+    return _verdict([*checks, same, *champion_checks(params, comparison)])
 
 
 def prior_metrics(y_true: np.ndarray, prevalence: float) -> dict[str, float]:
