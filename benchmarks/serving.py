@@ -174,28 +174,14 @@ def hey(url: str, body: Path, *args: str) -> dict[str, float]:
     }
 
 
-def constant_rate(
-    url: str, body: Path, rate: float, seconds: int, slack_s: float
-) -> dict[str, float]:
+def constant_rate(url: str, body: Path, rate: float, seconds: int,
+                  slack_s: float) -> dict[str, float]:
     """One fixed-rate `wrk` run (benchmarks/constant_rate.lua); its JSON line as a result."""
     connections = max(128, math.ceil(rate * slack_s))
-    command = [
-        WRK,
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "60s",
-        "-s",
-        str(CONSTANT_RATE),
-        f"{url}/predict",
-        "--",
-        f"{rate:.3f}",
-        str(body),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 120, check=True
-    )
+    command = [WRK, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s",
+               "-s", str(CONSTANT_RATE), f"{url}/predict", "--", f"{rate:.3f}", str(body)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120,
+                          check=True)
     line = next((x for x in done.stdout.splitlines() if x.startswith("{")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
@@ -234,10 +220,8 @@ def run_server(
     step("large", large, "-n", str(args.large_requests), "-c", "1")
     results["large"]["rows_per_s"] = args.large_rows * results["large"]["requests_per_s"]
     for share in OPEN_SHARES:
-        record(
-            f"open {share:.0%}",
-            constant_rate(url, one, capacity * share, args.open_seconds, args.open_slack),
-        )
+        record(f"open {share:.0%}", constant_rate(url, one, capacity * share, args.open_seconds,
+                                                  args.open_slack))
     return results
 
 
@@ -248,15 +232,10 @@ def main() -> int:
     parser.add_argument("--large-rows", type=int, default=2000, help="records per large body")
     parser.add_argument("--large-requests", type=int, default=30)
     parser.add_argument("--open-seconds", type=int, default=10, help="open-loop duration")
-    parser.add_argument(
-        "--open-slack",
-        type=float,
-        default=0.25,
-        help="open-loop connections = rate x this many seconds (>= 128)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes of both servers (same for both)"
-    )
+    parser.add_argument("--open-slack", type=float, default=0.25,
+                        help="open-loop connections = rate x this many seconds (>= 128)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of both servers (same for both)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -300,55 +279,33 @@ def production_serving(workers: int) -> dict[str, object]:
 def report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace) -> str:
     """One table: throughput of both, ratio, latency of both, the target and whether it holds."""
     lines = [
-        ROW.format(
-            "scenario",
-            "flywheel",
-            "bare",
-            "ratio",
-            "fly p50",
-            "bare p50",
-            "fly p99",
-            "bare p99",
-            "target",
-            "met",
-        ),
+        ROW.format("scenario", "flywheel", "bare", "ratio", "fly p50", "bare p50", "fly p99",
+                   "bare p99", "target", "met"),
     ]
     for run in results["flywheel"]:
         fly, bare = results["flywheel"][run], results["bare"][run]
         key = "rows_per_s" if run == "large" else "requests_per_s"
         ratio = fly[key] / bare[key]
         target, met = verdict(run, fly, bare, ratio)
-        lines.append(
-            ROW.format(
-                "large/rows" if run == "large" else run,
-                f"{fly[key]:,.0f}",
-                f"{bare[key]:,.0f}",
-                f"{ratio:.2f}",
-                f"{fly['p50_ms']:.1f}",
-                f"{bare['p50_ms']:.1f}",
-                f"{fly['p99_ms']:.1f}",
-                f"{bare['p99_ms']:.1f}",
-                target,
-                met,
-            )
-        )
+        lines.append(ROW.format(
+            "large/rows" if run == "large" else run, f"{fly[key]:,.0f}", f"{bare[key]:,.0f}",
+            f"{ratio:.2f}",
+            f"{fly['p50_ms']:.1f}", f"{bare['p50_ms']:.1f}", f"{fly['p99_ms']:.1f}",
+            f"{bare['p99_ms']:.1f}", target, met))
     for name in ("flywheel", "bare"):
         errors = sum(int(r["non_200"]) for r in results[name].values())
         open_runs = "; ".join(
             f"{run} asked {r['target_per_s']:.1f}/s got {r['requests_per_s']:.1f}/s "
             f"(latest send {r['max_late_ms']:.0f} ms late, {r['connections']:.0f} connections"
             f"{'' if held(r) else ', NOT held: its p99 understates the wait'})"
-            for run, r in results[name].items()
-            if run.startswith("open")
-        )
+            for run, r in results[name].items() if run.startswith("open"))
         lines.append(f"{name}: {open_runs}; non-200 answers in all runs: {errors}")
     lines.append(f"workers per server: {args.workers}; large bodies: {args.large_rows} records")
     return "\n".join(lines)
 
 
-def verdict(
-    run: str, fly: dict[str, float], bare: dict[str, float], ratio: float
-) -> tuple[str, str]:
+def verdict(run: str, fly: dict[str, float], bare: dict[str, float],
+            ratio: float) -> tuple[str, str]:
     """The issue's target for a scenario and whether this run met it."""
     if run in ("c1 fresh", "c1 after"):
         return "p50 <= bare p50 + 3 ms", _yes(fly["p50_ms"] <= bare["p50_ms"] + 3)
