@@ -42,13 +42,14 @@ def _split(table: Path) -> tuple[Any, dict[str, Any], Any]:
     from flywheel.config import load_params
     from flywheel.data.infer import infer_spec
     from flywheel.data.io import feature_frame, target_vector
-    from flywheel.features.split import split_frame
+    from flywheel.features.split import content_rule, split_frame
 
     frame = pd.read_parquet(table)
     spec = infer_spec(frame, target="churn", path=table, name="wide")
     params = load_params(REPO / "params.yaml")
     y = target_vector(spec, frame)
-    parts = split_frame(feature_frame(spec, frame).assign(y=y), y, params.featurize)
+    table = feature_frame(spec, frame).assign(y=y)
+    parts = split_frame(table, y, content_rule(table, params.featurize))
     return spec, parts, params
 
 

@@ -51,10 +51,11 @@ def bare() -> dict[str, float]:
     lap("load")
 
     from flywheel.features.encoding import fit_encoding
-    from flywheel.features.split import split_frame
+    from flywheel.features.split import content_rule, split_frame
 
     y = target_vector(spec, frame)
-    parts = split_frame(feature_frame(spec, frame).assign(y=y), y, params.featurize)
+    table = feature_frame(spec, frame).assign(y=y)
+    parts = split_frame(table, y, content_rule(table, params.featurize))
     encodings = {
         kind: fit_encoding(spec, parts["train"], kind, params.featurize.max_categories)
         for kind in ("one_hot", "native")

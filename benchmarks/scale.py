@@ -101,7 +101,7 @@ def bare(table: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
     from flywheel.config import load_params
-    from flywheel.features.split import split_frame
+    from flywheel.features.split import content_rule, split_frame
 
     frame = pd.read_parquet(table)
     y = (frame.pop("churn") == "Yes").to_numpy(dtype=np.int64)
@@ -110,7 +110,8 @@ def bare(table: Path) -> None:
             top = frame[column].value_counts().index[:254]  # HGB takes at most 255 levels
             frame[column] = pd.Categorical(frame[column].where(frame[column].isin(top), "other"))
     params = load_params(REPO / "params.yaml").featurize
-    parts = split_frame(frame.assign(y=y), y, params)
+    table = frame.assign(y=y)
+    parts = split_frame(table, y, content_rule(table, params))
     model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
     model.fit(parts["train"].drop(columns="y"), parts["train"]["y"])
     proba = model.predict_proba(parts["test"].drop(columns="y"))[:, 1]

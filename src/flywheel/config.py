@@ -37,6 +37,11 @@ class FeaturizeParams(_Section):
     test_size: float = Field(gt=0, lt=1)
     valid_size: float = Field(gt=0, lt=1)
     seed: int
+    split_by: str | None = Field(
+        default=None,
+        description="a time column: latest rows test, the ones before valid (features/split.py); "
+        "none: a stable hash of each row's id columns or content",
+    )
     max_categories: int = Field(
         ge=2, description="one-hot columns per categorical at most; rarer levels share one"
     )
@@ -119,8 +124,22 @@ class PromoteParams(_Section):
     model_name: str = Field(min_length=1)
     metric: Literal["roc_auc", "pr_auc"]
     baseline: BaselineParams
-    min_delta: float = Field(ge=0)
-    slice_tolerance: float = Field(ge=0)
+    min_delta: float = Field(
+        ge=0, description="superiority: the gain interval's lower bound must reach this (and 0)"
+    )
+    calibration_metric: Literal["brier", "log_loss"] = Field(
+        default="brier", description="loss the candidate must not be worse on than the champion"
+    )
+    calibration_margin: float = Field(
+        default=0.02,
+        ge=0,
+        description="non-inferiority: the upper bound of candidate - champion loss at most this",
+    )
+    slice_tolerance: float = Field(
+        ge=0, description="a slice vetoes when its metric drop exceeds this beyond noise (Holm)"
+    )
+    slice_min_positives: int = Field(default=20, ge=1, description="fewer: slice not judged")
+    slice_min_negatives: int = Field(default=20, ge=1, description="fewer: slice not judged")
     bootstrap: BootstrapParams
     experiments: Literal["register_only", "promote"] = Field(
         description="under `dvc exp run`: register and judge only, or also move the champion"

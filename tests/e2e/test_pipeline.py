@@ -6,6 +6,7 @@ data restored, broken data arriving, a rollback.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -140,7 +141,9 @@ def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
     assert tags["flywheel.gate.verdict"] == "promoted"
     met, evaluated = tags["flywheel.validation"].split(": ")[1].split(" ")[0].split("/")
     assert met == evaluated and int(met) > 50
-    assert "bootstrap" in tags["flywheel.gate.checks"]
+    checks = {c["name"]: c for c in json.loads(tags["flywheel.gate.checks"])}
+    assert {"target", "min_delta", "calibration", "slices"} <= set(checks)
+    assert "paired resamples" in checks["min_delta"]["detail"]
 
     metrics = client().get_run(version.run_id).data.metrics
     assert metrics["test_roc_auc"] >= 0.80

@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from flywheel.atomic import write_folder
 from flywheel.config import BootstrapParams, EvaluateParams
 from flywheel.errors import ConfigError, DataError
-from flywheel.evaluation.bootstrap import paired_bootstrap
+from flywheel.evaluation.bootstrap import interval, paired_resamples
 from flywheel.evaluation.metrics import classification_metrics
 from flywheel.evaluation.report import evaluate_scores
 from flywheel.evaluation.slices import slice_metrics
@@ -29,6 +29,13 @@ def scores(n: int = 400, signal: float = 0.3, seed: int = 0) -> tuple[np.ndarray
     y = (rng.random(n) < 0.3).astype("int64")
     proba = np.clip(signal * y + (1 - signal) * rng.random(n), 0, 1)
     return y, proba
+
+
+def paired_bootstrap(y, candidate, champion, metric, params):
+    """The overall gain's summary, as the gate reads it (registry/compare.py)."""
+    resampled = paired_resamples(y, candidate, champion, metric, "brier", {}, params)
+    low, high, used = interval(resampled.gain, params.confidence)
+    return {"delta": resampled.observed_gain, "ci_low": low, "ci_high": high, "resamples": used}
 
 
 @pytest.fixture

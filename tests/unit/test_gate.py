@@ -26,8 +26,6 @@ def verdict(**kwargs):  # type: ignore[no-untyped-def]
         "floors": FLOORS,
         "prior": PRIOR,
         "champion_metrics": None,
-        "bootstrap": None,
-        "slice_drops": [],
     } | kwargs
     return judge(**args)
 
@@ -80,29 +78,99 @@ def test_floors_are_the_datasets_own() -> None:
     assert verdict(metrics=modest, floors={"roc_auc": 0.6}).promote
 
 
-def test_must_beat_champion_by_min_delta_and_outside_noise() -> None:
-    champion = GOOD | {"roc_auc": 0.84}
-    clear = {"delta": 0.01, "ci_low": 0.002, "ci_high": 0.02, "resamples": 1000}
-    assert verdict(champion_metrics=champion, bootstrap=clear).promote
+def comparison(**parts):  # type: ignore[no-untyped-def]
+    """Numbers as registry/compare.compare returns them: a clear, harmless gain by default."""
+    base = {
+        "rows": 1409,
+        "gain": {
+            "metric": "roc_auc",
+            "delta": 0.01,
+            "ci_low": 0.003,
+            "ci_high": 0.02,
+            "resamples": 1000,
+        },
+        "calibration": {"metric": "brier", "delta": -0.002, "ci_low": -0.006, "ci_high": 0.003},
+        "slices": [],
+        "skipped_slices": [],
+    }
+    return base | parts
 
-    noisy = clear | {"ci_low": -0.003}
-    result = verdict(champion_metrics=champion, bootstrap=noisy)
-    assert not result.promote and "bootstrap" in result.reason
 
-    tiny = verdict(champion_metrics=GOOD | {"roc_auc": 0.8495}, bootstrap=clear)
-    assert not tiny.promote and "min_delta" in tiny.reason
+def slice_record(name: str, p_holm: float, veto: bool) -> dict:
+    return {
+        "slice": name,
+        "positives": 60,
+        "negatives": 300,
+        "drop": 0.08,
+        "ci_low": 0.03,
+        "ci_high": 0.13,
+        "resamples": 1000,
+        "p_value": p_holm / 3,
+        "p_holm": p_holm,
+        "veto": veto,
+    }
 
 
-def test_no_slice_may_fall_past_tolerance() -> None:
-    champion = GOOD | {"roc_auc": 0.84}
-    clear = {"delta": 0.01, "ci_low": 0.002, "ci_high": 0.02, "resamples": 1000}
-    drops = [
-        {"slice": "contract=Two year", "drop": 0.08},
-        {"slice": "contract=One year", "drop": -0.01},
-    ]
-    result = verdict(champion_metrics=champion, bootstrap=clear, slice_drops=drops)
+CHAMPION = GOOD | {"roc_auc": 0.84}
+
+
+def test_superiority_needs_the_lower_bound_of_the_gain_at_min_delta() -> None:
+    clear = verdict(champion_metrics=CHAMPION, comparison=comparison())
+    assert clear.promote, clear.reason
+    assert "on 1409 test rows" in clear.reason
+
+    noisy = comparison(gain=comparison()["gain"] | {"ci_low": -0.003})
+    result = verdict(champion_metrics=CHAMPION, comparison=noisy)
+    assert not result.promote and "min_delta" in result.reason
+
+    below = comparison(gain=comparison()["gain"] | {"ci_low": PARAMS.min_delta / 2})
+    assert not verdict(champion_metrics=CHAMPION, comparison=below).promote
+    at = comparison(gain=comparison()["gain"] | {"ci_low": PARAMS.min_delta})
+    assert verdict(champion_metrics=CHAMPION, comparison=at).promote
+
+    twin = comparison(
+        gain={"metric": "roc_auc", "delta": 0.0, "ci_low": 0.0, "ci_high": 0.0, "resamples": 1000}
+    )
+    zero = PARAMS.model_copy(update={"min_delta": 0.0})
+    assert not verdict(params=zero, champion_metrics=CHAMPION, comparison=twin).promote
+
+
+def test_worse_calibration_beyond_the_margin_vetoes_a_better_ranker() -> None:
+    worse = comparison(
+        calibration={"metric": "brier", "delta": 0.05, "ci_low": 0.04, "ci_high": 0.06}
+    )
+    result = verdict(champion_metrics=CHAMPION, comparison=worse)
     assert not result.promote
-    assert "contract=Two year" in result.reason
+    assert result.reason.startswith("calibration: brier change +0.0500")
+
+
+def test_a_slice_vetoes_only_when_its_holm_adjusted_drop_is_beyond_noise() -> None:
+    drops = [
+        slice_record("contract=Two year", 0.01, True),
+        slice_record("contract=One year", 0.4, False),
+    ]
+    result = verdict(champion_metrics=CHAMPION, comparison=comparison(slices=drops))
+    assert not result.promote
+    assert "contract=Two year falls" in result.reason and "One year falls" not in result.reason
+
+    noise = [slice_record("contract=Two year", 0.2, False)]
+    assert verdict(champion_metrics=CHAMPION, comparison=comparison(slices=noise)).promote
+
+
+def test_another_target_is_refused_before_any_comparison() -> None:
+    from flywheel.registry.compare import target_identity, target_mismatch
+
+    spec = load_spec(REPO / "specs/wa_churn.yaml")
+    ours = target_identity(spec)
+    flipped = target_identity(spec.model_copy(update={"positive_class": "No"}))
+    assert target_mismatch(ours, target_identity(spec)) is None
+    line = target_mismatch(ours, flipped)
+    assert line is not None and "\n" not in line
+    assert "champion predicts churn='No'" in line and "candidate churn='Yes'" in line
+    result = verdict(champion_metrics=CHAMPION, target_mismatch=line, comparison=None)
+    assert not result.promote
+    assert [c.name for c in result.checks][-1] == "target"
+    assert result.reason == f"target: {line}"
 
 
 def _first_run_verdict(signal: float, seed: int = 3):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,49 +95,108 @@ def resample_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
         yield np.bincount(flat, minlength=b * n).reshape(b, n).astype("float64")
 
 
-def paired_bootstrap(
+def weighted_brier(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Brier score per row of `weights`: sum_i w_i (p_i - y_i)^2 / sum_i w_i."""
+    return (weights @ (proba - y) ** 2) / weights.sum(axis=1)
+
+
+def weighted_log_loss(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Log loss per row of `weights`, probabilities clipped to [1e-15, 1 - 1e-15] as sklearn."""
+    p = np.clip(proba, 1e-15, 1 - 1e-15)
+    return (weights @ -(y * np.log(p) + (1 - y) * np.log(1 - p))) / weights.sum(axis=1)
+
+
+LOSSES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "brier": weighted_brier,
+    "log_loss": weighted_log_loss,
+}
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """Observed differences and their bootstrap draws, all from one stream of resample weights.
+
+    `gain`: candidate - champion on the ranking metric (higher is better); `loss`: candidate -
+    champion on the calibration loss (lower is better); `drops[name]`: champion - candidate on
+    the ranking metric within a slice. Draws with a single class in the rows they weigh are NaN.
+    """
+
+    observed_gain: float
+    gain: np.ndarray
+    observed_loss: float
+    loss: np.ndarray
+    observed_drops: dict[str, float]
+    drops: dict[str, np.ndarray]
+
+
+def paired_resamples(
     y_true: np.ndarray,
     proba_candidate: np.ndarray,
     proba_champion: np.ndarray,
     metric: str,
+    loss: str,
+    groups: dict[str, np.ndarray],
     params: BootstrapParams,
-) -> dict[str, float]:
-    """Observed metric difference candidate - champion and its percentile confidence interval.
-
-    Returns delta, ci_low, ci_high and resamples (how many resamples had both classes and so
-    entered the interval).
-    """
-    if metric not in METRICS:
-        raise ConfigError(f"bootstrap metric {metric!r} unsupported; use one of {sorted(METRICS)}")
+) -> Resampled:
+    """Both models on the same resamples: the overall gain, the calibration loss difference and
+    each slice's drop (`groups`: slice name -> row mask) come from the very same draws, so the
+    slice intervals and the overall one describe the same hypothetical test sets."""
+    if metric not in METRICS or loss not in LOSSES:
+        raise ConfigError(
+            f"bootstrap metric {metric!r} / loss {loss!r} unsupported; use one of "
+            f"{sorted(METRICS)} / {sorted(LOSSES)}"
+        )
     y, cand = check_scores(y_true, proba_candidate, "proba_candidate")
     _, champ = check_scores(y_true, proba_champion, "proba_champion")
+    parts = {"": np.ones(y.size, dtype=bool), **groups}
+    gains = {
+        name: _metric_gain(y[rows], cand[rows], champ[rows], metric) for name, rows in parts.items()
+    }
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in [*parts, "loss"]}
+    loss_fn = LOSSES[loss]
+    for weights in resample_weights(y.size, params.resamples, params.seed):
+        for name, rows in parts.items():
+            draws[name].append(gains[name](weights[:, rows]))
+        draws["loss"].append(loss_fn(y, cand, weights) - loss_fn(y, champ, weights))
+    ones = np.ones((1, y.size))
+    observed = {name: float(gains[name](ones[:, rows])[0]) for name, rows in parts.items()}
+    if np.isnan(observed[""]):
+        raise ConfigError(f"{metric} is undefined on a test set with a single class")
+    flat = {name: np.concatenate(chunks) for name, chunks in draws.items()}
+    return Resampled(
+        observed_gain=observed[""],
+        gain=flat[""],
+        observed_loss=float(loss_fn(y, cand, ones)[0] - loss_fn(y, champ, ones)[0]),
+        loss=flat["loss"],
+        observed_drops={name: -observed[name] for name in groups},
+        drops={name: -flat[name] for name in groups},
+    )
+
+
+def _metric_gain(
+    y: np.ndarray, cand: np.ndarray, champ: np.ndarray, metric: str
+) -> Callable[[np.ndarray], np.ndarray]:
+    """candidate - champion on `metric` under a block of weights over these rows."""
     descending, score = METRICS[metric]
     ours, theirs = _ranking(y, cand, descending), _ranking(y, champ, descending)
+    return lambda weights: score(ours, weights) - score(theirs, weights)
 
-    ones = np.ones((1, y.size))
-    delta = float(score(ours, ones)[0] - score(theirs, ones)[0])
-    if np.isnan(delta):
-        raise ConfigError(f"{metric} is undefined on a test set with a single class")
 
-    diffs = np.concatenate(
-        [
-            score(ours, weights) - score(theirs, weights)
-            for weights in resample_weights(y.size, params.resamples, params.seed)
-        ]
-    )
-    valid = diffs[~np.isnan(diffs)]
-    if valid.size < diffs.size:
-        log.warning(
-            "%d of %d resamples had a single class and were dropped",
-            diffs.size - valid.size,
-            diffs.size,
-        )
-    tail = (1.0 - params.confidence) / 2.0
+def interval(draws: np.ndarray, confidence: float) -> tuple[float, float, int]:
+    """Two-sided percentile interval of the draws (NumPy's linear quantiles) and how many draws
+    entered it: draws that are NaN (a resample with a single class) are left out."""
+    valid = draws[~np.isnan(draws)]
+    if valid.size < draws.size:
+        log.debug("%d of %d resamples had a single class", draws.size - valid.size, draws.size)
+    tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(valid, [tail, 1.0 - tail])
-    log.debug("paired bootstrap %s: delta=%.4f CI=[%.4f, %.4f]", metric, delta, low, high)
-    return {
-        "delta": delta,
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "resamples": int(valid.size),
-    }
+    return float(low), float(high), int(valid.size)
+
+
+def p_value_above(draws: np.ndarray, bound: float) -> float:
+    """One-sided bootstrap p-value of "the true value is at most `bound`":
+    (1 + #{draws <= bound}) / (1 + #draws), NaN draws left out. Small when nearly every
+    resample lies above the bound: at most alpha when (up to the +1) the alpha-quantile of the
+    draws, the one-sided percentile interval's lower bound, lies above it."""
+    valid = draws[~np.isnan(draws)]
+    return float((1 + np.count_nonzero(valid <= bound)) / (1 + valid.size))

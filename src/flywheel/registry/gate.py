@@ -2,8 +2,9 @@
 
 Order matters and mirrors what could go wrong in production: a model that does not load is
 never compared; one below the dataset's floors, or no better than always predicting the base
-rate, is never compared; only then do we ask whether it beats the champion by more than noise,
-overall and on every slice.
+rate, is never compared; one that predicts another target than the champion cannot be compared;
+only then do we ask whether it beats the champion by more than noise, is not worse calibrated,
+and harms no slice (README, "How Flywheel decides").
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ def judge(
     floors: dict[str, float],
     prior: dict[str, float],
     champion_metrics: dict[str, float] | None,
-    bootstrap: dict[str, float] | None,
-    slice_drops: list[dict[str, Any]],
+    target_mismatch: str | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> Verdict:
     """Decide whether the candidate becomes champion.
 
     `floors` come from the dataset spec; `prior` holds the test metrics of the trivial model
     that always predicts the training prevalence (`prior_metrics`), so a first model on a new
-    table must be genuinely better than knowing the base rate. `slice_drops` holds, per slice
-    scored for both models, `slice` and `drop` (champion minus candidate on `params.metric`);
-    `bootstrap` is the paired bootstrap of that metric.
+    table must be genuinely better than knowing the base rate. Against a champion,
+    `target_mismatch` (registry/compare.target_mismatch) refuses before any number is read, and
+    `comparison` (registry/compare.compare) holds the paired-bootstrap numbers.
     """
     checks = [
         Check(
@@ -69,9 +70,12 @@ def judge(
     if champion_metrics is None:
         first = "no champion yet: first model to pass the floors and beat the prior"
         return _verdict([*checks, Check("champion", True, first)])
-    return _verdict(
-        checks + _champion_checks(params, metrics, champion_metrics, bootstrap, slice_drops)
-    )
+    if target_mismatch is not None:
+        return _verdict([*checks, Check("target", False, target_mismatch)])
+    if comparison is None:
+        raise ValueError("a champion to beat needs the paired comparison (registry/compare)")
+    same = Check("target", True, "candidate and champion predict the same target and class")
+    return _verdict([*checks, same, *champion_checks(params, comparison)])
 
 
 def prior_metrics(y_true: np.ndarray, prevalence: float) -> dict[str, float]:
@@ -126,45 +130,48 @@ def _baseline_checks(
     ]
 
 
-def _champion_checks(
-    params: PromoteParams,
-    metrics: dict[str, float],
-    champion_metrics: dict[str, float],
-    bootstrap: dict[str, float] | None,
-    slice_drops: list[dict[str, Any]],
-) -> list[Check]:
-    name = params.metric
-    delta = metrics[name] - champion_metrics[name]
-    checks = [
+def champion_checks(params: PromoteParams, comparison: dict[str, Any]) -> list[Check]:
+    """Superiority, calibration non-inferiority and slices, each read off the same resamples
+    at the one-sided level (1 - confidence) / 2 (2.5% at confidence 0.95)."""
+    gain, cal = comparison["gain"], comparison["calibration"]
+    level = f"{params.bootstrap.confidence:.0%} interval over {gain['resamples']} paired resamples"
+    where = f"on {comparison['rows']} test rows"
+    return [
         Check(
             "min_delta",
-            delta >= params.min_delta,
-            f"{name} {metrics[name]:.4f} vs champion {champion_metrics[name]:.4f}: "
-            f"gain {delta:+.4f}, {params.min_delta} required",
-        )
+            gain["ci_low"] >= params.min_delta and gain["ci_low"] > 0,
+            f"{gain['metric']} gain {gain['delta']:+.4f}, {level} [{gain['ci_low']:+.4f}, "
+            f"{gain['ci_high']:+.4f}] {where}: its lower bound must reach min_delta "
+            f"{params.min_delta} (and exceed 0)",
+        ),
+        Check(
+            "calibration",
+            cal["ci_high"] <= params.calibration_margin,
+            f"{cal['metric']} change {cal['delta']:+.4f}, interval [{cal['ci_low']:+.4f}, "
+            f"{cal['ci_high']:+.4f}]: its upper bound must stay within calibration_margin "
+            f"{params.calibration_margin}",
+        ),
+        _slice_check(params, comparison),
     ]
-    if bootstrap is not None:
-        level = int(params.bootstrap.confidence * 100)
-        checks.append(
-            Check(
-                "bootstrap",
-                bootstrap["ci_low"] > 0,
-                f"{level}% interval of the {name} gain [{bootstrap['ci_low']:+.4f}, "
-                f"{bootstrap['ci_high']:+.4f}] over {int(bootstrap['resamples'])} "
-                "paired resamples must lie above zero",
-            )
-        )
-    worst = max(slice_drops, key=lambda s: s["drop"], default=None)
-    if worst is not None:
-        checks.append(
-            Check(
-                "slices",
-                worst["drop"] <= params.slice_tolerance,
-                f"worst slice {worst['slice']}: {name} falls {worst['drop']:+.4f} "
-                f"(tolerance {params.slice_tolerance}) across {len(slice_drops)} slices",
-            )
-        )
-    return checks
+
+
+def _slice_check(params: PromoteParams, comparison: dict[str, Any]) -> Check:
+    slices, skipped = comparison["slices"], comparison["skipped_slices"]
+    counted = (
+        f"{len(slices)} slices judged, {len(skipped)} with under "
+        f"{params.slice_min_positives} positives or {params.slice_min_negatives} negatives not"
+    )
+    worst = min(slices, key=lambda s: s["p_holm"], default=None)
+    if worst is None:
+        return Check("slices", True, counted)
+    vetoes = [s["slice"] for s in slices if s["veto"]]
+    detail = (
+        f"{', '.join(vetoes) or 'no slice'} falls by more than slice_tolerance "
+        f"{params.slice_tolerance} beyond noise (worst {worst['slice']}: drop "
+        f"{worst['drop']:+.4f}, interval [{worst['ci_low']:+.4f}, {worst['ci_high']:+.4f}], "
+        f"Holm-adjusted p {worst['p_holm']:.3f}); {counted}"
+    )
+    return Check("slices", not vetoes, detail)
 
 
 def _verdict(checks: list[Check]) -> Verdict:

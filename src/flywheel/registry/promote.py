@@ -22,6 +22,13 @@ from flywheel.errors import RegistryError
 from flywheel.model import TabularModel
 from flywheel.pause import pause_point
 from flywheel.registry import store
+from flywheel.registry.compare import (
+    TARGET_TAG,
+    compare,
+    recorded_identity,
+    target_identity,
+    target_mismatch,
+)
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
 from flywheel.registry.lock import promotion_lock
@@ -106,7 +113,11 @@ def _log_register_judge(
         _log_run(params, inputs)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
         # The digest of the files as stored, next to the lineage: every later load checks it.
-        signed = {**tags, DIGEST_TAG: digest_of(info.model_uri)}
+        signed = {
+            **tags,
+            DIGEST_TAG: digest_of(info.model_uri),
+            TARGET_TAG: json.dumps(target_identity(spec)),
+        }
         version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=signed).version)
 
         rows = scratch / "sample_rows.parquet"
@@ -114,7 +125,9 @@ def _log_register_judge(
         load_error = finish_check(
             checker, store.model_uri(inputs.model_name, version), rows, settings.mlflow_uri
         )
-        verdict, numbers = _judge(params, spec, inputs, load_error)
+        verdict, numbers = _judge(
+            params, spec, inputs, load_error, recorded_identity(current) if current else None
+        )
         verdict = _experiment_holds(verdict, params, settings)
         verdict, now = _settle(client, inputs.model_name, version, before, verdict, numbers)
         log.info(
@@ -203,36 +216,38 @@ def run_name(dataset: str, candidate: str) -> str:
 
 
 def _judge(
-    params: Params, spec: DatasetSpec, inputs: PromoteInputs, load_error: str | None
+    params: Params,
+    spec: DatasetSpec,
+    inputs: PromoteInputs,
+    load_error: str | None,
+    champion_target: dict[str, Any] | None = None,
 ) -> tuple[Verdict, dict[str, Any]]:
-    from flywheel.evaluation.bootstrap import paired_bootstrap
-
-    cfg = params.promote
-    prior = prior_metrics(inputs.predictions["y_true"].to_numpy(), inputs.prevalence)
+    """The gate's numbers from evaluate's predictions; `champion_target` is the champion's
+    recorded target identity, compared with the candidate's before any number is read."""
+    preds = inputs.predictions
+    y = preds["y_true"].to_numpy()
+    prior = prior_metrics(y, inputs.prevalence)
     numbers: dict[str, Any] = {"candidate": inputs.metrics, "prior": prior}
-    bootstrap = None
-    drops: list[dict[str, Any]] = []
     champion_metrics = inputs.champion["metrics"] if inputs.champion else None
+    mismatch = None
+    comparison = None
     if inputs.champion is not None and load_error is None:
-        preds = inputs.predictions
-        bootstrap = paired_bootstrap(
-            preds["y_true"].to_numpy(),
-            preds["candidate"].to_numpy(),
-            preds["champion"].to_numpy(),
-            cfg.metric,
-            cfg.bootstrap,
-        )
-        drops = _slice_drops(inputs.slices, cfg.metric)
-        numbers |= {"champion": champion_metrics, "bootstrap": bootstrap, "slices": drops}
+        numbers["champion"] = champion_metrics
+        mismatch = target_mismatch(target_identity(spec), champion_target or target_identity(spec))
+        if mismatch is None:
+            comparison = compare(
+                params, preds, y, preds["candidate"].to_numpy(), preds["champion"].to_numpy()
+            )
+            numbers["comparison"] = comparison
     verdict = judge(
-        params=cfg,
+        params=params.promote,
         load_error=load_error,
         metrics=inputs.metrics,
         floors={str(metric): bound for metric, bound in spec.floors.items()},
         prior=prior,
         champion_metrics=champion_metrics,
-        bootstrap=bootstrap,
-        slice_drops=drops,
+        target_mismatch=mismatch,
+        comparison=comparison,
     )
     return verdict, numbers
 
@@ -256,26 +271,6 @@ def _still_against(
     )
     check = Check(name="champion_unchanged", passed=False, detail=reason)
     return Verdict(promote=False, reason=reason, checks=[*verdict.checks, check]), now
-
-
-def _slice_drops(slices: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """Champion minus candidate on each slice both models were scored on."""
-    champion = {(r["column"], r["value"]): r for r in slices if r["model"] == "champion"}
-    drops = []
-    for mine in (r for r in slices if r["model"] == "candidate"):
-        theirs = champion.get((mine["column"], mine["value"]))
-        if theirs is None or mine.get(metric) is None or theirs.get(metric) is None:
-            continue
-        drops.append(
-            {
-                "slice": f"{mine['column']}={mine['value']}",
-                "rows": mine["rows"],
-                "candidate": mine[metric],
-                "champion": theirs[metric],
-                "drop": theirs[metric] - mine[metric],
-            }
-        )
-    return drops
 
 
 def _record(

@@ -1,20 +1,68 @@
 """The current champion scored on the candidate's test split, so the gate compares like for like.
 
 Evaluate scores it for the report; promote scores it again only when the alias moved since.
+Each version records the split rule it was trained under (`flywheel.split_rule`); the test rows
+that rule put in the champion's train or valid split are marked, and every comparison with the
+champion leaves them out: a champion is never judged on rows it learned from.
 """
 
 from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from flywheel.errors import RegistryError
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import TARGET
+from flywheel.steps.inputs import TARGET, TEST_KEYS_FILE
+
+log = logging.getLogger(__name__)
 
 
-def score_champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
-    """The champion's version and its probabilities on `test`; (None, None) without one."""
+SPLIT_RULE_TAG = "split_rule"  # lineage key: the version's tag is flywheel.split_rule
+
+
+def unseen_by(ctx: StepContext, version: Any, test: pd.DataFrame) -> np.ndarray:
+    """Mask of the test rows that `version` did not train on (under its recorded split rule).
+
+    A version registered before split rules were recorded, or one whose rule needs columns
+    this split lacks, gets every row, and the log says so.
+    """
+    from flywheel.errors import DataError
+    from flywheel.features.split import trained_on
+    from flywheel.registry import store
+
+    recorded = (version.tags or {}).get(store.TAG_PREFIX + SPLIT_RULE_TAG)
+    if not recorded:
+        log.warning("version %s records no split rule: compared on all %d test rows",
+                    version.version, len(test))
+        return np.ones(len(test), dtype=bool)
+    keys_file = ctx.out("featurize") / TEST_KEYS_FILE
+    keyed = test
+    if keys_file.is_file():
+        keys = pd.read_parquet(keys_file)
+        keyed = pd.concat([test, keys[[c for c in keys.columns if c not in test.columns]]], axis=1)
+    try:
+        return ~trained_on(keyed, json.loads(recorded))
+    except (DataError, KeyError, ValueError) as exc:
+        log.warning("version %s's split rule cannot be applied here (%s): compared on all rows",
+                    version.version, exc)
+        return np.ones(len(test), dtype=bool)
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    version: str
+    proba: np.ndarray  # on every test row
+    unseen: np.ndarray  # mask: the rows the champion did not train on, the only ones compared
+
+
+def score_champion(ctx: StepContext, test: pd.DataFrame) -> ChampionScores | None:
+    """The champion's scores on `test` and which rows it never saw; None without a champion."""
     from flywheel.registry import store
     from flywheel.registry.integrity import IntegrityError, load_verified
 
@@ -22,7 +70,7 @@ def score_champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np
     client = store.connect(ctx.settings)
     current = store.version_by_alias(client, name, store.CHAMPION)
     if current is None:
-        return None, None
+        return None
     uri = store.model_uri(name, current.version)
     try:
         served = load_verified(current)  # an altered artifact is refused before it is unpickled
@@ -36,4 +84,5 @@ def score_champion(ctx: StepContext, test: pd.DataFrame) -> tuple[str | None, np
             f"champion {uri} cannot score this test split ({type(exc).__name__}: {exc}); if "
             "the dataset changed shape, register under a new promote.model_name"
         ) from exc
-    return str(current.version), answer["probability"].to_numpy(dtype="float64")
+    proba = answer["probability"].to_numpy(dtype="float64")
+    return ChampionScores(str(current.version), proba, unseen_by(ctx, current, test))

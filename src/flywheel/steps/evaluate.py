@@ -1,8 +1,9 @@
 """evaluate: the candidate (and the champion, when there is one) on the test split.
 
 Load the model and the test split, score the champion → `evaluation.report.evaluate_scores`
-→ write metrics, slices, plots, the report, the predictions and which champion was scored, in
-one folder swap: a kill never splits metrics from predictions.
+→ write metrics, slices, plots, the report, the predictions and which champion was scored (with
+the rows it never trained on, the only ones the gate compares), in one folder swap: a kill
+never splits metrics from predictions.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import io
 import json
 from typing import Any
 
+import numpy as np
+
 from flywheel.atomic import write_folder
-from flywheel.steps.champion import score_champion
+from flywheel.steps.champion import ChampionScores, score_champion
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import TARGET, read_split
 
@@ -25,14 +28,22 @@ def run(ctx: StepContext) -> dict[str, Any]:
     test = read_split(ctx, "test")
     y = test[TARGET].to_numpy()
     proba = model.positive_proba(test)
-    version, champion_proba = score_champion(ctx, test)
-    label = f"version {version}" if version else None
-    evaluation = evaluate_scores(y, proba, ctx.evaluate_params, test, champion_proba, label)
-    metrics = evaluation.metrics
+    scored = score_champion(ctx, test)
+    # The report draws the champion next to the candidate only where it saw none of the rows.
+    drawn = scored if scored is not None and scored.unseen.all() else None
+    evaluation = evaluate_scores(
+        y,
+        proba,
+        ctx.evaluate_params,
+        test,
+        drawn.proba if drawn else None,
+        f"version {drawn.version}" if drawn else None,
+    )
     predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
-    if champion_proba is not None:
-        predictions["champion"] = champion_proba
-    champion = {"version": version, "metrics": metrics["champion"]} if version else None
+    champion = None
+    if scored is not None:
+        predictions = predictions.assign(champion=scored.proba, champion_unseen=scored.unseen)
+        champion = _champion_record(ctx, y, proba, scored)
     parquet = io.BytesIO()
     predictions.to_parquet(parquet, index=False)
     write_folder(
@@ -43,10 +54,27 @@ def run(ctx: StepContext) -> dict[str, Any]:
             "champion.json": json.dumps(champion, indent=2).encode("utf8"),
         },
     )
-    summary: dict[str, Any] = {k: round(v, 4) for k, v in metrics["candidate"].items()}
-    if version:
+    summary: dict[str, Any] = {k: round(v, 4) for k, v in evaluation.metrics["candidate"].items()}
+    if champion:
         summary["champion"] = {
-            "version": version,
-            **{k: round(v, 4) for k, v in metrics["champion"].items()},
+            "version": champion["version"],
+            "rows": champion["compared_rows"],
+            **{k: round(v, 4) for k, v in champion["metrics"].items()},
         }
     return summary
+
+
+def _champion_record(
+    ctx: StepContext, y: np.ndarray, proba: np.ndarray, scored: ChampionScores
+) -> dict[str, Any]:
+    """Both models' metrics on the test rows the champion never trained on (the compared ones)."""
+    from flywheel.evaluation.metrics import classification_metrics
+
+    keep = scored.unseen
+    threshold = ctx.evaluate_params.threshold
+    return {
+        "version": scored.version,
+        "compared_rows": int(keep.sum()),
+        "metrics": classification_metrics(y[keep], scored.proba[keep], threshold),
+        "candidate_metrics": classification_metrics(y[keep], proba[keep], threshold),
+    }

@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from flywheel.atomic import write_atomically
-from flywheel.steps.champion import score_champion
+from flywheel.steps.champion import SPLIT_RULE_TAG, score_champion
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import TARGET, read_split, train_prevalence
+from flywheel.steps.inputs import SPLIT_RULE_FILE, TARGET, read_split, train_prevalence
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     }
     test = read_split(ctx, "test")
     champion, predictions, slices = _champion_scores(ctx, ev, test)
+    if "champion_unseen" in predictions:  # compared only where neither model trained
+        predictions = predictions[predictions.pop("champion_unseen")].reset_index(drop=True)
     with tempfile.TemporaryDirectory() as scratch:
         model_file = Path(scratch) / "model.pkl"
         save_model(model, model_file)
@@ -103,7 +105,9 @@ def _lineage(ctx: StepContext) -> dict[str, str]:
     stats = validation["statistics"]
     commit = git_commit(root)  # before the snapshot, which may rewrite data.dvc
     snap = snapshot(root) if is_tracked(root, ctx.data_path) else None
+    rule = (ctx.out("featurize") / SPLIT_RULE_FILE).read_text()
     return {
+        SPLIT_RULE_TAG: json.dumps(json.loads(rule), separators=(",", ":")),
         "validation": f"{validation['suite_name']}: {stats['successful_expectations']}/"
         f"{stats['evaluated_expectations']} expectations met on {stats['rows']} rows",
         "git_commit": commit,
@@ -133,18 +137,21 @@ def _champion_scores(
         return champion, predictions, slices
     log.warning("champion moved since evaluate ran; scoring the current one on the test split")
     slices = [s for s in slices if s["model"] == "candidate"]
-    predictions = predictions.drop(columns="champion", errors="ignore")
-    version, proba = score_champion(ctx, test)
-    if version is None or proba is None:
+    predictions = predictions.drop(columns=["champion", "champion_unseen"], errors="ignore")
+    scored = score_champion(ctx, test)
+    if scored is None:
         return None, predictions, slices
     cfg, y = ctx.evaluate_params, test[TARGET].to_numpy()
-    predictions["champion"] = proba
+    predictions = predictions.assign(champion=scored.proba, champion_unseen=scored.unseen)
     slices += [
         {"model": "champion", **record}
-        for record in slice_metrics(test, y, proba, cfg.slices, cfg.threshold, cfg.min_slice_rows)
+        for record in slice_metrics(
+            test, y, scored.proba, cfg.slices, cfg.threshold, cfg.min_slice_rows
+        )
     ]
-    metrics = classification_metrics(y, proba, cfg.threshold)
-    return {"version": version, "metrics": metrics}, predictions, slices
+    keep = scored.unseen
+    metrics = classification_metrics(y[keep], scored.proba[keep], cfg.threshold)
+    return {"version": scored.version, "metrics": metrics}, predictions, slices
 
 
 def _written_at(path: Path) -> str:

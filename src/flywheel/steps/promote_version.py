@@ -18,7 +18,9 @@ import pandas as pd
 
 from flywheel.errors import RegistryError
 from flywheel.registry import store
-from flywheel.registry.gate import Verdict, judge
+from flywheel.registry.compare import compare, recorded_identity, target_identity, target_mismatch
+from flywheel.registry.gate import Check, Verdict, judge
+from flywheel.steps.champion import unseen_by
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import TARGET, read_split, train_prevalence
 
@@ -83,55 +85,72 @@ def _require_version(client: Any, model_name: str, version: str) -> None:
 
 def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None) -> Verdict:
     """Score both versions on the current test split and judge as the promote step does."""
-    from flywheel.evaluation.bootstrap import paired_bootstrap
     from flywheel.evaluation.metrics import classification_metrics
-    from flywheel.evaluation.slices import slice_metrics
     from flywheel.registry.gate import prior_metrics
-    from flywheel.registry.promote import _slice_drops
 
-    test = read_split(ctx, "test")
+    test = _rows_neither_saw(ctx, model_name, [version, champion])
     y = test[TARGET].to_numpy()
-    cfg, rules = ctx.evaluate_params, ctx.params.promote
-    bars: dict[str, dict[str, float]] = {
+    bars: dict[str, Any] = {
+        "params": ctx.params.promote,
         "floors": {str(k): v for k, v in ctx.spec.floors.items()},
         "prior": prior_metrics(y, train_prevalence(ctx)),
     }
+    mismatch = _target_mismatch(ctx, model_name, [version, champion])
+    if mismatch is not None:  # refused before anything is loaded or scored
+        return Verdict(False, mismatch, [Check("target", False, mismatch)])
     try:
         proba = _score(store.model_uri(model_name, version), test)
     except Exception as exc:  # whatever stops it from scoring, the gate's first check fails
         return judge(
-            params=rules,
-            load_error=f"{type(exc).__name__}: {exc}",
-            metrics={},
-            **bars,
-            champion_metrics=None,
-            bootstrap=None,
-            slice_drops=[],
+            **bars, load_error=f"{type(exc).__name__}: {exc}", metrics={}, champion_metrics=None
         )
     scores = {"candidate": proba}
     if champion is not None:
         scores["champion"] = _score(store.model_uri(model_name, champion), test)
-    metrics = {n: classification_metrics(y, p, cfg.threshold) for n, p in scores.items()}
-    slices = [
-        {"model": n, **r}
-        for n, p in scores.items()
-        for r in slice_metrics(test, y, p, cfg.slices, cfg.threshold, cfg.min_slice_rows)
-    ]
-    bootstrap = None
+    threshold = ctx.evaluate_params.threshold
+    metrics = {n: classification_metrics(y, p, threshold) for n, p in scores.items()}
+    comparison = None
     if champion is not None:
-        bootstrap = paired_bootstrap(
-            y, scores["candidate"], scores["champion"], rules.metric, rules.bootstrap
-        )
-    log.info("gate numbers: %s", json.dumps(metrics))
+        comparison = compare(ctx.params, test, y, scores["candidate"], scores["champion"])
+    log.info("gate numbers: %s", json.dumps({"metrics": metrics, "comparison": comparison}))
     return judge(
-        params=rules,
+        **bars,
         load_error=None,
         metrics=metrics["candidate"],
-        **bars,
         champion_metrics=metrics.get("champion"),
-        bootstrap=bootstrap,
-        slice_drops=_slice_drops(slices, rules.metric),
+        comparison=comparison,
     )
+
+
+def _rows_neither_saw(
+    ctx: StepContext, model_name: str, versions: list[str | None]
+) -> pd.DataFrame:
+    """The current test rows that none of `versions` trained on (their recorded split rules)."""
+    test = read_split(ctx, "test")
+    client = store.connect(ctx.settings)
+    keep = np.ones(len(test), dtype=bool)
+    for version in filter(None, versions):
+        keep &= unseen_by(ctx, client.get_model_version(model_name, version), test)
+    if not keep.any():
+        raise RegistryError(
+            f"every current test row was in the training data of version(s) "
+            f"{', '.join(filter(None, versions))}: nothing fair to judge on"
+        )
+    log.info("judging on %d of %d test rows that neither version trained on",
+             int(keep.sum()), len(test))
+    return test[keep].reset_index(drop=True)
+
+
+def _target_mismatch(ctx: StepContext, model_name: str, versions: list[str | None]) -> str | None:
+    """Both versions are scored against this project's labels: each must predict its target."""
+    client = store.connect(ctx.settings)
+    here = target_identity(ctx.spec)
+    for version in filter(None, versions):
+        theirs = recorded_identity(client.get_model_version(model_name, version))
+        line = target_mismatch(here, theirs)
+        if line is not None:
+            return f"target: version {version} differs from this project's spec: {line}"
+    return None
 
 
 def _score(uri: str, test: pd.DataFrame) -> np.ndarray:
