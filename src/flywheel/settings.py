@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     pii_salt: SecretStr | None = Field(
         default=None, description="secret salt for hashing personal fields in the inference log"
     )
+    signing_key_file: Path = Field(
+        default=Path(".flywheel/signing.key"),
+        description="keys that sign and verify registered versions; keep outside the registry",
+    )
     lock_timeout_s: float = Field(
         default=0.0, ge=0, description="how long a second run waits for the project lock"
     )
@@ -72,6 +76,10 @@ class Settings(BaseSettings):
     @cached_property
     def feedback(self) -> Path:
         return self._resolve(self.feedback_dir)
+
+    @cached_property
+    def signing_key(self) -> Path:
+        return self._resolve(self.signing_key_file)
 
     @cached_property
     def mlflow_uri(self) -> str:

@@ -4,6 +4,9 @@ For rolling forward after a rollback, or choosing an older version on purpose. T
 version and the current champion are scored on the project's current test split and judged
 by `gate.judge` with params' promote rules, exactly as the pipeline judges a candidate.
 `--force --reason TEXT` skips the gate; either way the version's tags record who moved it.
+Both versions are loaded only after their signatures and files are checked (integrity.py): a
+version a registry writer slipped in is refused, forced or not. The new verdict is signed
+before `champion` moves.
 """
 
 from __future__ import annotations
@@ -30,8 +33,14 @@ def promote_version(
     ctx: StepContext, model_name: str, version: str, force_reason: str | None = None
 ) -> dict[str, Any]:
     """Move `champion` to `version` if the gate passes (or `force_reason` is given)."""
+    from flywheel.registry.integrity import verify_version
+    from flywheel.registry.signing import ANY_VERDICT, FORCED, PROMOTED, REJECTED, load_keyring
+    from flywheel.registry.vouch import sign_verdict
+
+    keyring = load_keyring(ctx.settings.signing_key)
     client = store.connect(ctx.settings)
-    _require_version(client, model_name, version)
+    chosen = _require_version(client, model_name, version)
+    verify_version(chosen, accept=ANY_VERDICT)  # signed by us, files as registered
     current = store.version_by_alias(client, model_name, store.CHAMPION)
     before = str(current.version) if current else None
     if before == version:
@@ -39,7 +48,7 @@ def promote_version(
     if force_reason is not None:
         verdict = Verdict(True, f"forced by hand: {force_reason}")
     else:
-        verdict = _gate(ctx, model_name, version, before)
+        verdict = _gate(ctx, model_name, chosen, current)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     for key, value in {
         f"{TAG}.at": stamp,
@@ -49,6 +58,8 @@ def promote_version(
         f"{TAG}.champion_before": before or "none",
     }.items():
         client.set_model_version_tag(model_name, version, key, value[:5000])
+    forced = FORCED if force_reason is not None else PROMOTED
+    sign_verdict(client, keyring, chosen, forced if verdict.promote else REJECTED)
     if not verdict.promote:
         raise RegistryError(
             f"version {version} of {model_name!r} not promoted: {verdict.reason}; "
@@ -69,18 +80,18 @@ def promote_version(
     }
 
 
-def _require_version(client: Any, model_name: str, version: str) -> None:
+def _require_version(client: Any, model_name: str, version: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_model_version(model_name, version)
+        return client.get_model_version(model_name, version)
     except MlflowException as exc:
         raise RegistryError(
             f"{model_name!r} has no version {version!r} (see `flywheel status` or the MLflow UI)"
         ) from exc
 
 
-def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None) -> Verdict:
+def _gate(ctx: StepContext, model_name: str, version: Any, champion: Any | None) -> Verdict:
     """Score both versions on the current test split and judge as the promote step does."""
     from flywheel.evaluation.bootstrap import paired_bootstrap
     from flywheel.evaluation.metrics import classification_metrics
@@ -88,6 +99,7 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
     from flywheel.pipeline.stages import train_prevalence
     from flywheel.registry.gate import prior_metrics
     from flywheel.registry.promote import _slice_drops
+    from flywheel.registry.signing import ANY_VERDICT, SERVABLE
 
     test = _test_split(ctx)
     y = test[TARGET].to_numpy()
@@ -97,7 +109,7 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
         "prior": prior_metrics(y, train_prevalence(ctx)),
     }
     try:
-        proba = _score(store.model_uri(model_name, version), test)
+        proba = _score(version, test, ANY_VERDICT)
     except Exception as exc:  # whatever stops it from scoring, the gate's first check fails
         return judge(
             params=rules,
@@ -110,7 +122,7 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
         )
     scores = {"candidate": proba}
     if champion is not None:
-        scores["champion"] = _score(store.model_uri(model_name, champion), test)
+        scores["champion"] = _score(champion, test, SERVABLE)
     metrics = {n: classification_metrics(y, p, cfg.threshold) for n, p in scores.items()}
     slices = [
         {"model": n, **r}
@@ -144,8 +156,9 @@ def _test_split(ctx: StepContext) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _score(uri: str, test: pd.DataFrame) -> np.ndarray:
-    import mlflow
+def _score(version: Any, test: pd.DataFrame, accept: frozenset[str]) -> np.ndarray:
+    """Probabilities of a version loaded from its checked files (signature, then digest)."""
+    from flywheel.registry.integrity import load_verified
 
-    answer = mlflow.pyfunc.load_model(uri).predict(test.drop(columns=TARGET))
+    answer = load_verified(version, accept=accept).predict(test.drop(columns=TARGET))
     return answer["probability"].to_numpy(dtype="float64")
