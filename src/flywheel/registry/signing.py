@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flywheel.errors import ConfigError
+from flywheel.private_file import create_private, read_private, replace_private
 from flywheel.registry.store import TAG_PREFIX
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ ANY_VERDICT = VERDICTS  # the files are genuine; the verdict does not matter (lo
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SECRET = re.compile(r"[0-9a-f]{64}")
 _MAC = re.compile(r"[0-9a-f]{64}")
+HEADER = "# Flywheel signing keys, `<key id> <64 hex digits>`: the first line signs, all verify\n"
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,10 @@ def load_keyring(path: Path) -> Keyring:
             "a `flywheel run` (it is generated on first use) or mount the deployment's key "
             "(FLYWHEEL_SIGNING_KEY_FILE)"
         )
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(
-            f"{path}: signing key readable by others (mode {mode:o}); expected 600 "
-            f"(chmod 600 {path})"
-        )
+    text = read_private(path, "signing key")
     keys: dict[str, bytes] = {}
     order: list[str] = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -133,14 +129,7 @@ def new_key_line() -> str:
 
 def ensure_keyring(path: Path) -> Keyring:
     """The keyring at `path`, generated (one key, mode 0600) if there is none yet."""
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            return load_keyring(path)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"# Flywheel signing keys: first line signs, all verify\n{new_key_line()}\n")
+    if create_private(path, f"{HEADER}{new_key_line()}\n"):
         log.info("generated a signing key in %s (keep it outside the registry)", path)
     return load_keyring(path)
 
@@ -149,10 +138,6 @@ def rotate_keyring(path: Path) -> str:
     """Prepend a new signing key, keep the old ones for verification; returns the new id."""
     old = load_keyring(path)
     line = new_key_line()
-    kept = "\n".join(f"{kid} {old.keys[kid].hex()}" for kid in old.keys)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"# Flywheel signing keys: first line signs, all verify\n{line}\n{kept}\n")
-    tmp.replace(path)
+    kept = "".join(f"{kid} {key.hex()}\n" for kid, key in old.keys.items())
+    replace_private(path, f"{HEADER}{line}\n{kept}")
     return line.split()[0]
