@@ -217,7 +217,7 @@ def create_app(model_name: str, guard: Guard) -> Any:
             counts.labels(outcome="error").inc()
             logger.error("could not send the event to Prefect: %s", printable(str(exc)))
             return JSONResponse({"error": f"Prefect API: {printable(str(exc))}"}, status_code=503)
-        return JSONResponse({"result": message}, status_code=status)
+        return JSONResponse({"error" if status >= 400 else "result": message}, status_code=status)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

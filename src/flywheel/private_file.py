@@ -35,11 +35,17 @@ def replace_private(path: Path, text: str) -> None:
 
 
 def read_private(path: Path, what: str) -> str:
-    """The file's text; a ConfigError naming the file if it is missing or others can read it."""
+    """The file's text; a ConfigError naming the file if it is missing or others can read it.
+
+    The mode is held to 0600 for files the running user owns (ours to create and chmod); a
+    secret mounted by a platform (a Kubernetes Secret volume, a compose secret owned by
+    another uid) has the mode its platform gives it, and the deployment docs set that.
+    """
     if not path.is_file():
         raise ConfigError(f"{path}: no {what} file")
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
+    stat = path.stat()
+    mode = stat.st_mode & 0o777
+    if mode & 0o077 and stat.st_uid == os.getuid():
         raise ConfigError(
             f"{path}: {what} readable by others (mode {mode:o}); expected 600 (chmod 600 {path})"
         )
