@@ -6,9 +6,10 @@ early and imports its libraries while the run is logged and registered (the trai
 starts one when it begins, so its imports are long done by promote); it receives the model
 URI only afterwards, so it has never seen the model in memory.
 
-It loads through `integrity.load_verified`, like every other load: the files are hashed and
-compared with the SHA-256 recorded at registration first, so an artifact altered between
-registering and checking is refused (the parent raises `IntegrityError`, no alias moves).
+It loads through `integrity.load_verified`, like every other load: the version's signature
+(signed `registered` by promote just before) and then its files' SHA-256 are checked first,
+so an artifact altered between registering and checking is refused (the parent raises
+`IntegrityError`, no alias moves).
 """
 
 from __future__ import annotations

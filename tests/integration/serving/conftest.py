@@ -44,8 +44,9 @@ class Registry:
         return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def register(self, commit: str, data_md5: str, source: str | None = None,
-                 champion: bool = True) -> str:
-        """A new version of the same trained model (or of `source`), aliased champion."""
+                 champion: bool = True, verdict: str | None = None) -> str:
+        """A new version of the same trained model (or of `source`), aliased champion; signed
+        `verdict` (default: `promoted` for a champion, `registered` otherwise)."""
         client = self.client()
         try:
             client.get_registered_model(self.name)
@@ -63,7 +64,7 @@ class Registry:
                   "flywheel.candidate": "logreg", DIGEST_TAG: sha256})
         # Signed as the pipeline signs (the session's key: tests/conftest.py signing_key).
         sign(client, session_keyring(), self.name, version.version, sha256,
-             PROMOTED if champion else REGISTERED)
+             verdict or (PROMOTED if champion else REGISTERED))
         if champion:
             client.set_registered_model_alias(self.name, "champion", version.version)
         return str(version.version)
