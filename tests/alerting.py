@@ -90,6 +90,12 @@ def alert_events(since: float) -> list[Any]:
     return found.json()["events"]
 
 
+def receiver_headers(root: Path) -> dict[str, str]:
+    """What Alertmanager sends: the token `flywheel alert-receiver` generated under `root`."""
+    token = (root / ".flywheel" / "alert-receiver.token").read_text().strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def notification(
     status: str, alerts: list[dict[str, str]], group: str, starts: str = "2026-01-01T00:00:00Z"
 ) -> dict[str, Any]:
@@ -112,7 +118,7 @@ def notification(
                 "startsAt": starts,
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "",
-                "fingerprint": f"fp-{i}",
+                "fingerprint": f"{i:016x}",
             }
             for i, labels in enumerate(alerts)
         ],

@@ -34,6 +34,18 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "flywheel-tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@flywheel.invalid")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One signing key for the session, outside any project; every process started inherits
+    it (FLYWHEEL_SIGNING_KEY_FILE), so what a test signs, the services it starts verify."""
+    from flywheel.registry.signing import ensure_keyring
+
+    path = tmp_path_factory.mktemp("signing") / "signing.key"
+    ensure_keyring(path)
+    os.environ["FLYWHEEL_SIGNING_KEY_FILE"] = str(path)
+    return path
+
+
 def require_program(name: str) -> str:
     """The path of a system program a test starts for real, or a skip that says why.
 

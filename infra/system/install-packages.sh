@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System programs the test suite starts for real: Prometheus (promtool), Alertmanager (amtool),
-# PostgreSQL, the compiled HTTP load generators and a headless browser for screenshot checks.
+# PostgreSQL, the compiled HTTP load generators, a headless browser for screenshot checks and
+# kubectl (its built-in Kustomize renders the overlays in the manifest tests).
 # Installs the missing ones with apt-get when run as root on Debian/Ubuntu (CI); elsewhere it
 # says what is missing and the tests that need them skip with that reason
 # (FLYWHEEL_REQUIRE_SYSTEM_TOOLS=1, set in .ci/run, turns those skips into failures).
@@ -15,6 +16,7 @@ declare -A PACKAGE_OF=(
   [hey]=hey
   [wrk]=wrk
   [chromium]=chromium
+  [kubectl]=kubectl
 )
 
 missing=()

@@ -294,6 +294,55 @@ def promote(
 
 
 @app.command()
+def sign(
+    version: Annotated[str, typer.Option(help="the registered version to vouch for")],
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+    verdict: Annotated[
+        str | None,
+        typer.Option(help="registered, promoted, forced, rejected or rolled_back (default: "
+                     "promoted for champion/previous, registered otherwise)"),
+    ] = None,
+) -> None:
+    """Sign a version's files with the project's key, after you checked them (older registries).
+
+    A version registered before signing existed (or by hand) is refused by the service, batch
+    scoring, rollback and promote until an admin vouches for it here.
+    Example: flywheel sign --version 3
+    """
+    _setup_logging()
+    try:
+        from flywheel.registry.vouch import vouch
+        from flywheel.settings import settings
+
+        done = vouch(settings(), _model_name(model), version, verdict)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(done, default=str))
+
+
+keys_app = typer.Typer(help="The key that signs gate verdicts.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Sign with a new key from now on; older keys still verify what they signed.
+
+    Example: flywheel keys rotate
+    """
+    try:
+        from flywheel.registry.signing import rotate_keyring
+        from flywheel.settings import settings
+
+        key_id = rotate_keyring(settings().signing_key)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"now signing with key {key_id}")
+
+
+@app.command()
 def deploy() -> None:
     """Create the work pools prefect.yaml uses (`default`, `gpu`) and register its deployments.
 

@@ -43,6 +43,21 @@ class Settings(BaseSettings):
     pii_salt: SecretStr | None = Field(
         default=None, description="secret salt for hashing personal fields in the inference log"
     )
+    signing_key_file: Path = Field(
+        default=Path(".flywheel/signing.key"),
+        description="keys that sign and verify registered versions; keep outside the registry",
+    )
+    alert_token: SecretStr | None = Field(
+        default=None, description="bearer token Alertmanager sends to `flywheel alert-receiver`"
+    )
+    alert_token_file: Path = Field(
+        default=Path(".flywheel/alert-receiver.token"),
+        description="where the receiver's token is read (generated there on a loopback bind)",
+    )
+    alert_allowed_hosts: str = Field(
+        default="",
+        description="comma-separated Host names the receiver answers besides loopback ones",
+    )
     lock_timeout_s: float = Field(
         default=0.0, ge=0, description="how long a second run waits for the project lock"
     )
@@ -77,6 +92,14 @@ class Settings(BaseSettings):
     @cached_property
     def feedback(self) -> Path:
         return self._resolve(self.feedback_dir)
+
+    @cached_property
+    def signing_key(self) -> Path:
+        return self._resolve(self.signing_key_file)
+
+    @cached_property
+    def alert_token_path(self) -> Path:
+        return self._resolve(self.alert_token_file)
 
     @cached_property
     def mlflow_uri(self) -> str:

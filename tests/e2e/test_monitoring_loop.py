@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.alerting import Running, alert_events, api, notification, start
+from tests.alerting import Running, alert_events, api, notification, receiver_headers, start
 from tests.conftest import REPO, make_project, require_program, shrink_params
 from tests.integration.serving.conftest import (
     Registry,
@@ -155,16 +155,18 @@ def test_deploy_registers_monitoring_and_the_retraining_automation(loop: Loop) -
 
 def test_bad_and_resolved_notifications_start_nothing(loop: Loop) -> None:
     url = loop.receiver.url + "/alerts"
-    bad = httpx.post(url, content=b'{"version": "4", "status": "firing"}', timeout=10)
+    headers = {**receiver_headers(loop.root), "Content-Type": "application/json"}
+    bad = httpx.post(url, content=b'{"version": "4", "status": "firing"}', headers=headers,
+                     timeout=10)
     assert bad.status_code == 422
     assert "groupKey" in bad.json()["error"] and "\n" not in bad.json()["error"]
-    assert httpx.post(url, content=b"not json", timeout=10).status_code == 422
+    assert httpx.post(url, content=b"not json", headers=headers, timeout=10).status_code == 422
     resolved = notification(
         "resolved",
         [{"alertname": "FlywheelFeatureDrift", "feature": "tenure"}],
         group="{}:{resolved}",
     )
-    assert httpx.post(url, json=resolved, timeout=10).status_code == 200
+    assert httpx.post(url, json=resolved, headers=headers, timeout=10).status_code == 200
     counts = receiver_counts(loop)
     assert counts.get("invalid") == 2 and counts.get("resolved") == 1
     assert counts.get("emitted", 0) == 0
@@ -208,7 +210,13 @@ def champion_with_profile(store: Path) -> Registry:
 
 
 def loop_configs(
-    tmp: Path, service: Server, exporter: str, alertmanager: str, receiver: str, min_labels: int
+    tmp: Path,
+    service: Server,
+    exporter: str,
+    alertmanager: str,
+    receiver: str,
+    min_labels: int,
+    token_root: Path,
 ) -> tuple[Path, Path]:
     """Copies of infra/ for the test: 1 s scrapes and evaluations, `for:` of 1 s, loopback
     ports; the rules and routes themselves are the shipped ones."""
@@ -231,6 +239,8 @@ def loop_configs(
     am["route"]["routes"][0]["receiver"] = "flywheel-retrain"
     retrain = next(r for r in am["receivers"] if r["name"] == "flywheel-retrain")
     retrain["webhook_configs"][0]["url"] = receiver + "/alerts"
+    token = token_root / ".flywheel" / "alert-receiver.token"  # as the shipped config, absolute
+    retrain["webhook_configs"][0]["http_config"]["authorization"]["credentials_file"] = str(token)
     (tmp / "alertmanager.yml").write_text(yaml.safe_dump(am))
     return tmp / "prometheus.yml", tmp / "alertmanager.yml"
 
@@ -261,7 +271,7 @@ def stack(loop: Loop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
             "FLYWHEEL_FEEDBACK_DIR": str(dirs["feedback"]),
             "FLYWHEEL_MONITOR_DIR": str(dirs["monitor"]),
         }
-        prometheus = start_monitoring(stack, tmp, env, service, loop.receiver.url)
+        prometheus = start_monitoring(stack, tmp, env, service, loop.receiver.url, loop.root)
         worker = start_worker(stack, tmp, {**loop.env, **{k: env[k] for k in TRACKING}})
         yield Stack(
             service=service,
@@ -277,7 +287,7 @@ TRACKING = ("FLYWHEEL_TRACKING_URI", "MLFLOW_TRACKING_URI")
 
 
 def start_monitoring(
-    stack: ExitStack, tmp: Path, env: dict[str, str], service: Server, receiver: str
+    stack: ExitStack, tmp: Path, env: dict[str, str], service: Server, receiver: str, root: Path
 ) -> str:
     """The exporter, Alertmanager and Prometheus, wired to each other and to `receiver`;
     returns Prometheus's URL."""
@@ -290,6 +300,7 @@ def start_monitoring(
         f"127.0.0.1:{ports['alertmanager']}",
         receiver,
         MIN_LABELS,
+        root,
     )
     start(
         stack,
@@ -542,8 +553,9 @@ def test_a_second_firing_inside_the_cooldown_starts_no_second_run(stack: Stack, 
         [{"alertname": "FlywheelScoreDrift", "model_version": "1", "action": "retrain"}],
         group="{}:{second-firing}",
     )
-    assert httpx.post(url, json=body, timeout=30).status_code == 202
-    again = httpx.post(url, json=body, timeout=30)  # Alertmanager repeating the group
+    headers = receiver_headers(loop.root)
+    assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 202
+    again = httpx.post(url, json=body, headers=headers, timeout=30)  # the group repeated
     assert again.status_code == 200 and "already handled" in again.text
     wait_for(
         lambda: [

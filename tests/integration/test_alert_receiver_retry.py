@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.alerting import alert_events, notification, start
+from tests.alerting import alert_events, notification, receiver_headers, start
 from tests.integration.serving.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -97,13 +97,14 @@ def test_receiver_answers_503_while_prefect_is_down_and_the_retry_emits_once(
             url=f"http://127.0.0.1:{port}",
             probe="/healthz",
         )
-        down = httpx.post(receiver.url + "/alerts", json=body, timeout=60)
+        headers = receiver_headers(tmp_path)
+        down = httpx.post(receiver.url + "/alerts", json=body, headers=headers, timeout=60)
         assert down.status_code == 503, down.text
         assert "Prefect API" in down.json()["error"]
         with forward(api_port, prefect_server.split("//")[1].split("/")[0]):
-            retry = httpx.post(receiver.url + "/alerts", json=body, timeout=60)
+            retry = httpx.post(receiver.url + "/alerts", json=body, headers=headers, timeout=60)
             assert retry.status_code == 202, f"{retry.text}\n{receiver.tail()}"
-            again = httpx.post(receiver.url + "/alerts", json=body, timeout=60)
+            again = httpx.post(receiver.url + "/alerts", json=body, headers=headers, timeout=60)
             assert again.status_code == 200 and "already handled" in again.text
         counts = httpx.get(receiver.url + "/metrics/", timeout=5).text
     assert 'flywheel_alert_receiver_notifications_total{outcome="error"} 1.0' in counts

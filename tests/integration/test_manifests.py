@@ -6,14 +6,17 @@ Kubernetes OpenAPI schemas of K8S_VERSION (kubernetes-validate), the Prefect wor
 templates by prefect-kubernetes' own models. Then cross-references: every path, port, probe,
 image and variable a manifest names exists in the code or the repository.
 
-kustomize is not installed here, so `render` below applies the subset of kustomize the
-overlays use (resources, namespace, labels, images, strategic-merge patches); it refuses any
-other kustomization key, so an overlay cannot silently use more than is checked.
+The overlays are rendered by the real `kubectl kustomize` (Debian's kubectl ships Kustomize
+5.5; infra/system/install-packages.sh installs it), and every rendered object is validated
+strictly. The security wiring is checked too: tokens and keys come from Secrets, no server
+listens beyond loopback without a token, MLflow is reachable only through its NetworkPolicy,
+and compose's monitoring targets are compose service names.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import re
@@ -25,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_program
 
 K8S_VERSION = "1.33.0"
 INFRA = REPO / "infra"
@@ -34,60 +37,24 @@ SECRET = "flywheel-services"
 IMAGES = {"flywheel", "flywheel-worker"}  # the bento (bentofile name) and infra/docker's image
 # Written by the monitoring work; their absence skips the check that needs them, with a reason.
 MONITORING = ("infra/prometheus", "infra/alertmanager", "infra/grafana")
-KUSTOMIZE_KEYS = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "patches"}
+SIGNING_SECRET = "flywheel-signing"  # the keyring, mounted as a file (docs/security-signing.md)
 
 
-# --- a kustomize subset ---------------------------------------------------------------------
+# --- rendering -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _kustomize(folder: Path) -> str:
+    kubectl = require_program("kubectl")
+    done = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"kubectl kustomize {folder}: {done.stderr}"
+    return done.stdout
 
 
 def render(folder: Path) -> list[dict[str, Any]]:
-    """What `kubectl kustomize <folder>` prints, for the features our overlays use."""
-    spec = yaml.safe_load((folder / "kustomization.yaml").read_text())
-    assert set(spec) <= KUSTOMIZE_KEYS, f"{folder}: unsupported keys {set(spec) - KUSTOMIZE_KEYS}"
-    docs: list[dict[str, Any]] = []
-    for resource in spec.get("resources", []):
-        path = folder / resource
-        docs += render(path) if path.is_dir() else list(yaml.safe_load_all(path.read_text()))
-    for patch in spec.get("patches", []):
-        for change in yaml.safe_load_all((folder / patch["path"]).read_text()):
-            (target,) = [
-                d
-                for d in docs
-                if d["kind"] == change["kind"]
-                and d["metadata"]["name"] == change["metadata"]["name"]
-            ]
-            _merge(target, change)
-    for doc in docs:
-        for label in spec.get("labels", []):
-            doc["metadata"].setdefault("labels", {}).update(label["pairs"])
-        if "namespace" in spec:
-            doc["metadata"]["namespace"] = spec["namespace"]
-        for container in _containers(doc):
-            for image in spec.get("images", []):
-                if container["image"].split(":")[0] == image["name"]:
-                    container["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
-    return docs
-
-
-def _merge(into: dict[str, Any], change: dict[str, Any]) -> None:
-    """Strategic merge as kustomize does it for our patches: lists of named items by name."""
-    for key, value in change.items():
-        current = into.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            _merge(current, value)
-        elif (
-            isinstance(value, list)
-            and isinstance(current, list)
-            and all(isinstance(v, dict) and "name" in v for v in value + current)
-        ):
-            by_name = {item["name"]: item for item in current}
-            for item in value:
-                if item["name"] in by_name:
-                    _merge(by_name[item["name"]], item)
-                else:
-                    current.append(item)
-        else:
-            into[key] = copy.deepcopy(value)
+    """What `kubectl kustomize <folder>` prints, parsed (a fresh copy per call)."""
+    return [doc for doc in yaml.safe_load_all(_kustomize(folder)) if doc]
 
 
 def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -217,6 +184,7 @@ def test_rendered_overlay_matches_the_kubernetes_schemas(overlay: str) -> None:
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     }
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -272,7 +240,8 @@ def test_readme_secret_holds_every_key_the_manifests_read() -> None:
     """The README's `kubectl create secret` makes every key a manifest needs from the Secret."""
     readme = (REPO / "README.md").read_text()
     continued = r"(?:.|\\\n)*?\n(?!  )"  # up to the first line not continued by a backslash
-    (command,) = re.findall(r"kubectl -n flywheel create secret generic " + continued, readme)
+    (command,) = re.findall(rf"kubectl -n flywheel create secret generic {SECRET} " + continued,
+                            readme)
     created = set(re.findall(r"--from-literal=([a-z0-9-]+)=", command))
     required = {
         ref["key"]
@@ -284,6 +253,107 @@ def test_readme_secret_holds_every_key_the_manifests_read() -> None:
     }
     assert f"generic {SECRET} " in command
     assert required and required <= created, f"not created by the README: {required - created}"
+    signing = rf"create secret generic {SIGNING_SECRET} \\\n *--from-file=signing.key="
+    assert re.search(signing, readme)
+
+
+# --- security wiring (issue 18) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_k8s_service_has_a_token_and_the_signing_keyring_from_secrets(overlay: str) -> None:
+    docs = render(INFRA / "k8s/overlays" / overlay)
+    pod = by_kind(docs, "Deployment")["flywheel-service"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    # bentoml serve listens on 0.0.0.0 in the pod: never without a token
+    assert env["FLYWHEEL_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": SECRET, "key": "api-token"}
+    key_file = Path(env["FLYWHEEL_SIGNING_KEY_FILE"]["value"])
+    (mount,) = [m for m in container["volumeMounts"] if key_file.parent == Path(m["mountPath"])]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert mount["readOnly"] is True
+    assert volume["secret"] == {"secretName": SIGNING_SECRET, "defaultMode": 0o400}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mlflow_is_reachable_only_by_registry_clients(overlay: str) -> None:
+    docs = render(INFRA / "k8s/overlays" / overlay)
+    policy = by_kind(docs, "NetworkPolicy")["flywheel-mlflow"]["spec"]
+    mlflow = by_kind(docs, "Deployment")["flywheel-mlflow"]["spec"]["template"]["metadata"]
+    assert policy["podSelector"]["matchLabels"].items() <= mlflow["labels"].items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"flywheel.io/registry-client":
+                                                              "true"}}}]
+    clients = [by_kind(docs, "Deployment")["flywheel-service"],
+               by_kind(render(TRAINING), "Job")["flywheel-train"]]
+    for client in clients:
+        assert client["spec"]["template"]["metadata"]["labels"]["flywheel.io/registry-client"]
+
+
+def test_compose_listeners_have_tokens_and_keys_from_secrets() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services, secrets = compose["services"], compose["secrets"]
+    assert {s["file"] for s in secrets.values()} == {
+        "./secrets/signing.key", "./secrets/alert-receiver.token"}
+    assert "secrets/" in (REPO / ".gitignore").read_text()
+    assert services["flywheel"]["environment"]["FLYWHEEL_API_TOKEN"].startswith(
+        "${FLYWHEEL_API_TOKEN:?")
+    for name, service in services.items():
+        key_file = service.get("environment", {}).get("FLYWHEEL_SIGNING_KEY_FILE")
+        if key_file:
+            assert key_file == "/run/secrets/signing_key" and "signing_key" in service.get(
+                "secrets", []), name
+    receiver = services["alert-receiver"]
+    assert "0.0.0.0" in receiver["command"]
+    assert receiver["environment"]["FLYWHEEL_ALERT_TOKEN_FILE"] == (
+        "/run/secrets/alert_receiver_token")
+    assert "alert_receiver_token" in services["alertmanager"]["secrets"]
+
+
+def test_compose_monitoring_configs_are_the_shipped_ones_with_compose_addresses() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    prom = yaml.safe_load((INFRA / "compose/prometheus.yml").read_text())
+    shipped = yaml.safe_load((INFRA / "prometheus/prometheus.yml").read_text())
+    targets = [t for job in prom["scrape_configs"] for t in job["static_configs"][0]["targets"]]
+    targets += prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    for target in targets:
+        host, port = target.split(":")
+        assert host in services, f"{target}: not a compose service"
+    assert targets == ["flywheel:3000", "monitor-exporter:9108", "alertmanager:9093"]
+    assert _without_addresses(prom) == _without_addresses(shipped)
+    am = yaml.safe_load((INFRA / "compose/alertmanager.yml").read_text())
+    shipped_am = yaml.safe_load((INFRA / "alertmanager/alertmanager.yml").read_text())
+    hook = _webhook(am)
+    assert hook["url"] == "http://alert-receiver:9095/alerts"
+    assert hook["http_config"]["authorization"]["credentials_file"] == (
+        "/run/secrets/alert_receiver_token")
+    assert _webhook(shipped_am)["http_config"]["authorization"]["credentials_file"].endswith(
+        ".flywheel/alert-receiver.token")
+    for config in (am, shipped_am):
+        _webhook(config).pop("url")
+        _webhook(config).pop("http_config")
+    assert am == shipped_am
+    amtool = require_program("amtool")
+    for path in (INFRA / "compose/alertmanager.yml", INFRA / "alertmanager/alertmanager.yml"):
+        checked = subprocess.run([amtool, "check-config", str(path)], capture_output=True,
+                                 text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _webhook(config: dict[str, Any]) -> dict[str, Any]:
+    receiver = next(r for r in config["receivers"] if r["name"] == "flywheel-retrain")
+    return receiver["webhook_configs"][0]  # type: ignore[no-any-return]
+
+
+def _without_addresses(config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = []
+    for job in config["scrape_configs"]:
+        job["static_configs"][0]["targets"] = []
+    return config
 
 
 # --- multi-node training ---------------------------------------------------------------------

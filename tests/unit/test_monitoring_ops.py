@@ -13,6 +13,8 @@ from pipelines.alert_receiver import event_for, parse_notification
 from pipelines.monitoring import cooldown_key, retrain_reason, retraining_event
 from tests.conftest import REPO
 
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"  # two firings' startsAt
+
 
 def report(drifted: list[str], enough: bool = True, decayed: bool = False) -> dict:
     features = {name: {"drifted": name in drifted} for name in ("tenure", "contract")}
@@ -55,7 +57,7 @@ def test_the_flow_asks_for_retraining_with_the_receivers_event() -> None:
     start = 6 * 3600 * 1000
     flow = retraining_event({**report(["tenure"]), "model_name": "churn"}, "monitor: x", 360, start)
     alert = event_for(
-        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", "t0")])), "churn"
+        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", T0)])), "churn"
     )
     assert alert is not None
     assert flow["event"] == alert["event"] == "flywheel.alert.firing"
@@ -90,12 +92,12 @@ def body(status: str, alerts: list[tuple[str, str, str]], group: str = "g") -> b
 
 
 def test_receiver_ignores_resolved_and_keys_by_group_and_start() -> None:
-    resolved = parse_notification(body("resolved", [("resolved", "FlywheelFeatureDrift", "t0")]))
+    resolved = parse_notification(body("resolved", [("resolved", "FlywheelFeatureDrift", T0)]))
     assert event_for(resolved, "m") is None
     mixed = parse_notification(
         body(
             "firing",
-            [("firing", "FlywheelFeatureDrift", "t0"), ("resolved", "FlywheelScoreDrift", "t0")],
+            [("firing", "FlywheelFeatureDrift", T0), ("resolved", "FlywheelScoreDrift", T0)],
         )
     )
     event = event_for(mixed, "churn")
@@ -104,10 +106,10 @@ def test_receiver_ignores_resolved_and_keys_by_group_and_start() -> None:
     assert event["payload"]["reason"] == "alert: FlywheelFeatureDrift feature=tenure"
     assert event["resource"]["prefect.resource.id"] == "flywheel.model.churn"
     same = event_for(
-        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", "t0")])), "churn"
+        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", T0)])), "churn"
     )
     later = event_for(
-        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", "t1")])), "churn"
+        parse_notification(body("firing", [("firing", "FlywheelFeatureDrift", T1)])), "churn"
     )
     assert same is not None and later is not None
     assert same["id"] == event["id"] != later["id"]

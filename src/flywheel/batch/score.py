@@ -119,9 +119,14 @@ def score_file(settings: Settings, job: BatchJob) -> dict[str, Any]:
 
 
 def load_scoring_model(settings: Settings, name: str, version: str | None) -> Any:
-    """The version asked for, or the champion; with its lineage (serving's loader)."""
+    """The version asked for, or the champion; with its lineage (serving's loader).
+
+    Its signature is checked before anything is downloaded or unpickled: the champion must be
+    signed fit to serve; a version asked for by number must be one the pipeline registered.
+    """
     from mlflow.exceptions import MlflowException
 
+    from flywheel.registry.signing import ANY_VERDICT, SERVABLE
     from flywheel.registry.store import CHAMPION, connect, version_by_alias
     from flywheel.serving.registry_watch import load_version
 
@@ -141,7 +146,7 @@ def load_scoring_model(settings: Settings, name: str, version: str | None) -> An
             f"no {name}@{CHAMPION} in the registry at {settings.mlflow_uri}; "
             "run the pipeline (`flywheel run`) or pass --version"
         )
-    return load_version(client, found)
+    return load_version(client, found, accept=SERVABLE if version is None else ANY_VERDICT)
 
 
 def _stream(

@@ -6,9 +6,10 @@ before the model is logged and imports its libraries meanwhile (`flywheel run` l
 when it begins, so its imports are long done by promote); it receives the model URI only
 afterwards, so it has never seen the model in memory.
 
-It loads through `integrity.load_verified`, like every other load: the files are hashed and
-compared with the SHA-256 recorded at registration first, so an artifact altered between
-registering and checking is refused (the parent raises `IntegrityError`, no alias moves).
+It loads through `integrity.load_verified`, like every other load: the version's signature
+(signed `registered` by promote just before) and then its files' SHA-256 are checked first,
+so an artifact altered between registering and checking is refused (the parent raises
+`IntegrityError`, no alias moves).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.registry.integrity import IntegrityError, load_verified
+from flywheel.registry.signing import ANY_VERDICT
 
 TIMEOUT_S = 300
 # Imported before the model URI arrives; torch loads with a torch model. The SQLite stores'
@@ -107,7 +109,10 @@ def _load_checked(client: Any, model_uri: str) -> Any:
     try:
         # No dependency-mismatch warnings: nobody reads this process's warnings, and collecting
         # the installed packages for them takes half a second.
-        return load_verified(client.get_model_version(name, number), suppress_warnings=True)
+        # Signed `registered` so far: the gate's verdict comes after this check.
+        return load_verified(
+            client.get_model_version(name, number), suppress_warnings=True, accept=ANY_VERDICT
+        )
     except IntegrityError as exc:
         print(ALTERED + " ".join(str(exc).split()), file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None

@@ -32,6 +32,8 @@ from flywheel.registry.compare import (
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
 from flywheel.registry.lock import promotion_lock
+from flywheel.registry.signing import PROMOTED, REGISTERED, REJECTED, Keyring, ensure_keyring
+from flywheel.registry.vouch import sign
 from flywheel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ def _log_register_judge(
     from flywheel.registry.pyfunc import log_pyfunc
 
     client = store.connect(settings)
+    keyring = ensure_keyring(settings.signing_key)  # the load check below verifies with it
     current = store.version_by_alias(client, inputs.model_name, store.CHAMPION)
     before = str(current.version) if current else None
     scored = inputs.champion["version"] if inputs.champion else None
@@ -112,13 +115,12 @@ def _log_register_judge(
     ) as run:
         _log_run(params, inputs)
         info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
-        # The digest of the files as stored, next to the lineage: every later load checks it.
-        signed = {
-            **tags,
-            DIGEST_TAG: digest_of(info.model_uri),
-            TARGET_TAG: json.dumps(target_identity(spec)),
-        }
+        # The digest of the files as stored, next to the lineage, signed with the key kept
+        # outside the registry: every later load checks both before unpickling.
+        sha256 = digest_of(info.model_uri)
+        signed = {**tags, DIGEST_TAG: sha256, TARGET_TAG: json.dumps(target_identity(spec))}
         version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=signed).version)
+        sign(client, keyring, inputs.model_name, version, sha256, REGISTERED)
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
@@ -129,7 +131,8 @@ def _log_register_judge(
             params, spec, inputs, load_error, recorded_identity(current) if current else None
         )
         verdict = _experiment_holds(verdict, params, settings)
-        verdict, now = _settle(client, inputs.model_name, version, before, verdict, numbers)
+        record = _Signed(keyring, version, sha256)
+        verdict, now = _settle(client, inputs.model_name, record, before, verdict, numbers)
         log.info(
             "version %s of %s: %s (%s)",
             version,
@@ -165,25 +168,38 @@ def _log_run(params: Params, inputs: PromoteInputs) -> None:
         mlflow.log_dict(content, path)
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """The version just registered, its digest, and the key that signs its verdict."""
+
+    keyring: Keyring
+    version: str
+    sha256: str
+
+
 def _settle(
     client: Any,
     name: str,
-    version: str,
+    record: _Signed,
     before: str | None,
     verdict: Verdict,
     numbers: dict[str, Any],
 ) -> tuple[Verdict, str | None]:
-    """Record the verdict and move the aliases under the registry-wide promotion lock.
+    """Record and sign the verdict and move the aliases under the registry-wide promotion lock.
 
     The champion is read again inside the lock: a pass judged against a champion that another
     run replaced meanwhile is refused (compare-and-set). Returns the verdict and the champion now.
+    The signature goes on before `champion` moves, so the service never sees it unsigned.
     """
     import mlflow
 
+    version = record.version
     with promotion_lock(client, name):
         verdict, now = _still_against(client, name, before, verdict)
         mlflow.log_dict({"verdict": verdict.to_dict(), "numbers": numbers}, "gate.json")
         _record(client, name, version, verdict, numbers)
+        signed = PROMOTED if verdict.promote else REJECTED
+        sign(client, record.keyring, name, version, record.sha256, signed)
         pause_point("promote:registered")
         if verdict.promote:
             if before is not None:

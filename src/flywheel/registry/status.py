@@ -6,8 +6,9 @@ from typing import Any
 
 from flywheel.errors import RegistryError
 from flywheel.registry import store
-from flywheel.registry.integrity import verify_version
+from flywheel.registry.integrity import IntegrityError, check_signature, verify_version
 from flywheel.registry.quickread import version_record
+from flywheel.registry.signing import ANY_VERDICT
 from flywheel.settings import Settings
 
 
@@ -42,8 +43,14 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
     """Point `champion` at `previous`; the demoted version keeps a tag saying why it left.
 
     `previous` is removed afterwards, so a second rollback refuses instead of flip-flopping
-    between two versions.
+    between two versions. `previous` must carry a valid signed `promoted`/`forced` verdict
+    (checked before anything is downloaded); the demoted version is re-signed `rolled_back`,
+    so a registry writer cannot move `champion` back onto it.
     """
+    from flywheel.registry.signing import ROLLED_BACK, load_keyring
+    from flywheel.registry.vouch import sign_verdict
+
+    keyring = load_keyring(settings.signing_key)
     client = store.connect(settings)
     champion = store.version_by_alias(client, model_name, store.CHAMPION)
     previous = store.version_by_alias(client, model_name, store.PREVIOUS)
@@ -52,7 +59,9 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
             f"{model_name!r} has no version with alias 'previous' to roll back to "
             f"(champion is {champion.version if champion else 'unset'})"
         )
-    verify_version(previous)  # never move the alias onto files that were altered since
+    verify_version(previous)  # never onto unsigned files, or files altered since
+    if champion is not None and _genuine(champion):  # never sign what we did not sign before
+        sign_verdict(client, keyring, champion, ROLLED_BACK)
     client.set_registered_model_alias(model_name, store.CHAMPION, previous.version)
     client.delete_registered_model_alias(model_name, store.PREVIOUS)
     if champion is not None:
@@ -67,6 +76,14 @@ def rollback(settings: Settings, model_name: str) -> dict[str, Any]:
         "champion": str(previous.version),
         "demoted": str(champion.version) if champion else None,
     }
+
+
+def _genuine(version: Any) -> bool:
+    try:
+        check_signature(version, ANY_VERDICT)
+    except IntegrityError:
+        return False
+    return True
 
 
 def describe_version(client: Any, version: Any) -> dict[str, Any]:

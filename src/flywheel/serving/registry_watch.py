@@ -4,6 +4,8 @@ A background thread polls the `champion` alias; when it moves, the new version i
 request path and swapped in by replacing one reference, which is atomic in Python. A request
 reads that reference once, so a batch is answered by exactly one version. A load that fails
 keeps the old model serving and is logged and counted (docs/architecture.md, principle 5).
+A version whose signed verdict is missing, forged or not fit to serve (registry/signing.py) is
+refused before any of its files are downloaded, counted as `signature_refused`.
 
 When the registry is unreachable (tracking server stopped, store locked or gone) each poll
 fails fast, is counted as `registry_error`, and the first failure of a streak is logged in
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.data.spec import DatasetSpec
-from flywheel.registry.integrity import IntegrityError
+from flywheel.registry.integrity import IntegrityError, SignatureRefused
 from flywheel.registry.lineage import UNKNOWN
 from flywheel.registry.status import describe_version
 from flywheel.registry.store import CHAMPION, version_by_alias
@@ -93,12 +95,17 @@ class LoadedModel:
         }
 
 
-def load_version(client: Any, version: Any) -> LoadedModel:
-    """Load one registry version, preprocessing included (the very model that was registered)."""
-    from flywheel.registry.integrity import load_verified
+def load_version(client: Any, version: Any, accept: frozenset[str] | None = None) -> LoadedModel:
+    """Load one registry version, preprocessing included (the very model that was registered).
 
+    Its signature is checked first: by default only a version signed `promoted` or `forced`
+    (fit to be champion) loads; `accept` widens that (explicit batch scoring of a version).
+    """
+    from flywheel.registry.integrity import load_verified
+    from flywheel.registry.signing import SERVABLE
+
+    pyfunc = load_verified(version, accept=SERVABLE if accept is None else accept)
     info = describe_version(client, version)
-    pyfunc = load_verified(version)
     return LoadedModel(
         pyfunc=pyfunc,
         **{k: info[k] for k in ("name", "version", "git_commit", "data_md5", "trained_at",
@@ -258,9 +265,12 @@ class RegistryWatcher:
         try:
             loaded = load_version(self._client, version)
         except IntegrityError as exc:
-            logger.error("%s; keeping %s", exc, current.version if current else "nothing")
+            refused = isinstance(exc, SignatureRefused)
+            outcome = "signature_refused" if refused else "integrity_error"
+            logger.error("%s; keeping %s", " ".join(str(exc).split())[:500],
+                         current.version if current else "nothing")
             self._failed_version = target
-            self.on_reload("integrity_error", None, current.version if current else None)
+            self.on_reload(outcome, None, current.version if current else None)
             return
         except Exception:
             logger.exception("loading %s version %s failed; keeping %s", self.name, target,

@@ -4,6 +4,9 @@ For rolling forward after a rollback, or choosing an older version on purpose. T
 version and the current champion are scored on the project's current test split and judged
 by `gate.judge` with params' promote rules, exactly as the pipeline judges a candidate.
 `--force --reason TEXT` skips the gate; either way the version's tags record who moved it.
+Both versions are loaded only after their signatures and files are checked (integrity.py): a
+version a registry writer slipped in is refused, forced or not. The new verdict is signed
+before `champion` moves.
 """
 
 from __future__ import annotations
@@ -32,9 +35,15 @@ def promote_version(
     ctx: StepContext, version: str, force_reason: str | None = None
 ) -> dict[str, Any]:
     """Move `champion` of `ctx.model_name` to `version` if the gate passes (or is forced)."""
+    from flywheel.registry.integrity import verify_version
+    from flywheel.registry.signing import ANY_VERDICT, FORCED, PROMOTED, REJECTED, load_keyring
+    from flywheel.registry.vouch import sign_verdict
+
     model_name = ctx.model_name
+    keyring = load_keyring(ctx.settings.signing_key)
     client = store.connect(ctx.settings)
-    _require_version(client, model_name, version)
+    chosen = _require_version(client, model_name, version)
+    verify_version(chosen, accept=ANY_VERDICT)  # signed by us, files as registered
     current = store.version_by_alias(client, model_name, store.CHAMPION)
     before = str(current.version) if current else None
     if before == version:
@@ -42,7 +51,7 @@ def promote_version(
     if force_reason is not None:
         verdict = Verdict(True, f"forced by hand: {force_reason}")
     else:
-        verdict = _gate(ctx, model_name, version, before)
+        verdict = _gate(ctx, chosen, current)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     for key, value in {
         f"{TAG}.at": stamp,
@@ -52,6 +61,8 @@ def promote_version(
         f"{TAG}.champion_before": before or "none",
     }.items():
         client.set_model_version_tag(model_name, version, key, value[:5000])
+    forced = FORCED if force_reason is not None else PROMOTED
+    sign_verdict(client, keyring, chosen, forced if verdict.promote else REJECTED)
     if not verdict.promote:
         raise RegistryError(
             f"version {version} of {model_name!r} not promoted: {verdict.reason}; "
@@ -72,41 +83,42 @@ def promote_version(
     }
 
 
-def _require_version(client: Any, model_name: str, version: str) -> None:
+def _require_version(client: Any, model_name: str, version: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_model_version(model_name, version)
+        return client.get_model_version(model_name, version)
     except MlflowException as exc:
         raise RegistryError(
             f"{model_name!r} has no version {version!r} (see `flywheel status` or the MLflow UI)"
         ) from exc
 
 
-def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None) -> Verdict:
+def _gate(ctx: StepContext, version: Any, champion: Any | None) -> Verdict:
     """Score both versions on the current test split and judge as the promote step does."""
     from flywheel.evaluation.metrics import classification_metrics
     from flywheel.registry.gate import prior_metrics
+    from flywheel.registry.signing import ANY_VERDICT, SERVABLE
 
-    test = _rows_neither_saw(ctx, model_name, [version, champion])
+    test = _rows_neither_saw(ctx, [version, champion])
     y = test[TARGET].to_numpy()
     bars: dict[str, Any] = {
         "params": ctx.params.promote,
         "floors": {str(k): v for k, v in ctx.spec.floors.items()},
         "prior": prior_metrics(y, train_prevalence(ctx)),
     }
-    mismatch = _target_mismatch(ctx, model_name, [version, champion])
+    mismatch = _target_mismatch(ctx, [version, champion])
     if mismatch is not None:  # refused before anything is loaded or scored
         return Verdict(False, mismatch, [Check("target", False, mismatch)])
     try:
-        proba = _score(store.model_uri(model_name, version), test)
+        proba = _score(version, test, ANY_VERDICT)
     except Exception as exc:  # whatever stops it from scoring, the gate's first check fails
         return judge(
             **bars, load_error=f"{type(exc).__name__}: {exc}", metrics={}, champion_metrics=None
         )
     scores = {"candidate": proba}
     if champion is not None:
-        scores["champion"] = _score(store.model_uri(model_name, champion), test)
+        scores["champion"] = _score(champion, test, SERVABLE)
     threshold = ctx.evaluate_params.threshold
     metrics = {n: classification_metrics(y, p, threshold) for n, p in scores.items()}
     comparison = None
@@ -122,39 +134,36 @@ def _gate(ctx: StepContext, model_name: str, version: str, champion: str | None)
     )
 
 
-def _rows_neither_saw(
-    ctx: StepContext, model_name: str, versions: list[str | None]
-) -> pd.DataFrame:
+def _rows_neither_saw(ctx: StepContext, versions: list[Any]) -> pd.DataFrame:
     """The current test rows that none of `versions` trained on (their recorded split rules)."""
     test = read_split(ctx, "test")
-    client = store.connect(ctx.settings)
     keep = np.ones(len(test), dtype=bool)
     for version in filter(None, versions):
-        keep &= unseen_by(ctx, client.get_model_version(model_name, version), test)
+        keep &= unseen_by(ctx, version, test)
     if not keep.any():
+        numbers = ", ".join(str(v.version) for v in filter(None, versions))
         raise RegistryError(
-            f"every current test row was in the training data of version(s) "
-            f"{', '.join(filter(None, versions))}: nothing fair to judge on"
+            f"every current test row was in the training data of version(s) {numbers}: "
+            "nothing fair to judge on"
         )
     log.info("judging on %d of %d test rows that neither version trained on",
              int(keep.sum()), len(test))
     return test[keep].reset_index(drop=True)
 
 
-def _target_mismatch(ctx: StepContext, model_name: str, versions: list[str | None]) -> str | None:
+def _target_mismatch(ctx: StepContext, versions: list[Any]) -> str | None:
     """Both versions are scored against this project's labels: each must predict its target."""
-    client = store.connect(ctx.settings)
     here = target_identity(ctx.spec)
     for version in filter(None, versions):
-        theirs = recorded_identity(client.get_model_version(model_name, version))
-        line = target_mismatch(here, theirs)
+        line = target_mismatch(here, recorded_identity(version))
         if line is not None:
-            return f"target: version {version} differs from this project's spec: {line}"
+            return f"target: version {version.version} differs from this project's spec: {line}"
     return None
 
 
-def _score(uri: str, test: pd.DataFrame) -> np.ndarray:
-    import mlflow
+def _score(version: Any, test: pd.DataFrame, accept: frozenset[str]) -> np.ndarray:
+    """Probabilities of a version loaded from its checked files (signature, then digest)."""
+    from flywheel.registry.integrity import load_verified
 
-    answer = mlflow.pyfunc.load_model(uri).predict(test.drop(columns=TARGET))
+    answer = load_verified(version, accept=accept).predict(test.drop(columns=TARGET))
     return answer["probability"].to_numpy(dtype="float64")

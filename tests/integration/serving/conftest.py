@@ -44,24 +44,37 @@ class Registry:
         return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def register(self, commit: str, data_md5: str, source: str | None = None,
-                 champion: bool = True) -> str:
-        """A new version of the same trained model (or of `source`), aliased champion."""
+                 champion: bool = True, verdict: str | None = None) -> str:
+        """A new version of the same trained model (or of `source`), aliased champion; signed
+        `verdict` (default: `promoted` for a champion, `registered` otherwise)."""
         client = self.client()
         try:
             client.get_registered_model(self.name)
         except Exception:
             client.create_registered_model(self.name)
         from flywheel.registry.integrity import DIGEST_TAG, digest_of
+        from flywheel.registry.signing import PROMOTED, REGISTERED
+        from flywheel.registry.vouch import sign
 
+        sha256 = digest_of(source or self.model_source)
         version = client.create_model_version(
             self.name, source or self.model_source,
             run_id=(self.run_id or None) if source is None else None,
             tags={"flywheel.git_commit": commit, "flywheel.data_md5": data_md5,
-                  "flywheel.candidate": "logreg",
-                  DIGEST_TAG: digest_of(source or self.model_source)})
+                  "flywheel.candidate": "logreg", DIGEST_TAG: sha256})
+        # Signed as the pipeline signs (the session's key: tests/conftest.py signing_key).
+        sign(client, session_keyring(), self.name, version.version, sha256,
+             verdict or (PROMOTED if champion else REGISTERED))
         if champion:
             client.set_registered_model_alias(self.name, "champion", version.version)
         return str(version.version)
+
+
+def session_keyring() -> Any:
+    """The keyring every process of the session verifies with (FLYWHEEL_SIGNING_KEY_FILE)."""
+    from flywheel.registry.signing import load_keyring
+
+    return load_keyring(Path(os.environ["FLYWHEEL_SIGNING_KEY_FILE"]))
 
 
 def _train_and_log(store: Path, shuffle_seed: int | None = None) -> Registry:

@@ -322,7 +322,8 @@ def test_an_altered_model_artifact_is_refused_and_the_old_one_keeps_serving(
 
     copy = tmp_path / "tampered"
     shutil.copytree(Path(own.model_source.removeprefix("file://")), copy)
-    version = own.register(commit="evil", data_md5="evil", source=copy.as_uri(), champion=False)
+    version = own.register(commit="evil", data_md5="evil", source=copy.as_uri(), champion=False,
+                           verdict="promoted")  # signed: the files are altered after that
     pickled = next((copy / "artifacts").glob("model.pkl"))
     pickled.write_bytes(pickled.read_bytes() + b"\n# altered after registration")
     own.client().set_registered_model_alias(own.name, "champion", version)
