@@ -212,7 +212,7 @@ def test_slow_bodies_are_cut_off_while_others_are_served(
     for _ in range(4):
         sock = socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10)
         sock.sendall(
-            f"POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
             "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n[".encode()
         )
         slow.append(sock)
