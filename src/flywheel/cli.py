@@ -343,6 +343,30 @@ def keys_rotate() -> None:
 
 
 @app.command()
+def token(
+    scope: Annotated[str, typer.Argument(help="predict, feedback or admin")] = "feedback",
+) -> None:
+    """Print a scope's token for the service (the local one is generated at first use, 0600).
+
+    Example: curl -H "Authorization: Bearer $(flywheel token feedback)" ...
+    """
+    try:
+        from flywheel.settings import settings
+        from flywheel.tokens import SCOPES, scope_tokens
+
+        if scope not in SCOPES:
+            raise ConfigError(f"scope {scope!r}: expected one of {', '.join(SCOPES)}")
+        current = settings()
+        value = getattr(scope_tokens(current.root, current.tokens_file), scope)
+    except FlywheelError as exc:
+        _fail(exc)
+    if value is None:
+        typer.echo("predict is open: set FLYWHEEL_API_TOKEN to require a token", err=True)
+        raise typer.Exit(1)
+    typer.echo(value)
+
+
+@app.command()
 def deploy() -> None:
     """Create the work pools prefect.yaml uses (`default`, `gpu`) and register its deployments.
 

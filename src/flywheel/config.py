@@ -161,6 +161,12 @@ class ServeParams(_Section):
     request_body_timeout_s: float = Field(gt=0)
     inference_log_max_age_days: float = Field(gt=0)
     inference_log_max_bytes: int = Field(ge=1024)
+    max_string_chars: int = Field(default=256, ge=1, description="longest category value "
+                                  "accepted when the spec gives no max_length (422 past it)")
+    header_timeout_s: float = Field(default=10, gt=0, description="a request's headers must "
+                                    "arrive within this; the connection is closed otherwise")
+    feedback_max_files: int = Field(default=64, ge=2, description="label files /feedback "
+                                    "keeps before compacting them into one")
 
 
 class MonitorParams(_Section):

@@ -38,7 +38,16 @@ class Settings(BaseSettings):
         "`flywheel serve` sets it from the champion's own verified files",
     )
     api_token: SecretStr | None = Field(
-        default=None, description="bearer token required on /predict and write endpoints"
+        default=None, description="bearer token of the predict scope (/predict, /metadata)"
+    )
+    tokens_file: Path = Field(
+        default=Path(".flywheel/tokens.json"),
+        description="local feedback/admin tokens, generated at first use (flywheel.tokens)",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="comma-separated Host names (or name:port) the service answers writes for, "
+        "besides loopback and the address a request arrived on",
     )
     pii_salt: SecretStr | None = Field(
         default=None, description="secret salt for hashing personal fields in the inference log"

@@ -367,17 +367,14 @@ def alerts(stack: Stack, name: str) -> list[dict[str, Any]]:
     return [a for a in found if a["labels"]["alertname"] == name]
 
 
-def send(stack: Stack, records: list[dict[str, Any]], prefix: str, batch: int = 50) -> None:
+def send(stack: Stack, records: list[dict[str, Any]], batch: int = 50) -> None:
     """Predictions in batches; waits (bounded) until the inference log holds them."""
     client = stack.service.client
     ids = []
     for n in range(0, len(records), batch):
-        request_id = f"{prefix}-{n}"
-        answer = client.post(
-            "/predict", json=records[n : n + batch], headers={"X-Request-ID": request_id}
-        )
+        answer = client.post("/predict", json=records[n : n + batch])
         assert answer.status_code == 200, answer.text
-        ids.append(request_id)
+        ids.append(answer.headers["x-request-id"])  # issued by the server
     wait_for(lambda: set(ids) <= logged_ids(stack.service.log_dir), 60, "the inference log")
 
 
@@ -423,7 +420,7 @@ def drifted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_clean_traffic_raises_no_alert(stack: Stack) -> None:
     for window in range(2):
-        send(stack, stack.records, f"clean-{window}")
+        send(stack, stack.records)
         summary = run_monitoring(stack)
         assert summary["rows"] >= 200 * (window + 1) and summary["drifted"] is False
         assert summary["retrain_reason"] is None and summary["retrain_event"] is None
@@ -500,8 +497,8 @@ def test_drift_alert_retrains_and_the_service_hot_swaps_the_new_champion(
     stack: Stack, loop: Loop
 ) -> None:
     since = time.time() - 5
-    for window in range(4):
-        send(stack, drifted(stack.records), f"drifted-{window}")
+    for _ in range(4):
+        send(stack, drifted(stack.records))
     report = monitor_cli(stack)
     assert report["drifted"] is True
     assert report["features"]["monthly_charges"]["drifted"] is True
@@ -587,10 +584,10 @@ def test_decay_alert_retrains_and_the_refused_version_keeps_the_champion(
     since = time.time() - 5
     client = stack.service.client
     answered = []
-    for n, record in enumerate(stack.records[:60]):
-        answer = client.post("/predict", json=record, headers={"X-Request-ID": f"decay-{n}"})
+    for record in stack.records[:60]:
+        answer = client.post("/predict", json=record)
         assert answer.status_code == 200, answer.text
-        answered.append((f"decay-{n}", answer.json()[0]["prediction"]))
+        answered.append((answer.headers["x-request-id"], answer.json()[0]["prediction"]))
     wait_for(
         lambda: {i for i, _ in answered} <= logged_ids(stack.service.log_dir),
         60,
@@ -598,7 +595,7 @@ def test_decay_alert_retrains_and_the_refused_version_keeps_the_champion(
     )
     # The world changed: every label is the opposite of what the model said.
     labels = [{"request_id": i, "label": "No" if said == "Yes" else "Yes"} for i, said in answered]
-    stored = client.post("/feedback", json=labels)
+    stored = client.post("/feedback", json=labels, headers=stack.service.auth("feedback"))
     assert stored.status_code == 200 and stored.json() == {"accepted": 60}
     assert monitor_cli(stack)["live"]["decayed"] is True
     firing = wait_for(

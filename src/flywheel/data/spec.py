@@ -28,6 +28,11 @@ class FeatureSpec(BaseModel):
     categories: list[str] | None = Field(
         default=None, description="categorical only: the known values"
     )
+    max_length: int | None = Field(
+        default=None, ge=1,
+        description="categorical only: longest value the service accepts (default: "
+        "serve.max_string_chars)",
+    )
     pii: bool = Field(
         default=False, description="personal data: hashed or dropped before the inference log"
     )
@@ -39,6 +44,10 @@ class FeatureSpec(BaseModel):
                 raise ValueError(f"feature {self.name!r}: categorical needs a list of categories")
             if self.min is not None or self.max is not None:
                 raise ValueError(f"feature {self.name!r}: min/max are for numeric features")
+            if self.max_length is not None and max(map(len, self.categories)) > self.max_length:
+                raise ValueError(f"feature {self.name!r}: a category is longer than max_length")
+        elif self.max_length is not None:
+            raise ValueError(f"feature {self.name!r}: max_length is for categorical features")
         elif self.categories is not None:
             raise ValueError(f"feature {self.name!r}: categories are for categorical features")
         if self.min is not None and self.max is not None and self.min > self.max:

@@ -57,10 +57,8 @@ class GreedyBatcher:
                     self.observe(len(jobs))
                 try:
                     answers = await anyio.to_thread.run_sync(self.score, merged)
-                except Exception as exc:  # every request of the batch gets the same error
-                    for job in jobs:
-                        if not job.answer.done():  # a client that left cancelled its own
-                            job.answer.set_exception(exc)
+                except Exception as exc:
+                    await self._one_by_one(jobs, exc)
                     continue
                 start = 0
                 for job in jobs:
@@ -69,6 +67,26 @@ class GreedyBatcher:
                     start += len(job.records)
         finally:
             self._running = False
+
+    async def _one_by_one(self, jobs: list[_Job], exc: Exception) -> None:
+        """A failed merged call is retried per request: one client's records that break the
+        model (whatever validation missed) fail that client alone, never the others."""
+        for job in jobs:
+            if job.answer.done():  # a client that left cancelled its own
+                continue
+            if len(jobs) == 1:
+                job.answer.set_exception(exc)
+                continue
+            try:
+                answers = await anyio.to_thread.run_sync(self.score, job.records)
+            except Exception as own:
+                answers, exc = None, own
+            if job.answer.done():
+                continue
+            if answers is None:
+                job.answer.set_exception(exc)
+            else:
+                job.answer.set_result(answers)
 
     def _take(self) -> list[_Job]:
         """Waiting jobs in order, up to max_batch_size records (always at least one job)."""

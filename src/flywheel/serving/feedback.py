@@ -1,16 +1,20 @@
 """`POST /feedback`: the true label of an answered request, checked and stored for live metrics.
 
 The body is `{"request_id": ..., "label": ...}` or a list of them. A batch is stored whole or
-not at all: 422 when a label is not one of the spec's classes (or a field is missing), 404 when
-a request id is not in the inference log (not answered, not sampled, or not flushed yet: the log
-rolls every `serve.inference_log_roll_seconds`), 413 for a body over `serve.max_body_bytes`.
-Every outcome is counted in `flywheel_feedback_total{outcome}`. The handler is a plain Starlette
-endpoint, so middleware in front of the app (authentication, say) covers it like any route.
+not at all: 422 when a label is not one of the spec's classes (or a field is missing or too
+long), 404 when a request id is not in the inference log (not answered, not sampled, or not
+flushed yet: the log rolls every `serve.inference_log_roll_seconds`). The body gets the same
+limits as `/predict`, before it is decoded: 413 over `serve.max_body_bytes` (a declared length
+is refused unread, a chunked one as soon as it passes), 408 when it is not received within
+`serve.request_body_timeout_s`, 400 deeper than `serve.max_json_depth` or not JSON (lone
+surrogates included). A full disk is a 507 with one log line. Every outcome is counted in
+`flywheel_feedback_total{outcome}`. The token (feedback scope), Host and content type are
+checked by flywheel.serving.guard before this handler runs.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 import pandas as pd
@@ -25,52 +29,97 @@ from flywheel.monitoring.feedback import (
     UNKNOWN_REQUEST,
     RequestIndex,
     check_feedback,
-    store_feedback,
 )
+from flywheel.serving.feedback_store import store_labels
+from flywheel.serving.limits import (
+    NOT_PARSED,
+    PayloadTooLarge,
+    TooDeep,
+    TooSlow,
+    bounded_body,
+    parse_bounded,
+)
+from flywheel.serving.logsafe import untrusted
 from flywheel.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Server-issued ids are 32 hex characters; a longer "id" cannot be one.
+MAX_ID_CHARS = 64
+MAX_LABEL_CHARS = 256
 
 
 class FeedbackEndpoint:
-    def __init__(self, state: Any, classes: list[str], settings: Settings) -> None:
-        self.state = state  # ServingState: metrics and the body limit
+    def __init__(self, state: Any, classes: list[str], settings: Settings, max_files: int,
+                 max_age_s: float) -> None:
+        self.state = state  # ServingState: metrics and the body limits
         self.classes = classes
         self.folder = settings.feedback
         self.index = RequestIndex(settings.inference_log)
+        self.max_files = max_files
+        self.max_age_s = max_age_s
 
     async def handle(self, request: Request) -> JSONResponse:
-        limit = self.state.max_body_bytes
-        if int(request.headers.get("content-length") or 0) > limit:
-            return self._answer(413, "too_large", f"body over {limit} bytes (serve.max_body_bytes)")
+        payload = await self._payload(request)
+        if isinstance(payload, JSONResponse):
+            return payload
         try:
-            frame = _labels(json.loads(await request.body()))
-        except ValueError as exc:
-            return self._answer(
-                422 if isinstance(exc, _Shape) else 400, "bad_request", f"request body: {exc}"
-            )
+            frame = _labels(payload)
+        except _Shape as exc:
+            return self._answer(422, "bad_request", f"request body: {exc}")
         parts = await run_in_threadpool(check_feedback, frame, self.classes, self.index)
+        refusal = self._refusal(parts)
+        if refusal is not None:
+            return refusal
+        try:
+            await run_in_threadpool(store_labels, self.folder, parts[ACCEPTED], self.max_files,
+                                    self.max_age_s)
+        except OSError as exc:
+            logger.error("feedback: cannot store labels in %s (%s)", self.folder,
+                         untrusted(exc))
+            return self._answer(507, "write_error", "labels could not be stored (server "
+                                "storage); nothing stored, send them again later",
+                                len(parts[ACCEPTED]))
+        self._count(ACCEPTED, len(parts[ACCEPTED]))
+        return JSONResponse({"accepted": len(parts[ACCEPTED])})
+
+    async def _payload(self, request: Request) -> Any:
+        """The decoded body within the limits of `/predict`, or the 4xx answer refusing it."""
+        state = self.state
+        try:
+            body = await bounded_body(dict(request.scope["headers"]), request.receive,
+                                      state.max_body_bytes, state.body_timeout_s)
+            payload = parse_bounded(body, state.max_json_depth)
+        except PayloadTooLarge:
+            return self._answer(413, "too_large",
+                                f"body over {state.max_body_bytes} bytes (serve.max_body_bytes)")
+        except TooSlow:
+            return self._answer(408, "too_slow", "request body not received within "
+                                f"{state.body_timeout_s:g} s")
+        except (TooDeep, ValueError):
+            return self._answer(400, "bad_request", "request body is not JSON of at most "
+                                f"{state.max_json_depth} levels (or not valid UTF-8 text)")
+        if payload is NOT_PARSED:
+            return self._answer(400, "bad_request", "request body is not valid JSON (or holds "
+                                "text that is not valid Unicode)")
+        return payload
+
+    def _refusal(self, parts: dict[str, Any]) -> JSONResponse | None:
         bad, unknown = parts[BAD_LABEL], parts[UNKNOWN_REQUEST]
         if len(bad):
             first = bad.iloc[0]
             return self._answer(
-                422,
-                BAD_LABEL,
-                f"label {first['label']!r} of request "
-                f"{first['request_id']!r} is not one of {self.classes}; nothing "
-                "stored",
-                len(bad),
-            )
+                422, BAD_LABEL,
+                f"label {untrusted(first['label'], 40)} of request "
+                f"{untrusted(first['request_id'], MAX_ID_CHARS)} is not one of {self.classes}; "
+                "nothing stored", len(bad))
         if len(unknown):
             return self._answer(
-                404,
-                UNKNOWN_REQUEST,
-                f"request id {unknown.iloc[0]['request_id']!r}"
-                " is not in the inference log (unknown, not sampled, or not "
-                "flushed yet); nothing stored",
-                len(unknown),
-            )
-        await run_in_threadpool(store_feedback, self.folder, parts[ACCEPTED])
-        self._count(ACCEPTED, len(parts[ACCEPTED]))
-        return JSONResponse({"accepted": len(parts[ACCEPTED])})
+                404, UNKNOWN_REQUEST,
+                f"request id {untrusted(unknown.iloc[0]['request_id'], MAX_ID_CHARS)} is not in "
+                "the inference log (unknown, not sampled, or not flushed yet); nothing stored",
+                len(unknown))
+        return None
 
     def _answer(self, status: int, outcome: str, message: str, rows: int = 1) -> JSONResponse:
         self._count(outcome, rows)
@@ -92,17 +141,22 @@ def _labels(payload: Any) -> pd.DataFrame:
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise _Shape(f"item {i} is not an object with request_id and label")
-        for key in ("request_id", "label"):
-            if not isinstance(item.get(key), str | int) or isinstance(item.get(key), bool):
+        for key, longest in (("request_id", MAX_ID_CHARS), ("label", MAX_LABEL_CHARS)):
+            value = item.get(key)
+            if not isinstance(value, str | int) or isinstance(value, bool):
                 raise _Shape(f"item {i}: field {key!r} is missing or not a string")
+            if len(str(value)) > longest:
+                raise _Shape(f"item {i}: field {key!r} is longer than {longest} characters")
     return pd.DataFrame(
         {"request_id": [str(i["request_id"]) for i in items], "label": [i["label"] for i in items]}
     )
 
 
-def feedback_route(state: Any, classes: list[str], settings: Settings) -> Route:
+def feedback_route(state: Any, classes: list[str], settings: Settings, max_files: int,
+                   max_age_s: float) -> Route:
     # A bound method, so Starlette calls it with a Request (an instance would be taken as ASGI).
-    return Route("/feedback", FeedbackEndpoint(state, classes, settings).handle, methods=["POST"])
+    endpoint = FeedbackEndpoint(state, classes, settings, max_files, max_age_s)
+    return Route("/feedback", endpoint.handle, methods=["POST"])
 
 
 def promoted_at(registered: str | None) -> float | None:

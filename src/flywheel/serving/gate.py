@@ -3,16 +3,17 @@
 BentoML validates the body against the spec's schema; this gate handles what it does not: a
 body over the size limit (413, before it is read in full), a body that is not JSON (BentoML
 answers 500 there), no model loaded yet (503 with what to do), and validation errors rewritten
-as 422 naming record and field, counted by reason. It also stamps each request with an id
-(`X-Request-ID`, taken from the client when given) and hands sampled request/response bytes to
-the inference log after the response is sent, so logging costs the request almost nothing.
+as 422 naming record and field (at most `MAX_LISTED_ERRORS` of them), counted by reason. It
+also stamps each request with an id the server issues (`X-Request-ID` in the answer; a client's
+own header is ignored, so no client chooses which ids the inference log holds, or which
+`/feedback` can label) and hands sampled request/response bytes to the inference log after the
+response is sent, so logging costs the request almost nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 import zlib
 from collections.abc import Callable
@@ -20,18 +21,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flywheel.serving.inference_log import LogEntry
-from flywheel.serving.limits import NOT_PARSED, TooDeep, TooSlow, parse_bounded, within
+from flywheel.serving.limits import (
+    NOT_PARSED,
+    PayloadTooLarge,
+    TooDeep,
+    TooSlow,
+    bounded_body,
+    parse_bounded,
+)
 from flywheel.serving.request_io import PARSED_BODY
 from flywheel.serving.schema import describe_errors, invalid_reason
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class PayloadTooLarge(Exception):
-    pass
+# A 422 lists this many problems at most: one record with 50,000 unknown fields is one line.
+MAX_LISTED_ERRORS = 10
 
 
 def sampled(request_id: str, rate: float) -> bool:
@@ -60,14 +65,11 @@ class PredictGate:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        request_id = _request_id(headers.get(REQUEST_ID_HEADER, b""))
+        request_id = uuid.uuid4().hex
         state = self.state
         limit = state.max_body_bytes
         try:
-            declared = int(headers.get(b"content-length", b"0") or 0)
-            if declared > limit:
-                raise PayloadTooLarge
-            body = await within(state.body_timeout_s, _read_body(receive, limit))
+            body = await bounded_body(headers, receive, limit, state.body_timeout_s)
             parsed = parse_bounded(body, state.max_json_depth)
         except TooSlow:
             await self._reject(send, request_id, 408, "too_slow",
@@ -164,7 +166,7 @@ class PredictGate:
         except (ValueError, AttributeError):
             await _send_raw(send, status, answer, request_id)
             return
-        detail = describe_errors(errors)
+        detail = describe_errors(errors[:MAX_LISTED_ERRORS])
         first = detail[0] if detail else {}
         where = ", ".join(
             part for part in (
@@ -173,8 +175,8 @@ class PredictGate:
             ) if part
         ) or "body"
         message = f"invalid input at {where}: {first.get('msg', 'invalid')}"
-        if len(detail) > 1:
-            message += f" (and {len(detail) - 1} more)"
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more)"
         self._count(invalid_reason(errors))
         await _send_json(send, 422, {"error": message, "detail": detail}, request_id)
 
@@ -186,29 +188,6 @@ class PredictGate:
     def _count(self, reason: str) -> None:
         if self.state.metrics is not None:
             self.state.metrics.invalid_requests.labels(reason=reason).inc()
-
-
-def _request_id(given: bytes) -> str:
-    text = given.decode("latin-1")
-    return text if _SAFE_ID.match(text) else uuid.uuid4().hex
-
-
-async def _read_body(receive: Callable[..., Any], limit: int) -> bytes:
-    """Read the body, stopping as soon as it passes the limit (chunked uploads included)."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(parts)
 
 
 async def _send_json(send: Callable[..., Any], status: int, payload: Any,

@@ -4,10 +4,13 @@ Requests only append raw bytes to a list (no parsing, no I/O, no thread wake-up 
 path); a background thread takes what piled up every `POLL_S`, parses it, buffers rows and
 writes one Parquet file per roll (rows or age, whichever first). Waking the writer for each
 request, as a `queue.Queue` does, handed it the GIL mid-request: ~2 ms on a one-record
-request. The pending list is bounded in entries and bytes: when full the entry is dropped and
-counted. A write
-that fails (full disk, unwritable folder) is logged and counted and never reaches a request.
-The monitoring work reads these files for drift.
+request. Memory is bounded twice, and predictions never wait for the log: the pending list is
+capped in entries and bytes (`max_pending_bytes`; past it an entry is dropped and counted in
+`flywheel_inference_log_dropped_requests_total{reason="queue_full"}`: load shedding, not
+back-pressure), and the rows buffered for the next file are written as soon as they pass
+`max_buffered_bytes`, whatever the roll interval. A write that fails (full disk, unwritable
+folder) is logged and counted and never reaches a request. Retention never deletes the file
+just written (privacy.enforce_retention). The monitoring work reads these files for drift.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from typing import Any
 import orjson
 
 from flywheel.data.spec import DatasetSpec
+from flywheel.serving.logsafe import untrusted
 from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, pseudonymize
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 # How often the writer takes pending requests: rare enough to parse them in bulk, often enough
 # that the pending list stays small (at 1,000 requests/s, 200 entries).
 POLL_S = 0.2
@@ -62,6 +67,7 @@ class InferenceLog:
     def __init__(self, directory: Path, spec: DatasetSpec, *, roll_rows: int,
                  roll_seconds: float, queue_size: int, metrics: Any = None,
                  max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
                  pii_salt: str | None = None, max_age_s: float | None = None,
                  max_bytes: int | None = None) -> None:
         self.directory = directory
@@ -72,6 +78,7 @@ class InferenceLog:
         self.roll_rows = roll_rows
         self.roll_seconds = roll_seconds
         self.max_pending_bytes = max_pending_bytes
+        self.max_buffered_bytes = max_buffered_bytes
         self.metrics = metrics
         self.queue_size = queue_size
         self._pending: deque[LogEntry] = deque()
@@ -80,6 +87,7 @@ class InferenceLog:
         self._lock = threading.Lock()
         self._tables: list[Any] = []  # one pyarrow table per poll that found requests
         self._buffered_rows = 0
+        self._buffered_bytes = 0
         self._buffered_requests = 0
         self._first_row_at: float | None = None
         self._seq = 0
@@ -120,6 +128,7 @@ class InferenceLog:
                 self._flush()
                 return
             if self._tables and (self._buffered_rows >= self.roll_rows
+                                 or self._buffered_bytes >= self.max_buffered_bytes
                                  or self._time_to_roll() <= 0):
                 self._flush()
 
@@ -156,6 +165,7 @@ class InferenceLog:
             self._first_row_at = time.monotonic()
         self._tables += tables
         self._buffered_rows += sum(t.num_rows for t in tables)
+        self._buffered_bytes += sum(t.nbytes for t in tables)
         self._buffered_requests += requests
 
     @staticmethod
@@ -169,7 +179,7 @@ class InferenceLog:
                 records = [records]
             n = min(len(records), len(answers))
         except (ValueError, TypeError) as exc:
-            logger.warning("request %s: not logged (%s)", entry.request_id, exc)
+            logger.warning("request %s: not logged (%s)", entry.request_id, untrusted(exc))
             return None
         return entry, records[:n], answers[:n]
 
@@ -177,7 +187,8 @@ class InferenceLog:
         try:
             return self._table([parsed])
         except (ValueError, TypeError, AttributeError) as exc:
-            logger.warning("request %s: not logged (%s)", parsed[0].request_id, exc)
+            logger.warning("request %s: not logged (%s)", parsed[0].request_id,
+                           untrusted(exc))
             return None
 
     def _table(self, parsed: list[_Parsed]) -> Any:
@@ -220,6 +231,7 @@ class InferenceLog:
     def _flush(self) -> None:
         tables, entries = self._tables, self._buffered_requests
         self._tables, self._buffered_rows, self._first_row_at = [], 0, None
+        self._buffered_bytes = 0
         self._buffered_requests = 0
         if not tables:
             return
@@ -249,7 +261,7 @@ class InferenceLog:
         self._failing = False
         self._count("log_rows", amount=table.num_rows)
         if self.retention is not None:
-            enforce_retention(self.directory, *self.retention)
+            enforce_retention(self.directory, *self.retention, keep=path)
 
     def _count(self, name: str, amount: int = 1, **labels: str) -> None:
         if self.metrics is None:

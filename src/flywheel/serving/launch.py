@@ -63,8 +63,11 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
 
 
 def _run_in_foreground(command: list[str], root: Path, env: dict[str, str]) -> int:
+    home_lock = lock_bentoml_home(env)
     logger.info("starting %s", " ".join(command))
-    process = subprocess.Popen(command, cwd=root, env=env)
+    # The server holds the home's lock too (an inherited descriptor) and stops with us.
+    process = subprocess.Popen(command, cwd=root, env=env, pass_fds=(home_lock,),
+                               preexec_fn=_stop_with_parent)
     # A supervisor's SIGTERM reaches only us: pass it on so the server is never orphaned.
     previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
@@ -77,6 +80,41 @@ def _run_in_foreground(command: list[str], root: Path, env: dict[str, str]) -> i
             return process.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def bentoml_home(env: dict[str, str]) -> Path:
+    return Path(env.get("BENTOML_HOME") or Path.home() / "bentoml").expanduser()
+
+
+def lock_bentoml_home(env: dict[str, str]) -> int:
+    """An exclusive lock on BENTOML_HOME for this server's life; its descriptor.
+
+    Each `bentoml serve` wipes `$BENTOML_HOME/prometheus_multiproc_dir` at start, which erased
+    the metrics of a service already running with the same home: refused here with one line.
+    """
+    import fcntl
+
+    home = bentoml_home(env)
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / ".flywheel-serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"another `flywheel serve` is running with BENTOML_HOME={home}; starting would wipe "
+            "its metrics: give this one a folder of its own (BENTOML_HOME=... flywheel serve)"
+        ) from None
+    return fd
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM when `flywheel serve` dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _champion_spec_file(current: Any, name: str, default: bool, scratch: str) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -25,6 +25,10 @@ NOT_PARSED: Any = object()
 
 
 class TooDeep(Exception):
+    pass
+
+
+class PayloadTooLarge(Exception):
     pass
 
 
@@ -101,3 +105,31 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
         return await asyncio.wait_for(awaitable, seconds)
     except TimeoutError:
         raise TooSlow from None
+
+
+async def read_body(receive: Callable[..., Any], limit: int) -> bytes:
+    """Read an ASGI request body, stopping as soon as it passes `limit` (chunked included)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+async def bounded_body(headers: dict[bytes, bytes], receive: Callable[..., Any], limit: int,
+                       timeout_s: float) -> bytes:
+    """The body within `limit` bytes and `timeout_s` seconds: `PayloadTooLarge` (a declared
+    length over the limit is refused before reading), `TooSlow`, or `ValueError` for a
+    Content-Length that is not a number."""
+    if int(headers.get(b"content-length", b"0") or 0) > limit:
+        raise PayloadTooLarge
+    return await within(timeout_s, read_body(receive, limit))

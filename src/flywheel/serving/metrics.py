@@ -92,7 +92,8 @@ def serving_metrics() -> ServingMetrics:
             "flywheel_positive_probability", "Predicted probability of the positive class",
             ["model_version"], buckets=PROBABILITY_BUCKETS),
         invalid_requests=Counter(
-            "flywheel_invalid_requests", "Rejected /predict requests, by reason", ["reason"]),
+            "flywheel_invalid_requests", "Refused requests (bad body, foreign Host, wrong "
+            "token, not JSON), by reason", ["reason"]),
         unseen_categories=Counter(
             "flywheel_unseen_categories",
             "Values of categorical features not in the dataset spec (accepted, then ignored "
@@ -114,7 +115,7 @@ def serving_metrics() -> ServingMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
         feedback=Counter(
             "flywheel_feedback", "Labels sent to /feedback, by outcome (accepted, bad_label, "
-            "unknown_request_id, bad_request, too_large)", ["outcome"]),
+            "unknown_request_id, bad_request, too_large, too_slow, write_error)", ["outcome"]),
         promoted=Gauge(
             "flywheel_model_promoted_timestamp_seconds",
             "When the serving version was registered as champion (0: no longer serving)",

@@ -14,6 +14,8 @@ import logging
 import math
 import time
 
+from flywheel.serving.logsafe import untrusted
+
 BENTOML_LOGGER = "bentoml._internal.server.http_app"
 # Frames of BentoML's request decoding: an exception raised under them is the client's.
 PARSING_FRAMES = frozenset({"from_http_request", "parse_request", "deserialize_model"})
@@ -45,7 +47,7 @@ class RejectionFilter(logging.Filter):
         if now - self._last < self.interval_s:
             self._quiet += 1
             return False
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        first = untrusted((str(exc).splitlines() or [type(exc).__name__])[0])
         record.msg = "rejected a bad request (%s: %s); %d more since the last such line"
         record.args = (type(exc).__name__, first, self._quiet)
         record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -18,7 +18,8 @@ import json
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 # ASGI scope key under which the gate leaves the body it decoded already (flywheel.serving.gate).
@@ -57,12 +58,46 @@ def decode(body: bytes) -> Any:
 
     orjson rejects `NaN`/`Infinity`, which the stdlib reads as floats: those bodies must reach
     validation and get a 422 naming the field (not finite), as before. Anything neither
-    accepts raises `ValueError`, which the gate turns into a 400.
+    accepts raises `ValueError`, which the gate turns into a 400. The stdlib also accepts lone
+    surrogates (`"\\ud800"`), which are not text: they get a 422 naming record and field here,
+    before they can reach (and fail) a model call shared with other clients' records.
     """
     try:
         return orjson.loads(body or b"{}")
     except orjson.JSONDecodeError:
-        return json.loads(body or b"{}")
+        value = json.loads(body or b"{}")
+    refuse_lone_surrogates(value)
+    return value
+
+
+def refuse_lone_surrogates(value: Any) -> None:
+    """`ValidationError` (record, field) for the first string that is not valid Unicode."""
+    records = value if isinstance(value, list) else [value]
+    for index, record in enumerate(records):
+        fields = record.items() if isinstance(record, dict) else [("", record)]
+        for name, field in fields:
+            if _has_surrogate(name) or _has_surrogate(field):
+                where = (index, name) if isinstance(record, dict) else (index,)
+                raise ValidationError.from_exception_data("Records", [{
+                    "type": PydanticCustomError(
+                        "not_unicode", "text is not valid Unicode (a lone surrogate)"),
+                    "loc": where,
+                    "input": None,
+                }])
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, list):
+        return any(map(_has_surrogate, value))
+    if isinstance(value, dict):
+        return any(map(_has_surrogate, value)) or any(map(_has_surrogate, value.values()))
+    return False
 
 
 def json_response(answers: Any) -> Response:

@@ -18,7 +18,8 @@ from flywheel.data.spec import DatasetSpec, FeatureSpec
 # Bounded set of reasons for `flywheel_invalid_requests_total`; pydantic error types map onto it.
 INVALID_REASONS = (
     "too_large", "not_json", "empty", "missing_field", "unknown_field", "wrong_type",
-    "not_finite", "out_of_range", "other",
+    "not_finite", "out_of_range", "too_long", "not_unicode", "foreign_host", "unauthorized",
+    "too_slow", "other",
 )
 _REASON_BY_ERROR_TYPE = {
     "missing": "missing_field",
@@ -27,29 +28,40 @@ _REASON_BY_ERROR_TYPE = {
     "greater_than_equal": "out_of_range",
     "less_than_equal": "out_of_range",
     "too_short": "empty",
+    "string_too_long": "too_long",
+    "not_unicode": "not_unicode",
 }
+# Longest category value accepted when the spec gives none (`max_length` of a feature): real
+# category names are short, and a long one costs memory in every log row that holds it.
+DEFAULT_MAX_CHARS = 256
 
 
-def _field(feature: FeatureSpec) -> tuple[Any, Any]:
+def _field(feature: FeatureSpec, max_chars: int) -> tuple[Any, Any]:
     if feature.kind == "numeric":
         described = f"numeric, {feature.min} to {feature.max}"
         base: Any = Annotated[float, Field(ge=feature.min, le=feature.max, allow_inf_nan=False)]
     else:
-        described = f"category, one of {feature.categories} (others are accepted and counted)"
-        base = str
+        # A known category is never refused, whatever the default says.
+        known = max(map(len, feature.categories or [""]))
+        longest = feature.max_length or max(max_chars, known)
+        described = (f"category, one of {feature.categories} (others are accepted and counted), "
+                     f"at most {longest} characters")
+        base = Annotated[str, Field(max_length=longest)]
     if feature.nullable:
         return base | None, Field(default=None, description=f"{described}; may be null")
     return base, Field(description=described)
 
 
-def record_model(spec: DatasetSpec) -> Any:
+def record_model(spec: DatasetSpec, max_chars: int = DEFAULT_MAX_CHARS) -> Any:
     """One input record: the spec's features, typed and bounded; unknown fields are refused.
+
+    Every category value is bounded: the feature's `max_length` in the spec, else `max_chars`.
 
     A TypedDict validated by pydantic rather than a `create_model` BaseModel: the same checks
     and JSON schema, but it validates to plain dicts, about 3x faster on a 10,000-row request,
     and the scorer needs dicts anyway.
     """
-    fields = {feature.name: _field(feature) for feature in spec.features}
+    fields = {feature.name: _field(feature, max_chars) for feature in spec.features}
     record = TypedDict(  # type: ignore[misc]
         "Record", {name: Annotated[kind, info] for name, (kind, info) in fields.items()})
     record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""The BentoML service: `POST /predict`, `GET /metadata`, readiness, Prometheus metrics.
+"""The BentoML service: `POST /predict`, `POST /feedback`, `GET /metadata`, readiness, metrics.
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
 the edge where BentoML needs configuration at class definition (workers, request
@@ -23,13 +23,16 @@ from starlette.routing import Route
 from flywheel.config import load_params
 from flywheel.identity import registered_model
 from flywheel.serving import schema
-from flywheel.serving.auth import BearerAuth
 from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
+from flywheel.serving.guard import RequestGuard, parse_allowed_hosts
+from flywheel.serving.header_timeout import limit_header_time
 from flywheel.serving.heap import settle, time_pauses
+from flywheel.serving.index import LocalIndex
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
+from flywheel.serving.parent_watch import exit_with_parent
 from flywheel.serving.quiet import quiet_rejections
 from flywheel.serving.registry_watch import (
     LoadedModel,
@@ -38,9 +41,11 @@ from flywheel.serving.registry_watch import (
     request_spec,
 )
 from flywheel.serving.request_io import json_response, records_input
+from flywheel.serving.route_labels import fold_unknown_routes
 from flywheel.serving.scoring import score
 from flywheel.serving.state import ServingState
 from flywheel.settings import settings
+from flywheel.tokens import scope_tokens
 
 logger = logging.getLogger(__name__)
 # Each registry load downloads the model; its per-file progress bars would flood the log.
@@ -51,7 +56,7 @@ _PARAMS = load_params(_SETTINGS.params_path)
 SERVE = _PARAMS.serve
 MODEL_NAME = registered_model(_SETTINGS, _PARAMS, _SETTINGS.serve_model)
 SPEC = request_spec(_SETTINGS, _SETTINGS.root / _PARAMS.data.spec)  # no registry at import
-Record = schema.record_model(SPEC)
+Record = schema.record_model(SPEC, SERVE.max_string_chars)
 Records = schema.records_type(Record)
 RecordsInput = records_input(Records)
 # `bentoml serve ... --arg workers=N` (what `flywheel serve --workers` passes) overrides params.
@@ -66,6 +71,12 @@ STATE = ServingState(
     max_json_depth=SERVE.max_json_depth,
     body_timeout_s=SERVE.request_body_timeout_s,
 )
+TOKENS = scope_tokens(_SETTINGS.root, _SETTINGS.tokens_file)
+ROUTES = ("/", "/predict", "/predict_batch", "/feedback", "/metadata", "/livez", "/readyz",
+          "/healthz", "/metrics", "/docs.json", "/schema.json")
+# Both act on classes BentoML and uvicorn build from later in this worker (see their modules).
+fold_unknown_routes(ROUTES, prefixes=("/static_content/", "/assets/"))
+limit_header_time(SERVE.header_timeout_s)
 
 
 async def _metadata(_: Request) -> JSONResponse:
@@ -90,6 +101,7 @@ class Flywheel:
     """Serves the registry's champion; hot-swaps it when the alias moves."""
 
     def __init__(self) -> None:
+        exit_with_parent()
         quiet_rejections()
         STATE.metrics = serving_metrics()
         time_pauses(lambda generation, seconds: STATE.metrics.gc_pause.labels(
@@ -174,9 +186,14 @@ def _connect() -> Any:
 
 # The decorator turned the class into a bentoml Service; typed as such for the calls below.
 _SERVICE: Any = Flywheel
+# Outermost first: Host, scope and content type are checked before any body is read.
+_SERVICE.add_asgi_middleware(RequestGuard, tokens=TOKENS,
+                             allowed_hosts=parse_allowed_hosts(_SETTINGS.allowed_hosts),
+                             on_reject=STATE.count_invalid)
+_SERVICE.add_asgi_middleware(LocalIndex)
 _SERVICE.add_asgi_middleware(PredictGate, state=STATE)
-if _SETTINGS.token is not None:
-    _SERVICE.add_asgi_middleware(BearerAuth, token=_SETTINGS.token,
-                                 on_reject=lambda: STATE.count_invalid("unauthorized"))
-_SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _metadata, methods=["GET"]),
-                                          feedback_route(STATE, SPEC.classes, _SETTINGS)]))
+_SERVICE.mount_asgi_app(Starlette(routes=[
+    Route("/metadata", _metadata, methods=["GET"]),
+    feedback_route(STATE, SPEC.classes, _SETTINGS, SERVE.feedback_max_files,
+                   SERVE.inference_log_max_age_days * 86400),
+]))

@@ -43,6 +43,9 @@ def labelled_server(
     stop_server(running)
 
 
+ANSWERED: list[str] = []  # request ids the first test had answered, in order
+
+
 def feedback_dir(server: Server) -> Path:
     return server.home.parent / "feedback"
 
@@ -61,16 +64,19 @@ def test_feedback_endpoint_stores_good_labels_and_refuses_bad_ones(
     labelled_server: Server, records: list[dict[str, Any]]
 ) -> None:
     client = labelled_server.client
-    ids = [f"fb-{i}" for i in range(40)]
-    for request_id, record in zip(ids, records, strict=False):
-        answer = client.post("/predict", json=record, headers={"X-Request-ID": request_id})
+    auth = labelled_server.auth("feedback")
+    ids = []
+    for record in records[:40]:
+        answer = client.post("/predict", json=record)
         assert answer.status_code == 200, answer.text
+        ids.append(answer.headers["x-request-id"])
+    ANSWERED.extend(ids)
     wait_for(lambda: set(ids) <= logged_ids(labelled_server), 30, "the log to hold the ids")
 
     labels = [
         {"request_id": i, "label": "Yes" if n % 3 == 0 else "No"} for n, i in enumerate(ids[:30])
     ]
-    stored = client.post("/feedback", json=labels)
+    stored = client.post("/feedback", json=labels, headers=auth)
     assert stored.status_code == 200, stored.text
     assert stored.json() == {"accepted": 30}
 
@@ -78,12 +84,16 @@ def test_feedback_endpoint_stores_good_labels_and_refuses_bad_ones(
     bad = client.post(
         "/feedback",
         json=[{"request_id": ids[30], "label": "Yes"}, {"request_id": ids[31], "label": "maybe"}],
+        headers=auth,
     )
     assert bad.status_code == 422 and "'maybe'" in bad.json()["error"]
-    unknown = client.post("/feedback", json={"request_id": "never-answered", "label": "No"})
+    unknown = client.post("/feedback", json={"request_id": "never-answered", "label": "No"},
+                          headers=auth)
     assert unknown.status_code == 404 and "never-answered" in unknown.json()["error"]
-    assert client.post("/feedback", content=b"{not json").status_code == 400
-    assert client.post("/feedback", json={"request_id": "fb-1"}).status_code == 422
+    not_json = client.post("/feedback", content=b"{not json",
+                           headers={**auth, "Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    assert client.post("/feedback", json={"request_id": ids[1]}, headers=auth).status_code == 422
     assert sorted(feedback_dir(labelled_server).glob("*.parquet")) == files  # nothing stored
 
     metrics = scrape(labelled_server)
@@ -110,7 +120,7 @@ def test_feedback_file_from_the_cli_then_live_metrics(
     }
     flywheel = [str(Path(sys.executable).with_name("flywheel")), "feedback"]
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"request_id": ["fb-30", "nope"], "label": ["Yes", "No"]}).to_csv(bad)
+    pd.DataFrame({"request_id": [ANSWERED[30], "nope"], "label": ["Yes", "No"]}).to_csv(bad)
     with pytest.raises(DataError, match="nothing stored.*nope"):  # the whole file is refused
         import_feedback(
             bad,

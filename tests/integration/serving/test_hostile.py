@@ -124,8 +124,10 @@ def test_reads_are_open_and_writes_need_the_token(
 ) -> None:
     bare = httpx.Client(base_url=guarded.url, timeout=15)
     with bare:
-        for path in ("/livez", "/readyz", "/metrics", "/docs.json", "/metadata"):
+        for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
             assert bare.get(path).status_code == 200, path
+        assert bare.get("/metadata").status_code == 401  # the predict token, once one is set
+        assert bare.get("/metadata", headers=AUTH).status_code == 200
         assert bare.post("/predict", json=records[0]).status_code == 401
         wrong = bare.post("/predict", json=records[0], headers={"Authorization": "Bearer no"})
         assert wrong.status_code == 401
@@ -210,7 +212,7 @@ def test_slow_bodies_are_cut_off_while_others_are_served(
     for _ in range(4):
         sock = socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10)
         sock.sendall(
-            f"POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
             "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n[".encode()
         )
         slow.append(sock)
@@ -282,12 +284,14 @@ def test_personal_fields_are_hashed_in_the_inference_log(
     import pandas as pd
 
     sent = records[:8]
-    assert predict(guarded, json.dumps(sent), {"X-Request-ID": "pii-check"}).status_code == 200
+    answer = predict(guarded, json.dumps(sent))
+    assert answer.status_code == 200
+    request_id = answer.headers["x-request-id"]
 
     def logged() -> list[dict[str, Any]] | None:
         for path in sorted(guarded.log_dir.glob("inference-2*.parquet")):
             frame = pd.read_parquet(path)
-            mine = frame[frame["request_id"] == "pii-check"]
+            mine = frame[frame["request_id"] == request_id]
             if len(mine):
                 return list(mine.to_dict(orient="records"))
         return None
@@ -335,7 +339,7 @@ def test_an_altered_model_artifact_is_refused_and_the_old_one_keeps_serving(
         30,
         "a refused reload",
     )
-    assert guarded.client.get("/metadata").json()["model_version"] == "1"
+    assert guarded.client.get("/metadata", headers=AUTH).json()["model_version"] == "1"
     assert guarded.client.get("/readyz").status_code == 200
     (answer,) = predict(guarded, json.dumps(records[0])).json()
     assert answer["model_version"] == "1"
@@ -368,7 +372,7 @@ def test_a_locked_registry_keeps_the_model_serving_and_is_picked_up_again(
         holder.close()
     fresh = own.register(commit="c0ffee3", data_md5="data-v3")
     wait_for(
-        lambda: guarded.client.get("/metadata").json()["model_version"] == fresh,
+        lambda: guarded.client.get("/metadata", headers=AUTH).json()["model_version"] == fresh,
         60,
         "the registry picked up again",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -52,11 +53,16 @@ def test_probes_and_metadata(server: Server, registry: Registry) -> None:
     assert set(meta["test_metrics"]) >= {"pr_auc", "f1", "brier"}
 
 
+ISSUED: list[str] = []  # the request id the server gave the first prediction
+
+
 def test_predict_one_record(server: Server, records: list[dict[str, Any]]) -> None:
     response = server.client.post("/predict", json=records[0],
                                   headers={"X-Request-ID": "req-one-1"})
     assert response.status_code == 200, response.text
-    assert response.headers["x-request-id"] == "req-one-1"
+    issued = response.headers["x-request-id"]  # the server's own id, never the client's
+    assert issued != "req-one-1" and re.fullmatch(r"[0-9a-f]{32}", issued)
+    ISSUED.append(issued)
     (answer,) = response.json()
     assert answer["prediction"] in {"Yes", "No"}
     assert 0.0 <= answer["probability"] <= 1.0
@@ -232,9 +238,9 @@ def test_inference_log_is_written(server: Server) -> None:
         if not files:
             return None
         table = pq.read_table(files).to_pandas()  # type: ignore[arg-type]
-        return (table,) if "req-one-1" in set(table["request_id"]) else None
+        return (table,) if ISSUED[0] in set(table["request_id"]) else None
 
-    (table,) = wait_for(rows_logged, 15, "the inference log to hold request req-one-1")
+    (table,) = wait_for(rows_logged, 15, "the inference log to hold the first request")
     assert {"request_id", "time", "model_version", "tenure", "contract", "prediction",
             "probability"} <= set(table.columns)
     assert set(table["model_version"]) == {"1"}
