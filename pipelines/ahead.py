@@ -41,9 +41,9 @@ class Ahead:
     process: subprocess.Popen[str]
 
 
-def start_ahead(step: str, spec: str | None) -> Ahead:
+def start_ahead(step: str, spec: str | None, force: bool = False) -> Ahead:
     """Start `step` on `spec` now, in its own interpreter, for the flow's task to take."""
-    command = [sys.executable, "-m", "pipelines.ahead", step, spec or ""]
+    command = [sys.executable, "-m", "pipelines.ahead", step, spec or "", "force" if force else ""]
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -117,7 +117,7 @@ def _main() -> None:
         from flywheel.steps.context import make_context
         from flywheel.steps.execute import execute_stage
 
-    step, spec = sys.argv[1], sys.argv[2] or None
+    step, spec, force = sys.argv[1], sys.argv[2] or None, sys.argv[3:] == ["force"]
     threading.Thread(target=_leave_with_parent, args=(sys.stdin,), daemon=True).start()
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything a library prints goes to stderr, and is passed on from there
@@ -125,7 +125,7 @@ def _main() -> None:
     quiet_libraries()
     try:
         context = make_context(Path(spec) if spec else None)
-        outcome: dict[str, Any] = {"row": execute_stage(context, step)}
+        outcome: dict[str, Any] = {"row": execute_stage(context, step, force)}
     except errors.FlywheelError as exc:
         outcome = {"error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:  # a bug: its traceback goes to the run's log, the task retries

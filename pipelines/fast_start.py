@@ -55,9 +55,9 @@ class HeadStart:
     checker: subprocess.Popen[str] | None = None
     closing: threading.Event = field(default_factory=threading.Event)
 
-    def launch(self, spec: str | None, candidates: Collection[str]) -> None:
+    def launch(self, spec: str | None, candidates: Collection[str], force: bool = False) -> None:
         """Validate in its own process, then the flow's and the steps' imports, collector off."""
-        self.ahead.append(start_ahead(FIRST_STEP, spec))
+        self.ahead.append(start_ahead(FIRST_STEP, spec, force))
         pause_for_imports()  # until the prewarm thread has imported the steps' libraries
         importlib.import_module("pipelines.training")  # Prefect: seconds, while validate runs
         torch = TORCH_IMPORTS if "mlp" in candidates else ()

@@ -19,6 +19,7 @@ from prefect.states import Completed, State
 
 from flywheel.errors import FlywheelError
 from flywheel.steps import state
+from flywheel.steps.champion import keeps_serving
 from flywheel.steps.context import make_context
 from flywheel.steps.dag import STEPS, upstream
 from flywheel.steps.execute import execute_stage
@@ -51,18 +52,22 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, task_run_name="{name}")
-def run_stage(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str, Any] | State:
+def run_stage(
+    name: str, spec: str | None, run_tags: dict[str, str], force: bool = False
+) -> dict[str, Any] | State:
     """Run one step, or skip it when DVC's lock says it is up to date (default dataset only).
 
     A skipped step ends as a Completed task run named "Skipped" whose message says why, so the
     Prefect UI shows it; a step that ran is recorded in dvc.lock as `dvc repro` would. A step
     `flywheel run` started ahead in its own process is collected here instead of run again.
     """
-    row = _execute(name, spec, run_tags)
+    row = _execute(name, spec, run_tags, force)
     return Completed(name="Skipped", message=state.SKIPPED) if row is None else row
 
 
-def _execute(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str, Any] | None:
+def _execute(
+    name: str, spec: str | None, run_tags: dict[str, str], force: bool
+) -> dict[str, Any] | None:
     """The step's row: collected from `flywheel run`'s fast start, or run here."""
     head = fast_start.active()
     ahead = head.take_ahead(name, spec) if head else None
@@ -70,15 +75,18 @@ def _execute(name: str, spec: str | None, run_tags: dict[str, str]) -> dict[str,
         return collect(ahead)
     checker = head.take_checker if head else None
     context = make_context(Path(spec) if spec else None, run_tags, started_checker=checker)
-    return execute_stage(context, name)
+    return execute_stage(context, name, force)
 
 
 @flow(name="flywheel-training")
-def training(spec: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
+def training(
+    spec: str | None = None, reason: str | None = None, force: bool = False
+) -> list[dict[str, Any]]:
     """Run every step once, each after the steps it reads from (the DAG of dvc.yaml).
 
     A failing step stops the flow and nothing after it runs; either way the run's page gets
-    a summary artifact saying what ran and whether a model was promoted.
+    a summary artifact saying what ran and whether a model was promoted, and a run that
+    registered nothing says which champion keeps serving. `force` reruns every step.
     """
     forward_flywheel_logs()
     tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
@@ -87,7 +95,7 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
     for step in STEPS:
         after = [futures[name] for name in upstream(step.name)]
         futures[step.name] = run_stage.submit(
-            step.name, spec, tags, wait_for=after, return_state=False
+            step.name, spec, tags, force, wait_for=after, return_state=False
         )
     report: list[dict[str, Any]] = []
     try:
@@ -99,8 +107,21 @@ def training(spec: str | None = None, reason: str | None = None) -> list[dict[st
         failed = STEPS[len(report)].name
         _publish(report, f"step {failed} failed: {exc}")
         raise
+    _say_what_serves(report, spec)
     _publish(report, None)
     return report
+
+
+def _say_what_serves(report: list[dict[str, Any]], spec: str | None) -> None:
+    """A run whose promote was up to date logs, in the flow run, which champion keeps serving."""
+    promote = next(r["summary"] for r in report if r["step"] == "promote")
+    if "skipped" not in promote:
+        return
+    ran = [r["step"] for r in report if "skipped" not in r["summary"]]
+    serving = keeps_serving(make_context(Path(spec) if spec else None))
+    why = f"only {', '.join(ran)} ran" if ran else "every step is up to date in dvc.lock"
+    promote["serving"] = serving
+    logging.getLogger("flywheel.run").info("nothing registered (%s): %s", why, serving)
 
 
 def _publish(report: list[dict[str, Any]], failure: str | None) -> None:

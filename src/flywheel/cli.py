@@ -74,6 +74,9 @@ def run(
     report: Annotated[
         Path | None, typer.Option(help="also write the run summary as JSON to this file")
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="rerun every step, even those up to date in dvc.lock")
+    ] = False,
 ) -> None:
     """Run the whole pipeline as a Prefect flow and print what ran and what was promoted.
 
@@ -93,7 +96,7 @@ def run(
                 _check_prefect_api()
             with project_lock(settings(), "flywheel run", check_dvc=True):
                 started = time.perf_counter()
-                steps = _run_flow(head, str(spec) if spec else None)
+                steps = _run_flow(head, str(spec) if spec else None, force)
         total = time.perf_counter() - started
         _print_summary(steps, total)
         if report is not None:
@@ -113,17 +116,17 @@ def _run_spec(data: Path | None, target: str | None, spec: Path | None) -> Path 
     return spec
 
 
-def _run_flow(head: HeadStart, spec: str | None) -> list[dict[str, Any]]:
+def _run_flow(head: HeadStart, spec: str | None, force: bool) -> list[dict[str, Any]]:
     """The training flow, after the fast start launched what the steps will take."""
     from flywheel.config import load_params
     from flywheel.settings import settings
 
-    head.launch(spec, load_params(settings().params_path).train.candidates)
+    head.launch(spec, load_params(settings().params_path).train.candidates, force)
     from pipelines.training import training
 
     _one_line_for_known_failures()
     with head.flow_api():
-        return training(spec=spec)  # type: ignore[no-any-return]
+        return training(spec=spec, force=force)  # type: ignore[no-any-return]
 
 
 @app.command()
@@ -802,7 +805,13 @@ def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:
     console.print(table)
     promote = next((r["summary"] for r in report if r["step"] == "promote"), None)
     if promote and "skipped" in promote:
-        console.print("Nothing registered: promote is up to date in dvc.lock.", highlight=False)
+        serving = f" {promote['serving']}." if promote.get("serving") else ""
+        console.print(
+            f"Nothing registered: promote is up to date in dvc.lock.{serving} "
+            "(`flywheel run --force` reruns every step.)",
+            highlight=False,
+            markup=False,
+        )
     elif promote:
         verb = (
             "[green]promoted to champion[/]" if promote["promoted"] else "[yellow]not promoted[/]"

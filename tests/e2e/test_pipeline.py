@@ -141,6 +141,8 @@ def test_full_run_beats_the_champion_and_carries_lineage(root: Path) -> None:
     assert tags["flywheel.gate.verdict"] == "promoted"
     met, evaluated = tags["flywheel.validation"].split(": ")[1].split(" ")[0].split("/")
     assert met == evaluated and int(met) > 50
+    rule = json.loads(tags["flywheel.split_rule"])  # what a later comparison leaves out
+    assert rule["method"] in ("hash", "time") and rule["seed"] is not None
     checks = {c["name"]: c for c in json.loads(tags["flywheel.gate.checks"])}
     assert {"target", "min_delta", "calibration", "slices"} <= set(checks)
     assert "paired resamples" in checks["min_delta"]["detail"]
@@ -505,3 +507,15 @@ def test_an_early_failure_prints_one_line_twenty_runs_in_a_row(root: Path) -> No
             assert needle in lines[0] and "Traceback" not in done.stdout + done.stderr
     finally:
         table.write_bytes(pristine)
+
+
+def test_an_unchanged_run_says_what_serves_and_force_reruns_every_step(root: Path) -> None:
+    from pipelines.training import training
+
+    run_flow(root)  # whatever the tests above changed, brought up to date
+    quiet = training()
+    assert all("skipped" in r["summary"] for r in quiet)
+    serving = quiet[-1]["summary"]["serving"]
+    assert serving == f"{MODEL} version {alias('champion')} keeps serving as champion"
+    forced = training(force=True)
+    assert not any("skipped" in r["summary"] for r in forced)

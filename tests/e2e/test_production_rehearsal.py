@@ -509,3 +509,37 @@ def _decision(root: Path, run: Any) -> dict[str, Any]:
     if run.state.is_completed():
         return dict(json.loads(path.read_text()))
     return {"promoted": False, "reason": run.state.message or ""}
+
+
+def test_a_registry_switched_by_settings_alone_gets_a_champion(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A project that ran on its local SQLite registry is pointed at the team's PostgreSQL-backed
+    MLflow by FLYWHEEL_TRACKING_URI alone: dvc.lock says every step is up to date, but the
+    configured registry lacks the version, so promote runs there; the run after that
+    registers nothing and says which champion keeps serving."""
+    from flywheel.registry.store import version_by_alias
+
+    name = "flywheel-switch"
+    root = _project(tmp_path / "switch", promote={"model_name": name})
+    local = {
+        k: v for k, v in stack.env.items() if k not in ("FLYWHEEL_TRACKING_URI", "PREFECT_API_URL")
+    } | {"FLYWHEEL_ROOT": str(root), "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    first = subprocess.run(
+        [str(BIN / "flywheel"), "run"], cwd=root, env=local, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert version_by_alias(registry(stack), name, "champion") is None
+
+    switched = flywheel(stack, root, "run")
+    assert switched.returncode == 0, switched.stderr[-3000:]
+    champion = version_by_alias(registry(stack), name, "champion")
+    assert champion is not None, switched.stdout
+    decision = json.loads((root / "artifacts" / "promote" / "decision.json").read_text())
+    assert decision["registry"] == stack.env["FLYWHEEL_TRACKING_URI"]
+
+    again = flywheel(stack, root, "run")
+    assert again.returncode == 0, again.stderr[-3000:]
+    flat = " ".join(again.stdout.split())
+    assert f"{name} version {champion.version} keeps serving as champion" in flat, flat

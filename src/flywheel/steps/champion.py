@@ -86,3 +86,13 @@ def score_champion(ctx: StepContext, test: pd.DataFrame) -> ChampionScores | Non
         ) from exc
     proba = answer["probability"].to_numpy(dtype="float64")
     return ChampionScores(str(current.version), proba, unseen_by(ctx, current, test))
+
+
+def keeps_serving(ctx: StepContext) -> str:
+    """For a run that registered nothing: which champion goes on serving (or that none does)."""
+    from flywheel.registry import store
+
+    current = store.version_by_alias(store.connect(ctx.settings), ctx.model_name, store.CHAMPION)
+    if current is None:
+        return f"{ctx.model_name} has no champion yet"
+    return f"{ctx.model_name} version {current.version} keeps serving as champion"

@@ -31,6 +31,9 @@ class Step:
     metrics: tuple[str, ...] = ()
     plots: tuple[str, ...] = ()
     uncached: tuple[str, ...] = field(default=())  # small outputs git should hold, not the cache
+    # Whether what the step made outside the workspace still exists (promote: the registered
+    # version in the configured registry); DVC's lock cannot see it.
+    still_current: Callable[[StepContext], bool] | None = None
 
 
 STEPS: tuple[Step, ...] = (
@@ -110,6 +113,7 @@ STEPS: tuple[Step, ...] = (
         params=("promote", "evaluate"),
         outs=(),
         uncached=("artifacts/promote/decision.json",),
+        still_current=promote.registered_here,
     ),
 )
 

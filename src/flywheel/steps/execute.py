@@ -14,19 +14,28 @@ from flywheel.steps.context import StepContext
 from flywheel.steps.dag import step
 
 
-def execute_stage(ctx: StepContext, name: str) -> dict[str, Any] | None:
-    """The step's row for the run summary, or None when DVC's lock says it is up to date.
+def execute_stage(ctx: StepContext, name: str, force: bool = False) -> dict[str, Any] | None:
+    """The step's row for the run summary, or None when it is up to date (unless `force`).
 
     Only the default dataset is tracked by dvc.yaml, so only it can be skipped or recorded.
+    Up to date means DVC's lock says so and, for a step whose output lives outside the
+    workspace (promote's registered version), that output is still there.
     """
     root = ctx.settings.root
-    if ctx.is_default_dataset and state.up_to_date(root, name):
+    if not force and ctx.is_default_dataset and _up_to_date(ctx, name):
         return None
     started = time.perf_counter()
     summary = run_step(name, ctx)
     if ctx.is_default_dataset:
         state.record(root, name)
     return {"step": name, "seconds": round(time.perf_counter() - started, 2), "summary": summary}
+
+
+def _up_to_date(ctx: StepContext, name: str) -> bool:
+    if not state.up_to_date(ctx.settings.root, name):
+        return False
+    check = step(name).still_current
+    return check is None or check(ctx)
 
 
 def run_step(name: str, ctx: StepContext) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from flywheel.steps.inputs import SPLIT_RULE_FILE, TARGET, read_split, train_pre
 
 log = logging.getLogger(__name__)
 
+DECISION_FILE = "decision.json"
 SUMMARY_KEYS = ("model_name", "version", "promoted", "reason", "champion_before", "champion_after")
 
 
@@ -70,12 +71,37 @@ def run(ctx: StepContext) -> dict[str, Any]:
         )
         checker = ctx.started_checker() if ctx.started_checker else None
         decision = promote(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch), checker)
-    decision_file = ctx.out("promote") / "decision.json"
+    decision = {**decision, "registry": ctx.settings.mlflow_uri}
+    decision_file = ctx.out("promote") / DECISION_FILE
     decision_file.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(
         decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str))
     )
     return {k: decision[k] for k in SUMMARY_KEYS}
+
+
+def registered_here(ctx: StepContext) -> bool:
+    """Whether the configured registry holds the version the last promote registered.
+
+    Switching `FLYWHEEL_TRACKING_URI` to a new store leaves dvc.lock as it was; without this,
+    the new registry would never get a champion from unchanged data.
+    """
+    from flywheel.registry import store
+
+    path = ctx.out("promote") / DECISION_FILE
+    try:
+        decision = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if decision.get("registry", ctx.settings.mlflow_uri) != ctx.settings.mlflow_uri:
+        return False  # (decisions written before the registry was recorded: check the version)
+    try:
+        version = store.connect(ctx.settings).get_model_version(
+            decision["model_name"], str(decision["version"])
+        )
+    except Exception:  # not there (or unreachable): promote runs and says what is wrong
+        return False
+    return bool(version.run_id == decision.get("run_id"))
 
 
 def _reference_profile(

@@ -31,7 +31,8 @@ def _decision(report: list[dict[str, Any]], failure: str | None) -> str:
     if promote is None:
         return "No promote step ran."
     if "skipped" in promote:
-        return f"Nothing registered: promote {promote['skipped']} (inputs unchanged)."
+        serving = f" {promote['serving']}." if promote.get("serving") else ""
+        return f"Nothing registered: promote {promote['skipped']} (inputs unchanged).{serving}"
     verdict = "**promoted to champion**" if promote["promoted"] else "**not promoted**"
     return (
         f"{promote['model_name']} version {promote['version']}: {verdict} "
