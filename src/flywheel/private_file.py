@@ -1,13 +1,15 @@
 """Secrets kept in files only their owner can read: created 0600 at once, refused when looser.
 
-Used for the signing keys and the alert receiver's token. The file is created with
-O_CREAT|O_EXCL and mode 0600 in one call, so there is never a moment when it exists with a
-looser mode or half-written by a racing process (the loser of a race reads the winner's file).
+Used for the signing keys, the service's local scope tokens and the alert receiver's token. A
+new file is written whole to a 0600 temporary sibling and hard-linked into place, so it never
+exists with a looser mode or half-written, and when processes race (workers and a CLI starting
+at once) the first link wins and everyone reads the winner's file.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from flywheel.errors import ConfigError
@@ -16,12 +18,15 @@ from flywheel.errors import ConfigError
 def create_private(path: Path, text: str) -> bool:
     """Write `text` to a new file mode 0600 (folder 0700); False if it already existed."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.link(tmp, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    finally:
+        os.unlink(tmp)
     return True
 
 

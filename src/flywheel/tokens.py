@@ -22,12 +22,11 @@ import json
 import logging
 import os
 import secrets
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from flywheel.errors import ConfigError
+from flywheel.private_file import create_private, read_private
 
 logger = logging.getLogger(__name__)
 
@@ -88,33 +87,17 @@ def local_tokens(path: Path) -> dict[str, str]:
     Creation is atomic and first-writer-wins (a hard link of a finished temp file), so workers
     and a CLI starting at the same moment all end up with the same tokens.
     """
-    if not path.exists():
-        _create(path, {scope: secrets.token_urlsafe(32) for scope in LOCAL_SCOPES})
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: token file is readable by other users (mode "
-                          f"{stat.S_IMODE(mode):o}); run `chmod 600 {path}`")
+    fresh = {scope: secrets.token_urlsafe(32) for scope in LOCAL_SCOPES}
+    if create_private(path, json.dumps(fresh, indent=2)):
+        logger.info("generated local feedback and admin tokens in %s", path)
+    text = read_private(path, "token")
     try:
-        stored = json.loads(path.read_text())
+        stored = json.loads(text)
         return {scope: _valid(stored[scope], f"{path}: {scope!r}") for scope in LOCAL_SCOPES}
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"{path}: not a token file (expected a JSON object with string "
                           f"fields {', '.join(LOCAL_SCOPES)}); delete it to generate a new "
                           "one") from None
-
-
-def _create(path: Path, tokens: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(tokens, handle, indent=2)
-        os.link(tmp, path)
-        logger.info("generated local feedback and admin tokens in %s", path)
-    except FileExistsError:
-        pass  # another process was first: its tokens are the ones
-    finally:
-        os.unlink(tmp)
 
 
 def _valid(token: object, where: str) -> str:

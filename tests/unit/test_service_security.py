@@ -44,7 +44,7 @@ def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     local_tokens(path)
     path.chmod(0o644)
-    with pytest.raises(ConfigError, match="readable by other users.*chmod 600"):
+    with pytest.raises(ConfigError, match="readable by others.*chmod 600"):
         local_tokens(path)
     path.chmod(0o600)
     path.write_text("{}")
