@@ -423,9 +423,15 @@ def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: 
     path = root / "accounts.parquet"
     table.to_parquet(path)
     champion = alias("champion")
+    default_outputs = {
+        p: p.read_bytes() for p in (root / "artifacts").glob("*/*") if p.is_file()
+    }
 
     result = CliRunner().invoke(app, ["run", "--data", str(path), "--target", "cancelled"])
     assert result.exit_code == 0, result.output
+    own_folder = root / "artifacts" / "models" / "flywheel-accounts"
+    assert (own_folder / "evaluate" / "metrics.json").is_file()
+    assert {p: p.read_bytes() for p in default_outputs} == default_outputs  # churn's untouched
 
     spec = yaml.safe_load((root / "specs" / "accounts.yaml").read_text())
     assert spec["target"] == "cancelled" and spec["positive_class"] == "yes"

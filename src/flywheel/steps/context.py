@@ -51,7 +51,12 @@ class StepContext:
         return path if path.is_absolute() else self.settings.root / path
 
     def out(self, step: str) -> Path:
-        return self.settings.step_dir(step)
+        """The step's folder: `artifacts/<step>` for the default dataset (what dvc.yaml names),
+        `artifacts/models/<registered model>/<step>` for any other, so a run on another table
+        never touches the default pipeline's outputs (or DVC's metrics and plots of them)."""
+        if self.is_default_dataset:
+            return self.settings.step_dir(step)
+        return self.settings.artifacts / "models" / self.model_name / step
 
 
 def make_context(
