@@ -374,6 +374,7 @@ def test_training_job_matches_the_kubernetes_schemas() -> None:
 def test_training_job_names_only_what_exists() -> None:
     from torch.distributed.run import get_args_parser
 
+    import flywheel.cli
     from flywheel.steps.dag import STEP_NAMES
 
     docs = render(TRAINING)
@@ -389,7 +390,7 @@ def test_training_job_names_only_what_exists() -> None:
         True, "flywheel.cli", ["step", "train"]
     )  # fmt: skip
     assert "train" in STEP_NAMES and 'if __name__ == "__main__":' in inspect.getsource(
-        sys.modules["flywheel.cli"]
+        flywheel.cli
     )
     # one pod per node, each with its GPUs; node i is <job>-i.<headless service>
     assert spec["completionMode"] == "Indexed"
