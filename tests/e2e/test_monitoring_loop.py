@@ -260,7 +260,7 @@ def stack(loop: Loop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         service = start_server(tmp / "service", registry, log_dir=dirs["inference-log"])
         stack.callback(stop_server, service)
         params = yaml.safe_load((tmp / "service" / "params.yaml").read_text())
-        params["monitor"].update(min_rows=100, resamples=50, min_labelled_rows=MIN_LABELS)
+        params["monitor"].update(min_rows=100, resamples=100, min_labelled_rows=MIN_LABELS)
         (tmp / "monitor-params.yaml").write_text(yaml.safe_dump(params))
         env = {
             **loop.env,

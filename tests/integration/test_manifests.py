@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import inspect
 import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ IMAGES = {"flywheel", "flywheel-worker"}  # the bento (bentofile name) and infra
 # Written by the monitoring work; their absence skips the check that needs them, with a reason.
 MONITORING = ("infra/prometheus", "infra/alertmanager", "infra/grafana")
 SIGNING_SECRET = "flywheel-signing"  # the keyring, mounted as a file (docs/security-signing.md)
+REGISTRY_CLIENT = "flywheel.io/registry-client"  # what MLflow's NetworkPolicy admits
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -92,6 +95,48 @@ def serve_port() -> int:
 
 def env_names(container: dict[str, Any]) -> set[str]:
     return {e["name"] for e in container.get("env", [])}
+
+
+def image_uid(image: str) -> int:
+    """The numeric user each image runs as: BentoML's for the bento, the Containerfile's."""
+    from bentoml._internal.container.generate import BENTO_UID_GID
+
+    if image.split(":")[0] == "flywheel":
+        return BENTO_UID_GID
+    (uid,) = re.findall(r"useradd .*--uid (\d+)", (INFRA / "docker/Containerfile").read_text())
+    return int(uid)
+
+
+def assert_runs_as_the_image_user(pod: dict[str, Any]) -> None:
+    """runAsNonRoot with the image's user by number: kubelet refuses a named USER (both images
+    name theirs) with "image has non-numeric user", and another uid would not own its home."""
+    context = pod.get("securityContext", {})
+    assert context.get("runAsNonRoot") is True
+    for container in pod["containers"]:
+        assert context["runAsUser"] == context["runAsGroup"] == image_uid(container["image"])
+
+
+def assert_reads_the_signing_keyring(template: dict[str, Any]) -> None:
+    """A pod that signs or verifies model versions (a pod template: metadata and spec).
+
+    It may reach MLflow (the NetworkPolicy's label), finds the keyring where
+    FLYWHEEL_SIGNING_KEY_FILE says, read-only from the `flywheel-signing` Secret (never a key
+    of its own, which the service would refuse), and can read it: a Secret's files belong to
+    root, so its non-root user reads the key through the pod's fsGroup, mode 0440.
+    """
+    assert template["metadata"]["labels"].get(REGISTRY_CLIENT) == "true"
+    pod = template["spec"]
+    assert_runs_as_the_image_user(pod)
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    key_file = Path(env["FLYWHEEL_SIGNING_KEY_FILE"]["value"])
+    assert key_file.name == "signing.key"  # the Secret's key (README: --from-file=signing.key=)
+    (mount,) = [m for m in container.get("volumeMounts", [])
+                if key_file.parent == Path(m["mountPath"])]
+    (volume,) = [v for v in pod.get("volumes", []) if v["name"] == mount["name"]]
+    assert mount["readOnly"] is True and "subPath" not in mount  # subPath misses rotations
+    assert volume["secret"] == {"secretName": SIGNING_SECRET, "defaultMode": 0o440}
+    assert isinstance(pod["securityContext"].get("fsGroup"), int)
 
 
 # --- compose --------------------------------------------------------------------------------
@@ -269,11 +314,8 @@ def test_the_k8s_service_has_a_token_and_the_signing_keyring_from_secrets(overla
     # bentoml serve listens on 0.0.0.0 in the pod: never without a token
     assert env["FLYWHEEL_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": SECRET, "key": "api-token"}
-    key_file = Path(env["FLYWHEEL_SIGNING_KEY_FILE"]["value"])
-    (mount,) = [m for m in container["volumeMounts"] if key_file.parent == Path(m["mountPath"])]
-    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    assert mount["readOnly"] is True
-    assert volume["secret"] == {"secretName": SIGNING_SECRET, "defaultMode": 0o400}
+    assert_reads_the_signing_keyring(
+        by_kind(docs, "Deployment")["flywheel-service"]["spec"]["template"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -287,9 +329,24 @@ def test_mlflow_is_reachable_only_by_registry_clients(overlay: str) -> None:
     assert rule["from"] == [{"podSelector": {"matchLabels": {"flywheel.io/registry-client":
                                                               "true"}}}]
     clients = [by_kind(docs, "Deployment")["flywheel-service"],
-               by_kind(render(TRAINING), "Job")["flywheel-train"]]
+               by_kind(render(TRAINING), "Job")["flywheel-train"],
+               *(flow_run_job(json.loads((TEMPLATES / name).read_text()), {})
+                 for name in JOB_TEMPLATES)]  # the scheduled pipeline runs
     for client in clients:
-        assert client["spec"]["template"]["metadata"]["labels"]["flywheel.io/registry-client"]
+        labels = client["spec"]["template"]["metadata"]["labels"]
+        assert labels[REGISTRY_CLIENT] == rule["from"][0]["podSelector"]["matchLabels"][
+            REGISTRY_CLIENT]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_non_root_pods_run_as_their_image_user_by_number(overlay: str) -> None:
+    pods = [d["spec"]["template"]["spec"] for d in render(INFRA / "k8s/overlays" / overlay)
+            + render(TRAINING) if d["kind"] in {"Deployment", "Job"}]
+    pods += [flow_run_job(json.loads((TEMPLATES / name).read_text()), {})["spec"]["template"]
+             ["spec"] for name in JOB_TEMPLATES]
+    assert pods
+    for pod in pods:
+        assert_runs_as_the_image_user(pod)
 
 
 def test_compose_listeners_have_tokens_and_keys_from_secrets() -> None:
@@ -310,6 +367,19 @@ def test_compose_listeners_have_tokens_and_keys_from_secrets() -> None:
     assert receiver["environment"]["FLYWHEEL_ALERT_TOKEN_FILE"] == (
         "/run/secrets/alert_receiver_token")
     assert "alert_receiver_token" in services["alertmanager"]["secrets"]
+
+
+def test_compose_flow_runs_sign_with_the_service_key() -> None:
+    """Flow runs (promote signs, evaluate and batch scoring verify) run inside the Prefect
+    process worker: it has the very secret the service verifies with, at the same path."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    runners = {name for name, s in services.items() if s.get("command", [])[:2] == [
+        "prefect", "worker"]}
+    assert runners == {"prefect-worker"}
+    for name in runners | {"flywheel"}:
+        assert services[name]["environment"]["FLYWHEEL_SIGNING_KEY_FILE"] == (
+            "/run/secrets/signing_key"), name
+        assert services[name]["secrets"] == ["signing_key"], name
 
 
 def test_compose_monitoring_configs_are_the_shipped_ones_with_compose_addresses() -> None:
@@ -374,7 +444,6 @@ def test_training_job_matches_the_kubernetes_schemas() -> None:
 def test_training_job_names_only_what_exists() -> None:
     from torch.distributed.run import get_args_parser
 
-    import flywheel.cli
     from flywheel.steps.dag import STEP_NAMES
 
     docs = render(TRAINING)
@@ -390,7 +459,7 @@ def test_training_job_names_only_what_exists() -> None:
         True, "flywheel.cli", ["step", "train"]
     )  # fmt: skip
     assert "train" in STEP_NAMES and 'if __name__ == "__main__":' in inspect.getsource(
-        flywheel.cli
+        importlib.import_module("flywheel.cli")  # not sys.modules: this file may run alone
     )
     # one pod per node, each with its GPUs; node i is <job>-i.<headless service>
     assert spec["completionMode"] == "Indexed"
@@ -418,23 +487,32 @@ def test_training_job_names_only_what_exists() -> None:
 # --- Prefect Kubernetes work pools ----------------------------------------------------------
 
 TEMPLATES = INFRA / "prefect"
+JOB_TEMPLATES = ("k8s-job-template.json", "k8s-gpu-job-template.json")
+SIGNING_SCHEDULE = ("nightly", "on-demand-gpu")  # prefect.yaml deployments whose flow promotes
 
 
 def job_configuration(template: dict[str, Any], values: dict[str, Any]) -> Any:
     """What the worker builds for a flow run: variable defaults and values applied to the
     template, then its pydantic model (`from_template_and_values` without the API round trip
-    for block references, which these templates do not use)."""
+    for block references, which these templates do not use), then `prepare_for_flow_run` as
+    the worker calls it (Prefect's env and labels merged in, env as a list of pairs)."""
+    from prefect.client.schemas.objects import FlowRun
     from prefect.utilities.templating import apply_values
     from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration as Configuration
 
     variables = Configuration._get_base_config_defaults(template["variables"]["properties"])
     variables.update(values)
     config = Configuration(**apply_values(copy.deepcopy(template["job_configuration"]), variables))
-    config._populate_env_in_manifest()  # as prepare_for_flow_run does: env as a list of pairs
+    config.prepare_for_flow_run(FlowRun(flow_id=uuid.UUID(int=1), name="manifest-test"))
     return config
 
 
-@pytest.mark.parametrize("name", ["k8s-job-template.json", "k8s-gpu-job-template.json"])
+def flow_run_job(template: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The Job the worker creates for one flow run of this template."""
+    return job_configuration(template, values).job_manifest  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", JOB_TEMPLATES)
 def test_job_template_is_accepted_by_prefect_kubernetes(name: str) -> None:
     import kubernetes_validate
     from prefect_kubernetes.worker import KubernetesWorker
@@ -442,20 +520,76 @@ def test_job_template_is_accepted_by_prefect_kubernetes(name: str) -> None:
     template = json.loads((TEMPLATES / name).read_text())
     default = KubernetesWorker.get_default_base_job_template()
     assert set(default["variables"]["properties"]) <= set(template["variables"]["properties"])
-    config = job_configuration(template, {"env": {"FLYWHEEL_TRACKING_URI": "http://m:5000"}})
-    job = config.job_manifest
-    kubernetes_validate.validate(job, K8S_VERSION)  # Prefect wants a few fields strict rejects
+    job = flow_run_job(template, {"env": {"FLYWHEEL_TRACKING_URI": "http://m:5000"}})
+    # strict, but for two fields prefect-kubernetes requires in the pod spec (its base manifest
+    # has them there; they are Job fields, 1 by default, and a pod ignores them)
+    pod = copy.deepcopy(job)["spec"]["template"]["spec"]
+    assert (pod.pop("completions"), pod.pop("parallelism")) == (1, 1)
+    kubernetes_validate.validate({**job, "spec": {**job["spec"], "template": {
+        **job["spec"]["template"], "spec": pod}}}, K8S_VERSION, strict=True)
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"].split(":")[0] in IMAGES
     assert container["envFrom"] == [{"secretRef": {"name": SECRET}}]
     assert {e["name"] for e in container["env"]} >= {"FLYWHEEL_TRACKING_URI"}
 
 
+@pytest.mark.parametrize("name", JOB_TEMPLATES)
+def test_scheduled_runs_sign_with_the_service_keyring_and_reach_mlflow(name: str) -> None:
+    """The pipeline's flow runs promote (sign) and evaluate (verify): same keyring as the
+    service, and the label MLflow's NetworkPolicy admits, whatever env and labels a deployment
+    adds; an env that names the key file itself still wins (Prefect puts it first)."""
+    template = json.loads((TEMPLATES / name).read_text())
+    pools = {d["name"]: d["work_pool"]["name"]
+             for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+    assert {pools[d] for d in SIGNING_SCHEDULE} == {"default", "gpu"}  # both templates' pools
+    job = flow_run_job(template, {"env": {"FLYWHEEL_TRACKING_URI": "http://m:5000"},
+                                  "labels": {"team": "ml"}})
+    assert_reads_the_signing_keyring(job["spec"]["template"])
+    service = render(INFRA / "k8s/overlays" / OVERLAYS[0])
+    service_pod = by_kind(service, "Deployment")["flywheel-service"]["spec"]["template"]["spec"]
+    key_files = [
+        {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        ["FLYWHEEL_SIGNING_KEY_FILE"] for pod in (service_pod, job["spec"]["template"]["spec"])
+    ]
+    assert key_files[0] == key_files[1]
+
+
+def _drop_label(t: dict[str, Any]) -> None:
+    t["job_configuration"]["job_manifest"]["spec"]["template"]["metadata"]["labels"].clear()
+
+
+def _pod(t: dict[str, Any]) -> dict[str, Any]:
+    return t["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+
+
+BREAKAGES = {
+    "no registry-client label": _drop_label,
+    "no key file variable": lambda t: _pod(t)["containers"][0].update(env="{{ env }}"),
+    "no key mount": lambda t: _pod(t)["containers"][0]["volumeMounts"].pop(0),
+    "no key volume": lambda t: _pod(t)["volumes"].pop(0),
+    "a key of its own": lambda t: _pod(t)["volumes"].__setitem__(0, {"name": "signing",
+                                                                    "emptyDir": {}}),
+    "writable key": lambda t: _pod(t)["containers"][0]["volumeMounts"][0].pop("readOnly"),
+    "key unreadable by its user": lambda t: _pod(t)["securityContext"].pop("fsGroup"),
+    "named user": lambda t: _pod(t)["securityContext"].pop("runAsUser"),
+}
+
+
+@pytest.mark.parametrize("name", JOB_TEMPLATES)
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_template_without_the_key_or_the_label_fails_the_check(name: str,
+                                                                 breakage: str) -> None:
+    template = json.loads((TEMPLATES / name).read_text())
+    BREAKAGES[breakage](template)
+    with pytest.raises((AssertionError, KeyError, ValueError)):
+        assert_reads_the_signing_keyring(flow_run_job(template, {})["spec"]["template"])
+
+
 def test_gpu_template_is_the_cpu_one_plus_gpus() -> None:
     cpu = json.loads((TEMPLATES / "k8s-job-template.json").read_text())
     gpu = json.loads((TEMPLATES / "k8s-gpu-job-template.json").read_text())
 
-    job = job_configuration(gpu, {"gpu_count": 2}).job_manifest
+    job = flow_run_job(gpu, {"gpu_count": 2})
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -468,10 +602,12 @@ def test_gpu_template_is_the_cpu_one_plus_gpus() -> None:
         if name != "image":
             assert gpu_props[name] == cpu_props[name], name
     gpu_pod = gpu["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
-    for key in ("tolerations", "nodeSelector", "volumes"):
+    for key in ("tolerations", "nodeSelector"):
         gpu_pod.pop(key)
-    gpu_pod["containers"][0]["resources"]["limits"].pop("nvidia.com/gpu")
-    gpu_pod["containers"][0].pop("volumeMounts")
+    gpu_pod["volumes"] = [v for v in gpu_pod["volumes"] if v["name"] != "dshm"]
+    (container,) = gpu_pod["containers"]
+    container["resources"]["limits"].pop("nvidia.com/gpu")
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "dshm"]
     assert gpu["job_configuration"] == cpu["job_configuration"]
 
 
