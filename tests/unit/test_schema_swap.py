@@ -94,3 +94,34 @@ def test_validation_follows_the_schema_of_the_model_that_answers() -> None:
         wide.validate([{**record, "tenure_years": 3}, record])
     (first,) = describe_errors(raised.value.errors())
     assert (first["record"], first["field"], first["type"]) == (1, "tenure_years", "missing")
+
+
+def test_the_inference_log_takes_the_new_champions_columns_in_files_of_their_own(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+    import pyarrow.parquet as pq
+
+    from flywheel.serving.inference_log import InferenceLog, LogEntry
+
+    spec = default_spec()
+    record = {f.name: (f.min if f.kind == "numeric" else f.categories[0]) for f in spec.features}
+    answer = {"prediction": "No", "probability": 0.1, "model_version": "1"}
+
+    def entry(request_id: str, body: dict[str, Any], version: str) -> LogEntry:
+        return LogEntry(request_id, datetime.now(UTC), orjson.dumps([body]),
+                        orjson.dumps([{**answer, "model_version": version}]))
+
+    log = InferenceLog(tmp_path, spec, roll_rows=1_000, roll_seconds=60, queue_size=10)
+    log._add([entry("old", record, "1")])
+    log.use_spec(spec)  # the same columns: nothing to switch
+    assert log._next_spec is None
+    log.use_spec(wider(spec))
+    log._switch(log._next_spec)  # what the writer does at its next poll
+    log._add([entry("new", {**record, "tenure_years": 4}, "2")])
+    log._flush()
+    old, new = (pq.read_table(path) for path in sorted(tmp_path.glob("inference-*.parquet")))
+    assert "tenure_years" not in old.column_names
+    assert old.column("request_id").to_pylist() == ["old"]
+    assert new.column("tenure_years").to_pylist() == [4.0]

@@ -152,6 +152,8 @@ class Flywheel:
     def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
         STATE.metrics.reloads.labels(outcome=outcome).inc()
         if model is not None:
+            if model.request_schema is not None:  # its columns in the inference log too
+                STATE.inference_log.use_spec(model.request_schema.spec)
             STATE.metrics.serving(model.name, model.version, previous,
                                   promoted_at(model.trained_at))
             settle()  # the new model's objects out of the collector's way (heap.py)

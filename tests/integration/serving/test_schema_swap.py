@@ -164,6 +164,15 @@ def test_a_wider_champion_is_swapped_in_with_its_schema_and_nothing_5xx(
     assert sample_value(scrape(server), "flywheel_model_reloads_total", outcome="success") == 2
     assert f"changes the request schema (added: {EXTRA})" in server.logs()
 
+    def logged_with_extra() -> bool:
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(path) for path in sorted(server.log_dir.glob("*.parquet"))]
+        return any(EXTRA in t.column_names and "2" in t.column("model_version").to_pylist()
+                   for t in tables)
+
+    wait_for(logged_with_extra, 15, "version 2's rows in the inference log with its new column")
+
 
 def test_under_refuse_the_old_champion_keeps_serving_with_one_line_and_a_count(
         refusing: tuple[Server, Registry], wide: Registry,
