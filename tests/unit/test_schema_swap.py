@@ -125,3 +125,17 @@ def test_the_inference_log_takes_the_new_champions_columns_in_files_of_their_own
     assert "tenure_years" not in old.column_names
     assert old.column("request_id").to_pylist() == ["old"]
     assert new.column("tenure_years").to_pylist() == [4.0]
+
+
+def test_personal_marks_of_the_configured_spec_survive_a_swap() -> None:
+    from flywheel.serving.schema_swap import SchemaSwap
+
+    spec = default_spec()
+    marked = spec.model_copy(update={"features": [
+        f.model_copy(update={"pii": True}) if f.name == "payment_method" else f
+        for f in spec.features]})
+    swap = SchemaSwap(marked, 256, "swap")
+    same = swap.prepare(model("1", spec), None)  # its own copy lacks the operator's mark
+    assert same.request_schema is swap.fallback
+    wide = swap.prepare(model("2", wider(spec)), same).request_schema
+    assert {f.name for f in wide.spec.features if f.pii} == {"payment_method"}

@@ -31,12 +31,19 @@ class SchemaSwap:
         self._built: dict[str, RequestSchema] = {self._key(fallback): self.fallback}
 
     def schema_of(self, spec: DatasetSpec | None) -> RequestSchema:
-        """One `RequestSchema` per distinct spec: a retrain on the same columns reuses it."""
+        """One `RequestSchema` per distinct spec; the configured one for the same fields.
+
+        A model that accepts the same requests as the spec the service was started with keeps
+        that spec (and its `pii` marks, which an operator may have added to the registered
+        file); one that takes other fields brings its own, with those marks carried over.
+        """
         if spec is None:
             return self.fallback
         key = self._key(spec)
         if key not in self._built:
-            self._built[key] = RequestSchema(spec, self.max_chars)
+            request = RequestSchema(_keeping_pii(self.fallback.spec, spec), self.max_chars)
+            same = not schema_changes(self.fallback, request)
+            self._built[key] = self.fallback if same else request
         return self._built[key]
 
     def prepare(self, model: LoadedModel, current: LoadedModel | None) -> LoadedModel:
@@ -58,3 +65,12 @@ class SchemaSwap:
     @staticmethod
     def _key(spec: DatasetSpec) -> str:
         return spec.model_dump_json()
+
+
+def _keeping_pii(configured: DatasetSpec, spec: DatasetSpec) -> DatasetSpec:
+    """`spec` with every feature the configured spec marks personal marked personal too."""
+    marked = {f.name for f in configured.features if f.pii}
+    if not marked:
+        return spec
+    return spec.model_copy(update={"features": [
+        f.model_copy(update={"pii": True}) if f.name in marked else f for f in spec.features]})
