@@ -167,6 +167,9 @@ class ServeParams(_Section):
                                     "arrive within this; the connection is closed otherwise")
     feedback_max_files: int = Field(default=64, ge=2, description="label files /feedback "
                                     "keeps before compacting them into one")
+    schema_change: Literal["swap", "refuse"] = Field(
+        default="swap", description="a new champion whose request fields differ: swapped in "
+        "with its schema, or refused (the old one keeps serving)")
 
 
 class MonitorParams(_Section):

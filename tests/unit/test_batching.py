@@ -14,11 +14,13 @@ class Model:
 
     def __init__(self, fail_on: int | None = None) -> None:
         self.calls: list[list[int]] = []
+        self.keys: list[Any] = []
         self.release = threading.Event()
         self.fail_on = fail_on
 
-    def __call__(self, records: list[Any]) -> list[Any]:
+    def __call__(self, records: list[Any], key: Any = None) -> list[Any]:
         self.calls.append(list(records))
+        self.keys.append(key)
         if len(self.calls) == 1:
             self.release.wait(5)
         if self.fail_on in records:
@@ -70,3 +72,24 @@ def test_an_error_reaches_only_the_request_that_caused_it() -> None:
     assert model.calls == [[0], [1, 3], [1], [3], [4]]
     assert answers[0] == [0] and answers[1] == [2] and answers[3] == [8]
     assert isinstance(answers[2], ValueError) and "cannot score 3" in str(answers[2])
+
+
+def test_requests_for_different_models_never_share_a_call() -> None:
+    """Across a hot swap, records validated for one model are scored by that model alone."""
+    model = Model()
+    batcher = GreedyBatcher(model, max_batch_size=8)
+    old, new = object(), object()
+
+    async def burst() -> list[Any]:
+        first = asyncio.ensure_future(batcher([0], old))
+        while not model.calls:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(batcher([n], key))
+                for n, key in ((1, old), (2, new), (3, new), (4, old))]
+        await asyncio.sleep(0.01)
+        model.release.set()
+        return await asyncio.gather(first, *rest)
+
+    assert run(burst()) == [[0], [2], [4], [6], [8]]
+    assert model.calls == [[0], [1], [2, 3], [4]]
+    assert model.keys == [old, old, new, old]

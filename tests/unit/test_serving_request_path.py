@@ -69,11 +69,13 @@ def test_the_endpoint_schema_is_bentomls_own_and_validation_names_record_and_fie
     from pydantic import ValidationError
 
     from flywheel.serving import schema
-    from flywheel.serving.request_io import PARSED_BODY, records_input
+    from flywheel.serving.request_io import PARSED_BODY, Validated, records_input
+    from flywheel.serving.request_schema import RequestSchema
 
     spec = default_spec()
     records = schema.records_type(schema.record_model(spec))
-    fast = records_input(records)
+    serving = "the model serving"
+    fast = records_input(lambda: (serving, RequestSchema(spec, schema.DEFAULT_MAX_CHARS)))
     assert fast.model_json_schema() == ensure_io_descriptor(records).model_json_schema()
     assert fast.model_json_schema(mode="serialization") == fast.model_json_schema(
         mode="serialization")  # cached, and a fresh copy each time
@@ -92,6 +94,7 @@ def test_the_endpoint_schema_is_bentomls_own_and_validation_names_record_and_fie
 
     one = asyncio.run(fast.from_http_request(Request(orjson.dumps(record)), None))
     assert one == [record]  # a single object is a batch of one
+    assert isinstance(one, Validated) and one.model == serving  # the model that answers it
     parsed = asyncio.run(fast.from_http_request(Request(b"unused", [record, record]), None))
     assert parsed == [record, record]
     numeric = next(f.name for f in spec.features if f.kind == "numeric")

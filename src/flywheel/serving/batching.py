@@ -5,7 +5,9 @@ after a burst that estimate stays high, and lone requests waited ~100 ms for min
 nothing waits on a timer: a request that finds the model idle is scored immediately, and the
 requests that arrive while the model is busy are scored together in the next call. Under load
 batches form by themselves (one model call per batch, as before); without load there is no
-batching to wait for, whatever happened earlier.
+batching to wait for, whatever happened earlier. Each request names the model that must answer
+it (`key`: the one its records were validated for); requests for different models never share
+a call, so a hot swap never hands records of one schema to a model of another.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import anyio.to_thread
 @dataclass
 class _Job:
     records: list[Any]
+    key: Any
     answer: asyncio.Future[list[Any]]
 
 
 class GreedyBatcher:
-    """Runs `score` on one list of records at a time, in a worker thread, in arrival order."""
+    """Runs `score(records, key)` on one list at a time, in a worker thread, in arrival order."""
 
     def __init__(
         self,
-        score: Callable[[list[Any]], list[Any]],
+        score: Callable[[list[Any], Any], list[Any]],
         max_batch_size: int,
         observe: Callable[[int], None] | None = None,
     ) -> None:
@@ -40,8 +43,8 @@ class GreedyBatcher:
         self._waiting: deque[_Job] = deque()
         self._running = False
 
-    async def __call__(self, records: list[Any]) -> list[Any]:
-        job = _Job(list(records), asyncio.get_running_loop().create_future())
+    async def __call__(self, records: list[Any], key: Any = None) -> list[Any]:
+        job = _Job(list(records), key, asyncio.get_running_loop().create_future())
         self._waiting.append(job)
         if not self._running:
             self._running = True
@@ -56,7 +59,7 @@ class GreedyBatcher:
                 if self.observe is not None:
                     self.observe(len(jobs))
                 try:
-                    answers = await anyio.to_thread.run_sync(self.score, merged)
+                    answers = await anyio.to_thread.run_sync(self.score, merged, jobs[0].key)
                 except Exception as exc:
                     await self._one_by_one(jobs, exc)
                     continue
@@ -78,7 +81,7 @@ class GreedyBatcher:
                 job.answer.set_exception(exc)
                 continue
             try:
-                answers = await anyio.to_thread.run_sync(self.score, job.records)
+                answers = await anyio.to_thread.run_sync(self.score, job.records, job.key)
             except Exception as own:
                 answers, exc = None, own
             if job.answer.done():
@@ -89,10 +92,11 @@ class GreedyBatcher:
                 job.answer.set_result(answers)
 
     def _take(self) -> list[_Job]:
-        """Waiting jobs in order, up to max_batch_size records (always at least one job)."""
+        """Waiting jobs in order for one key, up to max_batch_size records (at least one job)."""
         taken = [self._waiting.popleft()]
         size = len(taken[0].records)
-        while self._waiting and size + len(self._waiting[0].records) <= self.max_batch_size:
+        while (self._waiting and size + len(self._waiting[0].records) <= self.max_batch_size
+               and self._waiting[0].key is taken[0].key):
             job = self._waiting.popleft()
             taken.append(job)
             size += len(job.records)

@@ -11,6 +11,8 @@ back-pressure), and the rows buffered for the next file are written as soon as t
 `max_buffered_bytes`, whatever the roll interval. A write that fails (full disk, unwritable
 folder) is logged and counted and never reaches a request. Retention never deletes the file
 just written (privacy.enforce_retention). The monitoring work reads these files for drift.
+A hot-swapped champion that takes other columns is logged with its own (`use_spec`): what is
+buffered is written first, so one file holds one set of columns.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class InferenceLog:
         self.spec = spec
         self.pii = pii_policy(spec, pii_salt)
         self._salt = pii_salt or ""
+        self._next_spec: DatasetSpec | None = None  # handed over by use_spec, taken by the writer
         self.retention = (max_age_s, max_bytes) if max_age_s and max_bytes else None
         self.roll_rows = roll_rows
         self.roll_seconds = roll_seconds
@@ -111,6 +114,11 @@ class InferenceLog:
         self._count("log_dropped", reason="queue_full")
         return False
 
+    def use_spec(self, spec: DatasetSpec) -> None:
+        """Log the columns of `spec` from the writer's next poll on (a new champion's schema)."""
+        if spec != self.spec:
+            self._next_spec = spec
+
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush what is pending and buffered, then stop the writer."""
         if not self._thread.is_alive():
@@ -124,6 +132,8 @@ class InferenceLog:
         while True:
             closing = self._closing.wait(min(POLL_S, self._time_to_roll()))
             self._add(self._take())
+            if self._next_spec is not None:
+                self._switch(self._next_spec)
             if closing:
                 self._flush()
                 return
@@ -209,6 +219,15 @@ class InferenceLog:
             values["probability"] += [a.get("probability") for a in answers]
         return pa.Table.from_arrays(
             [pa.array(values[f.name], f.type) for f in schema], schema=schema)
+
+    def _switch(self, spec: DatasetSpec) -> None:
+        """Write what is buffered under the old columns, then log those of `spec`."""
+        self._flush()
+        self._next_spec = None
+        self.spec = spec
+        self.pii = pii_policy(spec, self._salt or None)
+        for cached in ("_logged_features", "_schema"):
+            self.__dict__.pop(cached, None)
 
     @functools.cached_property
     def _logged_features(self) -> list[Any]:

@@ -5,7 +5,9 @@ request path and swapped in by replacing one reference, which is atomic in Pytho
 reads that reference once, so a batch is answered by exactly one version. A load that fails
 keeps the old model serving and is logged and counted (docs/architecture.md, principle 5).
 A version whose signed verdict is missing, forged or not fit to serve (registry/signing.py) is
-refused before any of its files are downloaded, counted as `signature_refused`.
+refused before any of its files are downloaded, counted as `signature_refused`. A loaded model
+is paired with its request schema before the swap (`prepare`, serving/schema_swap.py); one whose
+schema change is refused there keeps the old model serving, counted as `schema_refused`.
 
 When the registry is unreachable (tracking server stopped, store locked or gone) each poll
 fails fast, is counted as `registry_error`, and the first failure of a streak is logged in
@@ -29,6 +31,7 @@ from flywheel.registry.integrity import IntegrityError, SignatureRefused
 from flywheel.registry.lineage import UNKNOWN
 from flywheel.registry.status import describe_version
 from flywheel.registry.store import CHAMPION, version_by_alias
+from flywheel.serving.request_schema import RequestSchema, SchemaRefused
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class LoadedModel:
     trained_at: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     source: str = "registry"
+    # What requests answered by this model are validated against (serving/schema_swap.py).
+    request_schema: RequestSchema | None = None
 
     @functools.cached_property
     def spec(self) -> DatasetSpec | None:
@@ -92,6 +97,7 @@ class LoadedModel:
             "git_commit": self.git_commit,
             "data_md5": self.data_md5,
             "source": self.source,
+            "features": list(self.request_schema.fields) if self.request_schema else None,
         }
 
 
@@ -216,12 +222,15 @@ class RegistryWatcher:
 
     def __init__(self, holder: ModelHolder, client_factory: Callable[[], Any], name: str,
                  interval_s: float,
-                 on_reload: Callable[[str, LoadedModel | None, str | None], None]) -> None:
+                 on_reload: Callable[[str, LoadedModel | None, str | None], None],
+                 prepare: Callable[[LoadedModel, LoadedModel | None], LoadedModel] | None = None,
+                 ) -> None:
         self.holder = holder
         self.client_factory = client_factory
         self.name = name
         self.interval_s = interval_s
         self.on_reload = on_reload  # (outcome, new model or None, previous version)
+        self.prepare = prepare  # (loaded, current) -> what is swapped in; may refuse it
         self._client: Any = None
         self._failed_version: str | None = None
         self._failed_polls = 0  # consecutive polls that could not reach the registry
@@ -262,26 +271,32 @@ class RegistryWatcher:
         if (current is not None and current.version == target) or target == self._failed_version:
             return
         logger.info("loading %s version %s (%s moved)", self.name, target, CHAMPION)
-        try:
-            loaded = load_version(self._client, version)
-        except IntegrityError as exc:
-            refused = isinstance(exc, SignatureRefused)
-            outcome = "signature_refused" if refused else "integrity_error"
-            logger.error("%s; keeping %s", " ".join(str(exc).split())[:500],
-                         current.version if current else "nothing")
-            self._failed_version = target
-            self.on_reload(outcome, None, current.version if current else None)
-            return
-        except Exception:
-            logger.exception("loading %s version %s failed; keeping %s", self.name, target,
-                             current.version if current else "nothing")
-            self._failed_version = target
-            self.on_reload("failure", None, current.version if current else None)
+        loaded = self._load(version, current)
+        if loaded is None:
+            self._failed_version = target  # not retried until the alias moves again
             return
         self._failed_version = None
         self.holder.current = loaded
         logger.info("now serving %s version %s", self.name, target)
         self.on_reload("success", loaded, current.version if current else None)
+
+    def _load(self, version: Any, current: LoadedModel | None) -> LoadedModel | None:
+        """The new version ready to swap in, or None (logged and counted) to keep `current`."""
+        keeping = current.version if current else None
+        try:
+            loaded = load_version(self._client, version)
+            return self.prepare(loaded, current) if self.prepare else loaded
+        except (IntegrityError, SchemaRefused) as exc:
+            outcome = ("signature_refused" if isinstance(exc, SignatureRefused) else
+                       "schema_refused" if isinstance(exc, SchemaRefused) else "integrity_error")
+            logger.error("%s; keeping %s", " ".join(str(exc).split())[:500],
+                         keeping or "nothing")
+        except Exception:
+            logger.exception("loading %s version %s failed; keeping %s", self.name,
+                             version.version, keeping or "nothing")
+            outcome = "failure"
+        self.on_reload(outcome, None, keeping)
+        return None
 
     def _poll_failed(self, exc: Exception, current: LoadedModel | None) -> None:
         """Count every failed poll; log only the first of a streak (an outage must not flood)."""

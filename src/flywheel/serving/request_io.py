@@ -4,50 +4,62 @@ BentoML's default IO descriptor regenerates the endpoint's JSON schema (building
 `TypeAdapter`s) on every request, once for the input and once for the output, then decodes
 with the standard `json` module and serializes the answers through pydantic again. On a
 one-record request that was about two thirds of the service's own time. The descriptor built
-here keeps the same request schema (so `/docs.json`, the OpenAPI document and the 4xx answers
-are unchanged) but computes it once, and validates the records in one pydantic pass on the
-body the gate decoded (with orjson) already; answers go out as orjson bytes in a ready
-`Response`, which BentoML passes through untouched.
+here documents and validates against the schema of the model serving now (each loaded model
+carries its own, built once: serving/request_schema.py), so `/docs.json`, the OpenAPI document
+and the 4xx answers follow a champion that takes other columns. It validates the records in one
+pydantic pass on the body the gate decoded (with orjson) already and hands them on with the
+model they were validated for, which is the one that answers them; answers go out as orjson
+bytes in a ready `Response`, which BentoML passes through untouched.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
+
+from flywheel.serving.request_schema import RequestSchema
 
 # ASGI scope key under which the gate leaves the body it decoded already (flywheel.serving.gate).
 PARSED_BODY = "flywheel.parsed_body"
 
 
-def records_input(records_type: Any) -> Any:
-    """A BentoML input spec for `records_type` (the spec's record list) that validates once."""
+class Validated(list):  # type: ignore[type-arg]
+    """Records validated against one model's schema, and that model (None: none loaded yet)."""
+
+    def __init__(self, records: list[Any], model: Any) -> None:
+        super().__init__(records)
+        self.model = model
+
+
+def records_input(current: Callable[[], tuple[Any, RequestSchema]]) -> Any:
+    """A BentoML input spec following `current()`: (the model serving now, its schema).
+
+    `current` is read once per request, so one version both validates and answers it.
+    """
     from _bentoml_sdk.io_models import ensure_io_descriptor
 
-    base: Any = ensure_io_descriptor(records_type)
-    adapter = TypeAdapter(records_type)
-    schema_of = functools.lru_cache(maxsize=16)(base.model_json_schema)
+    base: Any = ensure_io_descriptor(current()[1].records)
 
     class RecordsInput(base):  # type: ignore[misc, valid-type]
         __root_input__ = True
 
         @classmethod
         def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            # The cached schema is shared: callers get a copy they may change.
-            return copy.deepcopy(schema_of(*args, **kwargs))
+            return current()[1].json_schema(*args, **kwargs)
 
         @classmethod
         async def from_http_request(cls, request: Any, serde: Any) -> Any:
             # A plain list (not the root model): BentoML passes it on as the argument.
+            model, schema = current()
             if PARSED_BODY in request.scope:
-                return adapter.validate_python(request.scope[PARSED_BODY])
-            return adapter.validate_python(decode(await request.body()))
+                return Validated(schema.validate(request.scope[PARSED_BODY]), model)
+            return Validated(schema.validate(decode(await request.body())), model)
 
     RecordsInput.__name__ = RecordsInput.__qualname__ = base.__name__
     return RecordsInput

@@ -1,10 +1,13 @@
 """The BentoML service: `POST /predict`, `POST /feedback`, `GET /metadata`, readiness, metrics.
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
-the edge where BentoML needs configuration at class definition (workers, request
-schema), so importing this module reads settings, params.yaml and a dataset spec file (never
-the registry); each worker resolves and verifies its champion once, when it starts, and polls
-the alias from there. API methods are a few lines calling the library.
+the edge where BentoML needs configuration at class definition (workers, an input spec), so
+importing this module reads settings, params.yaml and a dataset spec file (never the registry);
+each worker resolves and verifies its champion once, when it starts, and polls the alias from
+there. Each loaded model carries its own request schema (serving/schema_swap.py): a request is
+validated against, and answered by, the model serving when it arrives; the spec read at import
+is only the schema of a model that carries none. API methods are a few lines calling the
+library.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from flywheel.serving.registry_watch import (
     bundled_or_refuse,
     request_spec,
 )
-from flywheel.serving.request_io import json_response, records_input
+from flywheel.serving.request_io import Validated, json_response, records_input
+from flywheel.serving.request_schema import RequestSchema
 from flywheel.serving.route_labels import fold_unknown_routes
+from flywheel.serving.schema_swap import SchemaSwap
 from flywheel.serving.scoring import score
 from flywheel.serving.state import ServingState
 from flywheel.settings import settings
@@ -56,9 +61,7 @@ _PARAMS = load_params(_SETTINGS.params_path)
 SERVE = _PARAMS.serve
 MODEL_NAME = registered_model(_SETTINGS, _PARAMS, _SETTINGS.serve_model)
 SPEC = request_spec(_SETTINGS, _SETTINGS.root / _PARAMS.data.spec)  # no registry at import
-Record = schema.record_model(SPEC, SERVE.max_string_chars)
-Records = schema.records_type(Record)
-RecordsInput = records_input(Records)
+SCHEMAS = SchemaSwap(SPEC, SERVE.max_string_chars, SERVE.schema_change)
 # `bentoml serve ... --arg workers=N` (what `flywheel serve --workers` passes) overrides params.
 _WORKERS = int(getattr(bentoml.use_arguments(), "workers", None) or SERVE.workers)
 
@@ -77,6 +80,18 @@ ROUTES = ("/", "/predict", "/predict_batch", "/feedback", "/metadata", "/livez",
 # Both act on classes BentoML and uvicorn build from later in this worker (see their modules).
 fold_unknown_routes(ROUTES, prefixes=("/static_content/", "/assets/"))
 limit_header_time(SERVE.header_timeout_s)
+
+
+def _answering() -> tuple[LoadedModel | None, RequestSchema]:
+    """The model serving now and its request schema, from one read of the holder."""
+    model = STATE.holder.current
+    if model is None or model.request_schema is None:
+        return model, SCHEMAS.fallback
+    return model, model.request_schema
+
+
+RecordsInput = records_input(_answering)
+Records = schema.records_type(SCHEMAS.fallback.record)  # for the annotations only
 
 
 async def _metadata(_: Request) -> JSONResponse:
@@ -123,25 +138,22 @@ class Flywheel:
         bundled = bundled_or_refuse() if _SERVICE.bento is not None else None
         if bundled is not None:
             # A bento carries its model: no registry access needed, nothing to hot-swap.
+            bundled = SCHEMAS.prepare(bundled, None)
             self._swapped("success", bundled, None)
             STATE.holder.current = bundled
             return
         self.watcher = RegistryWatcher(
             STATE.holder, _connect, STATE.model_name, SERVE.reload_interval_s,
-            on_reload=self._swapped)
+            on_reload=self._swapped, prepare=SCHEMAS.prepare)
         self.watcher.check_once()  # ready at once when a champion exists
         self.watcher.start()
 
     @staticmethod
     def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
         STATE.metrics.reloads.labels(outcome=outcome).inc()
-        if model is not None and model.spec is not None and (
-            model.spec.feature_names != SPEC.feature_names
-        ):
-            logger.error("%s version %s takes columns %s, but requests are validated against "
-                         "%s; restart `flywheel serve` to serve its schema", model.name,
-                         model.version, model.spec.feature_names, SPEC.feature_names)
         if model is not None:
+            if model.request_schema is not None:  # its columns in the inference log too
+                STATE.inference_log.use_spec(model.request_schema.spec)
             STATE.metrics.serving(model.name, model.version, previous,
                                   promoted_at(model.trained_at))
             settle()  # the new model's objects out of the collector's way (heap.py)
@@ -163,19 +175,25 @@ class Flywheel:
         a lone request is scored at once. The answer is sent as ready JSON bytes
         (request_io); the annotation documents its schema.
         """
-        return json_response(await self.batcher(records))  # type: ignore[return-value]
+        return json_response(  # type: ignore[return-value]
+            await self.batcher(records, _model_of(records)))
 
     @bentoml.api(route="/predict_batch", input_spec=RecordsInput)
     def predict_batch(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
         """Same answers as /predict for a list longer than serve.max_batch_size, in one call."""
-        return json_response(_score(records))  # type: ignore[return-value]
+        return json_response(_score(records, _model_of(records)))  # type: ignore[return-value]
 
 
-def _score(records: list[Any]) -> list[dict[str, Any]]:
-    model = STATE.holder.current  # read once: one version answers the whole batch
+def _model_of(records: list[Any]) -> LoadedModel | None:
+    """The model the records were validated for (the one serving, for an in-process call)."""
+    return records.model if isinstance(records, Validated) else STATE.holder.current
+
+
+def _score(records: list[Any], model: LoadedModel | None) -> list[dict[str, Any]]:
     if model is None:
         raise ServiceUnavailable(STATE.no_model_message())
-    return score(model, SPEC, records, STATE.metrics)
+    spec = model.request_schema.spec if model.request_schema else SPEC
+    return score(model, spec, records, STATE.metrics)
 
 
 def _connect() -> Any:

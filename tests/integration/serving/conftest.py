@@ -77,9 +77,12 @@ def session_keyring() -> Any:
     return load_keyring(Path(os.environ["FLYWHEEL_SIGNING_KEY_FILE"]))
 
 
-def _train_and_log(store: Path, shuffle_seed: int | None = None) -> Registry:
+def _train_and_log(store: Path, shuffle_seed: int | None = None,
+                   extra_feature: str | None = None) -> Registry:
     """Logistic regression on the default table, logged as the pipeline logs it. With
-    `shuffle_seed` the labels are permuted first: a champion any real retrain beats."""
+    `shuffle_seed` the labels are permuted first: a champion any real retrain beats. With
+    `extra_feature` the table and spec get one more numeric feature (tenure in whole years,
+    0 to 10): a model with another request schema."""
     import mlflow
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -98,6 +101,8 @@ def _train_and_log(store: Path, shuffle_seed: int | None = None) -> Registry:
 
         ensure_raw_data(ROOT)
     raw = read_table(data_path)
+    if extra_feature is not None:
+        spec, raw = _with_years(spec, raw, extra_feature)
     features = feature_frame(spec, raw)
     transformer = fit_transformer(spec, features)
     labels = target_vector(spec, raw)
@@ -128,6 +133,14 @@ def _train_and_log(store: Path, shuffle_seed: int | None = None) -> Registry:
     artifacts = client.get_logged_model(info.model_id).artifact_location
     return Registry(uri=uri, name=MODEL_NAME, model_source=artifacts,
                     run_id=run.info.run_id, artifacts=artifacts)
+
+
+def _with_years(spec: Any, raw: Any, name: str) -> tuple[Any, Any]:
+    from flywheel.data.spec import FeatureSpec
+
+    extra = FeatureSpec(name=name, kind="numeric", min=0, max=10)
+    raw = raw.assign(**{name: (raw["tenure"] // 12).astype("float64")})
+    return spec.model_copy(update={"features": [*spec.features, extra]}), raw
 
 
 @pytest.fixture(scope="session")
