@@ -62,6 +62,7 @@ def result(name: str, **metrics: float) -> CandidateResult:
 
 # --- train_candidates ---------------------------------------------------------------------
 
+@pytest.mark.slow  # fits all three candidates, the torch MLP included
 def test_every_candidate_learns_in_the_order_given(data, tmp_path: Path) -> None:
     X_train, y_train, X_valid, y_valid = data
     messages: list[str] = []
