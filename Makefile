@@ -15,7 +15,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export DO_NOT_TRACK ?= true
 
-.PHONY: run test install install-test lint clean
+.PHONY: run test test-fast install install-test lint clean
 
 run: install
 	$(VENV)/bin/flywheel run
@@ -27,6 +27,13 @@ PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 test: install-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop, under a minute: the pure unit tests, the data contracts and the model
+# behaviour tests, without the ones marked slow; no install step (run `make install-test`
+# once), no servers started. Two workers: each trains the model tests' session model once.
+FAST_ARGS ?= -n 2 -q
+test-fast:
+	$(VENV)/bin/python -m pytest tests/unit tests/data tests/model -m "not slow" $(FAST_ARGS)
 
 install: $(UV)
 	$(UV) sync --frozen --no-dev

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, make_project, shrink_params
+from tests.conftest import REPO, cli_command, make_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -100,17 +99,11 @@ def _forget_ours(env: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh clone: the flows and prefect.yaml too, params shrunk so a run takes seconds."""
-    root = make_project(tmp_path_factory.mktemp("clone") / "project")
-    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__py*"))
-    shutil.copy2(REPO / "prefect.yaml", root / "prefect.yaml")
-    shrink_params(
-        root / "params.yaml",
-        train={"candidates": ["logreg"]},
-        promote={"bootstrap": {"resamples": 100}},
+    return make_project(
+        tmp_path_factory.mktemp("clone") / "project",
+        params={"train": {"candidates": ["logreg"]}, "promote": {"bootstrap": {"resamples": 100}}},
+        extra=("pipelines", "prefect.yaml"),
     )
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qm", "flows"], cwd=root, check=True)
-    return root
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,7 +124,7 @@ def api(env: dict[str, str], call: Any) -> Any:
 def test_flywheel_deploy_creates_the_pools_and_registers_every_deployment(
     env: dict[str, str], project: Path
 ) -> None:
-    done = cli(env, project, str(BIN / "flywheel"), "deploy")
+    done = cli(env, project, *cli_command("deploy"))
     assert done.returncode == 0, done.stderr + done.stdout
     assert "default" in done.stdout and "gpu" in done.stdout
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_program
+from tests.conftest import cli_command, cli_env, make_project, require_program, run_cli
 from tests.integration.serving.conftest import free_port, stop_process, wait_for
 
 pytestmark = pytest.mark.slow
@@ -28,11 +27,9 @@ def check_ui(root: Path, run_names: list[str], metric: str) -> None:
     """Start `flywheel ui` in `root`, open the link it prints, and read the rendered page."""
     chromium = require_program("chromium")
     port = free_port()
-    env = os.environ | {"FLYWHEEL_ROOT": str(root)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "flywheel.cli", "ui", "--port", str(port)],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+        cli_command("ui", "--port", str(port)), cwd=root, env=cli_env(root),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         assert server.stdout is not None
@@ -63,15 +60,9 @@ def _healthy(port: int) -> bool:
 
 
 def test_ui_without_a_run_says_to_run_first(tmp_path: Path) -> None:
-    from tests.conftest import make_project
-
     root = make_project(tmp_path / "project")
-    env = os.environ | {"FLYWHEEL_ROOT": str(root)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "flywheel.cli", "ui", "--port", str(free_port())],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    without_store = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = run_cli(root, "ui", "--port", str(free_port()), base=without_store)
     assert done.returncode == 5, done.stderr
     assert "no experiment 'flywheel-churn'" in done.stderr and "flywheel run" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

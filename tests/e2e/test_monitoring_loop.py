@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from tests.alerting import Running, alert_events, api, notification, receiver_headers, start
-from tests.conftest import REPO, make_project, require_program, shrink_params
+from tests.conftest import REPO, cli_command, make_project, require_program, run_cli
 from tests.integration.serving.conftest import (
     Registry,
     Server,
@@ -73,18 +73,14 @@ def loop(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iter
     alert receiver pointed at it."""
     from prefect.settings import PREFECT_API_URL
 
-    root = make_project(tmp_path_factory.mktemp("loop") / "project")
-    shutil.copy2(REPO / "prefect.yaml", root / "prefect.yaml")
-    shutil.copytree(
-        REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__")
+    root = make_project(
+        tmp_path_factory.mktemp("loop") / "project",
+        params={
+            "train": {"candidates": ["logreg"]},
+            "promote": {"model_name": MODEL, "bootstrap": {"resamples": 100}},
+        },
+        extra=("prefect.yaml", "pipelines"),
     )
-    shrink_params(
-        root / "params.yaml",
-        train={"candidates": ["logreg"]},
-        promote={"model_name": MODEL, "bootstrap": {"resamples": 100}},
-    )
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qm", "flows"], cwd=root, check=True)
     env = {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
@@ -98,7 +94,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iter
         receiver = start(
             stack,
             "receiver",
-            [str(BIN / "flywheel"), "alert-receiver", "--port", str(port), "--model", MODEL],
+            cli_command("alert-receiver", "--port", str(port), "--model", MODEL),
             cwd=root,
             env=env,
             url=f"http://127.0.0.1:{port}",
@@ -305,7 +301,7 @@ def start_monitoring(
     start(
         stack,
         "exporter",
-        [str(BIN / "flywheel"), "monitor-exporter", "--port", str(ports["exporter"])],
+        cli_command("monitor-exporter", "--port", str(ports["exporter"])),
         cwd=tmp,
         env=env,
         url=urls["exporter"],
@@ -448,14 +444,8 @@ def monitor_cli(stack: Stack) -> dict[str, Any]:
     and, unlike the monitoring flow, emits nothing, so what follows comes from the alert."""
     import json
 
-    done = subprocess.run(
-        [str(BIN / "flywheel"), "monitor", "--json"],
-        cwd=stack.service.home.parent,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    root = Path(stack.env["FLYWHEEL_ROOT"])
+    done = run_cli(root, "monitor", "--json", base=stack.env, cwd=stack.service.home.parent)
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from flywheel.errors import DataError, ValidationFailed
-from tests.conftest import make_project, shrink_params
+from tests.conftest import invoke_cli, make_project, project_in_use, run_cli, shrink_params
 
 pytestmark = pytest.mark.slow
 MODEL = "flywheel-churn"
@@ -25,13 +24,8 @@ MODEL = "flywheel-churn"
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Path]:
     root = make_project(tmp_path_factory.mktemp("e2e") / "project")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_API_URL", prefect_server)  # for the CLI in a subprocess
-        mp.setenv("FLYWHEEL_ROOT", str(root))
-        mp.setenv("DVC_SITE_CACHE_DIR", str(root.parent / "dvc-site"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("FLYWHEEL_TRACKING_URI", raising=False)
-        mp.chdir(root)
+    # PREFECT_API_URL: for the CLI in a subprocess
+    with project_in_use(root, chdir=True, PREFECT_API_URL=prefect_server):
         yield root
 
 
@@ -178,39 +172,24 @@ def test_new_data_in_place_is_what_runs_and_a_weak_model_is_refused(root: Path) 
 def test_data_checkout_restores_each_versions_table_byte_for_byte(root: Path) -> None:
     import shutil
 
-    from typer.testing import CliRunner
-
-    from flywheel.cli import app
-
     table = root / "data" / "wa_churn.csv"
     arrived = table.read_bytes()
-    done = CliRunner().invoke(app, ["data", "checkout", "--version", "2"])
+    done = invoke_cli("data", "checkout", "--version", "2")
     assert done.exit_code == 0, done.output
     assert table.read_bytes() == PRISTINE[0] != arrived
     shutil.rmtree(root / ".dvc" / "cache")  # another clone: only the remote has version 3's data
-    done = CliRunner().invoke(app, ["data", "checkout", "--version", "3"])
+    done = invoke_cli("data", "checkout", "--version", "3")
     assert done.exit_code == 0, done.output
     assert table.read_bytes() == arrived
-    assert CliRunner().invoke(app, ["data", "checkout", "--version", "2"]).exit_code == 0
+    assert invoke_cli("data", "checkout", "--version", "2").exit_code == 0
     assert table.read_bytes() == PRISTINE[0]
-    assert CliRunner().invoke(app, ["data", "checkout", "--version", "9"]).exit_code == 5
-
-
-def flywheel_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in its own process, as a user runs it: exit code and stderr are what count."""
-    return subprocess.run(
-        [sys.executable, "-m", "flywheel.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    assert invoke_cli("data", "checkout", "--version", "9").exit_code == 5
 
 
 def status_json(root: Path) -> dict:
     import json
 
-    done = flywheel_cli(root, "status", "--json")
+    done = run_cli(root, "status", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -225,7 +204,7 @@ def test_status_reports_champion_and_previous_as_json(root: Path) -> None:
 
 
 def test_status_of_an_unknown_model_lists_the_registered_ones(root: Path) -> None:
-    done = flywheel_cli(root, "status", "--model", "nope")
+    done = run_cli(root, "status", "--model", "nope")
     assert done.returncode == 5 and "Traceback" not in done.stderr
     assert "'nope'" in done.stderr and MODEL in done.stderr
 
@@ -319,10 +298,6 @@ def test_bad_data_arriving_in_place_stops_the_run_and_is_kept(root: Path, case: 
     import hashlib
     import json
 
-    from typer.testing import CliRunner
-
-    from flywheel.cli import app
-
     make, exit_codes, needle = BAD_INPUTS[case]
     table = root / "data" / "wa_churn.csv"
     pristine = table.read_bytes()
@@ -332,10 +307,10 @@ def test_bad_data_arriving_in_place_stops_the_run_and_is_kept(root: Path, case: 
     table.write_bytes(bad)
     try:
         if case in IN_A_SUBPROCESS:
-            done = flywheel_cli(root, "run")
+            done = run_cli(root, "run")
             code, errors, output = done.returncode, done.stderr, done.stdout + done.stderr
         else:
-            result = CliRunner().invoke(app, ["run"])
+            result = invoke_cli("run")
             code, errors, output = result.exit_code, result.stderr, result.output
         assert table.read_bytes() == bad  # left untouched for inspection
     finally:
@@ -371,17 +346,13 @@ def test_rollback_moves_champion_to_previous_then_refuses(root: Path) -> None:
 
 
 def test_promote_rolls_forward_through_the_gate_or_by_force(root: Path) -> None:
-    from typer.testing import CliRunner
-
-    from flywheel.cli import app
-
     assert alias("champion") == "1"  # after the rollback; version 3 is the weak, refused one
-    refused = flywheel_cli(root, "promote", "--version", "3")
+    refused = run_cli(root, "promote", "--version", "3")
     assert refused.returncode == 5 and "Traceback" not in refused.stderr
     assert "not promoted" in refused.stderr and "--force" in refused.stderr
     assert alias("champion") == "1"
 
-    result = CliRunner().invoke(app, ["promote", "--version", "2"])
+    result = invoke_cli("promote", "--version", "2")
     assert result.exit_code == 0, result.output
     assert alias("champion") == "2" and alias("previous") == "1"
     tags = client().get_model_version(MODEL, "2").tags
@@ -389,7 +360,7 @@ def test_promote_rolls_forward_through_the_gate_or_by_force(root: Path) -> None:
     assert tags["flywheel.manual_promote.forced"] == "false"
 
     forced = ["promote", "--version", "3", "--force", "--reason", "on-call choice"]
-    result = CliRunner().invoke(app, forced)
+    result = invoke_cli(*forced)
     assert result.exit_code == 0, result.output
     assert alias("champion") == "3" and alias("previous") == "2"
     tags = client().get_model_version(MODEL, "3").tags
@@ -402,9 +373,6 @@ def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: 
 
     import numpy as np
     import pandas as pd
-    from typer.testing import CliRunner
-
-    from flywheel.cli import app
 
     rng = np.random.default_rng(7)
     n = 1500
@@ -427,7 +395,7 @@ def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: 
         p: p.read_bytes() for p in (root / "artifacts").glob("*/*") if p.is_file()
     }
 
-    result = CliRunner().invoke(app, ["run", "--data", str(path), "--target", "cancelled"])
+    result = invoke_cli("run", "--data", str(path), "--target", "cancelled")
     assert result.exit_code == 0, result.output
     own_folder = root / "artifacts" / "models" / "flywheel-accounts"
     assert (own_folder / "evaluate" / "metrics.json").is_file()
@@ -446,13 +414,10 @@ def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: 
 
 def test_multiclass_table_is_refused_with_a_clear_message(root: Path) -> None:
     import pandas as pd
-    from typer.testing import CliRunner
-
-    from flywheel.cli import app
 
     path = root / "three.csv"
     pd.DataFrame({"x": range(600), "label": ["a", "b", "c"] * 200}).to_csv(path, index=False)
-    result = CliRunner().invoke(app, ["run", "--data", str(path), "--target", "label"])
+    result = invoke_cli("run", "--data", str(path), "--target", "label")
     assert result.exit_code == 2
     assert "multiclass targets are not supported yet" in result.output
 
@@ -493,20 +458,14 @@ EARLY_FAILURES = ("missing column", "out of range values", "single-class target"
 def test_an_early_failure_prints_one_line_twenty_runs_in_a_row(root: Path) -> None:
     """Bad data stops `flywheel run` while the fast start is still importing (prewarm, the
     validate process, the load checker): each run ends them all and prints its one line."""
-    import os
-
     table = root / "data" / "wa_churn.csv"
     pristine = table.read_bytes()
-    flywheel = Path(sys.executable).with_name("flywheel")  # the console script users run
     try:
         for run in range(20):
             case = EARLY_FAILURES[run % len(EARLY_FAILURES)]
             make, exit_codes, needle = BAD_INPUTS[case]
             table.write_bytes(make(pristine.decode()))
-            done = subprocess.run(
-                [str(flywheel), "run"], cwd=root, capture_output=True, text=True, timeout=300,
-                env=os.environ | {"COLUMNS": "400"},
-            )
+            done = run_cli(root, "run", COLUMNS="400")
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             assert done.returncode in exit_codes, (run, case, done.stderr[-3000:])
             assert len(lines) == 1 and lines[0].startswith("error:"), (run, case, done.stderr)

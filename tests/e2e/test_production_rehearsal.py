@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO, make_project, require_program, shrink_params
+from tests.conftest import cli_command, cli_env, make_project, require_program, run_cli
 from tests.integration.serving.conftest import free_port, sample_records, wait_for
 
 pytestmark = pytest.mark.slow
@@ -46,6 +46,7 @@ WEAK = {
     "train": {"candidates": ["mlp"], "mlp": {"hidden_sizes": [2], "max_epochs": 2, "lr": 0.003}},
 }
 STRONG = {"train": {"candidates": ["logreg"]}}
+CLONE = ("pipelines", "prefect.yaml")  # a clone as a team member has it: the flows too
 
 
 @dataclass
@@ -173,17 +174,6 @@ def _s3(stack: ExitStack, env: dict[str, str], logs: Path) -> tuple[str, Any]:
     return url, client
 
 
-def _project(root: Path, **params: dict) -> Path:
-    """A clone as a team member has it: config, data, flows and prefect.yaml."""
-    make_project(root)
-    for name in ("pipelines", "prefect.yaml"):
-        source = REPO / name
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, root / name)
-    shrink_params(root / "params.yaml", **params)
-    return root
-
-
 def _remote_on_s3(root: Path, s3_url: str, env: dict[str, str]) -> None:
     """The DVC remote moved to the bucket (a setting); promote pushes the data snapshot there."""
     dvc = [str(BIN / "dvc")]
@@ -299,8 +289,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(tmp / "prefect-client-home"),
         }
-        projects = [_project(tmp / "first", **WEAK)]
-        projects += [_project(tmp / name, **STRONG) for name in ("alice", "bob")]
+        projects = [
+            make_project(tmp / name, params=params, extra=CLONE)
+            for name, params in (("first", WEAK), ("alice", STRONG), ("bob", STRONG))
+        ]
         _remote_on_s3(projects[0], s3_url, env)
         _deploy_and_work(services, projects[0], env | {"FLYWHEEL_ROOT": str(projects[0])}, logs)
         yield Stack(env=env, api_url=api_url, s3=s3, projects=projects)
@@ -391,17 +383,6 @@ def bucket_keys(stack: Stack, prefix: str) -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-def flywheel(stack: Stack, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "flywheel"), *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=stack.env | {"FLYWHEEL_ROOT": str(root)},
-    )
-
-
 # --- the rehearsal ----------------------------------------------------------------------------
 
 
@@ -411,7 +392,7 @@ def test_training_deployment_runs_through_the_worker(stack: Stack) -> None:
     (run,) = finished(stack, start_runs(stack, [first]))
     assert run.state.is_completed(), run.state.message
 
-    status = json.loads(flywheel(stack, first, "status", "--json").stdout)
+    status = json.loads(run_cli(first, "status", "--json", base=stack.env).stdout)
     champion = status["champion"]
     assert champion["version"] == "1" and alias(stack, "champion") == "1"
     head = subprocess.run(
@@ -441,15 +422,16 @@ def test_flywheel_serve_answers_from_the_shared_registry(stack: Stack, tmp_path:
     from tests.integration.serving.conftest import Server, stop_server
 
     port = free_port()
-    env = stack.env | {
-        "FLYWHEEL_ROOT": str(stack.projects[0]),
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "FLYWHEEL_INFERENCE_LOG_DIR": str(tmp_path / "log"),
-    }
+    env = cli_env(
+        stack.projects[0],
+        stack.env,
+        BENTOML_HOME=str(tmp_path / "bentoml"),
+        FLYWHEEL_INFERENCE_LOG_DIR=str(tmp_path / "log"),
+    )
     output = tmp_path / "serve.log"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [str(BIN / "flywheel"), "serve", "--port", str(port)],
+            cli_command("serve", "--port", str(port)),
             cwd=stack.projects[0],
             env=env,
             stdout=sink,
@@ -521,25 +503,24 @@ def test_a_registry_switched_by_settings_alone_gets_a_champion(
     from flywheel.registry.store import version_by_alias
 
     name = "flywheel-switch"
-    root = _project(tmp_path / "switch", promote={"model_name": name})
+    root = make_project(
+        tmp_path / "switch", params={"promote": {"model_name": name}}, extra=CLONE
+    )
     local = {
         k: v for k, v in stack.env.items() if k not in ("FLYWHEEL_TRACKING_URI", "PREFECT_API_URL")
-    } | {"FLYWHEEL_ROOT": str(root), "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    first = subprocess.run(
-        [str(BIN / "flywheel"), "run"], cwd=root, env=local, capture_output=True, text=True,
-        timeout=600,
-    )
+    } | {"PREFECT_HOME": str(tmp_path / "prefect-home")}
+    first = run_cli(root, "run", base=local)
     assert first.returncode == 0, first.stderr[-3000:]
     assert version_by_alias(registry(stack), name, "champion") is None
 
-    switched = flywheel(stack, root, "run")
+    switched = run_cli(root, "run", base=stack.env)
     assert switched.returncode == 0, switched.stderr[-3000:]
     champion = version_by_alias(registry(stack), name, "champion")
     assert champion is not None, switched.stdout
     decision = json.loads((root / "artifacts" / "promote" / "decision.json").read_text())
     assert decision["registry"] == stack.env["FLYWHEEL_TRACKING_URI"]
 
-    again = flywheel(stack, root, "run")
+    again = run_cli(root, "run", base=stack.env, COLUMNS="200")
     assert again.returncode == 0, again.stderr[-3000:]
     flat = " ".join(again.stdout.split())
     assert f"{name} version {champion.version} keeps serving as champion" in flat, flat

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +19,10 @@ import httpx
 import pytest
 
 from tests.alerting import alert_events, notification, receiver_headers, start
+from tests.conftest import cli_command
 from tests.integration.serving.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
 
 
 @contextmanager
@@ -91,7 +90,7 @@ def test_receiver_answers_503_while_prefect_is_down_and_the_retry_emits_once(
         receiver = start(
             stack,
             "receiver",
-            [str(BIN / "flywheel"), "alert-receiver", "--port", str(port), "--model", "churn"],
+            cli_command("alert-receiver", "--port", str(port), "--model", "churn"),
             cwd=tmp_path,
             env=env,
             url=f"http://127.0.0.1:{port}",

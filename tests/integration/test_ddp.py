@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from flywheel.errors import TrainingFailed
-from tests.conftest import make_project, shrink_params
-from tests.e2e.test_pipeline import flywheel_cli
+from tests.conftest import make_project, project_in_use, run_cli, shrink_params
 from tests.integration.serving.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -82,7 +81,7 @@ def train(
     with mlp_only(root, nproc=nproc, **mlp), pytest.MonkeyPatch.context() as mp:
         for name, value in (env or {}).items():
             mp.setenv(name, value)
-        return flywheel_cli(root, "step", "train")
+        return run_cli(root, "step", "train")
 
 
 def mlp_row(root: Path) -> dict:
@@ -93,11 +92,8 @@ def mlp_row(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = make_project(tmp_path_factory.mktemp("ddp") / "project")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLYWHEEL_ROOT", str(root))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("FLYWHEEL_TRACKING_URI", raising=False)
-        done = flywheel_cli(root, "step", "featurize")
+    with project_in_use(root):
+        done = run_cli(root, "step", "featurize")
         assert done.returncode == 0, done.stderr
         yield root
 

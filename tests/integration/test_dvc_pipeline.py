@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, make_project
+from tests.conftest import make_project, project_in_use, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -23,20 +22,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Path]:
     """A fresh clone (no data/, no DVC cache) with the code DVC hashes, after `make install`."""
-    root = make_project(tmp_path_factory.mktemp("dvc") / "project")
-    shutil.rmtree(root / "data", ignore_errors=True)
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qm", "code"], cwd=root, check=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-        mp.setenv("FLYWHEEL_ROOT", str(root))
-        mp.setenv("PREFECT_API_URL", prefect_server)
-        mp.setenv("DVC_SITE_CACHE_DIR", str(root.parent / "dvc-site"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("FLYWHEEL_TRACKING_URI", raising=False)
+    root = make_project(tmp_path_factory.mktemp("dvc") / "project", extra=("src",), data=False)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # dvc finds flywheel
+    with project_in_use(root, PATH=path, PREFECT_API_URL=prefect_server):
         # what `make install` does after installing: DVC cannot repro a missing data source
-        subprocess.run(["flywheel", "pull-data"], cwd=root, check=True, timeout=300)
+        pulled = run_cli(root, "pull-data")
+        assert pulled.returncode == 0, pulled.stderr
         yield root
 
 
@@ -92,13 +83,7 @@ def test_repro_on_a_fresh_clone_runs_every_stage(clone: Path) -> None:
 
 def flywheel_run(root: Path) -> list[dict]:
     """`flywheel run` as a user (or the nightly schedule) runs it; returns its report."""
-    done = subprocess.run(
-        ["flywheel", "run", "--report", "run.json"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_cli(root, "run", "--report", "run.json")
     assert done.returncode == 0, f"flywheel run failed:\n{done.stdout}\n{done.stderr}"
     return json.loads((root / "run.json").read_text())["steps"]
 

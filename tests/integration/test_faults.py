@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -23,46 +22,28 @@ import pytest
 
 from flywheel.errors import ProjectBusy, StorageError
 from flywheel.registry.integrity import IntegrityError
-from tests.conftest import make_project, shrink_params
+from tests.conftest import cli_command, cli_env, make_project, project_in_use, run_cli
 
 pytestmark = pytest.mark.slow
 
 STEPS = ("validate", "featurize", "train", "evaluate", "promote")
 MODEL = "flywheel-churn"
 PAUSE_TIMEOUT_S = 600
-# Bounds, not expectations: a promote took over 300 s with the 2-core machine at a load of 20.
-CLI_TIMEOUT_S = 900
 TALLY: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("faults")
-    project = make_project(base / "project")
-    shrink_params(
-        project / "params.yaml",
-        train={"candidates": ["logreg"]},
-        promote={"bootstrap": {"resamples": 100}},
+    project = make_project(
+        tmp_path_factory.mktemp("faults") / "project",
+        params={"train": {"candidates": ["logreg"]}, "promote": {"bootstrap": {"resamples": 100}}},
     )
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("FLYWHEEL_ROOT", str(project))
-        env.setenv("DVC_SITE_CACHE_DIR", str(base / "dvc-site"))
-        env.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.delenv("FLYWHEEL_TRACKING_URI", raising=False)
+    with (
+        project_in_use(project, MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"),
+        pytest.MonkeyPatch.context() as env,
+    ):
         env.delenv("FLYWHEEL_TEST_PAUSE_AT", raising=False)
         yield project
-
-
-def cli(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flywheel.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        env={**os.environ, **env},
-    )
 
 
 def cli_with_hook(
@@ -72,7 +53,7 @@ def cli_with_hook(
     hooks = Path(tempfile.mkdtemp(prefix="hooks-", dir=root.parent))
     (hooks / "sitecustomize.py").write_text(sitecustomize)
     path = f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    return cli(root, *args, PYTHONPATH=path, **env)
+    return run_cli(root, *args, PYTHONPATH=path, **env)
 
 
 def killed_at(root: Path, point: str, *args: str) -> str:
@@ -80,11 +61,11 @@ def killed_at(root: Path, point: str, *args: str) -> str:
     log = root.parent / f"killed-{point.replace(':', '-')}.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flywheel.cli", *args],
+            cli_command(*args),
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=sink,
-            env={**os.environ, "FLYWHEEL_TEST_PAUSE_AT": point},
+            env=cli_env(root, FLYWHEEL_TEST_PAUSE_AT=point),
         )
     try:
         deadline = time.monotonic() + PAUSE_TIMEOUT_S
@@ -113,7 +94,7 @@ def digest(folder: Path) -> str:
 
 
 def status(root: Path) -> dict:
-    done = cli(root, "status", "--json")
+    done = run_cli(root, "status", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -141,7 +122,7 @@ def test_kill_9_inside_each_step_leaves_nothing_half_written(root: Path) -> None
         assert any(name.startswith(f".{step}.") for name in leftovers(root))
         if step == "train":
             assert status(root)["last_run"]["state"] == "interrupted"
-        done = cli(root, "step", step)
+        done = run_cli(root, "step", step)
         assert done.returncode == 0, done.stderr[-3000:]
         assert leftovers(root) == []
     assert (root / "artifacts" / "evaluate" / "predictions.parquet").is_file()
@@ -152,18 +133,18 @@ def test_a_second_writer_is_refused_with_one_line(root: Path) -> None:
     log = root.parent / "holder.log"
     with log.open("w") as sink:
         holder = subprocess.Popen(
-            [sys.executable, "-m", "flywheel.cli", "step", "featurize"],
+            cli_command("step", "featurize"),
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=sink,
-            env={**os.environ, "FLYWHEEL_TEST_PAUSE_AT": "staged:featurize"},
+            env=cli_env(root, FLYWHEEL_TEST_PAUSE_AT="staged:featurize"),
         )
     try:
         deadline = time.monotonic() + PAUSE_TIMEOUT_S
         while "paused at" not in log.read_text():
             assert holder.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        busy = cli(root, "step", "train")
+        busy = run_cli(root, "step", "train")
         assert busy.returncode == ProjectBusy.exit_code
         assert "another Flywheel run is writing this project" in one_error_line(busy)
         assert "flywheel step featurize" in busy.stderr
@@ -184,12 +165,12 @@ def test_flywheel_run_refuses_while_dvc_repro_runs_a_stage(root: Path) -> None:
     entry = {"pid": os.getpid(), "cmd": "dvc repro"}
     (tmp / "rwlock").write_text(json.dumps({"write": {out: entry}, "read": {out: [entry]}}))
     try:
-        during_stage = cli(root, "run")
+        during_stage = run_cli(root, "run")
     finally:
         (tmp / "rwlock").write_text(json.dumps({"read": {}}))
     held = zc.lockfile.LockFile(str(tmp / "lock"))  # as DVC holds it between stages
     try:
-        between_stages = cli(root, "run")
+        between_stages = run_cli(root, "run")
     finally:
         held.close()
     for busy in (during_stage, between_stages):
@@ -204,7 +185,7 @@ def test_kill_while_a_folder_is_moved_aside_restores_the_last_complete_one(root:
     killed_at(root, "moved-aside:featurize", "step", "featurize")
     assert not (root / "artifacts" / "featurize").exists()  # only the aside copy is left
     assert status(root)["last_run"]["state"] == "interrupted"
-    done = cli(root, "step", "train")  # the next writer puts the last complete folder back
+    done = run_cli(root, "step", "train")  # the next writer puts the last complete folder back
     assert done.returncode == 0, done.stderr[-3000:]
     assert digest(root / "artifacts" / "featurize") == before
     assert leftovers(root) == []
@@ -259,7 +240,7 @@ def test_kill_between_registering_and_moving_the_alias(root: Path) -> None:
     killed_at(root, "promote:registered", "step", "promote")
     info = status(root)
     assert info["champion"] is None and info["last_run"]["state"] == "interrupted"
-    done = cli(root, "step", "promote")
+    done = run_cli(root, "step", "promote")
     assert done.returncode == 0, done.stderr[-3000:]
     client = connect(settings())
     champion = version_by_alias(client, MODEL, "champion")
@@ -284,11 +265,11 @@ def test_altered_artifacts_are_refused_by_rollback_and_batch_scoring(root: Path)
         altered.append((pickled, pickled.read_bytes()))
         pickled.write_bytes(pickled.read_bytes() + b"# altered")
     try:
-        back = cli(root, "rollback")
+        back = run_cli(root, "rollback")
         assert back.returncode == IntegrityError.exit_code
         assert "SHA-256" in one_error_line(back) and "version 2" in back.stderr
         assert status(root)["champion"]["version"] == "3"
-        scoring = cli(root, "step", "evaluate")  # scores the champion next to the candidate
+        scoring = run_cli(root, "step", "evaluate")  # scores the champion next to the candidate
         assert scoring.returncode == IntegrityError.exit_code
         assert "SHA-256" in one_error_line(scoring) and "version 3" in scoring.stderr
     finally:
@@ -332,7 +313,8 @@ def test_disk_full_and_unwritable_folder_stop_cleanly(root: Path) -> None:
 
     blocker = root.parent / "a-file"
     blocker.write_text("not a folder\n")
-    unwritable = cli(root, "step", "featurize", FLYWHEEL_ARTIFACTS_DIR=str(blocker / "artifacts"))
+    elsewhere = str(blocker / "artifacts")
+    unwritable = run_cli(root, "step", "featurize", FLYWHEEL_ARTIFACTS_DIR=elsewhere)
     assert unwritable.returncode == StorageError.exit_code
     assert "Not a directory" in one_error_line(unwritable)
     assert status(root)["champion"] == champion

@@ -96,6 +96,7 @@ def test_native_codes_stay_within_hgb_levels(wide) -> None:
     np.testing.assert_array_equal(X[60:, 1], encoder.transform(known)[:, 0])
 
 
+@pytest.mark.slow  # fits gradient boosting on a wide table
 def test_a_native_hgb_model_scores_raw_frames_as_it_was_trained(wide) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 

@@ -201,6 +201,7 @@ def write_evaluation(out: Path, *args) -> dict:
     return evaluation.metrics
 
 
+@pytest.mark.slow  # renders every plot (matplotlib)
 @pytest.mark.parametrize("with_champion", [False, True])
 def test_write_evaluation_writes_every_file(tmp_path: Path, eval_params, with_champion):
     y, p = scores()

@@ -1,40 +1,37 @@
 """Corrupted tables: random bytes, truncations, wrong encodings, huge fields.
 
-The reader either returns a frame or raises `DataError` naming the file, never anything else;
-through the CLI every such file ends in one line and exit code 3 (data) or 4 (validation).
+The reader either returns a frame or raises `DataError` naming the file, never anything else.
+Through the CLI (tests/integration/test_corrupted_tables_cli.py) every such file ends in one
+line and exit code 3 (data) or 4 (validation).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flywheel.data.io import read_table
-from flywheel.errors import DataError, FlywheelError, ValidationFailed
+from flywheel.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
 TALLY: Counter[str] = Counter()
 
 
-def _valid_csv() -> bytes:
+def valid_csv() -> bytes:
     path = REPO / "data" / "wa_churn.csv"
     if not path.is_file():
         pytest.skip("data/wa_churn.csv is not in place (run `flywheel pull-data`)")
     return b"".join(path.read_bytes().splitlines(keepends=True)[:120])
 
 
-def _valid_parquet(csv: bytes) -> bytes:
+def valid_parquet(csv: bytes) -> bytes:
     buffer = io.BytesIO()
     pd.read_csv(io.BytesIO(csv)).to_parquet(buffer, index=False)
     return buffer.getvalue()
@@ -71,8 +68,8 @@ def test_random_bytes(blob: bytes, suffix: str) -> None:
 @FUZZ
 @given(data=st.data(), suffix=st.sampled_from([".csv", ".parquet"]))
 def test_truncated_and_bit_flipped_files(data: st.DataObject, suffix: str) -> None:
-    csv = _valid_csv()
-    valid = csv if suffix == ".csv" else _valid_parquet(csv)
+    csv = valid_csv()
+    valid = csv if suffix == ".csv" else valid_parquet(csv)
     cut = data.draw(st.integers(0, len(valid)))
     flips = data.draw(
         st.lists(st.tuples(st.integers(0, max(cut - 1, 0)), st.integers(0, 255)), max_size=8)
@@ -87,7 +84,7 @@ def test_truncated_and_bit_flipped_files(data: st.DataObject, suffix: str) -> No
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1", "cp1252", "utf-8-sig"])
 def test_wrong_encodings(encoding: str) -> None:
-    text = _valid_csv().decode().replace("Month-to-month", "Mois-à-mois")
+    text = valid_csv().decode().replace("Month-to-month", "Mois-à-mois")
     TALLY["wrong encodings"] += 1
     read_or_data_error(text.encode(encoding), ".csv")
 
@@ -106,48 +103,3 @@ def test_wrong_encodings(encoding: str) -> None:
 def test_huge_and_malformed_fields(content: bytes) -> None:
     TALLY["huge / malformed fields"] += 1
     read_or_data_error(content, ".csv")
-
-
-CLI_CASES = {  # each is a process of its own (seconds apiece): one read error, one validation
-    "random bytes": lambda csv: bytes(range(256)) * 64,
-    "truncated mid-row": lambda csv: csv[: len(csv) // 2 + 7],
-}
-
-
-@pytest.mark.slow
-def test_cli_validate_ends_each_corrupted_file_in_one_line_with_exit_3_or_4(tmp_path: Path) -> None:
-    """The path a user takes: `flywheel step validate` in a process of its own, per file."""
-    from tests.conftest import make_project
-
-    root = make_project(tmp_path / "project")
-    spec = yaml.safe_load((root / "specs" / "wa_churn.yaml").read_text())
-    spec["path"] = "incoming/table.csv"
-    (root / "specs" / "incoming.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (root / "incoming").mkdir()
-    csv = _valid_csv()
-    codes = {}
-    for name, make in CLI_CASES.items():
-        (root / "incoming" / "table.csv").write_bytes(make(csv))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "flywheel.cli",
-                "step",
-                "validate",
-                "--spec",
-                "specs/incoming.yaml",
-            ],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "FLYWHEEL_ROOT": str(root)},
-        )
-        codes[name] = done.returncode
-        assert "Traceback" not in done.stderr + done.stdout, (name, done.stderr[-2000:])
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error:"), (name, done.stderr)
-    TALLY["CLI validate runs"] += len(codes)
-    assert set(codes.values()) <= {DataError.exit_code, ValidationFailed.exit_code}, codes
-    assert issubclass(ValidationFailed, FlywheelError)

@@ -33,6 +33,7 @@ def test_shipped_schema_is_at_the_installed_mlflows_head() -> None:
     )
 
 
+@pytest.mark.slow  # MLflow's own migrations of a fresh store: seconds
 def test_seeded_store_is_the_migrated_one_and_mlflow_uses_it(tmp_path: Path) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 

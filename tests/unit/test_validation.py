@@ -215,14 +215,12 @@ def test_duplicate_columns_make_validation_impossible(tmp_path: Path) -> None:
     assert not (tmp_path / "validation").exists()
 
 
-def test_data_docs_render_offline_with_their_result_list(
+def test_data_docs_link_only_local_files_and_name_the_run(
     good_run: tuple[ValidationReport, Path],
 ) -> None:
-    """No page fetches anything from the network, and the index lists the run without JS."""
+    """No page fetches anything from the network, and the run's page names its data asset.
+    A headless browser drawing the index offline: tests/integration/test_data_docs_offline.py."""
     import re
-    import subprocess
-
-    from tests.conftest import require_program
 
     _, out = good_run
     docs = out / "docs"
@@ -239,17 +237,6 @@ def test_data_docs_render_offline_with_their_result_list(
     text = validation.read_text()
     assert "Data asset: None" not in text and "Data asset: tiny" in text
     assert "__none__" not in text and re.search(r"tiny-\d{8}-\d{6}", text)
-
-    chromium = require_program("chromium")
-    dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-         "--dump-dom", (docs / "index.html").as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
-    # bootstrap-table, run from the local copies, drew the result list: one row, a success
-    assert 'class="bootstrap-table' in dom, dom[:2000]
-    rows = re.findall(r'<tr [^>]*data-href="validations/[^>]*>(.*?)</tr>', dom, re.DOTALL)
-    assert len(rows) == 1 and "fa-check-circle" in rows[0] and "tiny-" in rows[0], rows
 
 
 def test_the_validation_suite_does_not_grow_with_the_levels(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import run_cli
 from tests.integration.serving.conftest import MODEL_NAME, ROOT, Registry
 
 pytestmark = pytest.mark.slow
@@ -51,15 +51,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> dic
 
 
 def predict(workdir: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    flywheel = Path(sys.executable).with_name("flywheel")
-    return subprocess.run(
-        [str(flywheel), "predict", *args],
-        env=workdir["env"],
-        cwd=workdir["tmp"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(ROOT, "predict", *args, base=workdir["env"], cwd=workdir["tmp"])
 
 
 def table(rows: int) -> pd.DataFrame:

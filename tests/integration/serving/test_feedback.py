@@ -7,9 +7,6 @@ live metrics are computed from what both stored.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.conftest import run_cli
 from tests.integration.serving.conftest import (
     ROOT,
     Registry,
@@ -113,12 +111,9 @@ def test_feedback_file_from_the_cli_then_live_metrics(
     from flywheel.monitoring.live import labelled_predictions, live_metrics
 
     env = {
-        **os.environ,
-        "FLYWHEEL_ROOT": str(ROOT),
         "FLYWHEEL_INFERENCE_LOG_DIR": str(labelled_server.log_dir),
         "FLYWHEEL_FEEDBACK_DIR": str(feedback_dir(labelled_server)),
     }
-    flywheel = [str(Path(sys.executable).with_name("flywheel")), "feedback"]
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"request_id": [ANSWERED[30], "nope"], "label": ["Yes", "No"]}).to_csv(bad)
     with pytest.raises(DataError, match="nothing stored.*nope"):  # the whole file is refused
@@ -129,13 +124,7 @@ def test_feedback_file_from_the_cli_then_live_metrics(
             feedback_dir(labelled_server),
             skip_unknown=False,
         )
-    done = subprocess.run(
-        [*flywheel, str(bad), "--skip-unknown"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli(ROOT, "feedback", str(bad), "--skip-unknown", **env)
     assert done.returncode == 0, done.stderr
     assert "accepted=1" in done.stdout and "unknown_request_id=1" in done.stdout
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flywheel.monitoring.report import write_report
+from tests.conftest import REPO, cli_command, cli_env
 from tests.integration.serving.conftest import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -44,9 +43,8 @@ def report(generated_at: datetime) -> dict[str, Any]:
 @pytest.fixture()
 def exporter(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
-    env = {**os.environ, "FLYWHEEL_ROOT": str(REPO), "FLYWHEEL_MONITOR_DIR": str(tmp_path)}
-    flywheel = Path(sys.executable).with_name("flywheel")
-    process = subprocess.Popen([str(flywheel), "monitor-exporter", "--port", str(port)],
+    env = cli_env(REPO, FLYWHEEL_MONITOR_DIR=str(tmp_path))
+    process = subprocess.Popen(cli_command("monitor-exporter", "--port", str(port)),
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}/metrics"

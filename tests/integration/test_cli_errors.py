@@ -8,22 +8,16 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from flywheel.errors import ConfigError, RegistryError
+from tests.conftest import run_cli
 
 
 def flywheel(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "flywheel.cli", *args],
-        cwd=root,
-        env=environ | {"FLYWHEEL_ROOT": str(root)} | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """The CLI with no Prefect API or MLflow store set, as on a new user's machine."""
+    fresh = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}
+    return run_cli(root, *args, base=fresh, **env)
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel.config import Params, load_params
-from flywheel.data.io import feature_frame, read_table
-from flywheel.data.spec import DatasetSpec, load_spec
+from flywheel.config import Params
+from flywheel.data.io import feature_frame
+from flywheel.data.spec import DatasetSpec
 from flywheel.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, run_cli
 
 
 def churn_score(frame: pd.DataFrame) -> np.ndarray:
@@ -34,23 +31,8 @@ def churn_score(frame: pd.DataFrame) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def params() -> Params:
-    return load_params(REPO / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def spec(params: Params) -> DatasetSpec:
-    return load_spec(REPO / params.data.spec)
-
-
-@pytest.fixture(scope="module")
-def reference(spec: DatasetSpec) -> pd.DataFrame:
-    path = REPO / spec.path
-    if not path.is_file():
-        from flywheel.data.materialize import ensure_raw_data
-
-        ensure_raw_data(REPO)
-    return feature_frame(spec, read_table(path))
+def reference(spec: DatasetSpec, default_table: pd.DataFrame) -> pd.DataFrame:
+    return feature_frame(spec, default_table)
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +158,14 @@ def test_monitor_cli_reports_the_shifted_features(
         "1",
         datetime.now(UTC),
     )
-    env = {
-        **os.environ,
-        "FLYWHEEL_ROOT": str(REPO),
-        "FLYWHEEL_TRACKING_URI": champion,
-        "FLYWHEEL_INFERENCE_LOG_DIR": str(tmp_path / "inference"),
-        "FLYWHEEL_MONITOR_DIR": str(tmp_path / "monitor"),
-        "FLYWHEEL_FEEDBACK_DIR": str(tmp_path / "feedback"),
-    }
-    flywheel = Path(sys.executable).with_name("flywheel")
-    done = subprocess.run(
-        [str(flywheel), "monitor", "--json"], env=env, capture_output=True, text=True, timeout=120
+    done = run_cli(
+        REPO,
+        "monitor",
+        "--json",
+        FLYWHEEL_TRACKING_URI=champion,
+        FLYWHEEL_INFERENCE_LOG_DIR=str(tmp_path / "inference"),
+        FLYWHEEL_MONITOR_DIR=str(tmp_path / "monitor"),
+        FLYWHEEL_FEEDBACK_DIR=str(tmp_path / "feedback"),
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
