@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.monitoring.report import read_report
+from flywheel.monitoring.retrain_status import RetrainStatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def serve_exporter(folder: Path, ttl_s: float, host: str, port: int) -> None:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReportCollector(folder, ttl_s))  # type: ignore[arg-type]
+    registry.register(RetrainStatusCollector(folder))  # type: ignore[arg-type]
     server, thread = start_http_server(port, addr=host, registry=registry)
     log.info("monitor exporter on http://%s:%d/metrics, reading %s", host, port, folder)
     try:
