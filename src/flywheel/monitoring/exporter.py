@@ -4,6 +4,8 @@ Nothing is pushed or cached: each scrape reads the report the monitoring flow la
 its series are always that report's, and once the report is older than `monitor.report_ttl_s`
 only `flywheel_monitor_report_timestamp_seconds` remains (drift series expire instead of
 lingering, which a Pushgateway cannot do; alert on the timestamp for a stalled monitor).
+The last triggered retrain's data outcome (`retrain.json`, same folder) is served alongside
+(`flywheel.monitoring.retrain_status`).
 """
 
 from __future__ import annotations
