@@ -80,8 +80,8 @@ def test_join_keeps_labelled_single_record_requests_not_yet_appended_oldest_firs
     records, left_out = labelled_new_records(logged(), labels(), known=set())
     assert records["request_id"].tolist() == ["r3", "r1"]  # by time: r3 at 5 s, r1 at 10 s
     assert records["label"].tolist() == ["Yes", "Yes"]  # r1: the later label
-    # 3 single-record requests, 2 labelled: 1 unlabelled; 1 batch request (2 records)
-    assert left_out == {"unlabelled": 1, "batch_requests": 1, "already_in_table": 0}
+    # 3 single-record requests, 2 labelled (r2 is not); 1 batch request (2 records)
+    assert left_out == {"batch_requests": 1, "already_in_table": 0}
     again, left_out = labelled_new_records(logged(), labels(), known={"r3"})
     assert again["request_id"].tolist() == ["r1"]
     assert left_out["already_in_table"] == 1
@@ -155,9 +155,9 @@ def test_the_ledger_knows_what_was_appended(tmp_path: Path) -> None:
 
 
 def test_a_run_that_trains_nothing_says_which_data_and_champion() -> None:
-    none = Refresh("none", 0, "no new labelled traffic (unlabelled: 3)")
+    none = Refresh("none", 0, "no new labelled traffic (batch_requests: 3)")
     line = _idle_line("m", "2", "1", none)
-    assert line.startswith("no new data since v2: no new labelled traffic (unlabelled: 3); ")
+    assert line.startswith("no new data since v2: no new labelled traffic (batch_requests: 3); ")
     assert line.endswith("nothing was trained or registered; champion v1 of m keeps serving")
     assert _idle_line("m", None, None, None).startswith("nothing to do: data, code and params")
     assert _outcome(none, ran=False) == "no_new_data"
@@ -188,3 +188,28 @@ def test_status_gauges(tmp_path: Path) -> None:
     assert families["flywheel_retrain_timestamp_seconds"].samples[0].value == T0.timestamp()
     with pytest.raises(ValueError, match="expected one of"):
         write_status(tmp_path, {**status, "outcome": "skipped"})
+
+
+def test_only_labelled_requests_are_read_off_the_log(tmp_path: Path) -> None:
+    from flywheel.monitoring.feedback import store_feedback
+    from flywheel.monitoring.traffic_rows import read_traffic
+
+    (tmp_path / "log").mkdir()
+    (tmp_path / "feedback").mkdir()
+    frame = logged().assign(contract=lambda f: f["contract"].astype(str))
+    frame.to_parquet(tmp_path / "log" / "inference-20260101T000000000000-1-00001.parquet")
+    assert read_traffic(tmp_path / "log", tmp_path / "feedback", spec()) is None  # no labels
+    store_feedback(tmp_path / "feedback", labels().head(3))
+    found = read_traffic(tmp_path / "log", tmp_path / "feedback", spec())
+    assert found is not None
+    log, latest = found
+    assert sorted(log["request_id"].astype(str)) == ["b1", "b1", "r1", "r3"]  # not r2
+    assert list(log.columns) == [
+        "request_id",
+        "time",
+        "model_version",
+        "tenure",
+        "charges",
+        "contract",
+    ]
+    assert len(latest) == 3

@@ -68,7 +68,8 @@ def new_traffic_rows(
 def labelled_new_records(
     logged: pd.DataFrame, labels: pd.DataFrame, known: set[str]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Records to learn from, oldest first, with a `label` column; and counts of the rest."""
+    """Records to learn from, oldest first, with a `label` column; and counts of labelled
+    requests left out (unlabelled ones are not counted: only labelled rows are read)."""
     ids = logged["request_id"].astype(str)
     per_request = ids.map(ids.value_counts())
     single = logged[(per_request == 1).to_numpy()].assign(request_id=ids[per_request == 1])
@@ -79,7 +80,6 @@ def labelled_new_records(
     seen = joined["request_id"].isin(known)
     fresh = joined[~seen].sort_values(["time", "request_id"], kind="stable")
     left_out = {
-        "unlabelled": int(len(single) - len(joined)),
         "batch_requests": int(len(batch_ids)),
         "already_in_table": int(seen.sum()),
     }
@@ -187,15 +187,16 @@ def ledger_path(data_dir: Path) -> Path:
 def read_traffic(
     log_folder: Path, feedback_folder: Path, spec: DatasetSpec
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The whole inference log (request columns and features) and the latest labels; None
-    when either is empty."""
+    """The logged records (request columns and features) of the labelled requests, and the
+    latest labels; None when either is empty. Only labelled rows are read off the log."""
     from flywheel.monitoring.feedback import read_feedback
     from flywheel.monitoring.logread import read_log
 
     labels = read_feedback(feedback_folder)
     if labels is None:
         return None
-    table = read_log(log_folder, [*LOG_COLUMNS, *spec.feature_names])
+    ids = labels["request_id"].astype(str).tolist()
+    table = read_log(log_folder, [*LOG_COLUMNS, *spec.feature_names], request_ids=ids)
     if table is None:
         return None
     return table.to_pandas(), labels
