@@ -23,6 +23,7 @@ from flywheel.steps.champion import keeps_serving
 from flywheel.steps.context import make_context
 from flywheel.steps.dag import STEPS, upstream
 from flywheel.steps.execute import execute_stage
+from flywheel.steps.refresh import Refresh, conclude, refresh_from_traffic
 from flywheel.steps.summary import run_summary_markdown
 from pipelines import fast_start
 from pipelines.ahead import collect
@@ -78,19 +79,30 @@ def _execute(
     return execute_stage(context, name, force)
 
 
+@task(task_run_name="refresh-data")
+def refresh_data(spec: str | None, reason: str) -> Refresh:
+    """A triggered retrain first appends the labelled traffic it has not learned from."""
+    return refresh_from_traffic(make_context(Path(spec) if spec else None), reason)
+
+
 @flow(name="flywheel-training")
 def training(
     spec: str | None = None, reason: str | None = None, force: bool = False
 ) -> list[dict[str, Any]]:
     """Run every step once, each after the steps it reads from (the DAG of dvc.yaml).
 
-    A failing step stops the flow and nothing after it runs; either way the run's page gets
-    a summary artifact saying what ran and whether a model was promoted, and a run that
-    registered nothing says which champion keeps serving. `force` reruns every step.
+    Started for a `reason` (an alert, a decay), it first refreshes the data from labelled
+    traffic. A failing step stops the flow and nothing after it runs; either way the run's page
+    gets a summary artifact saying what ran and whether a model was promoted, or why not and
+    which champion keeps serving. `force` reruns every step.
     """
     forward_flywheel_logs()
     tags = {"prefect_flow_run_id": str(flow_run.id)} if flow_run.id else {}
     tags |= {"retrain_reason": reason} if reason else {}  # tag flywheel.retrain_reason
+    refresh = refresh_data(spec, reason) if reason else None
+    told = refresh.line if refresh else None
+    if refresh is not None and refresh.provenance:  # tag flywheel.data_refresh
+        tags["data_refresh"] = refresh.line
     futures: dict[str, PrefectFuture[Any]] = {}
     for step in STEPS:
         after = [futures[name] for name in upstream(step.name)]
@@ -105,28 +117,32 @@ def training(
             report.append(row or skipped)
     except Exception as exc:
         failed = STEPS[len(report)].name
-        _publish(report, f"step {failed} failed: {exc}")
+        _publish(report, f"step {failed} failed: {exc}", told)
         raise
     _say_what_serves(report, spec)
-    _publish(report, None)
+    ending = conclude(make_context(Path(spec) if spec else None), report, refresh, reason)
+    _publish(report, None, ending or told)  # an ending quotes the refresh's line
     return report
 
 
 def _say_what_serves(report: list[dict[str, Any]], spec: str | None) -> None:
-    """A run whose promote was up to date logs, in the flow run, which champion keeps serving."""
+    """A run whose promote was up to date says which champion keeps serving (the CLI prints
+    it); when some step ran all the same, the flow run's log says it too (`conclude` speaks
+    for a run where none did)."""
     promote = next(r["summary"] for r in report if r["step"] == "promote")
     if "skipped" not in promote:
         return
     ran = [r["step"] for r in report if "skipped" not in r["summary"]]
-    serving = keeps_serving(make_context(Path(spec) if spec else None))
-    why = f"only {', '.join(ran)} ran" if ran else "every step is up to date in dvc.lock"
-    promote["serving"] = serving
-    logging.getLogger("flywheel.run").info("nothing registered (%s): %s", why, serving)
+    promote["serving"] = keeps_serving(make_context(Path(spec) if spec else None))
+    if ran:
+        logging.getLogger("flywheel.run").info(
+            "nothing registered (only %s ran): %s", ", ".join(ran), promote["serving"]
+        )
 
 
-def _publish(report: list[dict[str, Any]], failure: str | None) -> None:
+def _publish(report: list[dict[str, Any]], failure: str | None, note: str | None) -> None:
     create_markdown_artifact(
-        run_summary_markdown(report, failure),
+        run_summary_markdown(report, failure, (note,) if note else ()),
         key=SUMMARY_ARTIFACT,
         description="What ran and whether a model was promoted",
     )

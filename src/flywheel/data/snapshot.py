@@ -105,6 +105,12 @@ def _in_cache(out: Any) -> bool:
     return all(out.cache.exists(info.value) for _, _, info in obj)
 
 
+def recorded_md5(root: Path) -> str | None:
+    """The `.dir` hash data.dvc names now (None without a data.dvc): which data is current."""
+    path = root / DATA_DVC
+    return _md5_of(path.read_text()) if path.is_file() else None
+
+
 def _md5_of(dvc_file: str) -> str:
     outs = (yaml.safe_load(dvc_file) or {}).get("outs") or [{}]
     md5 = outs[0].get("md5")

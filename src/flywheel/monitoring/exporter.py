@@ -4,6 +4,8 @@ Nothing is pushed or cached: each scrape reads the report the monitoring flow la
 its series are always that report's, and once the report is older than `monitor.report_ttl_s`
 only `flywheel_monitor_report_timestamp_seconds` remains (drift series expire instead of
 lingering, which a Pushgateway cannot do; alert on the timestamp for a stalled monitor).
+The last triggered retrain's data outcome (`retrain.json`, same folder) is served alongside
+(`flywheel.monitoring.retrain_status`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.monitoring.report import read_report
+from flywheel.monitoring.retrain_status import RetrainStatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ def serve_exporter(folder: Path, ttl_s: float, host: str, port: int) -> None:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReportCollector(folder, ttl_s))  # type: ignore[arg-type]
+    registry.register(RetrainStatusCollector(folder))  # type: ignore[arg-type]
     server, thread = start_http_server(port, addr=host, registry=registry)
     log.info("monitor exporter on http://%s:%d/metrics, reading %s", host, port, folder)
     try:

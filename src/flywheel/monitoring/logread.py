@@ -38,9 +38,10 @@ def read_log(
     columns: list[str],
     since: datetime | None = None,
     version: str | None = None,
+    request_ids: list[str] | None = None,
 ) -> Any:
-    """The rows logged since `since` (by one model version), only those of `columns` the log
-    has; None if none."""
+    """The rows logged since `since` (by one model version; of these request ids), only those
+    of `columns` the log has; None if none."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -61,6 +62,9 @@ def read_log(
     if version is not None:
         same = ds.field("model_version") == version
         condition = same if condition is None else condition & same
+    if request_ids is not None:
+        wanted = ds.field("request_id").isin(request_ids)
+        condition = wanted if condition is None else condition & wanted
     # A column the log does not hold (a personal feature dropped without a salt) is not asked
     # for: the caller sees it missing from the table instead of the read failing.
     present = [name for name in columns if name in dataset.schema.names]

@@ -10,9 +10,14 @@ import json
 from typing import Any
 
 
-def run_summary_markdown(report: list[dict[str, Any]], failure: str | None = None) -> str:
-    """`report` rows are {"step", "seconds", "summary"}; `failure` names what stopped the run."""
-    lines = ["# Flywheel run", "", _decision(report, failure), "", "| step | seconds | result |"]
+def run_summary_markdown(
+    report: list[dict[str, Any]], failure: str | None = None, notes: tuple[str, ...] = ()
+) -> str:
+    """`report` rows are {"step", "seconds", "summary"}; `failure` names what stopped the run;
+    `notes` are paragraphs after the decision (the data refresh, why nothing ran)."""
+    lines = ["# Flywheel run", "", _decision(report, failure), ""]
+    lines += [line for note in notes for line in (_cell(note), "")]
+    lines.append("| step | seconds | result |")
     lines.append("| --- | ---: | --- |")
     for row in report:
         result = ", ".join(
