@@ -31,6 +31,8 @@ def _setup_logging(verbose: bool = False) -> None:
 
 def _model_name(model: str | None) -> str:
     """The registered model a command means (`flywheel.identity`), resolved once here."""
+    if model:
+        return model  # named explicitly: params.yaml need not even exist
     from flywheel.config import load_params
     from flywheel.identity import registered_model
     from flywheel.settings import settings
