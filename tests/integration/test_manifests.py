@@ -84,9 +84,11 @@ def served_routes() -> set[str]:
 
 
 def settings_env() -> set[str]:
+    """Every FLYWHEEL_* variable the code reads: the settings', and the scope tokens'."""
     from flywheel.settings import Settings
+    from flywheel.tokens import ENV_NAMES
 
-    return {f"FLYWHEEL_{name.upper()}" for name in Settings.model_fields}
+    return {f"FLYWHEEL_{name.upper()}" for name in Settings.model_fields} | set(ENV_NAMES.values())
 
 
 def serve_port() -> int:
@@ -314,6 +316,9 @@ def test_the_k8s_service_has_a_token_and_the_signing_keyring_from_secrets(overla
     # bentoml serve listens on 0.0.0.0 in the pod: never without a token
     assert env["FLYWHEEL_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": SECRET, "key": "api-token"}
+    for variable, key in (("FLYWHEEL_FEEDBACK_TOKEN", "feedback-token"),
+                          ("FLYWHEEL_ADMIN_TOKEN", "admin-token")):  # shared by every replica
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": key}
     assert_reads_the_signing_keyring(
         by_kind(docs, "Deployment")["flywheel-service"]["spec"]["template"])
 

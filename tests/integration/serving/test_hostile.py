@@ -90,9 +90,12 @@ def own(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Registr
 def guarded(tmp_path_factory: pytest.TempPathFactory, own: Registry) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("hostile-server")
     _old_log_files(tmp / "log")
+    registered_spec = next(Path(own.artifacts.removeprefix("file://")).glob("artifacts/*.spec.yaml"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FLYWHEEL_API_TOKEN", TOKEN)
         env.setenv("FLYWHEEL_PII_SALT", SALT)
+        # what `flywheel serve` hands the workers: the champion's own registered spec
+        env.setenv("FLYWHEEL_SERVE_SPEC", str(registered_spec))
         running = start_server(
             tmp,
             own,
