@@ -92,6 +92,13 @@ def report_families(report: dict[str, Any], family: Any) -> Iterator[Any]:
     )
     yield _single(
         family,
+        "flywheel_drift_detected",
+        "1 when the report's verdict is drift (Holm's rule, for monitor.persistence windows)",
+        version,
+        report["drifted"],
+    )
+    yield _single(
+        family,
         "flywheel_drift_enough_traffic",
         "1 when the window had at least monitor.min_rows rows",
         version,
