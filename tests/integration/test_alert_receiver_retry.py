@@ -77,7 +77,8 @@ def test_receiver_answers_503_while_prefect_is_down_and_the_retry_emits_once(
     prefect_server: str, tmp_path: Path
 ) -> None:
     api_port = free_port()  # nothing listens here yet
-    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{api_port}/api"}
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{api_port}/api",
+           "FLYWHEEL_ROOT": str(tmp_path)}  # its token is generated under the project
     port = free_port()
     group = f"{{}}:{{retry-{time.time_ns()}}}"
     body = notification(

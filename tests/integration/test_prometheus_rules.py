@@ -207,6 +207,7 @@ def _exporter_names() -> set[str]:
         "score": scores,
         "window": {"rows": 10},
         "enough_traffic": True,
+        "drifted": False,
         "live": {"roc_auc": 0.8, "floors": {"roc_auc": 0.75}},
     }
     families = list(report_families(report, GaugeMetricFamily))
