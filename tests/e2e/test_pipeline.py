@@ -422,36 +422,6 @@ def test_multiclass_table_is_refused_with_a_clear_message(root: Path) -> None:
     assert "multiclass targets are not supported yet" in result.output
 
 
-def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(
-    root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Move the project, delete nothing else: the champion loads and new artifacts land inside."""
-    import mlflow
-    import pandas as pd
-
-    from flywheel.registry.store import ensure_experiment
-    from flywheel.settings import settings
-
-    moved = root.parent / "moved"
-    root.rename(moved)
-    monkeypatch.setenv("FLYWHEEL_ROOT", str(moved))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in this process
-    monkeypatch.chdir(moved)
-    mlflow_client = client()
-    experiment = mlflow_client.get_experiment_by_name(MODEL)
-    assert experiment.artifact_location.startswith(moved.as_uri())
-
-    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
-    rows = pd.read_csv(moved / "data" / "wa_churn.csv").head(3)  # the step folders may hold
-    assert len(champion.predict(rows.drop(columns="churn"))) == 3  # another table's splits
-
-    experiment_id = ensure_experiment(mlflow_client, MODEL, settings())
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_dict({"moved": True}, "moved.json")
-    assert run.info.artifact_uri.startswith(moved.as_uri())
-    assert not root.exists()
-
-
 EARLY_FAILURES = ("missing column", "out of range values", "single-class target", "all-null column")
 
 
@@ -484,3 +454,33 @@ def test_an_unchanged_run_says_what_serves_and_force_reruns_every_step(root: Pat
     assert serving == f"{MODEL} version {alias('champion')} keeps serving as champion"
     forced = training(force=True)
     assert not any("skipped" in r["summary"] for r in forced)
+
+
+def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Move the project, delete nothing else: the champion loads and new artifacts land inside."""
+    import mlflow
+    import pandas as pd
+
+    from flywheel.registry.store import ensure_experiment
+    from flywheel.settings import settings
+
+    moved = root.parent / "moved"
+    root.rename(moved)
+    monkeypatch.setenv("FLYWHEEL_ROOT", str(moved))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in this process
+    monkeypatch.chdir(moved)
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(MODEL)
+    assert experiment.artifact_location.startswith(moved.as_uri())
+
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    rows = pd.read_csv(moved / "data" / "wa_churn.csv").head(3)  # the step folders may hold
+    assert len(champion.predict(rows.drop(columns="churn"))) == 3  # another table's splits
+
+    experiment_id = ensure_experiment(mlflow_client, MODEL, settings())
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_dict({"moved": True}, "moved.json")
+    assert run.info.artifact_uri.startswith(moved.as_uri())
+    assert not root.exists()

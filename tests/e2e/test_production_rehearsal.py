@@ -288,6 +288,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "FLYWHEEL_TRACKING_URI": mlflow_url,
             "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(tmp / "prefect-client-home"),
+            # One team, one registry, one signing key (a Secret in a cluster): every clone,
+            # the worker and the service verify what the others signed.
+            "FLYWHEEL_SIGNING_KEY_FILE": str(tmp / "team-secrets" / "signing.key"),
         }
         projects = [
             make_project(tmp / name, params=params, extra=CLONE)
@@ -444,6 +447,7 @@ def test_flywheel_serve_answers_from_the_shared_registry(stack: Stack, tmp_path:
         home=tmp_path / "bentoml",
         log_dir=tmp_path / "log",
         output=output,
+        tokens_file=stack.projects[0] / ".flywheel" / "tokens.json",
     )
     try:
         wait_for(lambda: _ready(server), START_TIMEOUT_S, f"flywheel serve:\n{server.logs()}")
@@ -503,8 +507,8 @@ def test_a_registry_switched_by_settings_alone_gets_a_champion(
     from flywheel.registry.store import version_by_alias
 
     name = "flywheel-switch"
-    root = make_project(
-        tmp_path / "switch", params={"promote": {"model_name": name}}, extra=CLONE
+    root = make_project(  # with src/: DVC can tell which steps are up to date
+        tmp_path / "switch", params={"promote": {"model_name": name}}, extra=(*CLONE, "src")
     )
     local = {
         k: v for k, v in stack.env.items() if k not in ("FLYWHEEL_TRACKING_URI", "PREFECT_API_URL")
