@@ -422,18 +422,6 @@ def test_multiclass_table_is_refused_with_a_clear_message(root: Path) -> None:
     assert "multiclass targets are not supported yet" in result.output
 
 
-def test_an_unchanged_run_says_what_serves_and_force_reruns_every_step(root: Path) -> None:
-    from pipelines.training import training
-
-    run_flow(root)  # whatever the tests above changed, brought up to date
-    quiet = training()
-    assert all("skipped" in r["summary"] for r in quiet)
-    serving = quiet[-1]["summary"]["serving"]
-    assert serving == f"{MODEL} version {alias('champion')} keeps serving as champion"
-    forced = training(force=True)
-    assert not any("skipped" in r["summary"] for r in forced)
-
-
 def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

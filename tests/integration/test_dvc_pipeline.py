@@ -101,6 +101,9 @@ def test_flywheel_run_after_repro_skips_every_step(clone: Path) -> None:
     report = flywheel_run(clone)
     assert skipped(report) == ["validate", "featurize", "train", "evaluate", "promote"]
     assert (clone / "artifacts/promote/decision.json").read_text() == decision  # nothing new
+    champion = json.loads(decision)["champion_after"]
+    serving = report[-1]["summary"]["serving"]  # the run says which champion goes on serving
+    assert serving == f"flywheel-churn version {champion} keeps serving as champion"
     with get_client(sync_client=True) as prefect:
         latest = prefect.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
         tasks = prefect.read_task_runs(
@@ -160,3 +163,13 @@ def test_plots_render_offline(clone: Path) -> None:
     assert "vega" in page and "cdn.jsdelivr" not in page and "<script src=" not in page
     # the four top-level views only, no default-template duplicate per plot file
     assert page.count("vegaEmbed('#") == 4
+
+
+def test_force_reruns_every_step(clone: Path) -> None:
+    """`flywheel run --force`: every step runs although dvc.lock says all are up to date."""
+    assert skipped(flywheel_run(clone)) == ["validate", "featurize", "train", "evaluate",
+                                             "promote"]
+    done = run_cli(clone, "run", "--force", "--report", "forced.json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((clone / "forced.json").read_text())["steps"]
+    assert skipped(report) == [] and [r["step"] for r in report][-1] == "promote"
