@@ -257,3 +257,29 @@ def test_the_validation_suite_does_not_grow_with_the_levels(
     gx.get_context(mode="ephemeral")  # GX builds suites only inside a context (good_run
     # has paid its import already)
     assert suite_size(4000) == suite_size(3)
+
+
+def test_markup_in_the_data_never_reaches_data_docs_as_markup(tmp_path: Path) -> None:
+    """Stored XSS: an unexpected category is listed in the report as text, not run."""
+    frame = good_frame()
+    frame.loc[:9, "contract"] = "<script>alert(1)</script>"  # a quarter: past category_mostly
+    report = run(frame, tmp_path)
+    assert not report.success  # still an unknown category, as before
+    pages = [p.read_text() for p in (tmp_path / "validation" / "docs").rglob("*.html")]
+    assert pages and not any("<script>alert(1)" in page for page in pages)
+    assert any("&lt;script&gt;alert(1)" in page for page in pages)
+
+
+def test_escaping_keeps_every_decision() -> None:
+    """`html.escape` is one-to-one: a value is in a set exactly when its escaped form is."""
+    from flywheel.validation.html_safe import escaped, escaped_list, html_safe_frame
+
+    values = ["A&B", "A&amp;B", "<b>", "plain", "it's", '"q"']
+    assert len(set(escaped_list(values))) == len(values)
+    assert escaped("A&B") == "A&amp;B" and escaped("<b>") == "&lt;b&gt;"
+    frame = pd.DataFrame({"x": ["A&B", None, "plain"], "n": [1, 2, 3]})
+    safe = html_safe_frame(frame)
+    assert safe["x"].tolist()[0] == "A&amp;B" and safe["x"].isna().tolist()[1]
+    assert safe["n"].tolist() == [1, 2, 3] and frame["x"].tolist()[0] == "A&B"
+    clean = pd.DataFrame({"x": ["a", "b"]})
+    assert html_safe_frame(clean) is clean  # nothing to escape: no copy

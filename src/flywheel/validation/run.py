@@ -19,6 +19,7 @@ from flywheel.data.io import _category_text
 from flywheel.data.spec import DatasetSpec
 from flywheel.errors import DataError
 from flywheel.validation.describe import failures_from_results
+from flywheel.validation.html_safe import html_safe_frame
 from flywheel.validation.report import ValidationReport
 from flywheel.validation.suite import build_suite, suite_name
 
@@ -44,7 +45,7 @@ def validate_frame(
     if duplicated:
         raise DataError(f"the table has duplicate column names {duplicated}; rename them")
     present = {c for c in frame.columns if isinstance(c, str)}
-    prepared = _as_text_categories(spec, frame, present)
+    prepared = html_safe_frame(_as_text_categories(spec, frame, present))
 
     raw = _run_suite(spec, prepared, params, present, docs_dir)
     failures = failures_from_results(raw.get("results", []), spec, prepared)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from flywheel.config import ValidateParams
 from flywheel.data.spec import DatasetSpec
+from flywheel.validation.html_safe import escaped, escaped_list
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -74,20 +75,22 @@ def build_suite(
                     meta=_meta("range")))
         else:
             add(gxe.ExpectColumnValuesToBeInSet(
-                column=name, value_set=list(feature.categories or []),
+                column=name, value_set=escaped_list(list(feature.categories or [])),
                 mostly=params.category_mostly, meta=_meta("categories")))
 
     if here(spec.target):
         target = spec.target
         add(gxe.ExpectColumnValuesToNotBeNull(column=target, meta=_meta("not_null")))
         add(gxe.ExpectColumnValuesToBeInSet(
-            column=target, value_set=list(spec.classes), meta=_meta("target_classes")))
+            column=target, value_set=escaped_list(list(spec.classes)),
+            meta=_meta("target_classes")))
         add(gxe.ExpectColumnDistinctValuesToContainSet(
-            column=target, value_set=list(spec.classes), meta=_meta("target_classes_present")))
+            column=target, value_set=escaped_list(list(spec.classes)),
+            meta=_meta("target_classes_present")))
         # "Share of class c >= f" is "at least f of the values are in {c}": in-set with mostly.
         for cls in spec.classes:
             add(gxe.ExpectColumnValuesToBeInSet(
-                column=target, value_set=[cls], mostly=params.min_class_fraction,
+                column=target, value_set=[escaped(cls)], mostly=params.min_class_fraction,
                 meta=_meta("class_balance", cls=cls)))
     return gx.ExpectationSuite(name=suite_name(spec), expectations=expectations)
 
