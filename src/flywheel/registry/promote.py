@@ -95,7 +95,6 @@ def _log_register_judge(
     import mlflow
 
     from flywheel.registry.loadcheck import finish_check
-    from flywheel.registry.pyfunc import log_pyfunc
 
     client = store.connect(settings)
     keyring = ensure_keyring(settings.signing_key)  # the load check below verifies with it
@@ -114,13 +113,7 @@ def _log_register_judge(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:
         _log_run(params, inputs)
-        info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
-        # The digest of the files as stored, next to the lineage, signed with the key kept
-        # outside the registry: every later load checks both before unpickling.
-        sha256 = digest_of(info.model_uri)
-        signed = {**tags, DIGEST_TAG: sha256, TARGET_TAG: json.dumps(target_identity(spec))}
-        version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=signed).version)
-        sign(client, keyring, inputs.model_name, version, sha256, REGISTERED)
+        version, sha256 = _register_signed(client, keyring, spec, inputs, tags)
 
         rows = scratch / "sample_rows.parquet"
         inputs.sample.to_parquet(rows)
@@ -151,6 +144,26 @@ def _log_register_judge(
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
+
+
+def _register_signed(
+    client: Any, keyring: Keyring, spec: DatasetSpec, inputs: PromoteInputs, tags: dict[str, str]
+) -> tuple[str, str]:
+    """Log the pyfunc, register it and sign it `registered`; returns (version, SHA-256).
+
+    The digest of the files as stored goes next to the lineage, signed with the key kept
+    outside the registry: every later load checks both before unpickling.
+    """
+    import mlflow
+
+    from flywheel.registry.pyfunc import log_pyfunc
+
+    info = log_pyfunc(inputs.model, inputs.model_file, inputs.sample)
+    sha256 = digest_of(info.model_uri)
+    signed = {**tags, DIGEST_TAG: sha256, TARGET_TAG: json.dumps(target_identity(spec))}
+    version = str(mlflow.register_model(info.model_uri, inputs.model_name, tags=signed).version)
+    sign(client, keyring, inputs.model_name, version, sha256, REGISTERED)
+    return version, sha256
 
 
 def _log_run(params: Params, inputs: PromoteInputs) -> None:
