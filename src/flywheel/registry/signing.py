@@ -98,9 +98,10 @@ def load_keyring(path: Path) -> Keyring:
     """Read the key file; a missing, loose or malformed one is a one-line ConfigError."""
     if not path.is_file():
         raise ConfigError(
-            f"{path}: no signing key, so no registered version can be verified; create it with "
-            "a `flywheel run` (it is generated on first use) or mount the deployment's key "
-            "(FLYWHEEL_SIGNING_KEY_FILE)"
+            f"{path}: no signing key, so no registered version can be verified; mount the "
+            "deployment's key (FLYWHEEL_SIGNING_KEY_FILE), or, for versions registered before "
+            "signing, vouch for each after checking it with `flywheel sign --version N` (which "
+            "creates the key)"
         )
     text = read_private(path, "signing key")
     keys: dict[str, bytes] = {}
