@@ -20,7 +20,7 @@ from prefect.states import Completed, State
 from flywheel.errors import FlywheelError
 from flywheel.steps import state
 from flywheel.steps.champion import keeps_serving
-from flywheel.steps.context import make_context
+from flywheel.steps.context import StepContext, make_context
 from flywheel.steps.dag import STEPS, upstream
 from flywheel.steps.execute import execute_stage
 from flywheel.steps.refresh import Refresh, conclude, refresh_from_traffic
@@ -119,13 +119,14 @@ def training(
         failed = STEPS[len(report)].name
         _publish(report, f"step {failed} failed: {exc}", told)
         raise
-    _say_what_serves(report, spec)
-    ending = conclude(make_context(Path(spec) if spec else None), report, refresh, reason)
+    context = make_context(Path(spec) if spec else None)
+    _say_what_serves(report, context)
+    ending = conclude(context, report, refresh, reason)
     _publish(report, None, ending or told)  # an ending quotes the refresh's line
     return report
 
 
-def _say_what_serves(report: list[dict[str, Any]], spec: str | None) -> None:
+def _say_what_serves(report: list[dict[str, Any]], context: StepContext) -> None:
     """A run whose promote was up to date says which champion keeps serving (the CLI prints
     it); when some step ran all the same, the flow run's log says it too (`conclude` speaks
     for a run where none did)."""
@@ -133,7 +134,7 @@ def _say_what_serves(report: list[dict[str, Any]], spec: str | None) -> None:
     if "skipped" not in promote:
         return
     ran = [r["step"] for r in report if "skipped" not in r["summary"]]
-    promote["serving"] = keeps_serving(make_context(Path(spec) if spec else None))
+    promote["serving"] = keeps_serving(context)
     if ran:
         logging.getLogger("flywheel.run").info(
             "nothing registered (only %s ran): %s", ", ".join(ran), promote["serving"]
