@@ -705,7 +705,7 @@ def feedback(
         spec = load_spec(current.root / load_params(current.params_path).data.spec)
         counts = import_feedback(
             file,
-            list(spec.classes),
+            list(spec.classes or []),
             RequestIndex(current.inference_log),
             current.feedback,
             skip_unknown,
