@@ -61,3 +61,11 @@ def test_a_regression_target_is_numbers_only() -> None:
     for bad in (["1", "cheap"], [1.0, np.nan], [1.0, np.inf]):
         with pytest.raises(DataError, match="target column 'price': expected numbers"):
             task.encode_target(pd.Series(bad), "price")
+
+
+def test_a_configured_metric_applies_only_to_tasks_it_judges() -> None:
+    assert Task("binary", ("a", "b")).metric("pr_auc") == "pr_auc"
+    assert Task("multiclass", ("a", "b", "c")).metric("roc_auc") == "roc_auc"
+    assert Task("multiclass", ("a", "b", "c")).metric("brier") == "macro_f1"
+    assert Task("regression").metric("roc_auc") == "rmse"
+    assert Task("regression").metric("mae") == "mae"

@@ -31,6 +31,13 @@ PRIMARY_METRIC: dict[str, str] = {
     "regression": "rmse",
 }
 
+# The metrics that judge each task (evaluation computes them; the spec's floors may name them).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "brier"),
+    "multiclass": ("macro_f1", "accuracy", "log_loss", "roc_auc"),  # roc_auc: one-vs-rest macro
+    "regression": ("rmse", "mae", "r2"),
+}
+
 PROBA_PREFIX = "proba_"  # output column of class i's probability, in `spec.classes` order
 
 
@@ -46,6 +53,15 @@ class Task:
     @property
     def primary_metric(self) -> str:
         return PRIMARY_METRIC[self.kind]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return TASK_METRICS[self.kind]
+
+    def metric(self, configured: str) -> str:
+        """The metric params.yaml names if it judges this task, else the task's primary one:
+        params' `roc_auc` is the default dataset's choice and means nothing for a regression."""
+        return configured if configured in self.metrics else self.primary_metric
 
     @property
     def proba_columns(self) -> list[str]:
