@@ -233,11 +233,13 @@ def _nothing_registered(model: str | None, error: FlywheelError) -> dict[str, An
 def _full_status(model: str | None) -> dict[str, Any]:
     """Status through the settings and params models, and MLflow for a non-SQLite store."""
     from flywheel.project_lock import last_run
+    from flywheel.registry.busy import busy_as_one_line
     from flywheel.registry.status import registry_status
     from flywheel.settings import settings
 
     current = settings()
-    info = registry_status(current, _model_name(model))
+    with busy_as_one_line(current.mlflow_uri):
+        info = registry_status(current, _model_name(model))
     info["last_run"] = last_run(current)
     return info
 
@@ -254,11 +256,13 @@ def rollback(
     """
     _setup_logging()
     try:
+        from flywheel.registry.busy import busy_as_one_line
         from flywheel.registry.status import rollback as do_rollback
         from flywheel.settings import settings
 
         current = settings()
-        done = do_rollback(current, _model_name(model))
+        with busy_as_one_line(current.mlflow_uri):
+            done = do_rollback(current, _model_name(model))
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(
@@ -629,10 +633,12 @@ def monitor(
     try:
         from flywheel.config import load_params
         from flywheel.monitoring.report import compute_report, write_page, write_report
+        from flywheel.registry.busy import busy_as_one_line
         from flywheel.settings import settings
 
         current = settings()
-        report = compute_report(current, load_params(current.params_path), model)
+        with busy_as_one_line(current.mlflow_uri):
+            report = compute_report(current, load_params(current.params_path), model)
         write_report(report, current.monitor)
         if html is not None:
             write_page(report, html)

@@ -81,17 +81,27 @@ class TabularModel:
         return pd.DataFrame(columns, index=frame.index)
 
 
+def model_bytes(model: TabularModel) -> bytes:
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def save_model(model: TabularModel, path: Path) -> None:
     """A crash never leaves half a model where the next step looks."""
-    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    data = model_bytes(model)
     write_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
+def model_from_bytes(data: bytes, source: Path) -> TabularModel:
+    """Unpickle a model whose bytes were already vouched for (a seal or a registry signature):
+    unpickling runs code, so callers never hand this bytes they have not checked."""
+    model = pickle.loads(data)
+    if not isinstance(model, TabularModel):
+        raise DataError(f"{source}: not a Flywheel model (got {type(model).__name__})")
+    return model
+
+
 def load_model(path: Path) -> TabularModel:
+    """A registered version's model file, which the registry's signature check has passed."""
     if not path.is_file():
         raise DataError(f"{path}: model not found; run the train step first")
-    with path.open("rb") as fh:
-        model = pickle.load(fh)  # our own artifact, written by save_model
-    if not isinstance(model, TabularModel):
-        raise DataError(f"{path}: not a Flywheel model (got {type(model).__name__})")
-    return model
+    return model_from_bytes(path.read_bytes(), path)
