@@ -820,6 +820,9 @@ def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:
             highlight=False,
             markup=False,
         )
+    elif promote and promote.get("identical_to"):
+        console.print(f"{promote['model_name']}: {promote['reason']}", highlight=False,
+                      markup=False)
     elif promote:
         verb = (
             "[green]promoted to champion[/]" if promote["promoted"] else "[yellow]not promoted[/]"
