@@ -61,3 +61,28 @@ def test_a_mistyped_model_lists_the_registered_ones(root: Path) -> None:
     line = one_line(result)
     assert "no registered model 'flywheel-chrun'" in line
     assert "registered: flywheel-churn, flywheel-credit" in line
+
+
+def test_the_readmes_prometheus_alerts_link_answers(tmp_path: Path) -> None:
+    """Debian's prometheus (2.42) ships only the classic UI: `/alerts` is a 404 there."""
+    import re
+    from contextlib import ExitStack
+
+    import httpx
+
+    from tests.alerting import start
+    from tests.conftest import REPO, require_program
+    from tests.integration.serving.conftest import free_port
+
+    links = re.findall(r"http://127\.0\.0\.1:9090(/[\w/]*alerts)", (REPO / "README.md").read_text())
+    assert links, "the README names no Prometheus alerts page"
+    prometheus = require_program("prometheus")
+    (tmp_path / "prometheus.yml").write_text("global: {}\n")
+    port = free_port()
+    with ExitStack() as stack:
+        running = start(stack, "prometheus", [
+            prometheus, "--config.file=prometheus.yml", f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}"], cwd=tmp_path, env={},
+            url=f"http://127.0.0.1:{port}", probe="/-/ready")
+        for path in set(links):
+            assert httpx.get(running.url + path).status_code == 200, path
