@@ -3,7 +3,11 @@ sends, the port check every server command runs first, the OpenAPI completion.""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,7 @@ from flywheel.errors import PortInUse
 from flywheel.ports import require_free_port
 from flywheel.serving.openapi import complete
 from flywheel.serving.schema import example_record, record_model
+from tests.conftest import REPO
 
 
 def _spec() -> DatasetSpec:
@@ -61,3 +66,20 @@ def test_the_document_gets_its_info_and_the_routes_bentoml_left_out() -> None:
     assert document["info"]["version"] != "None" and "shields" not in str(document)
     assert "flywheel-churn@champion" in document["info"]["description"]
     assert set(document["paths"]) == {"/predict", "/metadata", "/feedback"}
+
+
+def test_a_model_pickles_to_the_same_bytes_in_any_process(tmp_path: Path) -> None:
+    """String hashes, so set order, differ per process (PYTHONHASHSEED): the file must not."""
+    script = (
+        "import sys, numpy as np; from sklearn.linear_model import LogisticRegression;"
+        "from flywheel.model import TabularModel, save_model;"
+        "from tests.unit.test_first_hour import _spec;"
+        "est = LogisticRegression().fit(np.array([[0.0], [1.0], [0.2], [0.9]]), [0, 1, 0, 1]);"
+        "save_model(TabularModel(spec=_spec(), transformer=None, estimator=est,"
+        " candidate='logreg', threshold=0.5, params={'tags': {'a', 'b', 'c'}}),"
+        " __import__('pathlib').Path(sys.argv[1]))"
+    )
+    for seed in ("1", "2"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{seed}.pkl")],
+                       env={**os.environ, "PYTHONHASHSEED": seed}, cwd=REPO, check=True)
+    assert (tmp_path / "1.pkl").read_bytes() == (tmp_path / "2.pkl").read_bytes()

@@ -83,13 +83,15 @@ def _materialize(root: Path, repo: object) -> str:
 def _dvc_quiet() -> Iterator[None]:
     """DVC's own warning and hint for a pull that finds nothing ("missing cache files", twice
     with the exception's text) come before the fallback that handles it: kept out of sight."""
-    logger = logging.getLogger("dvc")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_data")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _is_empty(folder: Path) -> bool:

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flywheel.registry.store import CHAMPION, TAG_PREFIX
+from flywheel.registry.store import TAG_PREFIX
 
 FILE_DIGEST_TAG = f"{TAG_PREFIX}model_file_sha256"
 
@@ -41,7 +41,8 @@ def identical_version(client: Any, name: str, sha256: str) -> Any | None:
 
 def not_registered(name: str, twin: Any, before: str | None) -> dict[str, Any]:
     """promote's decision for a model identical to `twin`: nothing registered, nothing moved."""
-    serving = (" (the champion)" if CHAMPION in (twin.aliases or []) else
+    # (`search_model_versions` leaves `aliases` empty: compared with the champion's number)
+    serving = (" (the champion)" if str(twin.version) == before else
                f" (`flywheel promote --version {twin.version}` judges it again)")
     return {
         "model_name": name,
