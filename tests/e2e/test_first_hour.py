@@ -151,7 +151,7 @@ def test_a_retrain_on_unchanged_inputs_registers_nothing(walk: Walk) -> None:
     done = result(walk, "flywheel run --force")
     assert "identical to v1 (the champion), not registered" in done.stdout, done.stdout
     client = MlflowClient(tracking_uri=f"sqlite:///{walk.root / 'mlflow.db'}")
-    assert [v.version for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
 
 
 def test_the_service_answers_the_swagger_example(walk: Walk) -> None:
