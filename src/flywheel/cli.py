@@ -462,10 +462,12 @@ def alert_receiver(
     """
     _setup_logging()
     try:
+        from flywheel.ports import require_free_port
         from pipelines.alert_receiver import DEFAULT_HOST, DEFAULT_PORT, serve
 
-        name = _model_name(model)
-        serve(host or DEFAULT_HOST, port or DEFAULT_PORT, name)
+        host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
+        require_free_port(host, port, "flywheel alert-receiver")
+        serve(host, port, _model_name(model))
     except FlywheelError as exc:
         _fail(exc)
 
@@ -553,9 +555,11 @@ def ui(
     3's UI otherwise starts in its GenAI view). Example: flywheel ui --port 5001
     """
     try:
+        from flywheel.ports import require_free_port
         from flywheel.registry.ui import experiment_id, runs_url, server_command
         from flywheel.settings import settings
 
+        require_free_port(host, port, "flywheel ui")
         current = settings()
         name = _model_name(model)
         link = runs_url(f"http://{host}:{port}", experiment_id(current, name))
@@ -734,8 +738,10 @@ def monitor_exporter(
     try:
         from flywheel.config import load_params
         from flywheel.monitoring.exporter import serve_exporter
+        from flywheel.ports import require_free_port
         from flywheel.settings import settings
 
+        require_free_port(host, port, "flywheel monitor-exporter")
         current = settings()
         ttl = load_params(current.params_path).monitor.report_ttl_s
         serve_exporter(current.monitor, ttl, host, port)
@@ -820,6 +826,9 @@ def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:
             highlight=False,
             markup=False,
         )
+    elif promote and promote.get("identical_to"):
+        console.print(f"{promote['model_name']}: {promote['reason']}", highlight=False,
+                      markup=False)
     elif promote:
         verb = (
             "[green]promoted to champion[/]" if promote["promoted"] else "[yellow]not promoted[/]"

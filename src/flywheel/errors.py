@@ -51,3 +51,9 @@ class TrainingFailed(FlywheelError):
     """Training could not finish: a distributed rank died or timed out."""
 
     exit_code = 8
+
+
+class PortInUse(FlywheelError):
+    """The address a server command would listen on is taken (or cannot be bound here)."""
+
+    exit_code = 9

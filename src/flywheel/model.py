@@ -6,11 +6,12 @@ model, so there is no train/serve skew (docs/architecture.md, principle 4).
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,37 @@ class TabularModel:
 
 def model_bytes(model: TabularModel) -> bytes:
     return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _StablePickler(pickle._Pickler):
+    """Sets written in sorted order. A set pickles in hash order, and string hashes change with
+    every process (pydantic keeps each spec field's `__pydantic_fields_set__` as one): the same
+    model retrained in another process gave other bytes, so "identical to a registered version"
+    (registry/duplicates.py) could never be seen from the file's digest. The C pickler cannot
+    be told how to write a set, hence Python's own (a model pickles in milliseconds either way:
+    its arrays go out as whole buffers)."""
+
+    dispatch: ClassVar[dict[type, Any]] = dict(pickle._Pickler.dispatch)  # type: ignore[arg-type]
+
+    def save_set(self, obj: set[Any]) -> None:
+        own: Any = self  # the private pickler's helpers are untyped
+        own.write(pickle.EMPTY_SET)
+        own.memoize(obj)
+        items = sorted(obj, key=repr)
+        for start in range(0, len(items), 1000):
+            own.write(pickle.MARK)
+            for item in items[start: start + 1000]:
+                own.save(item)
+            own.write(pickle.ADDITEMS)
+
+    dispatch[set] = save_set
+
+
+def model_bytes(model: TabularModel) -> bytes:
+    """The model pickled; the same model gives the same bytes in any process."""
+    buffer = io.BytesIO()
+    _StablePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+    return buffer.getvalue()
 
 
 def save_model(model: TabularModel, path: Path) -> None:

@@ -10,6 +10,8 @@ it as it is, and a registered version snapshots it (`flywheel.data.snapshot`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flywheel.atomic import write_atomically
@@ -49,11 +51,14 @@ def _materialize(root: Path, repo: object) -> str:
     from dvc.exceptions import DvcException
 
     try:
-        repo.pull(targets=[DATA_DVC])  # type: ignore[attr-defined]
+        with _dvc_quiet():
+            repo.pull(targets=[DATA_DVC])  # type: ignore[attr-defined]
         if _matches(repo):
             return "pulled"
     except DvcException as exc:
-        log.info("dvc pull failed (%s); writing the table from its pinned package", exc)
+        # A fresh clone's remote has no copy yet: expected, and handled by the next line.
+        log.debug("dvc pull: %s", exc)
+        log.info("data/ is not in the DVC remote yet; writing the table from its pinned package")
     if not _is_empty(root / DATA_DIR):  # a partial pull wrote something: keep it, stop here
         raise DataError(
             f"{root / DATA_DIR}: `dvc pull` left data that differs from {DATA_DVC}; "
@@ -72,6 +77,21 @@ def _materialize(root: Path, repo: object) -> str:
     except DvcException as exc:  # no remote is not a reason to stop the run
         log.warning("dvc push to the default remote failed: %s", exc)
     return "materialized"
+
+
+@contextmanager
+def _dvc_quiet() -> Iterator[None]:
+    """DVC's own warning and hint for a pull that finds nothing ("missing cache files", twice
+    with the exception's text) come before the fallback that handles it: kept out of sight."""
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_data")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _is_empty(folder: Path) -> bool:

@@ -45,6 +45,9 @@ def snapshot(root: Path) -> Snapshot:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
+        # DVC's "To track the changes with git, run: git add data.dvc" hint, printed at the
+        # end of a run even when data.dvc did not change: the README says when to commit it.
+        repo.scm_context.quiet = True
         try:
             repo.add(DATA_DIR)
             repo.push(targets=[DATA_DVC])

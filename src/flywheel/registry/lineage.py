@@ -10,12 +10,16 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+# What a run itself writes in the project: a first run on a fresh clone writes dvc.lock (each
+# step recorded as `dvc repro` would) before promote asks git, so counting it made every first
+# version `-dirty`. Logs, local tokens and `dvc plots` pages are outputs as well.
+RUN_WRITES = ("artifacts", "dvc.lock", "logs", ".flywheel", "dvc_plots")
 
 
 def git_commit(root: Path) -> str:
     """HEAD's hash, suffixed `-dirty` when tracked files differ or untracked files exist.
 
-    The step outputs under `artifacts/` do not count.
+    What a run writes itself (`RUN_WRITES`: step outputs, dvc.lock, logs) does not count.
 
     Untracked source files change what runs as much as edited ones, so they count. When git
     cannot answer (not a repository, no git, no commit yet) the value says so in words and a
@@ -23,10 +27,10 @@ def git_commit(root: Path) -> str:
     """
     try:
         head = _git(root, "rev-parse", "HEAD")
-        # Step outputs (metrics, plots, the decision) are results, not what runs: they are left
-        # out, or every run after the first would look dirty.
+        # Step outputs (metrics, plots, the decision, dvc.lock) are results, not what runs:
+        # they are left out, or every run would look dirty.
         dirty = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".",
-                     ":(exclude)artifacts")
+                     *(f":(exclude){path}" for path in RUN_WRITES))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", None) or str(exc)
         reason = " ".join(str(detail).split())[:200] or type(exc).__name__

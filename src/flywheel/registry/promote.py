@@ -29,6 +29,12 @@ from flywheel.registry.compare import (
     target_identity,
     target_mismatch,
 )
+from flywheel.registry.duplicates import (
+    FILE_DIGEST_TAG,
+    file_sha256,
+    identical_version,
+    not_registered,
+)
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
 from flywheel.registry.lock import promotion_lock
@@ -98,17 +104,17 @@ def _log_register_judge(
 
     client = store.connect(settings)
     keyring = ensure_keyring(settings.signing_key)  # the load check below verifies with it
-    current = store.version_by_alias(client, inputs.model_name, store.CHAMPION)
+    current = _champion_as_scored(client, inputs)
     before = str(current.version) if current else None
-    scored = inputs.champion["version"] if inputs.champion else None
-    if before != scored:
-        raise RegistryError(
-            f"champion of {inputs.model_name!r} moved from {scored} to {before} since evaluate "
-            "ran; run the pipeline again"
-        )
+    file_digest = file_sha256(inputs.model_file)
+    twin = identical_version(client, inputs.model_name, file_digest)
+    if twin is not None:
+        log.info("identical to v%s of %s, not registered", twin.version, inputs.model_name)
+        return not_registered(inputs.model_name, twin, before)
 
     experiment_id = store.ensure_experiment(client, inputs.model_name, settings)
     tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
+    tags[FILE_DIGEST_TAG] = file_digest
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:
@@ -144,6 +150,19 @@ def _log_register_judge(
             "checks": [c.__dict__ for c in verdict.checks],
             "numbers": numbers,
         }
+
+
+def _champion_as_scored(client: Any, inputs: PromoteInputs) -> Any | None:
+    """The champion now, which must be the one evaluate scored the candidate against."""
+    current = store.version_by_alias(client, inputs.model_name, store.CHAMPION)
+    before = str(current.version) if current else None
+    scored = inputs.champion["version"] if inputs.champion else None
+    if before != scored:
+        raise RegistryError(
+            f"champion of {inputs.model_name!r} moved from {scored} to {before} since evaluate "
+            "ran; run the pipeline again"
+        )
+    return current
 
 
 def _register_signed(

@@ -2,8 +2,9 @@
 
 BentoML validates the body against the spec's schema; this gate handles what it does not: a
 body over the size limit (413, before it is read in full), a body that is not JSON (BentoML
-answers 500 there), no model loaded yet (503 with what to do), and validation errors rewritten
-as 422 naming record and field (at most `MAX_LISTED_ERRORS` of them), counted by reason. It
+answers 500 there), no model loaded yet (503 with what to do, on `/readyz` too), and
+validation errors rewritten as 422 naming record and field (at most `MAX_LISTED_ERRORS` of
+them), counted by reason. It
 also stamps each request with an id the server issues (`X-Request-ID` in the answer; a client's
 own header is ignored, so no client chooses which ids the inference log holds, or which
 `/feedback` can label) and hands sampled request/response bytes to the inference log after the
@@ -60,6 +61,11 @@ class PredictGate:
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
+        if scope["type"] == "http" and scope["path"] == "/readyz" and not self.state.holder.ready:
+            # BentoML's own answer is a bare 503; a probe's reader needs to know why.
+            await _send_json(send, 503, {"error": self.state.no_model_message()},
+                             uuid.uuid4().hex)
+            return
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (
                 self.path, self.bulk_path):
             await self.app(scope, receive, send)

@@ -5,6 +5,9 @@ browser (and an iframe for those without JavaScript). The page is served here in
 those blocks cut out and a Content-Security-Policy that allows only this service's own scripts,
 styles and API calls, so nothing leaves for a third party even if a later BentoML adds another.
 If the blocks cannot be cut out cleanly, a plain page with the service's links is served.
+Its script that starts Swagger UI is served here too, with the online validator turned off:
+Swagger UI otherwise sends the document to validator.swagger.io and shows its badge, a broken
+image offline (and one more third party).
 """
 
 from __future__ import annotations
@@ -29,6 +32,21 @@ PLAIN = b"""<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 """
 
 
+INITIALIZER = "/static_content/swagger-initializer.js"
+INITIALIZER_JS = b"""window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: "./docs.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+    layout: "StandaloneLayout",
+  });
+};
+"""
+
+
 @functools.cache
 def index_html() -> bytes:
     """BentoML's Swagger page with the tracking blocks removed, or the plain page."""
@@ -41,24 +59,32 @@ def index_html() -> bytes:
         return PLAIN
     if "googletagmanager" in page or "<iframe" in page:
         return PLAIN
-    return page.encode()
+    return page.replace("BentoML Prediction Service", "Flywheel prediction service").encode()
+
+
+_PAGES: dict[str, tuple[Callable[[], bytes], bytes]] = {
+    "/": (index_html, b"text/html; charset=utf-8"),
+    INITIALIZER: (lambda: INITIALIZER_JS, b"text/javascript; charset=utf-8"),
+}
 
 
 class LocalIndex:
-    """ASGI middleware answering `GET /` (and HEAD) itself; everything else passes through."""
+    """ASGI middleware answering `GET /` and the Swagger initializer (and HEAD) itself;
+    everything else passes through."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
-        if scope["type"] != "http" or scope["path"] != "/" or scope["method"] not in (
+        if scope["type"] != "http" or scope["path"] not in _PAGES or scope["method"] not in (
                 "GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        body = index_html()
+        page, kind = _PAGES[scope["path"]]
+        body = page()
         await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-type", kind),
             (b"content-length", str(len(body)).encode()),
             (b"content-security-policy", CSP),
             (b"x-content-type-options", b"nosniff")]})

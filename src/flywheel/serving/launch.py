@@ -44,17 +44,19 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     decides and the CLI only overrides. Refuses to listen beyond loopback without a token.
     """
     from flywheel.config import load_params
+    from flywheel.ports import require_free_port
     from flywheel.serving.auth import check_exposure
     from flywheel.settings import settings
 
     current = settings()
     params = load_params(current.params_path)
-    host = host or params.serve.host
+    host, port = host or params.serve.host, port or params.serve.port
     check_exposure(host, current.token is not None, insecure_no_auth)
+    require_free_port(host, port, "flywheel serve")  # before BentoML's traceback would say so
     env = {**os.environ, "FLYWHEEL_ROOT": str(current.root)}
     name = model or params.promote.model_name
     env["FLYWHEEL_SERVE_MODEL"] = name
-    command = serve_command(host, port or params.serve.port, workers)
+    command = serve_command(host, port, workers)
     with tempfile.TemporaryDirectory(prefix="flywheel-serve-") as scratch:
         spec = _champion_spec_file(current, name, name == params.promote.model_name, scratch)
         if spec is not None:
@@ -131,6 +133,7 @@ def _champion_spec_file(current: Any, name: str, default: bool, scratch: str) ->
     empty = store != current.mlflow_uri and not Path(store).is_file()  # no registry at all
     spec = None if empty else champion_spec(connect(current), name)
     if spec is None and not default:
+        _require_registered(current, name)  # a typo lists the registered models, as status does
         raise ConfigError(
             f"--model {name}: no {name}@champion with a registered dataset spec at "
             f"{current.mlflow_uri}; train it first (`flywheel run --data FILE --target COL`)"
@@ -140,6 +143,14 @@ def _champion_spec_file(current: Any, name: str, default: bool, scratch: str) ->
     path = Path(scratch) / "spec.yaml"
     save_spec(spec, path)
     return path
+
+
+def _require_registered(current: Any, name: str) -> None:
+    """Raise the registry's UnknownModel (which lists the registered models) unless `name` is
+    one of them."""
+    from flywheel.registry.status import registry_status
+
+    registry_status(current, name)
 
 
 def import_champion() -> str:

@@ -46,6 +46,15 @@ BUNDLED_DIGEST = "model_sha256"
 FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
+# What a refused or failed champion is told as, by the outcome it is counted under.
+REFUSALS = {
+    "integrity_error": "failed its integrity check",
+    "signature_refused": "failed its signature check",
+    "schema_refused": "was refused by the schema-change rule (serve.schema_change)",
+    "failure": "failed to load",
+}
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A loaded pyfunc model and the lineage every answer carries."""
@@ -211,6 +220,9 @@ class ModelHolder:
 
     def __init__(self) -> None:
         self.current: LoadedModel | None = None
+        # Why the champion is not serving when it was refused or failed to load (None
+        # otherwise): a client told "no champion yet" would send the operator the wrong way.
+        self.refused: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -263,6 +275,7 @@ class RegistryWatcher:
             logger.warning("registry reachable again after %d failed polls", self._failed_polls)
             self._failed_polls = 0
         if version is None:
+            self.holder.refused = None
             if current is None:
                 logger.info("no %s@%s in the registry yet; run the pipeline (`flywheel run`)",
                             self.name, CHAMPION)
@@ -276,25 +289,27 @@ class RegistryWatcher:
             self._failed_version = target  # not retried until the alias moves again
             return
         self._failed_version = None
-        self.holder.current = loaded
+        self.holder.current, self.holder.refused = loaded, None
         logger.info("now serving %s version %s", self.name, target)
         self.on_reload("success", loaded, current.version if current else None)
 
     def _load(self, version: Any, current: LoadedModel | None) -> LoadedModel | None:
         """The new version ready to swap in, or None (logged and counted) to keep `current`."""
         keeping = current.version if current else None
+        unexpected: Exception | None = None
         try:
             loaded = load_version(self._client, version)
             return self.prepare(loaded, current) if self.prepare else loaded
         except (IntegrityError, SchemaRefused) as exc:
             outcome = ("signature_refused" if isinstance(exc, SignatureRefused) else
                        "schema_refused" if isinstance(exc, SchemaRefused) else "integrity_error")
-            logger.error("%s; keeping %s", " ".join(str(exc).split())[:500],
-                         keeping or "nothing")
-        except Exception:
-            logger.exception("loading %s version %s failed; keeping %s", self.name,
-                             version.version, keeping or "nothing")
-            outcome = "failure"
+            reason = f"{REFUSALS[outcome]}: {' '.join(str(exc).split())[:500]}"
+        except Exception as exc:
+            outcome, unexpected = "failure", exc  # not ours to explain: keep its traceback
+            reason = f"{REFUSALS[outcome]}: {type(exc).__name__}: {str(exc)[:300]}"
+        self.holder.refused = f"the champion v{version.version} {reason}"
+        logger.error("%s (%s); keeping %s", self.holder.refused, self.name,
+                     keeping or "nothing", exc_info=unexpected)
         self.on_reload(outcome, None, keeping)
         return None
 

@@ -35,6 +35,7 @@ from flywheel.serving.heap import settle, time_pauses
 from flywheel.serving.index import LocalIndex
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
+from flywheel.serving.openapi import OpenApiDocument
 from flywheel.serving.parent_watch import exit_with_parent
 from flywheel.serving.quiet import quiet_rejections
 from flywheel.serving.registry_watch import (
@@ -210,6 +211,8 @@ _SERVICE.add_asgi_middleware(RequestGuard, tokens=TOKENS,
                              on_reject=STATE.count_invalid)
 _SERVICE.add_asgi_middleware(LocalIndex)
 _SERVICE.add_asgi_middleware(PredictGate, state=STATE)
+_SERVICE.add_asgi_middleware(OpenApiDocument, state=STATE, classes=lambda: _answering()[1].spec
+                             .classes)
 _SERVICE.mount_asgi_app(Starlette(routes=[
     Route("/metadata", _metadata, methods=["GET"]),
     feedback_route(STATE, SPEC.classes or [], _SETTINGS, SERVE.feedback_max_files,

@@ -30,6 +30,13 @@ class ServingState:
             self.metrics.invalid_requests.labels(reason=reason).inc()
 
     def no_model_message(self) -> str:
+        if self.holder.refused:  # there is a champion: it is the one that cannot serve
+            return (
+                f"no model to serve: {self.holder.refused}. Check that version's files and "
+                "re-sign it (`flywheel sign --version N`), or move the champion (`flywheel "
+                "rollback`, `flywheel promote --version N`); this service loads it when the "
+                "alias moves."
+            )
         return (
             f"no model to serve: the registry has no '{self.model_name}@champion' yet. Run the "
             "pipeline (`flywheel run`) to train and promote one; this service picks it up "

@@ -82,7 +82,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     write_atomically(
         decision_file, lambda p: p.write_text(json.dumps(decision, indent=2, default=str))
     )
-    return {k: decision[k] for k in SUMMARY_KEYS}
+    identical = {"identical_to": decision["identical_to"]} if "identical_to" in decision else {}
+    return {**{k: decision[k] for k in SUMMARY_KEYS}, **identical}
 
 
 def registered_here(ctx: StepContext) -> bool:
