@@ -82,10 +82,6 @@ class TabularModel:
         return pd.DataFrame(columns, index=frame.index)
 
 
-def model_bytes(model: TabularModel) -> bytes:
-    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 class _StablePickler(pickle._Pickler):
     """Sets written in sorted order. A set pickles in hash order, and string hashes change with
     every process (pydantic keeps each spec field's `__pydantic_fields_set__` as one): the same
