@@ -698,6 +698,7 @@ def feedback(
     try:
         from flywheel.config import load_params
         from flywheel.data.spec import load_spec
+        from flywheel.data.task import task_of
         from flywheel.monitoring.feedback import RequestIndex, import_feedback
         from flywheel.settings import settings
 
@@ -705,7 +706,7 @@ def feedback(
         spec = load_spec(current.root / load_params(current.params_path).data.spec)
         counts = import_feedback(
             file,
-            list(spec.classes or []),
+            task_of(spec),
             RequestIndex(current.inference_log),
             current.feedback,
             skip_unknown,
