@@ -20,6 +20,9 @@ from flywheel.data.task import Task
 
 PROBABILITY = "probability"  # binary: the positive class's probability
 PROBABILITY_PREFIX = "probability_"  # multiclass flat outputs: one column per class label
+# The flat column monitoring reads as the answer (output drift, live metrics): the positive
+# class's probability, the predicted class, the predicted value.
+MONITORED_COLUMN = {"binary": PROBABILITY, "multiclass": "prediction", "regression": "prediction"}
 
 
 def class_column(label: str) -> str:

@@ -113,7 +113,7 @@ def _reference_profile(
     from flywheel.monitoring.profile import ARTIFACT, build_profile
 
     frame = pd.read_parquet(ctx.out("featurize") / "train.parquet")
-    scores = model.positive_proba(held_out)
+    scores = model.scores(held_out)  # per task; build_profile picks the logged output
     return {ARTIFACT: build_profile(ctx.spec, frame, scores, ctx.params.monitor)}
 
 
