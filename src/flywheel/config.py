@@ -92,7 +92,11 @@ CandidateName = Literal["logreg", "hgb", "mlp"]
 class TrainParams(_Section):
     candidates: list[CandidateName] = Field(min_length=1)
     seed: int
-    selection_metric: Literal["roc_auc", "pr_auc", "neg_log_loss"]
+    # A metric that does not judge the spec's task falls back to the task's primary one
+    # (data/task.py): the default `roc_auc` selects a regression by rmse.
+    selection_metric: Literal[
+        "roc_auc", "pr_auc", "neg_log_loss", "macro_f1", "accuracy", "rmse", "mae", "r2"
+    ]
     logreg: LogRegParams
     hgb: HGBParams
     mlp: MLPParams

@@ -17,19 +17,25 @@ log = logging.getLogger(__name__)
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
+    from flywheel.data.task import task_of
     from flywheel.model import TabularModel, save_model
-    from flywheel.training.candidates import ENCODINGS, select_best, train_candidates
+    from flywheel.training.candidates import (
+        ENCODINGS,
+        select_best,
+        selection_key,
+        train_candidates,
+    )
     from flywheel.training.launcher import rank_outputs
 
-    cfg = ctx.params.train
+    cfg, task = ctx.params.train, task_of(ctx.spec)
     kinds = {ENCODINGS[c] for c in cfg.candidates}
     inputs, encodings, y_train, y_valid = training_inputs(ctx, kinds)
     with rank_outputs(ctx.out("train")) as out:
         results = train_candidates(
-            cfg, inputs, y_train, y_valid, checkpoint_dir=out, progress=log.info
+            cfg, inputs, y_train, y_valid, checkpoint_dir=out, progress=log.info, task=task
         )
         del inputs
-        best = select_best(results, cfg.selection_metric)
+        best = select_best(results, cfg.selection_metric, task)
         model = TabularModel(
             spec=ctx.spec,
             transformer=encodings[ENCODINGS[best.name]],
@@ -50,7 +56,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             for r in results
         ]
         (out / "candidates.json").write_text(json.dumps(table, indent=2, default=str))
-    key = "log_loss" if cfg.selection_metric == "neg_log_loss" else cfg.selection_metric
+    key = selection_key(cfg.selection_metric, task)
     return {
         "selected": best.name,
         "valid": {r.name: round(r.valid_metrics[key], 4) for r in results},
