@@ -28,12 +28,30 @@ MAX_CATEGORIES = 200  # a unique text column longer than this is an id
 MAX_LEVELS = 20_000  # a categorical may have thousands of levels (postcodes, products)...
 MAX_LEVEL_SHARE = 0.5  # ...but one with a new value in most rows is free text
 RANGE_MARGIN = 0.5  # widen observed numeric ranges by half their span: new data may stray
-# Conservative: an unknown table's achievable score is unknown, so the floor only refuses a
-# model that barely ranks; the gate's prior baseline (params.yaml promote.baseline) refuses
-# a useless one. Tighten them in the written spec once you know the table.
-INFERRED_FLOORS: dict[GateMetric, float] = {"roc_auc": 0.6}
+# Conservative: an unknown table's achievable score is unknown, so the floors only refuse a
+# model that barely beats knowing the base rate; the gate's prior baseline (params.yaml
+# promote.baseline) refuses a useless one. Tighten them in the written spec once you know it.
+BINARY_AUC_FLOOR = 0.6  # the prior ranks at 0.5
+MACRO_F1_MARGIN = 0.05  # above the macro-F1 of always answering the majority class
+R2_FLOOR = 0.05  # the training mean scores about 0
 MAX_CLASS_VALUES = 20  # a numeric target with more distinct whole values is a quantity
 MAX_TEXT_CLASSES = 200  # a text target with more distinct values is no label to learn
+
+
+def inferred_floors(task: str, target: pd.Series) -> dict[GateMetric, float]:
+    """The floors a new spec proposes for its task, from the target column alone.
+
+    Multiclass: always answering the majority class (share p of k classes) has F1 2p / (1 + p)
+    on that class and 0 on the others, so macro-F1 2p / ((1 + p) k); the floor is a little
+    above it.
+    """
+    if task == "binary":
+        return {"roc_auc": BINARY_AUC_FLOOR}
+    if task == "regression":
+        return {"r2": R2_FLOOR}
+    shares = target.map(category_text, na_action="ignore").value_counts(normalize=True)
+    p, k = float(shares.max()), len(shares)
+    return {"macro_f1": round(2 * p / ((1 + p) * k) + MACRO_F1_MARGIN, 3)}
 
 
 def infer_spec(
@@ -62,7 +80,7 @@ def infer_spec(
         positive_class=positive,
         id_columns=id_columns,
         features=features,
-        floors=INFERRED_FLOORS if kind == "binary" else {},
+        floors=inferred_floors(kind, frame[target]),
     )
 
 

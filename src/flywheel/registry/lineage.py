@@ -25,8 +25,15 @@ def git_commit(root: Path) -> str:
         head = _git(root, "rev-parse", "HEAD")
         # Step outputs (metrics, plots, the decision) are results, not what runs: they are left
         # out, or every run after the first would look dirty.
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".",
-                     ":(exclude)artifacts")
+        dirty = _git(
+            root,
+            "status",
+            "--porcelain",
+            "--untracked-files=normal",
+            "--",
+            ".",
+            ":(exclude)artifacts",
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", None) or str(exc)
         reason = " ".join(str(detail).split())[:200] or type(exc).__name__

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.data.task import Task
 from flywheel.errors import DataError
 from flywheel.steps.context import StepContext
 
-TARGET = "__target__"  # the encoded target (class code or number) in the split files
+TARGET = "__target__"  # encoded label (Task.encode_target) in the split files, next to the raw one
 ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
 SPLIT_RULE_FILE = "split_rule.json"  # how featurize split (features/split.py), for lineage
 TEST_KEYS_FILE = "test_keys.parquet"  # the test rows' id (and split_by) columns, row-aligned
@@ -32,10 +33,14 @@ def read_split(ctx: StepContext, name: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def train_prevalence(ctx: StepContext) -> float:
-    """The positive share the prior baseline predicts; only the label column is read."""
-    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])
-    return float(labels[TARGET].mean())
+def train_prior(ctx: StepContext, task: Task) -> float | np.ndarray:
+    """What the prior baseline answers, from the training split's label column only: the
+    positive share (binary), each class's share (multiclass) or the mean (regression)."""
+    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])[TARGET]
+    if task.kind == "multiclass":
+        counts = np.bincount(labels.to_numpy(dtype="int64"), minlength=len(task.classes))
+        return counts / counts.sum()
+    return float(labels.mean())
 
 
 def training_inputs(

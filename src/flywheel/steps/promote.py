@@ -20,7 +20,7 @@ import pandas as pd
 from flywheel.atomic import write_atomically
 from flywheel.steps.champion import SPLIT_RULE_TAG, score_champion
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import SPLIT_RULE_FILE, TARGET, read_split, train_prevalence
+from flywheel.steps.inputs import SPLIT_RULE_FILE, TARGET, read_split, train_prior
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             sample=test.drop(columns=TARGET).head(20),
             lineage=lineage,
             model_name=ctx.model_name,
-            prevalence=train_prevalence(ctx),
+            prior=train_prior(ctx, model.task),
             logged_dicts=_reference_profile(ctx, model, test),
         )
         checker = ctx.started_checker() if ctx.started_checker else None
@@ -110,10 +110,11 @@ def _reference_profile(
     """Drift is measured against the rows this version was trained on, and its scores against
     its scores on rows it never saw (the test split): scores on training rows are more extreme.
     """
+    from flywheel.evaluation.scores import judged_scores
     from flywheel.monitoring.profile import ARTIFACT, build_profile
 
     frame = pd.read_parquet(ctx.out("featurize") / "train.parquet")
-    scores = model.scores(held_out)  # per task; build_profile picks the logged output
+    scores = judged_scores(model.task, model.scores(held_out))
     return {ARTIFACT: build_profile(ctx.spec, frame, scores, ctx.params.monitor)}
 
 
@@ -151,7 +152,8 @@ def _champion_scores(
     Under `dvc repro` promote can rerun alone (a promote param changed) after an earlier run
     moved the alias; comparing against a stale champion would judge the wrong model.
     """
-    from flywheel.evaluation.metrics import classification_metrics
+    from flywheel.evaluation.metrics import task_metrics
+    from flywheel.evaluation.scores import score_columns
     from flywheel.evaluation.slices import slice_metrics
     from flywheel.registry import store
 
@@ -163,20 +165,23 @@ def _champion_scores(
         return champion, predictions, slices
     log.warning("champion moved since evaluate ran; scoring the current one on the test split")
     slices = [s for s in slices if s["model"] == "candidate"]
-    predictions = predictions.drop(columns=["champion", "champion_unseen"], errors="ignore")
+    stale = [c for c in predictions if c == "champion" or c.startswith("champion_")]
+    predictions = predictions.drop(columns=stale)
     scored = score_champion(ctx, test)
     if scored is None:
         return None, predictions, slices
-    cfg, y = ctx.evaluate_params, test[TARGET].to_numpy()
-    predictions = predictions.assign(champion=scored.proba, champion_unseen=scored.unseen)
+    cfg, y, kind = ctx.evaluate_params, test[TARGET].to_numpy(), ctx.spec.task
+    predictions = predictions.assign(
+        **score_columns("champion", scored.proba), champion_unseen=scored.unseen
+    )
     slices += [
         {"model": "champion", **record}
         for record in slice_metrics(
-            test, y, scored.proba, cfg.slices, cfg.threshold, cfg.min_slice_rows
+            test, y, scored.proba, cfg.slices, cfg.threshold, cfg.min_slice_rows, kind
         )
     ]
     keep = scored.unseen
-    metrics = classification_metrics(y[keep], scored.proba[keep], cfg.threshold)
+    metrics = task_metrics(kind, y[keep], scored.proba[keep], cfg.threshold)
     return {"version": scored.version, "metrics": metrics}, predictions, slices
 
 
