@@ -699,9 +699,10 @@ def _print_monitor(report: dict[str, Any]) -> None:
     if report.get("drift"):
         console.print(f"rule: {report['drift']['rule']}", highlight=False, markup=False)
     live = report["live"]
+    metrics = ", ".join(f"{m} {_num(live.get(m))}" for m in live.get("metrics", ["roc_auc"]))
     console.print(
-        f"drift: {verdict}; live: {live['labelled_rows']} labelled rows, roc_auc "
-        f"{_num(live['roc_auc'])}, decayed: {live['decayed']}"
+        f"drift: {verdict}; live: {live['labelled_rows']} labelled rows, {metrics}, "
+        f"decayed: {live['decayed']}"
     )
 
 
