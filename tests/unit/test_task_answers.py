@@ -168,3 +168,25 @@ def test_a_champion_of_another_task_is_a_schema_change() -> None:
     assert schema_changes(binary, RequestSchema(spec_of("binary"), 256)) == ""
     assert schema_changes(binary, multi) == (
         "answers: binary ['no', 'yes'] -> multiclass ['a', 'b', 'c']")
+
+
+def test_a_champion_of_another_task_swaps_in_with_its_spec_or_is_refused() -> None:
+    """Same request fields, other task: under `swap` it answers with its own spec (its task),
+    not the configured one; under `refuse` it is not swapped in."""
+    from flywheel.serving.registry_watch import LoadedModel
+    from flywheel.serving.request_schema import SchemaRefused
+    from flywheel.serving.schema_swap import SchemaSwap
+
+    def loaded(kind: str, version: str) -> LoadedModel:
+        model = LoadedModel(pyfunc=None, name="t", version=version)
+        object.__setattr__(model, "spec", spec_of(kind))  # cached_property's slot
+        return model
+
+    swap = SchemaSwap(spec_of("binary"), 256, "swap")
+    current = swap.prepare(loaded("binary", "1"), None)
+    swapped = swap.prepare(loaded("multiclass", "2"), current)
+    assert swapped.request_schema is not None and swapped.request_schema.spec.task == "multiclass"
+    refuse = SchemaSwap(spec_of("binary"), 256, "refuse")
+    current = refuse.prepare(loaded("binary", "1"), None)
+    with pytest.raises(SchemaRefused, match="answers: binary"):
+        refuse.prepare(loaded("multiclass", "2"), current)
