@@ -17,7 +17,7 @@ from flywheel.data.task import Task
 from flywheel.errors import DataError
 from flywheel.steps.context import StepContext
 
-TARGET = "__target__"  # encoded label (Task.encode_target) in the split files, next to the raw one
+TARGET = "__target__"  # the encoded target (class code or number) in the split files
 ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
 SPLIT_RULE_FILE = "split_rule.json"  # how featurize split (features/split.py), for lineage
 TEST_KEYS_FILE = "test_keys.parquet"  # the test rows' id (and split_by) columns, row-aligned
