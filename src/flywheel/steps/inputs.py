@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.config import Params
 from flywheel.data.task import Task
 from flywheel.errors import DataError
 from flywheel.steps.context import StepContext
@@ -31,6 +32,13 @@ def read_split(ctx: StepContext, name: str) -> pd.DataFrame:
             f"{path}: no {name} split; run `flywheel step featurize` (or `dvc repro featurize`)"
         )
     return pd.read_parquet(path)
+
+
+def judging_params(ctx: StepContext) -> Params:
+    """params.yaml with `evaluate` as this dataset reads it (`ctx.evaluate_params`: only the
+    slice columns its spec has): the gate judges the slices evaluate reported, and another
+    table than the default one has none of the default table's slice columns."""
+    return ctx.params.model_copy(update={"evaluate": ctx.evaluate_params})
 
 
 def train_prior(ctx: StepContext, task: Task) -> float | np.ndarray:
