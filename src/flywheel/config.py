@@ -6,11 +6,19 @@ Defaults live in params.yaml, not here: every field is required so that one file
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flywheel.errors import ConfigError
 
@@ -86,11 +94,18 @@ class MLPParams(_Section):
         return self
 
 
-CandidateName = Literal["logreg", "hgb", "mlp"]
+BUILTIN_CANDIDATES = ("logreg", "hgb", "mlp")
+# Bring your own model (training/custom.py): `package.module:factory`
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class TrainParams(_Section):
-    candidates: list[CandidateName] = Field(min_length=1)
+    candidates: list[str] = Field(
+        min_length=1, description="built-in names, or package.module:factory import paths"
+    )
+    custom: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="each import-path candidate's params, by its path"
+    )
     seed: int
     # A metric that does not judge the spec's task falls back to the task's primary one
     # (data/task.py): the default `roc_auc` selects a regression by rmse.
@@ -100,6 +115,17 @@ class TrainParams(_Section):
     logreg: LogRegParams
     hgb: HGBParams
     mlp: MLPParams
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in BUILTIN_CANDIDATES and not IMPORT_PATH.match(name):
+                raise ValueError(
+                    f"{name!r} is neither a built-in candidate "
+                    f"({', '.join(BUILTIN_CANDIDATES)}) nor an import path package.module:factory"
+                )
+        return names
 
 
 class EvaluateParams(_Section):

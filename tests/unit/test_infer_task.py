@@ -51,7 +51,7 @@ def test_too_many_text_values_is_no_target() -> None:
 def test_multiclass_spec_lists_classes_numbers_by_value(tmp_path: Path) -> None:
     spec = infer_spec(frame_with([10, 2, 1]), target="y", path=tmp_path / "t.csv", name="t")
     assert (spec.task, spec.classes, spec.positive_class) == ("multiclass", ["1", "2", "10"], None)
-    assert set(spec.floors) == {"macro_f1"}  # task-gate: a floor above the majority-class answer
+    assert set(spec.floors) == {"macro_f1"}  # inferred_floors: just above the majority class
 
 
 def test_regression_spec_has_no_classes(tmp_path: Path) -> None:

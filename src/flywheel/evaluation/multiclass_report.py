@@ -17,7 +17,7 @@ from flywheel.data.task import Task
 from flywheel.evaluation import plots
 from flywheel.evaluation.metrics import multiclass_metrics, per_class_table
 from flywheel.evaluation.parts import ReportParts
-from flywheel.evaluation.slices import slice_metrics
+from flywheel.evaluation.slices import model_slices
 
 
 def multiclass_parts(
@@ -29,13 +29,7 @@ def multiclass_parts(
 ) -> ReportParts:
     """Each model's metrics and slices; the candidate's per-class table and confusion rows."""
     metrics = {name: multiclass_metrics(y, proba) for name, proba in models.items()}
-    slices = [
-        {"model": name, **record}
-        for name, proba in models.items()
-        for record in slice_metrics(
-            frame, y, proba, params.slices, params.threshold, params.min_slice_rows, task.kind
-        )
-    ]
+    slices = model_slices(frame, y, models, params, task.kind)
     labels = np.asarray(task.classes, dtype=object)
     pairs = {name: (labels[y], labels[p.argmax(axis=1)]) for name, p in models.items()}
     per_class = per_class_table(y, models["candidate"], task.classes)

@@ -16,7 +16,7 @@ from flywheel.evaluation import plots
 from flywheel.evaluation.curves import DIGITS
 from flywheel.evaluation.metrics import regression_metrics
 from flywheel.evaluation.parts import ReportParts
-from flywheel.evaluation.slices import slice_metrics
+from flywheel.evaluation.slices import model_slices
 
 MAX_POINTS = 1000
 
@@ -26,13 +26,7 @@ def regression_parts(
 ) -> ReportParts:
     """Each model's metrics and slices, and both plots' points."""
     metrics = {name: regression_metrics(y, values) for name, values in models.items()}
-    slices = [
-        {"model": name, **record}
-        for name, values in models.items()
-        for record in slice_metrics(
-            frame, y, values, params.slices, params.threshold, params.min_slice_rows, "regression"
-        )
-    ]
+    slices = model_slices(frame, y, models, params, "regression")
     points = [r for name, values in models.items() for r in prediction_points(y, values, name)]
     return ReportParts(
         metrics=metrics,

@@ -21,7 +21,7 @@ from flywheel.evaluation import curves, plots
 from flywheel.evaluation.metrics import check_scores, classification_metrics
 from flywheel.evaluation.multiclass_report import multiclass_parts
 from flywheel.evaluation.regression_report import regression_parts
-from flywheel.evaluation.slices import slice_metrics
+from flywheel.evaluation.slices import model_slices
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +149,7 @@ def _score(
     metrics = {
         name: classification_metrics(y, scores, params.threshold) for name, scores in models.items()
     }
-    slices = [
-        {"model": name, **record}
-        for name, scores in models.items()
-        for record in slice_metrics(
-            frame, y, scores, params.slices, params.threshold, params.min_slice_rows
-        )
-    ]
+    slices = model_slices(frame, y, models, params)
     return metrics, slices
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.config import EvaluateParams
 from flywheel.errors import ConfigError, DataError
 from flywheel.evaluation.bootstrap import CHECKS, Resampled, interval, p_value_above
 from flywheel.evaluation.metrics import (
@@ -56,6 +57,23 @@ def slice_metrics(
                 }
             )
     return records
+
+
+def model_slices(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    models: dict[str, np.ndarray],
+    params: EvaluateParams,
+    kind: str = "binary",
+) -> list[dict]:
+    """`slice_metrics` of every scored model (candidate, champion), each record naming it."""
+    return [
+        {"model": name, **record}
+        for name, scores in models.items()
+        for record in slice_metrics(
+            frame, y, scores, params.slices, params.threshold, params.min_slice_rows, kind
+        )
+    ]
 
 
 def counts(kind: str, y: np.ndarray) -> dict[str, int]:

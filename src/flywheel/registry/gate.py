@@ -119,24 +119,32 @@ def _floor_checks(metrics: dict[str, float], floors: dict[str, float]) -> list[C
     return checks
 
 
+def _at_least(metric: str, value: float, bar: float, against: str) -> Check:
+    return Check(
+        f"baseline.{metric}",
+        value >= bar,
+        f"{metric} {value:.4f} vs {against}: {bar:.4f} required",
+    )
+
+
+def _skill(metric: str, value: float, prior: float, skill: float, whose: str) -> Check:
+    """A loss at least `skill` (a share) below the prior's."""
+    bar = prior * (1 - skill)
+    return Check(
+        f"baseline.{metric}",
+        value <= bar,
+        f"{metric} {value:.4f} vs {whose} {prior:.4f}: at most {bar:.4f} ({skill:.0%} below) "
+        "required",
+    )
+
+
 def _binary_baseline(
     cfg: BaselineParams, metrics: dict[str, float], prior: dict[str, float]
 ) -> list[Check]:
     auc_bar = prior["roc_auc"] + cfg.min_auc_gain
-    brier_bar = prior["brier"] * (1 - cfg.min_brier_skill)
-    auc, brier = metrics["roc_auc"], metrics["brier"]
     return [
-        Check(
-            "baseline.roc_auc",
-            auc >= auc_bar,
-            f"roc_auc {auc:.4f} vs the prior's {prior['roc_auc']:.1f}: {auc_bar:.4f} required",
-        ),
-        Check(
-            "baseline.brier",
-            brier <= brier_bar,
-            f"brier {brier:.4f} vs the prior's {prior['brier']:.4f}: at most {brier_bar:.4f} "
-            f"({cfg.min_brier_skill:.0%} below) required",
-        ),
+        _at_least("roc_auc", metrics["roc_auc"], auc_bar, f"the prior's {prior['roc_auc']:.1f}"),
+        _skill("brier", metrics["brier"], prior["brier"], cfg.min_brier_skill, "the prior's"),
     ]
 
 
@@ -146,20 +154,15 @@ def _multiclass_baseline(
     """Macro-F1 above always answering the majority class, and log loss below the class
     frequencies': a model must both pick classes and weigh them better than the base rates."""
     f1_bar = prior["macro_f1"] + cfg.min_macro_f1_gain
-    loss_bar = prior["log_loss"] * (1 - cfg.min_log_loss_skill)
-    f1, loss = metrics["macro_f1"], metrics["log_loss"]
+    majority = f"the majority class's {prior['macro_f1']:.4f}"
     return [
-        Check(
-            "baseline.macro_f1",
-            f1 >= f1_bar,
-            f"macro_f1 {f1:.4f} vs the majority class's {prior['macro_f1']:.4f}: "
-            f"{f1_bar:.4f} required",
-        ),
-        Check(
-            "baseline.log_loss",
-            loss <= loss_bar,
-            f"log_loss {loss:.4f} vs the class frequencies' {prior['log_loss']:.4f}: at most "
-            f"{loss_bar:.4f} ({cfg.min_log_loss_skill:.0%} below) required",
+        _at_least("macro_f1", metrics["macro_f1"], f1_bar, majority),
+        _skill(
+            "log_loss",
+            metrics["log_loss"],
+            prior["log_loss"],
+            cfg.min_log_loss_skill,
+            "the class frequencies'",
         ),
     ]
 
@@ -168,15 +171,8 @@ def _regression_baseline(
     cfg: BaselineParams, metrics: dict[str, float], prior: dict[str, float]
 ) -> list[Check]:
     """RMSE below always answering the training mean (skill 1 - rmse / prior's rmse)."""
-    bar = prior["rmse"] * (1 - cfg.min_rmse_skill)
-    rmse = metrics["rmse"]
     return [
-        Check(
-            "baseline.rmse",
-            rmse <= bar,
-            f"rmse {rmse:.4f} vs the training mean's {prior['rmse']:.4f}: at most {bar:.4f} "
-            f"({cfg.min_rmse_skill:.0%} below) required",
-        )
+        _skill("rmse", metrics["rmse"], prior["rmse"], cfg.min_rmse_skill, "the training mean's")
     ]
 
 

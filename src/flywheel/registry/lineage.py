@@ -12,6 +12,12 @@ log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
 
 
+def origin_tags(origin: dict[str, str]) -> dict[str, str]:
+    """A bring-your-own model's code origin (training/custom.py) as lineage entries: which
+    factory, its file's sha256 and its package version, next to the git commit."""
+    return {f"custom_model.{key}": value for key, value in origin.items()}
+
+
 def git_commit(root: Path) -> str:
     """HEAD's hash, suffixed `-dirty` when tracked files differ or untracked files exist.
 

@@ -96,18 +96,17 @@ def check_from_stdin() -> None:
     mlflow.set_registry_uri(tracking_uri)
     frame = pd.read_parquet(rows)
     answer = _load_checked(mlflow.MlflowClient(), model_uri).predict(frame)
-    # Probabilities in [0, 1] (binary `probability`, every task's `proba_i`), or, for a
-    # regression, finite predicted values.
-    scores = answer[[c for c in answer.columns if c == "probability" or c.startswith("proba_")]]
-    if scores.columns.empty:
-        values = pd.to_numeric(answer["prediction"], errors="coerce").to_numpy(dtype="float64")
-        fine = bool(np.all(np.isfinite(values)))
-    else:
-        values = scores.to_numpy(dtype="float64")
-        fine = bool(np.all((values >= 0) & (values <= 1)))
-    if len(answer) != len(frame) or not fine:
+    # every task answers `prediction`; classifiers add probabilities (Task.output_columns)
+    probability = [c for c in answer.columns if c == "probability" or c.startswith("proba_")]
+    proba = np.asarray(answer[probability], dtype="float64")
+    if (
+        len(answer) != len(frame)
+        or "prediction" not in answer.columns
+        or not np.all((proba >= 0) & (proba <= 1))
+    ):
         raise SystemExit(
-            f"predictions malformed: {len(answer)} rows for {len(frame)}, scores {values[:5]}"
+            f"predictions malformed: {len(answer)} rows for {len(frame)}, columns "
+            f"{list(answer.columns)}, probabilities {proba[:5].tolist()}"
         )
 
 

@@ -33,6 +33,7 @@ from flywheel.registry.compare import (
 )
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
+from flywheel.registry.lineage import origin_tags
 from flywheel.registry.lock import promotion_lock
 from flywheel.registry.signing import PROMOTED, REGISTERED, REJECTED, Keyring, ensure_keyring
 from flywheel.registry.vouch import sign
@@ -114,7 +115,9 @@ def _log_register_judge(
         )
 
     experiment_id = store.ensure_experiment(client, inputs.model_name, settings)
-    tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
+    # a model pickled before `origin` existed has none
+    lineage = {**inputs.lineage, **origin_tags(getattr(inputs.model, "origin", {}))}
+    tags = {store.TAG_PREFIX + k: v for k, v in lineage.items()}
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:

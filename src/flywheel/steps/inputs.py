@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.config import Params
 from flywheel.data.task import Task
 from flywheel.errors import DataError
 from flywheel.steps.context import StepContext
 
-TARGET = "__target__"  # encoded label (Task.encode_target) in the split files, next to the raw one
+TARGET = "__target__"  # the encoded target (class code or number) in the split files
 ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
 SPLIT_RULE_FILE = "split_rule.json"  # how featurize split (features/split.py), for lineage
 TEST_KEYS_FILE = "test_keys.parquet"  # the test rows' id (and split_by) columns, row-aligned
@@ -31,6 +32,13 @@ def read_split(ctx: StepContext, name: str) -> pd.DataFrame:
             f"{path}: no {name} split; run `flywheel step featurize` (or `dvc repro featurize`)"
         )
     return pd.read_parquet(path)
+
+
+def judging_params(ctx: StepContext) -> Params:
+    """params.yaml with `evaluate` as this dataset reads it (`ctx.evaluate_params`: only the
+    slice columns its spec has): the gate judges the slices evaluate reported, and another
+    table than the default one has none of the default table's slice columns."""
+    return ctx.params.model_copy(update={"evaluate": ctx.evaluate_params})
 
 
 def train_prior(ctx: StepContext, task: Task) -> float | np.ndarray:

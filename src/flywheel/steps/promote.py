@@ -20,7 +20,13 @@ import pandas as pd
 from flywheel.atomic import write_atomically
 from flywheel.steps.champion import SPLIT_RULE_TAG, score_champion
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import SPLIT_RULE_FILE, TARGET, read_split, train_prior
+from flywheel.steps.inputs import (
+    SPLIT_RULE_FILE,
+    TARGET,
+    judging_params,
+    read_split,
+    train_prior,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +76,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
             logged_dicts=_reference_profile(ctx, model, test),
         )
         checker = ctx.started_checker() if ctx.started_checker else None
-        decision = promote(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch), checker)
+        params = judging_params(ctx)
+        decision = promote(ctx.settings, params, ctx.spec, inputs, Path(scratch), checker)
     decision = {**decision, "registry": ctx.settings.mlflow_uri}
     decision_file = ctx.out("promote") / DECISION_FILE
     decision_file.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from flywheel.registry.compare import compare, recorded_identity, target_identit
 from flywheel.registry.gate import Check, Verdict, judge
 from flywheel.steps.champion import unseen_by
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import TARGET, read_split, train_prior
+from flywheel.steps.inputs import TARGET, judging_params, read_split, train_prior
 
 log = logging.getLogger(__name__)
 TAG = f"{store.TAG_PREFIX}manual_promote"
@@ -126,7 +126,8 @@ def _gate(ctx: StepContext, version: Any, champion: Any | None) -> Verdict:
     metrics = {n: task_metrics(task.kind, y, p, threshold) for n, p in scores.items()}
     comparison = None
     if champion is not None:
-        comparison = compare(ctx.params, test, y, scores["candidate"], scores["champion"], task)
+        params = judging_params(ctx)
+        comparison = compare(params, test, y, scores["candidate"], scores["champion"], task)
     log.info("gate numbers: %s", json.dumps({"metrics": metrics, "comparison": comparison}))
     return judge(
         **bars,

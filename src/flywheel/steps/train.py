@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel.steps.context import StepContext
+
+if TYPE_CHECKING:
+    from flywheel.model import TabularModel
+    from flywheel.training.candidates import CandidateResult
 from flywheel.steps.inputs import training_inputs
 
 log = logging.getLogger(__name__)
@@ -18,9 +22,9 @@ log = logging.getLogger(__name__)
 
 def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.data.task import task_of
-    from flywheel.model import TabularModel, save_model
+    from flywheel.model import save_model
     from flywheel.training.candidates import (
-        ENCODINGS,
+        encoding_for,
         select_best,
         selection_key,
         train_candidates,
@@ -28,7 +32,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.training.launcher import rank_outputs
 
     cfg, task = ctx.params.train, task_of(ctx.spec)
-    kinds = {ENCODINGS[c] for c in cfg.candidates}
+    kinds = {encoding_for(c) for c in cfg.candidates}
     inputs, encodings, y_train, y_valid = training_inputs(ctx, kinds)
     with rank_outputs(ctx.out("train")) as out:
         results = train_candidates(
@@ -36,16 +40,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         )
         del inputs
         best = select_best(results, cfg.selection_metric, task)
-        model = TabularModel(
-            spec=ctx.spec,
-            transformer=encodings[ENCODINGS[best.name]],
-            estimator=best.estimator,
-            candidate=best.name,
-            threshold=0.5,  # evaluate's param decides; promote stamps it on the registered model
-            params=getattr(cfg, best.name).model_dump(),
-            valid_metrics=best.valid_metrics,
-        )
-        save_model(model, out / "model.pkl")
+        save_model(_model(ctx, best, encodings), out / "model.pkl")
         table = [
             {
                 "name": r.name,
@@ -61,3 +56,25 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "selected": best.name,
         "valid": {r.name: round(r.valid_metrics[key], 4) for r in results},
     }
+
+
+def _model(ctx: StepContext, best: CandidateResult, encodings: dict[str, Any]) -> TabularModel:
+    """The selected candidate with the encoding it trained on, its params and, for a
+    bring-your-own one, where its code came from (for the lineage)."""
+    from flywheel.model import TabularModel
+    from flywheel.training.candidates import encoding_for
+    from flywheel.training.custom import is_custom
+
+    cfg = ctx.params.train
+    custom = is_custom(best.name)
+    return TabularModel(
+        spec=ctx.spec,
+        transformer=encodings[encoding_for(best.name)],
+        estimator=best.estimator,
+        candidate=best.name,
+        threshold=0.5,  # evaluate's param decides; promote stamps it on the registered model
+        params=dict(cfg.custom.get(best.name, {})) if custom else (
+            getattr(cfg, best.name).model_dump()),
+        valid_metrics=best.valid_metrics,
+        origin=best.details.get("origin", {}) if custom else {},
+    )

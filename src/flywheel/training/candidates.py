@@ -22,6 +22,7 @@ import numpy as np
 from flywheel.config import TrainParams
 from flywheel.data.task import Task, lower_is_better
 from flywheel.errors import ConfigError, DataError
+from flywheel.training.custom import encoding_of, is_custom, load_factory, origin
 
 if TYPE_CHECKING:
     from flywheel.features.encoding import Encoding
@@ -56,6 +57,13 @@ class Matrices:
 ENCODINGS: dict[str, Encoding] = {"logreg": "one_hot", "hgb": "native", "mlp": "one_hot"}
 
 
+def encoding_for(name: str) -> str:
+    """A built-in's encoding, or the one a bring-your-own factory asks for (training/custom.py)."""
+    if is_custom(name):
+        return encoding_of(name)
+    return ENCODINGS[name]
+
+
 def train_candidates(
     params: TrainParams,
     inputs: Mapping[str, Matrices],
@@ -70,11 +78,11 @@ def train_candidates(
     say = progress or (lambda _msg: None)
     results = []
     for name in params.candidates:
-        data = inputs[ENCODINGS[name]]
+        data = inputs[encoding_for(name)]
         _check_shapes(data.train, y_train, data.valid, y_valid, task)
         say(f"training {name} on {len(data.train)} rows x {data.train.shape[1]} features")
         started = time.perf_counter()
-        fit = _FITTERS[name]
+        fit = _fit_custom(name) if is_custom(name) else _FITTERS[name]
         estimator, details = fit(params, task, data, (y_train, y_valid), checkpoint_dir, say)
         seconds = time.perf_counter() - started
         metrics = valid_metrics(y_valid, predictions(estimator, data.valid, task), task)
@@ -228,6 +236,31 @@ def _fit_mlp(params: TrainParams, task: Task, data: Matrices, y: Labels,
 
 
 _FITTERS = {"logreg": _fit_logreg, "hgb": _fit_hgb, "mlp": _fit_mlp}
+
+
+def _fit_custom(name: str) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """The fitter of an import-path candidate: its factory's estimator, or its torch module
+    trained by the MLP loop (one process, train.mlp's settings)."""
+
+    def fit(params: TrainParams, task: Task, data: Matrices, y: Labels,
+            checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+        import torch
+        from torch import nn
+
+        from flywheel.training.mlp import fit_mlp
+
+        torch.manual_seed(params.seed)  # a module's initial weights follow the seed too
+        made = load_factory(name)(task=task, params=dict(params.custom.get(name, {})),
+                                  seed=params.seed, input_dim=data.train.shape[1])
+        details: dict[str, Any] = {"origin": origin(name)}
+        if isinstance(made, nn.Module):
+            fitted = fit_mlp(params.mlp, params.seed, data.train, y[0], data.valid, y[1],
+                             checkpoint_dir, progress=say, task=task, network=made)
+            return fitted.estimator, {**fitted.details, **details}
+        made.fit(data.train, y[0])
+        return made, details
+
+    return fit
 
 
 def _check_shapes(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray,

@@ -65,13 +65,15 @@ def fit_mlp(
     choice: DeviceChoice | None = None,
     group: Group | None = None,
     task: Task | None = None,
+    network: nn.Module | None = None,
 ) -> MLPFit:
     """Train with AdamW, stop when the valid loss has not improved for `patience` epochs.
 
     `choice` defaults to `choose_device(params.device)`; tests pass one in. One process trains
     alone (`group` None); each rank of a fit on several (`distributed.fit_distributed`) comes
     here with its `group`; what returns has the same shape either way. `task` (binary when
-    None) picks the head: its width, loss and wrapper (heads.py).
+    None) picks the head: its width, loss and wrapper (heads.py). `network` replaces the
+    built MLP (bring your own model, training/custom.py); it must output the head's width.
     """
     group = group or SINGLE
     say = progress if progress and group.is_main else (lambda _msg: None)
@@ -91,7 +93,9 @@ def fit_mlp(
         for a in (X_train, head.scaled(y_train), X_valid, head.scaled(y_valid))
     ]
     input_dim = data[0].shape[1]
-    network = build_mlp(input_dim, params.hidden_sizes, params.dropout, head.outputs)
+    own = network  # a bring-your-own module is trained and kept as it is
+    if network is None:
+        network = build_mlp(input_dim, params.hidden_sizes, params.dropout, head.outputs)
     model = _to_device(network, device)
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -111,17 +115,24 @@ def fit_mlp(
         )
 
     details = _details(choice, run, len(X_train), threads, group.world_size)
-    return MLPFit(_best_model(run, params, input_dim, head), details)
+    kept = model if own is not None else None
+    return MLPFit(_best_model(run, params, input_dim, head, kept), details)
 
 
-def _best_model(run: _Run, params: MLPParams, input_dim: int, head: Head) -> Any:
+def _best_model(
+    run: _Run, params: MLPParams, input_dim: int, head: Head, own: nn.Module | None
+) -> Any:
     """The best epoch's weights on CPU: the last `patience` epochs were past the optimum."""
     if run.best_state is None:  # every epoch's valid loss was NaN or inf: the fit diverged
         raise ConfigError(
             f"train.mlp: valid loss was never finite in {run.epochs_run} epochs; "
             f"lower lr (now {params.lr}) or check the features for huge values"
         )
-    cpu_model = build_mlp(input_dim, params.hidden_sizes, params.dropout, head.outputs)
+    cpu_model = (
+        own.to("cpu")
+        if own is not None
+        else build_mlp(input_dim, params.hidden_sizes, params.dropout, head.outputs)
+    )
     cpu_model.load_state_dict(run.best_state)
     cpu_model.eval()
     return head.wrap(cpu_model, input_dim)
