@@ -115,9 +115,7 @@ def _log_register_judge(
         )
 
     experiment_id = store.ensure_experiment(client, inputs.model_name, settings)
-    # a model pickled before `origin` existed has none
-    lineage = {**inputs.lineage, **origin_tags(getattr(inputs.model, "origin", {}))}
-    tags = {store.TAG_PREFIX + k: v for k, v in lineage.items()}
+    tags = _lineage_tags(inputs)
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
     ) as run:
@@ -244,6 +242,13 @@ def _experiment_holds(verdict: Verdict, params: Params, settings: Settings) -> V
         f"register_only); promote it with `flywheel promote --version N`. {verdict.reason}",
         verdict.checks,
     )
+
+
+def _lineage_tags(inputs: PromoteInputs) -> dict[str, str]:
+    """The lineage as registry tags, with a bring-your-own model's code origin (a model
+    pickled before `origin` existed has none)."""
+    lineage = {**inputs.lineage, **origin_tags(getattr(inputs.model, "origin", {}))}
+    return {store.TAG_PREFIX + k: v for k, v in lineage.items()}
 
 
 def run_name(dataset: str, candidate: str) -> str:

@@ -101,18 +101,8 @@ def fit_mlp(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     threads = _threads_for(params, input_dim, device)
     with _cpu_threads(threads):
-        run = _train_epochs(
-            model,
-            data,
-            params,
-            seed,
-            shuffle_gen,
-            choice,
-            group,
-            checkpoint_dir / CHECKPOINT_NAME,
-            say,
-            head,
-        )
+        run = _train_epochs(model, data, params, seed, shuffle_gen, choice, group,
+                            checkpoint_dir / CHECKPOINT_NAME, say, head)
 
     details = _details(choice, run, len(X_train), threads, group.world_size)
     kept = model if own is not None else None
