@@ -6,15 +6,26 @@ import json
 import logging
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from flywheel.errors import ConfigError, FlywheelError
 
 if TYPE_CHECKING:
+    from flywheel.data.task import TaskKind
     from pipelines.fast_start import HeadStart
+
+
+class TaskOption(StrEnum):
+    """`--task`: the values of a spec's `task` (data/spec.py)."""
+
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
 
 app = typer.Typer(
     help="Flywheel: versioned data to a validated, evaluated, registered and served model.",
@@ -70,6 +81,10 @@ def run(
         typer.Option(help="a CSV or Parquet table to train on instead of the default dataset"),
     ] = None,
     target: Annotated[str | None, typer.Option(help="the target column of --data")] = None,
+    task: Annotated[
+        TaskOption | None,
+        typer.Option(help="binary, multiclass or regression (default: inferred from --target)"),
+    ] = None,
     spec: Annotated[
         Path | None, typer.Option(help="a dataset spec to use instead of params.yaml's data.spec")
     ] = None,
@@ -92,7 +107,7 @@ def run(
     try:
         refuse_if_busy(settings(), check_dvc=True)  # a busy project: one line, at once
         with fast_start() as head:  # the temporary Prefect server starts first
-            spec = _run_spec(data, target, spec)
+            spec = _run_spec(data, target, spec, task)
             os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flywheel")
             if head.server is None:  # an API is configured: refuse before anything runs
                 _check_prefect_api()
@@ -107,14 +122,16 @@ def run(
         _fail(exc)
 
 
-def _run_spec(data: Path | None, target: str | None, spec: Path | None) -> Path | None:
+def _run_spec(
+    data: Path | None, target: str | None, spec: Path | None, task: TaskOption | None = None
+) -> Path | None:
     """The spec a run trains on: inferred for `--data`, else `--spec`, else params' own."""
     if data is not None:
         if target is None:
             raise FlywheelError("--data needs --target COLUMN (the column to predict)")
-        return _spec_for(data, target)
-    if target is not None:
-        raise FlywheelError("--target only applies together with --data FILE")
+        return _spec_for(data, target, task=task)
+    if target is not None or task is not None:
+        raise FlywheelError("--target and --task only apply together with --data FILE")
     return spec
 
 
@@ -606,13 +623,17 @@ def infer_spec_command(
     out: Annotated[
         Path | None, typer.Option(help="where to write the spec (default specs/<file stem>.yaml)")
     ] = None,
+    task: Annotated[
+        TaskOption | None,
+        typer.Option(help="binary, multiclass or regression (default: inferred from --target)"),
+    ] = None,
 ) -> None:
     """Infer a dataset spec from a table and write it for you to review and edit.
 
-    Example: flywheel infer-spec data/customers.csv --target churned
+    Example: flywheel infer-spec data/penguins.csv --target species --task multiclass
     """
     try:
-        path = _spec_for(data, target, out, overwrite=True)
+        path = _spec_for(data, target, out, overwrite=True, task=task)
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(f"wrote {path}")
@@ -688,9 +709,10 @@ def _print_monitor(report: dict[str, Any]) -> None:
     if report.get("drift"):
         console.print(f"rule: {report['drift']['rule']}", highlight=False, markup=False)
     live = report["live"]
+    metrics = ", ".join(f"{m} {_num(live.get(m))}" for m in live.get("metrics", ["roc_auc"]))
     console.print(
-        f"drift: {verdict}; live: {live['labelled_rows']} labelled rows, roc_auc "
-        f"{_num(live['roc_auc'])}, decayed: {live['decayed']}"
+        f"drift: {verdict}; live: {live['labelled_rows']} labelled rows, {metrics}, "
+        f"decayed: {live['decayed']}"
     )
 
 
@@ -708,6 +730,7 @@ def feedback(
     try:
         from flywheel.config import load_params
         from flywheel.data.spec import load_spec
+        from flywheel.data.task import task_of
         from flywheel.monitoring.feedback import RequestIndex, import_feedback
         from flywheel.settings import settings
 
@@ -715,7 +738,7 @@ def feedback(
         spec = load_spec(current.root / load_params(current.params_path).data.spec)
         counts = import_feedback(
             file,
-            list(spec.classes or []),
+            task_of(spec),
             RequestIndex(current.inference_log),
             current.feedback,
             skip_unknown,
@@ -784,8 +807,15 @@ def predict(
     typer.echo(json.dumps(summary))
 
 
-def _spec_for(data: Path, target: str, out: Path | None = None, overwrite: bool = False) -> Path:
-    """Infer and write a spec for `data`, keeping an existing one the user may have edited."""
+def _spec_for(
+    data: Path,
+    target: str,
+    out: Path | None = None,
+    overwrite: bool = False,
+    task: TaskOption | None = None,
+) -> Path:
+    """Infer and write a spec for `data`, keeping an existing one the user may have edited
+    (unless `task` asks for another task than it has)."""
     from flywheel.data.infer import infer_spec
     from flywheel.data.io import read_table
     from flywheel.data.spec import load_spec, save_spec
@@ -794,10 +824,15 @@ def _spec_for(data: Path, target: str, out: Path | None = None, overwrite: bool 
     out = out or settings().root / "specs" / f"{data.stem}.yaml"
     if out.is_file() and not overwrite:
         existing = load_spec(out)
-        if existing.target == target and Path(existing.path).resolve() == data.resolve():
+        same_task = task is None or existing.task == task.value
+        same_table = Path(existing.path).resolve() == data.resolve()
+        if existing.target == target and same_table and same_task:
             logging.getLogger(__name__).info("using existing spec %s", out)
             return out
-    spec = infer_spec(read_table(data), target=target, path=data.resolve(), name=data.stem)
+    kind = cast("TaskKind", task.value) if task else None
+    spec = infer_spec(
+        read_table(data), target=target, path=data.resolve(), name=data.stem, task=kind
+    )
     save_spec(spec, out)
     logging.getLogger(__name__).info(
         "inferred dataset spec written to %s; edit it to tighten ranges and categories", out

@@ -6,11 +6,19 @@ Defaults live in params.yaml, not here: every field is required so that one file
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flywheel.errors import ConfigError
 
@@ -86,16 +94,38 @@ class MLPParams(_Section):
         return self
 
 
-CandidateName = Literal["logreg", "hgb", "mlp"]
+BUILTIN_CANDIDATES = ("logreg", "hgb", "mlp")
+# Bring your own model (training/custom.py): `package.module:factory`
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class TrainParams(_Section):
-    candidates: list[CandidateName] = Field(min_length=1)
+    candidates: list[str] = Field(
+        min_length=1, description="built-in names, or package.module:factory import paths"
+    )
+    custom: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="each import-path candidate's params, by its path"
+    )
     seed: int
-    selection_metric: Literal["roc_auc", "pr_auc", "neg_log_loss"]
+    # A metric that does not judge the spec's task falls back to the task's primary one
+    # (data/task.py): the default `roc_auc` selects a regression by rmse.
+    selection_metric: Literal[
+        "roc_auc", "pr_auc", "neg_log_loss", "macro_f1", "accuracy", "rmse", "mae", "r2"
+    ]
     logreg: LogRegParams
     hgb: HGBParams
     mlp: MLPParams
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in BUILTIN_CANDIDATES and not IMPORT_PATH.match(name):
+                raise ValueError(
+                    f"{name!r} is neither a built-in candidate "
+                    f"({', '.join(BUILTIN_CANDIDATES)}) nor an import path package.module:factory"
+                )
+        return names
 
 
 class EvaluateParams(_Section):
@@ -118,11 +148,23 @@ class BaselineParams(_Section):
     min_brier_skill: float = Field(
         ge=0, lt=1, description="1 - brier / prior's brier: share of the prior's error removed"
     )
+    # Multiclass and regression (registry/gate.py BASELINES); defaults for older params files.
+    min_macro_f1_gain: float = Field(
+        default=0.1, ge=0, lt=1, description="macro-F1 above always answering the majority class"
+    )
+    min_log_loss_skill: float = Field(
+        default=0.05, ge=0, lt=1, description="1 - log_loss / the class frequencies' log loss"
+    )
+    min_rmse_skill: float = Field(
+        default=0.05, ge=0, lt=1, description="1 - rmse / the training mean's rmse"
+    )
 
 
 class PromoteParams(_Section):
     model_name: str = Field(min_length=1)
-    metric: Literal["roc_auc", "pr_auc"]
+    # Judged per task as Task.metric(metric): one that does not judge the task falls back to
+    # the task's primary metric (macro_f1 multiclass, rmse regression).
+    metric: Literal["roc_auc", "pr_auc", "macro_f1", "accuracy", "log_loss", "rmse", "mae", "r2"]
     baseline: BaselineParams
     min_delta: float = Field(
         ge=0, description="superiority: the gain interval's lower bound must reach this (and 0)"
@@ -161,15 +203,26 @@ class ServeParams(_Section):
     request_body_timeout_s: float = Field(gt=0)
     inference_log_max_age_days: float = Field(gt=0)
     inference_log_max_bytes: int = Field(ge=1024)
-    max_string_chars: int = Field(default=256, ge=1, description="longest category value "
-                                  "accepted when the spec gives no max_length (422 past it)")
-    header_timeout_s: float = Field(default=10, gt=0, description="a request's headers must "
-                                    "arrive within this; the connection is closed otherwise")
-    feedback_max_files: int = Field(default=64, ge=2, description="label files /feedback "
-                                    "keeps before compacting them into one")
+    max_string_chars: int = Field(
+        default=256,
+        ge=1,
+        description="longest category value "
+        "accepted when the spec gives no max_length (422 past it)",
+    )
+    header_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        description="a request's headers must "
+        "arrive within this; the connection is closed otherwise",
+    )
+    feedback_max_files: int = Field(
+        default=64, ge=2, description="label files /feedback keeps before compacting them into one"
+    )
     schema_change: Literal["swap", "refuse"] = Field(
-        default="swap", description="a new champion whose request fields differ: swapped in "
-        "with its schema, or refused (the old one keeps serving)")
+        default="swap",
+        description="a new champion whose request fields differ: swapped in "
+        "with its schema, or refused (the old one keeps serving)",
+    )
 
 
 class MonitorParams(_Section):
@@ -194,6 +247,8 @@ class MonitorParams(_Section):
     min_labelled_rows: int = Field(ge=1, description="fewer labels: no decay verdict")
     retrain_cooldown_minutes: float = Field(ge=0)
     schedule: str = Field(min_length=1, description="cron schedule of the monitoring flow")
+
+
 class PredictParams(_Section):
     chunk_rows: int = Field(ge=1, description="rows read, checked and scored at a time")
 

@@ -42,6 +42,8 @@ class TabularModel:
     threshold: float  # binary only: the positive-class probability that predicts positive
     params: dict[str, Any] = field(default_factory=dict)
     valid_metrics: dict[str, float] = field(default_factory=dict)
+    # A bring-your-own candidate's code origin (training/custom.py); empty for the built-ins.
+    origin: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def _compiled(self) -> CompiledTransformer:

@@ -412,14 +412,15 @@ def test_run_on_another_table_infers_its_spec_and_registers_its_own_model(root: 
     assert alias("champion") == champion  # the churn model was neither compared nor replaced
 
 
-def test_multiclass_table_is_refused_with_a_clear_message(root: Path) -> None:
+def test_a_three_class_table_gets_a_multiclass_spec(root: Path) -> None:
     import pandas as pd
 
     path = root / "three.csv"
     pd.DataFrame({"x": range(600), "label": ["a", "b", "c"] * 200}).to_csv(path, index=False)
-    result = invoke_cli("run", "--data", str(path), "--target", "label")
-    assert result.exit_code == 2
-    assert "multiclass targets are not supported yet" in result.output
+    result = invoke_cli("infer-spec", str(path), "--target", "label")
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load((root / "specs" / "three.yaml").read_text())
+    assert (spec["task"], spec["classes"]) == ("multiclass", ["a", "b", "c"])
 
 
 def test_moved_project_keeps_its_champion_and_writes_artifacts_inside(

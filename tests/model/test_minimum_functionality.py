@@ -56,7 +56,7 @@ def test_the_model_beats_the_prior_by_the_gates_margins(trained: Trained) -> Non
     baseline = load_params(trained.root / "params.yaml").promote.baseline
     proba = trained.model.positive_proba(trained.test)
     metrics = classification_metrics(trained.y_test, proba, trained.model.threshold)
-    prior = prior_metrics(trained.y_test, trained.train_prevalence)
+    prior = prior_metrics(trained.y_test, trained.train_prevalence, trained.model.task)
     assert metrics["roc_auc"] >= prior["roc_auc"] + baseline.min_auc_gain
     assert metrics["brier"] <= prior["brier"] * (1 - baseline.min_brier_skill)
     assert metrics["log_loss"] < prior["log_loss"]
@@ -72,10 +72,22 @@ def test_clear_cut_customers_are_scored_as_a_person_would(trained: Trained) -> N
     """Twenty real customers made loyal (six years, two-year contract, automatic payment,
     support) or made leavers (first month, month-to-month, electronic check, fiber, no
     support), their total charges kept consistent with the tenure."""
-    loyal = {"tenure": 72, "contract": "Two year", "payment_method": "Bank transfer (automatic)",
-             "internet_service": "DSL", "tech_support": "Yes", "online_security": "Yes"}
-    leaving = {"tenure": 1, "contract": "Month-to-month", "payment_method": "Electronic check",
-               "internet_service": "Fiber optic", "tech_support": "No", "online_security": "No"}
+    loyal = {
+        "tenure": 72,
+        "contract": "Two year",
+        "payment_method": "Bank transfer (automatic)",
+        "internet_service": "DSL",
+        "tech_support": "Yes",
+        "online_security": "Yes",
+    }
+    leaving = {
+        "tenure": 1,
+        "contract": "Month-to-month",
+        "payment_method": "Electronic check",
+        "internet_service": "Fiber optic",
+        "tech_support": "No",
+        "online_security": "No",
+    }
     base = trained.test.head(20)
 
     def scored(profile: dict[str, object]) -> np.ndarray:

@@ -13,8 +13,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from flywheel.atomic import write_folder
 from flywheel.config import BootstrapParams, EvaluateParams
+from flywheel.data.task import Task
 from flywheel.errors import ConfigError, DataError
-from flywheel.evaluation.bootstrap import interval, paired_resamples
+from flywheel.evaluation.bootstrap import Judged, interval, paired_resamples
 from flywheel.evaluation.metrics import classification_metrics
 from flywheel.evaluation.report import evaluate_scores
 from flywheel.evaluation.slices import slice_metrics
@@ -33,7 +34,8 @@ def scores(n: int = 400, signal: float = 0.3, seed: int = 0) -> tuple[np.ndarray
 
 def paired_bootstrap(y, candidate, champion, metric, params):
     """The overall gain's summary, as the gate reads it (registry/compare.py)."""
-    resampled = paired_resamples(y, candidate, champion, metric, "brier", {}, params)
+    judged = Judged("binary", metric, "brier")
+    resampled = paired_resamples(y, candidate, champion, judged, {}, params)
     low, high, used = interval(resampled.gain, params.confidence)
     return {"delta": resampled.observed_gain, "ci_low": low, "ci_high": high, "resamples": used}
 
@@ -196,7 +198,7 @@ PLOT_FILES = [
 
 def write_evaluation(out: Path, *args) -> dict:
     """The evaluate step's write: the evaluation's files, swapped in as one folder."""
-    evaluation = evaluate_scores(*args)
+    evaluation = evaluate_scores(Task("binary", ("No", "Yes")), *args)
     write_folder(out, evaluation.files)
     return evaluation.metrics
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from flywheel.config import load_params
 from flywheel.data.spec import load_spec
+from flywheel.data.task import Task
 from flywheel.registry.gate import judge, prior_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,6 +18,7 @@ PARAMS = load_params(REPO / "params.yaml").promote
 FLOORS = dict(load_spec(REPO / "specs/wa_churn.yaml").floors)
 GOOD = {"roc_auc": 0.85, "pr_auc": 0.65, "brier": 0.14, "log_loss": 0.42}
 PRIOR = {"roc_auc": 0.5, "brier": 0.195, "log_loss": 0.58}  # 26.5% positives
+BINARY = Task("binary", ("No", "Yes"))
 
 
 def verdict(**kwargs):  # type: ignore[no-untyped-def]
@@ -26,6 +29,7 @@ def verdict(**kwargs):  # type: ignore[no-untyped-def]
         "floors": FLOORS,
         "prior": PRIOR,
         "champion_metrics": None,
+        "task": BINARY,
     } | kwargs
     return judge(**args)
 
@@ -52,7 +56,7 @@ def test_absolute_thresholds_are_floors_and_ceilings(metric: str, value: float) 
 
 def test_prior_metrics_are_those_of_predicting_the_base_rate() -> None:
     y = np.array([1, 0, 0, 0])
-    prior = prior_metrics(y, 0.25)
+    prior = prior_metrics(y, 0.25, BINARY)
     assert prior["roc_auc"] == 0.5
     assert prior["brier"] == pytest.approx((0.75**2 + 3 * 0.25**2) / 4)
     assert prior["log_loss"] == pytest.approx(-(np.log(0.25) + 3 * np.log(0.75)) / 4)
@@ -178,7 +182,7 @@ def _first_run_verdict(signal: float, seed: int = 3):  # type: ignore[no-untyped
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
-    from flywheel.data.infer import INFERRED_FLOORS
+    from flywheel.data.infer import inferred_floors
     from flywheel.evaluation.metrics import classification_metrics
 
     rng = np.random.default_rng(seed)
@@ -189,7 +193,9 @@ def _first_run_verdict(signal: float, seed: int = 3):  # type: ignore[no-untyped
     model = LogisticRegression().fit(x_train, y_train)
     metrics = classification_metrics(y_test, model.predict_proba(x_test)[:, 1], 0.5)
     return metrics, verdict(
-        metrics=metrics, floors=dict(INFERRED_FLOORS), prior=prior_metrics(y_test, y_train.mean())
+        metrics=metrics,
+        floors=inferred_floors("binary", pd.Series(y_train)),
+        prior=prior_metrics(y_test, y_train.mean(), BINARY),
     )
 
 

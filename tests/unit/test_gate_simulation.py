@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from flywheel.config import Params, load_params
+from flywheel.data.task import Task
 from flywheel.registry.compare import compare
 from flywheel.registry.gate import champion_checks
 
@@ -59,7 +60,8 @@ def _trial(rng: np.random.Generator, noise: float, sharpness: float, harm: float
 
     candidate = scores(np.where(level == 1, noise + harm, noise), sharpness)
     champion = scores(1.0, 1.0)
-    numbers = compare(PARAMS, pd.DataFrame({"contract": LEVELS[level]}), y, candidate, champion)
+    frame = pd.DataFrame({"contract": LEVELS[level]})
+    numbers = compare(PARAMS, frame, y, candidate, champion, Task("binary", ("No", "Yes")))
     return [c.passed for c in champion_checks(PARAMS.promote, numbers)]
 
 

@@ -10,6 +10,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from flywheel.config import BootstrapParams
 from flywheel.evaluation.bootstrap import (
+    Judged,
     interval,
     p_value_above,
     paired_resamples,
@@ -88,7 +89,8 @@ def test_paired_resamples_share_one_stream_of_weights() -> None:
     cand, champ = rng.random(n), rng.random(n)
     half = np.arange(n) % 2 == 0
     params = BootstrapParams(resamples=100, seed=3, confidence=0.95)
-    got = paired_resamples(y, cand, champ, "roc_auc", "brier", {"even": half}, params)
+    judged = Judged("binary", "roc_auc", "brier")
+    got = paired_resamples(y, cand, champ, judged, {"even": half}, params)
     weights = next(resample_weights(n, params.resamples, params.seed))
     for b in (0, 7, 99):
         drawn = np.repeat(np.arange(n), weights[b].astype(int))

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from flywheel.data.task import Task
 from flywheel.monitoring.distances import (
     js_distance,
     psi,
@@ -19,6 +20,8 @@ from flywheel.monitoring.distances import (
 )
 from flywheel.monitoring.live import breaches, live_metrics
 from flywheel.monitoring.profile import categorical_counts, numeric_counts, numeric_profile
+
+BINARY = Task("binary", ("0", "1"))
 
 
 def test_psi_by_hand() -> None:
@@ -83,7 +86,7 @@ def test_numeric_counts_agree_with_a_binary_search_per_row() -> None:
 def test_live_metrics_by_hand_and_decay_floors() -> None:
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.4, 0.35, 0.8])
-    metrics = live_metrics(y, p)
+    metrics = live_metrics(BINARY, y, p)
     assert metrics["roc_auc"] == pytest.approx(0.75)
     # ranked: 0.8 (pos), 0.4, 0.35 (pos), 0.1: AP = 0.5 * 1 + 0.5 * 2/3
     assert metrics["pr_auc"] == pytest.approx(0.833333, abs=1e-6)
@@ -91,8 +94,24 @@ def test_live_metrics_by_hand_and_decay_floors() -> None:
     assert metrics["positive_rate"] == 0.5 and metrics["labelled_rows"] == 4
     floors = {"roc_auc": 0.8, "pr_auc": 0.5, "brier": 0.15}
     assert breaches(metrics, floors) == ["roc_auc", "brier"]
-    assert live_metrics(np.array([1, 1]), np.array([0.9, 0.8]))["roc_auc"] is None
+    assert live_metrics(BINARY, np.array([1, 1]), np.array([0.9, 0.8]))["roc_auc"] is None
     assert breaches({"roc_auc": None}, floors) == []
+
+
+def test_live_metrics_of_multiclass_and_regression_by_hand() -> None:
+    y = np.array(["a", "a", "b", "c", "c", "c"], dtype=object)
+    predicted = np.array(["a", "b", "b", "c", "c", "a"], dtype=object)
+    metrics = live_metrics(Task("multiclass", ("a", "b", "c")), y, predicted)
+    # F1 per class: a: p 1/2, r 1/2 -> 1/2; b: p 1/2, r 1 -> 2/3; c: p 1, r 2/3 -> 4/5
+    assert metrics["macro_f1"] == pytest.approx((1 / 2 + 2 / 3 + 4 / 5) / 3)
+    assert metrics["accuracy"] == pytest.approx(4 / 6) and metrics["labelled_rows"] == 6
+    assert "positive_rate" not in metrics and "roc_auc" not in metrics
+    assert breaches(metrics, {"macro_f1": 0.7, "accuracy": 0.6}) == ["macro_f1"]
+    values = live_metrics(Task("regression"), np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 1.0]))
+    assert values["rmse"] == pytest.approx(np.sqrt((1 + 0 + 9) / 3))
+    assert values["mae"] == pytest.approx(4 / 3)
+    assert breaches(values, {"rmse": 1.5, "mae": 2.0}) == ["rmse"]  # lower is better: ceilings
+    assert live_metrics(Task("regression"), np.array([]), np.array([]))["rmse"] is None
 
 
 def test_categorical_counts_take_pandas_values() -> None:

@@ -14,6 +14,7 @@ from sklearn.datasets import make_classification
 
 from flywheel.config import HGBParams, LogRegParams, MLPParams, TrainParams
 from flywheel.errors import ConfigError, DataError
+from flywheel.training import heads
 from flywheel.training import mlp as mlp_module
 from flywheel.training.candidates import (
     CandidateResult,
@@ -190,7 +191,7 @@ def test_predict_proba_batches_large_inputs(data, tmp_path: Path, monkeypatch) -
     X_train, y_train, X_valid, y_valid = data
     estimator = fit_mlp(mlp_params(), 0, X_train, y_train, X_valid, y_valid, tmp_path).estimator
     whole = estimator.predict_proba(X_valid)
-    monkeypatch.setattr(mlp_module, "PREDICT_BATCH", 7)
+    monkeypatch.setattr(heads, "PREDICT_BATCH", 7)
     np.testing.assert_allclose(estimator.predict_proba(X_valid), whole, rtol=1e-5)
 
 

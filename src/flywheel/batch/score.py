@@ -3,7 +3,8 @@
 Every row is checked against the spec the version was trained with before it reaches the
 model; rows that do not conform go to a rejects file (with their row number and the problem)
 instead of being scored on imputed values. The predictions file carries the input columns,
-the prediction and probability, and the version's lineage on every row. Both files are
+the answer's flat columns (data/answers.py: `prediction`; binary `probability`, multiclass
+`probability_<class>`), and the version's lineage on every row. Both files are
 written under temporary names and renamed when complete: a failed run leaves neither half.
 """
 
@@ -19,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from flywheel.batch.chunks import read_chunks
+from flywheel.data.answers import flat_answers
 from flywheel.data.rows import check_rows
+from flywheel.data.task import Task, task_of
 from flywheel.errors import ConfigError, DataError, RegistryError
 from flywheel.settings import Settings
 
@@ -177,7 +180,7 @@ def _stream(
                 continue
             answer = scorer.predict(frame)
             table = pa.Table.from_pandas(
-                _with_answers(frame, answer, lineage), preserve_index=False
+                _with_answers(frame, answer, lineage, task_of(spec)), preserve_index=False
             )
             if writer is None:
                 writer = pq.ParquetWriter(out, table.schema)
@@ -189,11 +192,12 @@ def _stream(
 
 
 def _with_answers(
-    frame: pd.DataFrame, answer: pd.DataFrame, lineage: dict[str, str]
+    frame: pd.DataFrame, answer: pd.DataFrame, lineage: dict[str, str], task: Task
 ) -> pd.DataFrame:
+    """The rows with the answer's flat columns (data/answers.py, as the inference log's)."""
     scored = frame.reset_index(drop=True)
-    scored["prediction"] = answer["prediction"].array  # as it is: no Python object per label
-    scored["probability"] = answer["probability"].to_numpy(dtype="float64")
+    for name, values in flat_answers(task, answer).items():
+        scored[name] = values  # as they are: no Python object per label
     for key in LINEAGE:
         scored[key] = lineage[key]
     return scored

@@ -1,10 +1,11 @@
-"""Paired bootstrap of a ranking metric: is the candidate better than the champion, or lucky?
+"""Paired bootstrap of a task's metric: is the candidate better than the champion, or lucky?
 
 Both models are scored on the same resampled test rows, so the noise they share cancels in the
 difference. Resampling with replacement is the same as giving each row an integer weight (how
 often it was drawn), so every resample is a row of a weight matrix and the metric of all of them
-is a few vectorized cumulative sums over the rows sorted once by score: no per-resample sort and
-no scikit-learn call per resample.
+is a few vectorized operations: cumulative sums over the rows sorted once by score for the
+ranking metrics, a matrix product with fixed per-row (or per-row-and-class) quantities for the
+others. No per-resample sort and no scikit-learn call per resample.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from flywheel.config import BootstrapParams
+from flywheel.data.task import lower_is_better
 from flywheel.errors import ConfigError
-from flywheel.evaluation.metrics import check_scores
+from flywheel.evaluation.metrics import check_class_scores, check_scores, check_values
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 CHUNK_CELLS = 1 << 22
 
 Ranking = tuple[np.ndarray, np.ndarray, np.ndarray]  # order, first row of each tie, positive
+Scorer = Callable[[np.ndarray], np.ndarray]  # resample weights (b x n) -> metric per resample
 
 
 def _ranking(y: np.ndarray, proba: np.ndarray, descending: bool) -> Ranking:
@@ -76,13 +80,6 @@ def weighted_average_precision(ranking: Ranking, weights: np.ndarray) -> np.ndar
         return np.where(total > 0, (pos * precision).sum(axis=1) / total, np.nan)
 
 
-# metric -> (rank by descending score?, the metric of a ranking under weights)
-METRICS: dict[str, tuple[bool, Callable[[Ranking, np.ndarray], np.ndarray]]] = {
-    "roc_auc": (False, weighted_roc_auc),
-    "pr_auc": (True, weighted_average_precision),
-}
-
-
 def resample_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
     """How often each of n rows is drawn in each resample, with replacement: (b x n) blocks of
     resamples, at most CHUNK_CELLS weights each."""
@@ -106,80 +103,193 @@ def weighted_log_loss(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> 
     return (weights @ -(y * np.log(p) + (1 - y) * np.log(1 - p))) / weights.sum(axis=1)
 
 
-LOSSES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
-    "brier": weighted_brier,
-    "log_loss": weighted_log_loss,
+def weighted_class_table(
+    y: np.ndarray, proba: np.ndarray
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Weighted true positives, false positives and false negatives per class (b x k) of the
+    most probable class: each is the weights times a fixed 0/1 row-by-class matrix."""
+    k = proba.shape[1]
+    actual = np.eye(k)[y]
+    said = np.eye(k)[proba.argmax(axis=1)]
+    hit = actual * said
+
+    def table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        tp = weights @ hit
+        return tp, weights @ said - tp, weights @ actual - tp
+
+    return table
+
+
+def macro_f1_scorer(y: np.ndarray, proba: np.ndarray) -> Scorer:
+    """Macro F1 per resample: mean over classes of 2TP / (2TP + FP + FN), 0 for a class neither
+    present nor predicted (scikit-learn's zero_division=0)."""
+    table = weighted_class_table(y, proba)
+
+    def score(weights: np.ndarray) -> np.ndarray:
+        tp, fp, fn = table(weights)
+        denominator = 2 * tp + fp + fn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denominator > 0, 2 * tp / denominator, 0.0).mean(axis=1)
+
+    return score
+
+
+def _row_mean(per_row: np.ndarray) -> Scorer:
+    """The weighted mean of a fixed per-row quantity: accuracy, losses, absolute errors."""
+    return lambda weights: (weights @ per_row) / weights.sum(axis=1)
+
+
+def ovr_roc_auc_scorer(y: np.ndarray, proba: np.ndarray) -> Scorer:
+    """One-vs-rest ROC AUC per class, averaged with equal weight (scikit-learn's macro)."""
+    rankings = [
+        _ranking((y == c).astype("int64"), proba[:, c], False) for c in range(proba.shape[1])
+    ]
+    return lambda weights: np.mean([weighted_roc_auc(r, weights) for r in rankings], axis=0)
+
+
+def r2_scorer(y: np.ndarray, predicted: np.ndarray) -> Scorer:
+    """1 - weighted SSE / weighted SST, SST around the weighted mean (y centred once first)."""
+    squared = (predicted - y) ** 2
+    centred = y - y.mean()
+
+    def score(weights: np.ndarray) -> np.ndarray:
+        total = weights.sum(axis=1)
+        sst = weights @ centred**2 - (weights @ centred) ** 2 / total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(sst > 0, 1 - (weights @ squared) / sst, np.nan)
+
+    return score
+
+
+def _multiclass_log_loss(y: np.ndarray, proba: np.ndarray) -> Scorer:
+    return _row_mean(-np.log(np.clip(proba[np.arange(y.size), y], 1e-15, 1.0)))
+
+
+def _multiclass_brier(y: np.ndarray, proba: np.ndarray) -> Scorer:
+    return _row_mean(np.sum((proba - np.eye(proba.shape[1])[y]) ** 2, axis=1))
+
+
+def _rmse(y: np.ndarray, predicted: np.ndarray) -> Scorer:
+    mse = _row_mean((predicted - y) ** 2)
+    return lambda weights: np.sqrt(mse(weights))
+
+
+# (task, metric) -> the metric of a model's scores under a block of resample weights
+SCORERS: dict[tuple[str, str], Callable[[np.ndarray, np.ndarray], Scorer]] = {
+    ("binary", "roc_auc"): lambda y, p: partial(weighted_roc_auc, _ranking(y, p, False)),
+    ("binary", "pr_auc"): lambda y, p: partial(weighted_average_precision, _ranking(y, p, True)),
+    ("binary", "brier"): lambda y, p: partial(weighted_brier, y, p),
+    ("binary", "log_loss"): lambda y, p: partial(weighted_log_loss, y, p),
+    ("multiclass", "macro_f1"): macro_f1_scorer,
+    ("multiclass", "accuracy"): lambda y, p: _row_mean((p.argmax(axis=1) == y).astype("float64")),
+    ("multiclass", "log_loss"): _multiclass_log_loss,
+    ("multiclass", "brier"): _multiclass_brier,
+    ("multiclass", "roc_auc"): ovr_roc_auc_scorer,
+    ("regression", "rmse"): _rmse,
+    ("regression", "mae"): lambda y, v: _row_mean(np.abs(v - y)),
+    ("regression", "r2"): r2_scorer,
 }
+
+CHECKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "binary": check_scores,
+    "multiclass": check_class_scores,
+    "regression": check_values,
+}
+
+
+def scorer(kind: str, metric: str, y: np.ndarray, scores: np.ndarray) -> Scorer:
+    """The weighted `metric` of one model's scores of rows labelled `y`, for task `kind`."""
+    factory = SCORERS.get((kind, metric))
+    if factory is None:
+        supported = sorted(m for k, m in SCORERS if k == kind)
+        raise ConfigError(
+            f"bootstrap metric {metric!r} unsupported for {kind}; use one of {supported}"
+        )
+    return factory(y, scores)
 
 
 @dataclass(frozen=True)
 class Resampled:
     """Observed differences and their bootstrap draws, all from one stream of resample weights.
 
-    `gain`: candidate - champion on the ranking metric (higher is better); `loss`: candidate -
-    champion on the calibration loss (lower is better); `drops[name]`: champion - candidate on
-    the ranking metric within a slice. Draws with a single class in the rows they weigh are NaN.
+    `gain`: how much better the candidate is than the champion on the judged metric, in its
+    units (candidate - champion, or champion - candidate for a lower-is-better metric such as
+    rmse); `loss`: candidate - champion on the calibration loss (lower is better; None for a
+    regression, which answers no probabilities); `drops[name]`: the negated gain within a
+    slice. Draws where a metric is undefined (a single class in the rows they weigh) are NaN.
     """
 
     observed_gain: float
     gain: np.ndarray
-    observed_loss: float
-    loss: np.ndarray
+    observed_loss: float | None
+    loss: np.ndarray | None
     observed_drops: dict[str, float]
     drops: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What the paired bootstrap judges: the task, its metric, and its calibration loss."""
+
+    kind: str
+    metric: str
+    loss: str | None
+
+
 def paired_resamples(
     y_true: np.ndarray,
-    proba_candidate: np.ndarray,
-    proba_champion: np.ndarray,
-    metric: str,
-    loss: str,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    judged: Judged,
     groups: dict[str, np.ndarray],
     params: BootstrapParams,
 ) -> Resampled:
     """Both models on the same resamples: the overall gain, the calibration loss difference and
     each slice's drop (`groups`: slice name -> row mask) come from the very same draws, so the
     slice intervals and the overall one describe the same hypothetical test sets."""
-    if metric not in METRICS or loss not in LOSSES:
-        raise ConfigError(
-            f"bootstrap metric {metric!r} / loss {loss!r} unsupported; use one of "
-            f"{sorted(METRICS)} / {sorted(LOSSES)}"
-        )
-    y, cand = check_scores(y_true, proba_candidate, "proba_candidate")
-    _, champ = check_scores(y_true, proba_champion, "proba_champion")
+    check = CHECKS[judged.kind]
+    y, cand = check(y_true, candidate, "candidate scores")
+    _, champ = check(y_true, champion, "champion scores")
     parts = {"": np.ones(y.size, dtype=bool), **groups}
+    sign = -1.0 if lower_is_better(judged.metric) else 1.0
     gains = {
-        name: _metric_gain(y[rows], cand[rows], champ[rows], metric) for name, rows in parts.items()
+        name: _gain(judged, y[rows], cand[rows], champ[rows], sign) for name, rows in parts.items()
     }
+    # candidate - champion on the calibration loss: lower is better, so no sign flip
+    losses = None if judged.loss is None else _gain(judged, y, cand, champ, 1.0, judged.loss)
     draws: dict[str, list[np.ndarray]] = {name: [] for name in [*parts, "loss"]}
-    loss_fn = LOSSES[loss]
     for weights in resample_weights(y.size, params.resamples, params.seed):
         for name, rows in parts.items():
             draws[name].append(gains[name](weights[:, rows]))
-        draws["loss"].append(loss_fn(y, cand, weights) - loss_fn(y, champ, weights))
+        if losses is not None:
+            draws["loss"].append(losses(weights))
     ones = np.ones((1, y.size))
     observed = {name: float(gains[name](ones[:, rows])[0]) for name, rows in parts.items()}
     if np.isnan(observed[""]):
-        raise ConfigError(f"{metric} is undefined on a test set with a single class")
-    flat = {name: np.concatenate(chunks) for name, chunks in draws.items()}
+        raise ConfigError(f"{judged.metric} is undefined on these test rows (a single class?)")
+    flat = {name: np.concatenate(chunks) for name, chunks in draws.items() if chunks}
     return Resampled(
         observed_gain=observed[""],
         gain=flat[""],
-        observed_loss=float(loss_fn(y, cand, ones)[0] - loss_fn(y, champ, ones)[0]),
-        loss=flat["loss"],
+        observed_loss=float(losses(ones)[0]) if losses is not None else None,
+        loss=flat.get("loss"),
         observed_drops={name: -observed[name] for name in groups},
         drops={name: -flat[name] for name in groups},
     )
 
 
-def _metric_gain(
-    y: np.ndarray, cand: np.ndarray, champ: np.ndarray, metric: str
-) -> Callable[[np.ndarray], np.ndarray]:
-    """candidate - champion on `metric` under a block of weights over these rows."""
-    descending, score = METRICS[metric]
-    ours, theirs = _ranking(y, cand, descending), _ranking(y, champ, descending)
-    return lambda weights: score(ours, weights) - score(theirs, weights)
+def _gain(
+    judged: Judged,
+    y: np.ndarray,
+    cand: np.ndarray,
+    champ: np.ndarray,
+    sign: float,
+    metric: str | None = None,
+) -> Scorer:
+    """sign * (candidate - champion) on `metric` (the judged one by default) under weights."""
+    name = metric or judged.metric
+    ours, theirs = scorer(judged.kind, name, y, cand), scorer(judged.kind, name, y, champ)
+    return lambda weights: sign * (ours(weights) - theirs(weights))
 
 
 def interval(draws: np.ndarray, confidence: float) -> tuple[float, float, int]:

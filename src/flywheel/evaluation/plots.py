@@ -169,3 +169,34 @@ def render_png(spec: dict, scale: float = 2.0) -> bytes:
     import vl_convert
 
     return bytes(vl_convert.vegalite_to_png(spec, scale=scale))
+
+
+def _scatter(records: list[dict], x: str, y: str, title: str) -> dict:
+    return {
+        "mark": {"type": "point", "filled": True, "opacity": 0.5, "size": 12},
+        "data": {"values": records},
+        "encoding": {
+            "x": {"field": x, "type": "quantitative", "title": x, "scale": {"zero": False}},
+            "y": {"field": y, "type": "quantitative", "title": y, "scale": {"zero": False}},
+            "color": MODEL_COLOR,
+        },
+        "title": title,
+    }
+
+
+def predicted_actual_spec(records: list[dict]) -> dict:
+    """Predicted against actual values, with the line where they are equal."""
+    values = [r[k] for r in records for k in ("actual", "predicted")] or [0.0]
+    low, high = min(values), max(values)
+    identity = {
+        **DIAGONAL,
+        "data": {"values": [{"x": low, "y": low}, {"x": high, "y": high}]},
+    }
+    scatter = _scatter(records, "actual", "predicted", "")
+    scatter.pop("title")
+    return {"$schema": SCHEMA, "title": "Predicted vs actual", **SIZE, "layer": [identity, scatter]}
+
+
+def residual_spec(records: list[dict]) -> dict:
+    """Residuals (actual - predicted) against the prediction: structure here is bias."""
+    return {"$schema": SCHEMA, **SIZE, **_scatter(records, "predicted", "residual", "Residuals")}

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from flywheel.config import EvaluateParams
+from flywheel.data.task import Task, lower_is_better
 from flywheel.evaluation import curves, plots
-from flywheel.evaluation.metrics import METRIC_NAMES, check_scores, classification_metrics
-from flywheel.evaluation.slices import slice_metrics
+from flywheel.evaluation.metrics import check_scores, classification_metrics
+from flywheel.evaluation.multiclass_report import multiclass_parts
+from flywheel.evaluation.regression_report import regression_parts
+from flywheel.evaluation.slices import model_slices
 
 log = logging.getLogger(__name__)
-
-LOWER_IS_BETTER = {"log_loss", "brier"}
-PLOT_NAMES = ("confusion", "roc", "pr", "calibration")
 
 
 # The look of every offline report page (evaluation, monitoring).
@@ -55,6 +55,7 @@ class Evaluation:
 
 
 def evaluate_scores(
+    task: Task,
     y_true: np.ndarray,
     proba: np.ndarray,
     params: EvaluateParams,
@@ -62,12 +63,17 @@ def evaluate_scores(
     champion_proba: np.ndarray | None,
     champion_label: str | None,
 ) -> Evaluation:
-    """Evaluate the candidate (and the champion, when given) on the same test rows.
+    """Evaluate the candidate (and the champion, when given) on the same test rows; `proba` and
+    `champion_proba` are the scores the task judges (evaluation/scores.py).
 
-    Files: metrics.json (flat candidate metrics, for `dvc metrics`), slices.json (records with a
-    `model` field), plots/confusion.csv, plots/{roc,pr,calibration}.json (records with a `model`
-    field), plots/*.png and report.html. The evaluate step writes them, whole or not at all.
+    Every task writes metrics.json (flat candidate metrics, for `dvc metrics`), slices.json
+    (records with a `model` field), plots/*.png and report.html. Binary adds
+    plots/confusion.csv and plots/{roc,pr,calibration}.json; multiclass plots/confusion.csv
+    (class labels) and per_class.json; regression plots/predictions.json (actual, predicted,
+    residual). The evaluate step writes them, whole or not at all.
     """
+    if task.kind != "binary":
+        return _task_evaluation(task, y_true, proba, params, frame, champion_proba, champion_label)
     y, p = check_scores(y_true, proba)
     models: dict[str, np.ndarray] = {"candidate": p}
     if champion_proba is not None:
@@ -77,15 +83,11 @@ def evaluate_scores(
     curve_data = _curve_data(y, models, params)
     confusion = {name: curves.confusion_rows(y, s, params.threshold) for name, s in models.items()}
     pngs = _render_plots(curve_data, confusion)
-    page = render_report(
-        metrics,
-        slices,
-        pngs,
-        champion_label,
-        rows=int(y.size),
-        positives=int(y.sum()),
-        threshold=params.threshold,
+    summary = (
+        f"{int(y.size)} test rows, {int(y.sum())} positive; decision threshold "
+        f"{params.threshold:g}."
     )
+    page = render_report(metrics, slices, pngs, champion_label, summary)
     files = {
         "metrics.json": _json(metrics["candidate"]),
         "slices.json": _json(slices),
@@ -94,10 +96,50 @@ def evaluate_scores(
         **{f"plots/{name}.png": png for name, png in pngs.items()},
         "report.html": page.encode("utf8"),
     }
-    log.info(
-        "evaluated: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items())
-    )
+    log.info("evaluated: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics["candidate"].items()))
     return Evaluation(metrics, files)
+
+
+def _task_evaluation(
+    task: Task,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    params: EvaluateParams,
+    frame: pd.DataFrame,
+    champion_scores: np.ndarray | None,
+    champion_label: str | None,
+) -> Evaluation:
+    """A multiclass or regression evaluation: its parts, written like the binary files."""
+    models = {"candidate": scores}
+    if champion_scores is not None:
+        models["champion"] = champion_scores
+    if task.kind == "multiclass":
+        y = np.asarray(y_true, dtype="int64")
+        parts = multiclass_parts(task, y, models, params, frame)
+    else:
+        y = np.asarray(y_true, dtype="float64")
+        parts = regression_parts(y, models, params, frame)
+    page = render_report(
+        parts.metrics, parts.slices, parts.pngs, champion_label, parts.summary, parts.sections
+    )
+    files = {
+        "metrics.json": _json(parts.metrics["candidate"]),
+        "slices.json": _json(parts.slices),
+        **{path: _file_bytes(value) for path, value in parts.files.items()},
+        **{f"plots/{name}.png": png for name, png in parts.pngs.items()},
+        "report.html": page.encode("utf8"),
+    }
+    log.info(
+        "evaluated: %s", ", ".join(f"{k}={v:.4f}" for k, v in parts.metrics["candidate"].items())
+    )
+    return Evaluation(parts.metrics, files)
+
+
+def _file_bytes(value: object) -> bytes:
+    """A frame as CSV (DVC's confusion template reads CSV), anything else as JSON."""
+    if isinstance(value, pd.DataFrame):
+        return value.to_csv(index=False, lineterminator="\n").encode("utf8")
+    return _json(value)
 
 
 def _score(
@@ -107,13 +149,7 @@ def _score(
     metrics = {
         name: classification_metrics(y, scores, params.threshold) for name, scores in models.items()
     }
-    slices = [
-        {"model": name, **record}
-        for name, scores in models.items()
-        for record in slice_metrics(
-            frame, y, scores, params.slices, params.threshold, params.min_slice_rows
-        )
-    ]
+    slices = model_slices(frame, y, models, params)
     return metrics, slices
 
 
@@ -178,30 +214,29 @@ def render_report(
     slices: list[dict],
     pngs: dict[str, bytes],
     champion_label: str | None,
-    rows: int,
-    positives: int,
-    threshold: float,
+    summary: str,
+    sections: str = "",
 ) -> str:
-    """A self-contained HTML page: no script, no stylesheet or image fetched from anywhere."""
+    """A self-contained HTML page: no script, no stylesheet or image fetched from anywhere.
+    `summary` says what rows were evaluated; `sections` are a task's extra tables."""
     has_champion = "champion" in metrics
     champion_name = html.escape(champion_label or "champion")
     images = "".join(
         f"<figure><img alt='{name}' src='data:image/png;base64,"
         f"{base64.b64encode(pngs[name]).decode('ascii')}'></figure>"
-        for name in PLOT_NAMES
-        if name in pngs
+        for name in pngs
     )
     against = f" against champion {champion_name}" if has_champion else " (no champion yet)"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return page_html(
         "Flywheel evaluation",
         f"""<h1>Evaluation of the candidate{against}</h1>
-<p>{rows} test rows, {positives} positive; decision threshold {threshold:g}. Written {stamp}.</p>
+<p>{summary} Written {stamp}.</p>
 <h2>Metrics</h2>
 {_metrics_table(metrics, champion_name)}
 <h2>Plots</h2>
 {images}
-<h2>Slices</h2>
+{sections}<h2>Slices</h2>
 {_slice_table(slices)}
 """,
     )
@@ -214,13 +249,13 @@ def _metrics_table(metrics: dict[str, dict[str, float]], champion_name: str) -> 
     if has_champion:
         head += f"<th>champion ({champion_name})</th><th>delta</th><th></th>"
     body = []
-    for name in METRIC_NAMES:
+    for name in metrics["candidate"]:
         cand = metrics["candidate"][name]
         row = f"<tr><td>{name}</td><td>{_fmt(cand)}</td>"
         if has_champion:
             champ = metrics["champion"][name]
             delta = cand - champ
-            better = delta < 0 if name in LOWER_IS_BETTER else delta > 0
+            better = delta < 0 if lower_is_better(name) else delta > 0
             mark = "better" if better else ("same" if delta == 0 else "worse")
             row += f"<td>{_fmt(champ)}</td><td>{delta:+.4f}</td><td class='{mark}'>{mark}</td>"
         body.append(row + "</tr>")
@@ -230,7 +265,7 @@ def _metrics_table(metrics: dict[str, dict[str, float]], champion_name: str) -> 
 def _slice_table(slices: list[dict]) -> str:
     if not slices:
         return "<p>No slice reached the minimum number of rows.</p>"
-    slice_cols = ["model", "column", "value", "rows", "positives", *METRIC_NAMES]
+    slice_cols = list(slices[0])  # model, column, value, the counts, the task's metrics
     slice_rows = "".join(
         "<tr>" + "".join(f"<td>{_fmt(record.get(c))}</td>" for c in slice_cols) + "</tr>"
         for record in slices

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from flywheel.config import EvaluateParams
 from flywheel.errors import ConfigError, DataError
-from flywheel.evaluation.bootstrap import Resampled, interval, p_value_above
-from flywheel.evaluation.metrics import check_scores, metrics_or_none
+from flywheel.evaluation.bootstrap import CHECKS, Resampled, interval, p_value_above
+from flywheel.evaluation.metrics import (
+    metrics_or_none,
+    multiclass_metrics_or_none,
+    regression_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +26,18 @@ MISSING = "(missing)"
 def slice_metrics(
     frame: pd.DataFrame,
     y_true: np.ndarray,
-    proba: np.ndarray,
+    scores: np.ndarray,
     columns: list[str],
     threshold: float,
     min_rows: int,
+    kind: str = "binary",
 ) -> list[dict]:
-    """One record per (column, value) with rows, positives and the metrics.
+    """One record per (column, value) with its row counts and the task's metrics.
 
     Rows align with `frame` by position. Slices smaller than `min_rows` are skipped: their
-    metrics are noise. roc_auc (and pr_auc without positives) is None in a one-class slice.
+    metrics are noise. A metric undefined in a slice (roc_auc with a single class) is None.
     """
-    y, p = check_scores(y_true, proba)
+    y, s = CHECKS[kind](y_true, scores)
     _check_columns(frame, y, columns)
     records: list[dict] = []
     for column in columns:
@@ -45,12 +52,50 @@ def slice_metrics(
                 {
                     "column": column,
                     "value": value,
-                    "rows": rows,
-                    "positives": int(y[mask].sum()),
-                    **metrics_or_none(y[mask], p[mask], threshold),
+                    **counts(kind, y[mask]),
+                    **SLICE_METRICS[kind](y[mask], s[mask], threshold),
                 }
             )
     return records
+
+
+def model_slices(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    models: dict[str, np.ndarray],
+    params: EvaluateParams,
+    kind: str = "binary",
+) -> list[dict]:
+    """`slice_metrics` of every scored model (candidate, champion), each record naming it."""
+    return [
+        {"model": name, **record}
+        for name, scores in models.items()
+        for record in slice_metrics(
+            frame, y, scores, params.slices, params.threshold, params.min_slice_rows, kind
+        )
+    ]
+
+
+def counts(kind: str, y: np.ndarray) -> dict[str, int]:
+    """What sizes a slice: rows, and for a binary target its positives (and negatives)."""
+    if kind == "binary":
+        return {"rows": int(y.size), "positives": int(y.sum())}
+    return {"rows": int(y.size)}
+
+
+def judged_counts(kind: str, y: np.ndarray) -> dict[str, int]:
+    """What decides whether a slice is judged: positives and negatives (binary), else rows."""
+    if kind == "binary":
+        positives = int(y.sum())
+        return {"positives": positives, "negatives": int(y.size) - positives}
+    return {"rows": int(y.size)}
+
+
+SLICE_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, float], dict[str, float | None]]] = {
+    "binary": metrics_or_none,
+    "multiclass": lambda y, p, _: multiclass_metrics_or_none(y, p),
+    "regression": lambda y, v, _: dict(regression_metrics(y, v)),
+}
 
 
 def _check_columns(frame: pd.DataFrame, y: np.ndarray, columns: list[str]) -> None:
@@ -71,11 +116,17 @@ def slice_keys(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def judged_slices(
-    frame: pd.DataFrame, y_true: np.ndarray, columns: list[str], min_pos: int, min_neg: int
+    frame: pd.DataFrame,
+    y_true: np.ndarray,
+    columns: list[str],
+    min_pos: int,
+    min_neg: int,
+    kind: str = "binary",
 ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-    """Row masks of the slices with at least `min_pos` positives and `min_neg` negatives, by
-    "column=value"; and the others with their counts. A slice with ten positives has a ROC-AUC
-    that swings by 0.1 between resamples: judging it would veto on noise."""
+    """Row masks of the slices large enough to judge, by "column=value"; and the others with
+    their counts. Binary: at least `min_pos` positives and `min_neg` negatives (a slice with ten
+    positives has a ROC-AUC that swings by 0.1 between resamples: judging it would veto on
+    noise); multiclass and regression: at least `min_pos + min_neg` rows."""
     y = np.asarray(y_true)
     _check_columns(frame, y, columns)
     groups: dict[str, np.ndarray] = {}
@@ -84,14 +135,15 @@ def judged_slices(
         keys = slice_keys(frame, column)
         for value in sorted(set(keys)):
             rows = keys == value
-            positives = int(y[rows].sum())
-            negatives = int(rows.sum()) - positives
-            if positives >= min_pos and negatives >= min_neg:
+            sizes = judged_counts(kind, y[rows])
+            if "rows" in sizes:
+                large = sizes["rows"] >= min_pos + min_neg
+            else:
+                large = sizes["positives"] >= min_pos and sizes["negatives"] >= min_neg
+            if large:
                 groups[f"{column}={value}"] = rows
             else:
-                skipped.append(
-                    {"slice": f"{column}={value}", "positives": positives, "negatives": negatives}
-                )
+                skipped.append({"slice": f"{column}={value}", **sizes})
     return groups, skipped
 
 
@@ -114,6 +166,7 @@ def slice_verdicts(
     groups: dict[str, np.ndarray],
     tolerance: float,
     confidence: float,
+    kind: str = "binary",
 ) -> list[dict[str, Any]]:
     """Per judged slice: the drop (champion - candidate), its interval, the one-sided bootstrap
     p-value of "the drop is at most `tolerance`", Holm-adjusted over the slices, and whether it
@@ -125,12 +178,10 @@ def slice_verdicts(
     records = []
     for name, p, p_holm in zip(names, raw, adjusted, strict=True):
         low, high, used = interval(resampled.drops[name], confidence)
-        positives = int(y[groups[name]].sum())
         records.append(
             {
                 "slice": name,
-                "positives": positives,
-                "negatives": int(groups[name].sum()) - positives,
+                **judged_counts(kind, y[groups[name]]),
                 "drop": resampled.observed_drops[name],
                 "ci_low": low,
                 "ci_high": high,

@@ -38,13 +38,14 @@ import pandas as pd
 
 from flywheel.config import FeaturizeParams
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import Task
 from flywheel.errors import DataError
 
 HASH_SCHEME = "blake2b-cells+splitmix64-v1"
 GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: the usual SplitMix64 increment
 CANONICAL_NAN = 0x7FF8000000000000
 SPLITS = ("train", "valid", "test")  # codes 0, 1, 2
-TARGET_KEY = "__target__"  # the 0/1 label column featurize writes (pipeline.stages.TARGET)
+TARGET_KEY = "__target__"  # the encoded target featurize writes (steps/inputs.TARGET)
 
 
 @dataclass(frozen=True)
@@ -118,25 +119,63 @@ def trained_on(frame: pd.DataFrame, rule: SplitRule | dict[str, Any]) -> np.ndar
     return assign(frame, parsed) < 2
 
 
-def split_rows(frame: pd.DataFrame, y: np.ndarray, rule: SplitRule) -> dict[str, np.ndarray]:
-    """Row numbers of train/valid/test (sorted, table order); each split needs both classes."""
+def split_rows(
+    frame: pd.DataFrame, y: np.ndarray, rule: SplitRule, task: Task | None = None
+) -> dict[str, np.ndarray]:
+    """Row numbers of train/valid/test (sorted, table order), checked for what `task` (binary
+    when None) needs of each split to train and judge a model."""
     codes = assign(frame, rule)
     rows = {name: np.flatnonzero(codes == code) for code, name in enumerate(SPLITS)}
+    kind = task.kind if task else "binary"
     for name, taken in rows.items():
-        positives = int(np.asarray(y)[taken].sum())
-        if positives == 0 or positives == len(taken):
-            raise DataError(
-                f"featurize: the {name} split has {len(taken)} rows and {positives} positives; "
-                "it needs both classes (a larger table, or larger featurize shares)"
-            )
+        _SPLIT_CHECKS[kind](name, np.asarray(y)[taken], len(task.classes) if task else 2)
     return rows
 
 
-def split_frame(frame: pd.DataFrame, y: np.ndarray, rule: SplitRule) -> dict[str, pd.DataFrame]:
+def _both_classes(name: str, y: np.ndarray, n_classes: int) -> None:
+    positives = int(y.sum())
+    if positives == 0 or positives == len(y):
+        raise DataError(
+            f"featurize: the {name} split has {len(y)} rows and {positives} positives; "
+            "it needs both classes (a larger table, or larger featurize shares)"
+        )
+
+
+def _every_class_in_train(name: str, y: np.ndarray, n_classes: int) -> None:
+    """Train must see every class (a class never trained on is never predicted); valid and
+    test need two classes at least to judge anything."""
+    found = len(np.unique(y))
+    needed = n_classes if name == "train" else 2
+    if found < needed:
+        raise DataError(
+            f"featurize: the {name} split has {len(y)} rows holding {found} of {n_classes} "
+            f"classes; it needs {'every class' if name == 'train' else 'two'} (a larger "
+            "table, or larger featurize shares)"
+        )
+
+
+def _enough_rows(name: str, y: np.ndarray, n_classes: int) -> None:
+    if len(y) < 2:
+        raise DataError(
+            f"featurize: the {name} split has {len(y)} rows; a regression needs two at least "
+            "(a larger table, or larger featurize shares)"
+        )
+
+
+_SPLIT_CHECKS = {
+    "binary": _both_classes,
+    "multiclass": _every_class_in_train,
+    "regression": _enough_rows,
+}
+
+
+def split_frame(
+    frame: pd.DataFrame, y: np.ndarray, rule: SplitRule, task: Task | None = None
+) -> dict[str, pd.DataFrame]:
     """`split_rows` applied to a frame: one new frame per split, rows in table order."""
     return {
         name: frame.iloc[rows].reset_index(drop=True)
-        for name, rows in split_rows(frame, y, rule).items()
+        for name, rows in split_rows(frame, y, rule, task).items()
     }
 
 

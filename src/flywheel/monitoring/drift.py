@@ -2,11 +2,13 @@
 
 Per feature: PSI and Jensen-Shannon distance on the reference bins (missing values are a bin of
 their own), normalized Wasserstein for numerics, the share of values outside the kept levels
-for categoricals, and the change in missing rate; the same for the score. Each feature and the
-score is tested: its PSI against the two-sample null (`null`), giving a resampling p-value; the
-tests are judged together by Holm's rule (`verdict`), each at its Holm level, whose empirical
-null quantile is reported as the feature's `threshold`. A feature is drifted when Holm flags it,
-its PSI is above `monitor.min_psi` (an effect-size floor) and the window has `min_rows` rows.
+for categoricals, and the change in missing rate; the same for the score (the model's output
+as logged, per task: positive-class probability, predicted class, predicted value). Each
+feature and the score is tested: its PSI against the two-sample null (`null`), giving a
+resampling p-value; the tests are judged together by Holm's rule (`verdict`), each at its Holm
+level, whose empirical null quantile is reported as the feature's `threshold`. A feature is
+drifted when Holm flags it, its PSI is above `monitor.min_psi` (an effect-size floor) and the
+window has `min_rows` rows.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from flywheel.monitoring.null import (
     resamples_for,
     window_bucket,
 )
-from flywheel.monitoring.profile import categorical_counts, numeric_counts, quantiles
+from flywheel.monitoring.profile import (
+    categorical_counts,
+    numeric_counts,
+    quantiles,
+    score_column,
+)
 from flywheel.monitoring.verdict import holm
 
-SCORE_COLUMN = "probability"
 NOT_LOGGED = "not in the inference log (dropped before logging?): not monitored"
 SCORE_KEYS = ("psi", "js", "p_value", "threshold", "drifted")
 
@@ -51,11 +57,12 @@ def window_drift(
             continue
         references[name] = reference
     score_rows = profile["score"].get("rows", profile["rows"])
-    references[SCORE_COLUMN] = {"kind": "numeric", **profile["score"], "missing_rate": 0.0}
+    output = score_column(profile)
+    references[output] = {"kind": "numeric", **profile["score"], "missing_rate": 0.0}
     columns = {n: None if table is None else table.column(n) for n in references}
     results = {n: statistics(ref, columns[n], rows) for n, ref in references.items()}
-    summary = _judge(references, results, rows, cfg, score_rows, profile["rows"])
-    score = results.pop(SCORE_COLUMN)
+    summary = _judge(references, results, rows, cfg, (output, score_rows), profile["rows"])
+    score = results.pop(output)
     summary["excluded"] = excluded
     return results, {k: score[k] for k in SCORE_KEYS}, summary
 
@@ -65,17 +72,19 @@ def _judge(
     results: dict[str, dict[str, Any]],
     rows: int,
     cfg: MonitorParams,
-    score_rows: int,
+    score: tuple[str, int],
     feature_rows: int,
 ) -> dict[str, Any]:
-    """p-values from each test's null, Holm across them, thresholds at each Holm level."""
+    """p-values from each test's null, Holm across them, thresholds at each Holm level.
+
+    `score` is the output column and the held-out rows its reference was counted on."""
     tested = [n for n, r in results.items() if r["psi"] is not None]
     resamples = resamples_for(cfg.alpha / max(len(tested), 1), cfg.resamples)
     bucket = window_bucket(rows)
     nulls = {
         n: null_psi(
             np.asarray(references[n]["shares"]),
-            score_rows if n == SCORE_COLUMN else references[n].get("rows", feature_rows),
+            score[1] if n == score[0] else references[n].get("rows", feature_rows),
             bucket,
             resamples,
             cfg.seed,

@@ -107,14 +107,32 @@ def report_families(report: dict[str, Any], family: Any) -> Iterator[Any]:
     live = report["live"]
     for key, (name, doc) in LIVE_GAUGES.items():
         yield _single(family, name, doc, version, live.get(key))
-    floors = family(
-        "flywheel_live_metric_floor",
-        "Floor (ceiling for brier) promotion used, by metric",
-        labels=["metric", "model_version"],
-    )
+    yield from _live_by_metric(family, live, version)
+
+
+def _live_by_metric(family: Any, live: dict[str, Any], version: str) -> Iterator[Any]:
+    """The task's live metrics, their floors and directions, labelled by metric name: one
+    alert rule and one panel serve every task (binary ROC-AUC, multiclass macro-F1, RMSE)."""
+    from flywheel.data.task import lower_is_better
+
+    names = live.get("metrics", ["roc_auc", "pr_auc", "brier"])  # reports before tasks
+    gauges = {
+        "value": family("flywheel_live_metric", "Live metric on labelled predictions, by metric",
+                        labels=["metric", "model_version"]),
+        "floor": family("flywheel_live_metric_floor",
+                        "Floor (ceiling for lower-is-better metrics) promotion used, by metric",
+                        labels=["metric", "model_version"]),
+        "lower": family("flywheel_live_metric_lower_is_better",
+                        "1 when a smaller value of the metric is better (its floor is a "
+                        "ceiling), else 0", labels=["metric", "model_version"]),
+    }
+    for metric in names:
+        if live.get(metric) is not None:
+            gauges["value"].add_metric([metric, version], float(live[metric]))
+        gauges["lower"].add_metric([metric, version], float(lower_is_better(metric)))
     for metric, value in live["floors"].items():
-        floors.add_metric([metric, version], float(value))
-    yield floors
+        gauges["floor"].add_metric([metric, version], float(value))
+    yield from gauges.values()
 
 
 def _single(family: Any, name: str, doc: str, version: str, value: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flywheel.evaluation.plots import SCHEMA, render_png
 from flywheel.evaluation.report import page_html
+from flywheel.monitoring.live import LIVE_METRICS
 
 SIZE = {"width": 420, "height": 300}
 
@@ -59,10 +60,7 @@ def drift_spec(features: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def score_spec(bins: dict[str, Any]) -> dict[str, Any]:
-    edges = bins["edges"]
-    labels = [f"≤{edges[0]:.2f}" if edges else "all"]
-    labels += [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(edges, edges[1:], strict=False)]
-    labels += [f">{edges[-1]:.2f}"] if edges else []
+    labels = bins.get("categories") or _bin_labels(bins["edges"])
     values = [
         {"bin": label, "order": i, "source": source, "share": shares[i]}
         for source in ("reference", "current")
@@ -80,7 +78,7 @@ def score_spec(bins: dict[str, Any]) -> dict[str, Any]:
                 "field": "bin",
                 "type": "ordinal",
                 "sort": {"field": "order"},
-                "title": "score bin (reference quantiles)",
+                "title": "score bin (reference quantiles, or predicted class)",
             },
             "xOffset": {"field": "source"},
             "y": {"field": "share", "type": "quantitative"},
@@ -89,12 +87,18 @@ def score_spec(bins: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _bin_labels(edges: list[float]) -> list[str]:
+    labels = [f"≤{edges[0]:.2f}" if edges else "all"]
+    labels += [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(edges, edges[1:], strict=False)]
+    return labels + ([f">{edges[-1]:.2f}"] if edges else [])
+
+
 def live_spec(windows: list[dict[str, Any]]) -> dict[str, Any]:
     values = [
         {"start": w["start"], "model_version": w["model_version"], "metric": name, "value": w[name]}
         for w in windows
-        for name in ("roc_auc", "pr_auc", "brier")
-        if w[name] is not None
+        for name in LIVE_METRICS
+        if w.get(name) is not None
     ]
     return {
         "$schema": SCHEMA,

@@ -1,6 +1,7 @@
 """The reference profile: what the training split looked like to a registered version.
 
-Computed at promotion from the training split and the candidate's scores on held-out rows, and
+Computed at promotion from the training split and the candidate's answers on held-out rows
+(per task: the positive-class probability, the predicted class, or the predicted value), and
 logged with the version's run as `monitoring/reference_profile.json`, so drift is always
 measured against the model that is actually serving. Each feature keeps the bins its window is
 counted into: quantile edges for numerics (plus a quantile grid and the standard deviation, for
@@ -16,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from flywheel.config import MonitorParams
+from flywheel.data.answers import MONITORED_COLUMN
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import Task, task_of
 from flywheel.errors import RegistryError
 from flywheel.monitoring.distances import quantile_grid, shares
 from flywheel.monitoring.levels import good_turing_unseen, split_counts
@@ -139,13 +142,18 @@ def build_profile(
     held_out_scores: np.ndarray,
     params: MonitorParams,
 ) -> dict[str, Any]:
-    """Profile of the training rows' features and of the model's scores on held-out rows.
+    """Profile of the training rows' features and of the model's answers on held-out rows.
 
-    Scores on the rows a model was trained on are more extreme than on rows it never saw (HGB,
-    MLP), so the score reference must come from held-out rows (the test split): its row count is
-    kept, since the score's drift null depends on it. Personal features (`pii: true`) are not
-    profiled at all: the inference log holds them hashed or not at all, and a profile of raw
-    values would both leak them and compare apples with hashes.
+    `held_out_scores` is what `TabularModel.scores` gives on the held-out rows (binary: or the
+    positive class's probabilities alone, as before tasks). The output is
+    profiled as the inference log holds it (`MONITORED_COLUMN`): binary the positive class's
+    probability, multiclass the predicted class (its shares: a shift in what is predicted),
+    regression the predicted value. Scores on the rows a model was trained on are more extreme
+    than on rows it never saw (HGB, MLP), so the score reference must come from held-out rows
+    (the test split): its row count is kept, since the score's drift null depends on it.
+    Personal features (`pii: true`) are not profiled at all: the inference log holds them
+    hashed or not at all, and a profile of raw values would both leak them and compare apples
+    with hashes.
     """
     features: dict[str, Any] = {}
     excluded: dict[str, str] = {}
@@ -162,19 +170,44 @@ def build_profile(
             features[feature.name] = categorical_profile(
                 column, params.min_level_rows, params.max_levels, params.seed
             )
-    scores = np.asarray(held_out_scores, dtype="float64")
-    score = numeric_profile(scores, params.psi_bins)
     return {
         "format": FORMAT,
+        "task": spec.task,
         "rows": len(frame),
         "classes": list(spec.classes or []),
         "positive_class": spec.positive_class,
         "floors": dict(spec.floors),  # what promotion demanded: the live metrics' floors
         "features": features,
         "excluded": excluded,
-        "score": {k: score[k] for k in ("edges", "shares", "quantiles", "std")}
-        | {"rows": int(scores.size)},
+        "score": _score_profile(task_of(spec), np.asarray(held_out_scores), params),
     }
+
+
+def _score_profile(task: Task, scores: np.ndarray, params: MonitorParams) -> dict[str, Any]:
+    """The reference of the logged output column (`score_column`), with its row count."""
+    if task.kind == "multiclass":
+        labels = task.decode(scores.argmax(axis=1))  # object array of class labels
+        return categorical_profile(labels, params.min_level_rows, len(task.classes), params.seed)
+    # Binary: the positive class's column of (n, 2) scores, or positive probabilities as given.
+    values = scores[:, 1] if scores.ndim == 2 else scores
+    score = numeric_profile(values.astype("float64"), params.psi_bins)
+    kept = {k: score[k] for k in ("edges", "shares", "quantiles", "std")}
+    return kept | {"rows": int(values.size)}
+
+
+def profile_task(profile: dict[str, Any]) -> Task:
+    """The task of the version a profile was written for (binary before tasks existed)."""
+    kind = profile.get("task", "binary")
+    classes = tuple(profile.get("classes") or ())
+    if kind == "binary":  # ordered (negative, positive), as data/task.py orders them
+        positive = str(profile["positive_class"])
+        classes = (next((c for c in classes if c != positive), ""), positive)
+    return Task(kind, classes)
+
+
+def score_column(profile: dict[str, Any]) -> str:
+    """The inference log column whose drift is the output's drift."""
+    return MONITORED_COLUMN[profile_task(profile).kind]
 
 
 def log_profile(profile: dict[str, Any]) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 from flywheel.atomic import write_atomically
 from flywheel.config import Params
 from flywheel.errors import FlywheelError, RegistryError
-from flywheel.monitoring.drift import SCORE_COLUMN, window_drift
+from flywheel.monitoring.drift import window_drift
 from flywheel.monitoring.live import live_report
 from flywheel.monitoring.logread import read_log
-from flywheel.monitoring.profile import load_profile
+from flywheel.monitoring.profile import load_profile, profile_task, score_column
 from flywheel.monitoring.verdict import RULE, streak
 from flywheel.settings import Settings
 
@@ -48,7 +48,7 @@ def compute_report(
     cfg = params.monitor
     now = datetime.now(UTC)
     since = now - timedelta(minutes=cfg.window_minutes)
-    columns = [*profile["features"], SCORE_COLUMN]
+    columns = [*profile["features"], score_column(profile)]
     table = read_log(settings.inference_log, columns, since=since, version=version)
     rows = 0 if table is None else int(table.num_rows)
     enough = rows >= cfg.min_rows
@@ -63,10 +63,11 @@ def compute_report(
         settings.inference_log,
         settings.feedback,
         params,
-        (profile["positive_class"], profile.get("floors", {})),
+        (profile_task(profile), profile.get("floors", {})),
         version,
         now,
     )
+    score["column"] = score_column(profile)
     return {
         "model_name": name,
         "model_version": version,
@@ -117,15 +118,21 @@ def _previous(settings: Settings) -> dict[str, Any] | None:
 
 
 def _score_bins(profile: dict[str, Any], table: Any) -> dict[str, Any]:
-    """Reference and current score shares per bin, for the report's distribution plot."""
+    """Reference and current score shares per bin, for the report's distribution plot: per
+    quantile bin of a numeric score, per class (then "other") of a predicted class."""
     from flywheel.monitoring.distances import shares
-    from flywheel.monitoring.profile import numeric_counts
+    from flywheel.monitoring.profile import categorical_counts, numeric_counts
 
-    edges = profile["score"]["edges"]
-    current = shares(numeric_counts(edges, table.column(SCORE_COLUMN).to_numpy()))
+    reference = profile["score"]
+    column = table.column(score_column(profile))
+    if reference.get("kind") == "categorical":
+        current = shares(categorical_counts(reference["categories"], column))
+        return {"categories": [*reference["categories"], "other"],
+                "reference": reference["shares"][:-1], "current": current[:-1].tolist()}
+    current = shares(numeric_counts(reference["edges"], column.to_numpy()))
     return {
-        "edges": edges,
-        "reference": profile["score"]["shares"][:-1],
+        "edges": reference["edges"],
+        "reference": reference["shares"][:-1],
         "current": current[:-1].tolist(),
     }
 

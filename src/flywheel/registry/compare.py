@@ -17,7 +17,8 @@ import pandas as pd
 
 from flywheel.config import Params
 from flywheel.data.spec import DatasetSpec
-from flywheel.evaluation.bootstrap import interval, paired_resamples
+from flywheel.data.task import Task
+from flywheel.evaluation.bootstrap import Judged, Resampled, interval, paired_resamples
 from flywheel.evaluation.slices import judged_slices, slice_verdicts
 from flywheel.registry.store import TAG_PREFIX
 
@@ -25,12 +26,16 @@ TARGET_TAG = f"{TAG_PREFIX}target"  # JSON of target_identity, set on every regi
 
 
 def target_identity(spec: DatasetSpec) -> dict[str, Any]:
-    """What a model's probability means: P(`target` == `positive_class`) among `classes`."""
-    return {
-        "target": spec.target,
-        "classes": sorted(spec.classes or []),
-        "positive_class": spec.positive_class,
-    }
+    """What a model's scores mean. Binary: P(`target` == `positive_class`) among `classes`
+    (the tag every earlier version carries, unchanged). Multiclass: one probability per class
+    in this order, so the classes keep their order; regression: the target's value."""
+    if spec.task == "binary":
+        return {
+            "target": spec.target,
+            "classes": sorted(spec.classes or []),
+            "positive_class": spec.positive_class,
+        }
+    return {"target": spec.target, "task": spec.task, "classes": list(spec.classes or [])}
 
 
 def recorded_identity(version: Any) -> dict[str, Any]:
@@ -51,6 +56,8 @@ def target_mismatch(candidate: dict[str, Any], champion: dict[str, Any]) -> str 
         return None
 
     def said(who: dict[str, Any]) -> str:
+        if who.get("task", "binary") != "binary":
+            return f"{who['target']} ({who['task']}, classes {who['classes']})"
         return f"{who['target']}={who['positive_class']!r} of {who['classes']}"
 
     return (
@@ -65,33 +72,43 @@ def compare(
     y: np.ndarray,
     candidate: np.ndarray,
     champion: np.ndarray,
+    task: Task,
 ) -> dict[str, Any]:
     """Gain, calibration difference and slice drops with their intervals, on `frame`'s rows
-    (both models' scores of them, `y` their 0/1 labels); `rows` says how many there were."""
+    (both models' scores of them, `y` their labels: 0/1, class codes or numbers); `rows` says
+    how many there were. The gain is on `task.metric(promote.metric)`, oriented so that
+    positive means the candidate is better; a regression has no calibration to compare."""
     cfg, confidence = params.promote, params.promote.bootstrap.confidence
     groups, skipped = judged_slices(
-        frame, y, params.evaluate.slices, cfg.slice_min_positives, cfg.slice_min_negatives
+        frame,
+        y,
+        params.evaluate.slices,
+        cfg.slice_min_positives,
+        cfg.slice_min_negatives,
+        task.kind,
     )
-    resampled = paired_resamples(
-        y, candidate, champion, cfg.metric, cfg.calibration_metric, groups, cfg.bootstrap
-    )
+    loss = cfg.calibration_metric if task.is_classification else None
+    judged = Judged(task.kind, task.metric(cfg.metric), loss)
+    resampled = paired_resamples(y, candidate, champion, judged, groups, cfg.bootstrap)
     low, high, used = interval(resampled.gain, confidence)
-    loss_low, loss_high, _ = interval(resampled.loss, confidence)
     return {
         "rows": int(len(y)),
         "gain": {
-            "metric": cfg.metric,
+            "metric": judged.metric,
             "delta": resampled.observed_gain,
             "ci_low": low,
             "ci_high": high,
             "resamples": used,
         },
-        "calibration": {
-            "metric": cfg.calibration_metric,
-            "delta": resampled.observed_loss,
-            "ci_low": loss_low,
-            "ci_high": loss_high,
-        },
-        "slices": slice_verdicts(resampled, y, groups, cfg.slice_tolerance, confidence),
+        "calibration": _calibration(resampled, loss, confidence),
+        "slices": slice_verdicts(resampled, y, groups, cfg.slice_tolerance, confidence, task.kind),
         "skipped_slices": skipped,
     }
+
+
+def _calibration(resampled: Resampled, loss: str | None, confidence: float) -> dict | None:
+    """candidate - champion on the calibration loss with its interval; None without one."""
+    if loss is None or resampled.loss is None or resampled.observed_loss is None:
+        return None
+    low, high, _ = interval(resampled.loss, confidence)
+    return {"metric": loss, "delta": resampled.observed_loss, "ci_low": low, "ci_high": high}

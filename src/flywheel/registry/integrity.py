@@ -98,8 +98,9 @@ def check_signature(
     tags = version.tags or {}
     try:
         ring = keyring or load_keyring(_settings_key())
-        verdict = ring.verdict_of(name, number, str(tags.get(DIGEST_TAG, "")),
-                                  tags.get(SIGNATURE_TAG))
+        verdict = ring.verdict_of(
+            name, number, str(tags.get(DIGEST_TAG, "")), tags.get(SIGNATURE_TAG)
+        )
     except (ValueError, ConfigError) as exc:
         raise SignatureRefused(
             f"{name} version {number}: {exc}; refusing to load it (a registry writer may have "

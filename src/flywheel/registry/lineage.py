@@ -16,6 +16,12 @@ UNKNOWN = "unknown"
 RUN_WRITES = ("artifacts", "dvc.lock", "logs", ".flywheel", "dvc_plots")
 
 
+def origin_tags(origin: dict[str, str]) -> dict[str, str]:
+    """A bring-your-own model's code origin (training/custom.py) as lineage entries: which
+    factory, its file's sha256 and its package version, next to the git commit."""
+    return {f"custom_model.{key}": value for key, value in origin.items()}
+
+
 def git_commit(root: Path) -> str:
     """HEAD's hash, suffixed `-dirty` when tracked files differ or untracked files exist.
 

@@ -96,10 +96,17 @@ def check_from_stdin() -> None:
     mlflow.set_registry_uri(tracking_uri)
     frame = pd.read_parquet(rows)
     answer = _load_checked(mlflow.MlflowClient(), model_uri).predict(frame)
-    proba = np.asarray(answer["probability"], dtype="float64")
-    if len(answer) != len(frame) or not np.all((proba >= 0) & (proba <= 1)):
+    # every task answers `prediction`; classifiers add probabilities (Task.output_columns)
+    probability = [c for c in answer.columns if c == "probability" or c.startswith("proba_")]
+    proba = np.asarray(answer[probability], dtype="float64")
+    if (
+        len(answer) != len(frame)
+        or "prediction" not in answer.columns
+        or not np.all((proba >= 0) & (proba <= 1))
+    ):
         raise SystemExit(
-            f"predictions malformed: {len(answer)} rows for {len(frame)}, probabilities {proba[:5]}"
+            f"predictions malformed: {len(answer)} rows for {len(frame)}, columns "
+            f"{list(answer.columns)}, probabilities {proba[:5].tolist()}"
         )
 
 

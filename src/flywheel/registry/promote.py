@@ -18,7 +18,9 @@ import pandas as pd
 
 from flywheel.config import Params
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import task_of
 from flywheel.errors import RegistryError
+from flywheel.evaluation.scores import read_scores
 from flywheel.model import TabularModel
 from flywheel.pause import pause_point
 from flywheel.registry import store
@@ -37,6 +39,7 @@ from flywheel.registry.duplicates import (
 )
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of
+from flywheel.registry.lineage import origin_tags
 from flywheel.registry.lock import promotion_lock
 from flywheel.registry.signing import PROMOTED, REGISTERED, REJECTED, Keyring, ensure_keyring
 from flywheel.registry.vouch import sign
@@ -52,14 +55,18 @@ class PromoteInputs:
     model: TabularModel
     model_file: Path
     metrics: dict[str, float]
-    predictions: pd.DataFrame  # y_true, candidate, champion (when there is one) + features
+    # y_true, the candidate's and the champion's (when there is one) scores + features; the
+    # score columns as evaluation/scores.py names them
+    predictions: pd.DataFrame
     slices: list[dict[str, Any]]  # per-slice metrics of both models, from evaluate
     champion: dict[str, Any] | None  # {"version", "metrics"} as scored by evaluate
     artifact_dirs: dict[str, Path]  # name in the MLflow run -> folder to log
     sample: pd.DataFrame  # raw rows for the signature, input example and the load check
     lineage: dict[str, str]
     model_name: str
-    prevalence: float  # positive share of the training split: what the prior baseline predicts
+    # What the prior baseline answers (registry/gate.prior_metrics): the training split's
+    # positive share (binary), class frequencies (multiclass) or mean (regression)
+    prior: float | np.ndarray
     # Logged into the run as JSON artifacts (path -> content): the reference profile drift is
     # measured against, which the monitoring layer builds and reads.
     logged_dicts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -113,7 +120,7 @@ def _log_register_judge(
         return not_registered(inputs.model_name, twin, before)
 
     experiment_id = store.ensure_experiment(client, inputs.model_name, settings)
-    tags = {store.TAG_PREFIX + k: v for k, v in inputs.lineage.items()}
+    tags = _lineage_tags(inputs)
     tags[FILE_DIGEST_TAG] = file_digest
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name(spec.name, inputs.model.candidate), tags=tags
@@ -256,6 +263,13 @@ def _experiment_holds(verdict: Verdict, params: Params, settings: Settings) -> V
     )
 
 
+def _lineage_tags(inputs: PromoteInputs) -> dict[str, str]:
+    """The lineage as registry tags, with a bring-your-own model's code origin (a model
+    pickled before `origin` existed has none)."""
+    lineage = {**inputs.lineage, **origin_tags(getattr(inputs.model, "origin", {}))}
+    return {store.TAG_PREFIX + k: v for k, v in lineage.items()}
+
+
 def run_name(dataset: str, candidate: str) -> str:
     """Unique and readable in MLflow's runs table: what was trained, on what, and when (UTC)."""
     from datetime import UTC, datetime
@@ -272,9 +286,9 @@ def _judge(
 ) -> tuple[Verdict, dict[str, Any]]:
     """The gate's numbers from evaluate's predictions; `champion_target` is the champion's
     recorded target identity, compared with the candidate's before any number is read."""
-    preds = inputs.predictions
+    preds, task = inputs.predictions, task_of(spec)
     y = preds["y_true"].to_numpy()
-    prior = prior_metrics(y, inputs.prevalence)
+    prior = prior_metrics(y, inputs.prior, task)
     numbers: dict[str, Any] = {"candidate": inputs.metrics, "prior": prior}
     champion_metrics = inputs.champion["metrics"] if inputs.champion else None
     mismatch = None
@@ -283,9 +297,8 @@ def _judge(
         numbers["champion"] = champion_metrics
         mismatch = target_mismatch(target_identity(spec), champion_target or target_identity(spec))
         if mismatch is None:
-            comparison = compare(
-                params, preds, y, preds["candidate"].to_numpy(), preds["champion"].to_numpy()
-            )
+            candidate, champion = (read_scores(preds, n, task) for n in ("candidate", "champion"))
+            comparison = compare(params, preds, y, candidate, champion, task)
             numbers["comparison"] = comparison
     verdict = judge(
         params=params.promote,
@@ -294,6 +307,7 @@ def _judge(
         floors={str(metric): bound for metric, bound in spec.floors.items()},
         prior=prior,
         champion_metrics=champion_metrics,
+        task=task,
         target_mismatch=mismatch,
         comparison=comparison,
     )

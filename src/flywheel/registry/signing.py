@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 SIGNATURE_TAG = f"{TAG_PREFIX}signature"
 SCHEME = "v1"
 REGISTERED, PROMOTED, FORCED, REJECTED, ROLLED_BACK = (
-    "registered", "promoted", "forced", "rejected", "rolled_back")
+    "registered",
+    "promoted",
+    "forced",
+    "rejected",
+    "rolled_back",
+)
 VERDICTS = frozenset({REGISTERED, PROMOTED, FORCED, REJECTED, ROLLED_BACK})
 SERVABLE = frozenset({PROMOTED, FORCED})  # what may be champion (service, rollback, evaluate)
 ANY_VERDICT = VERDICTS  # the files are genuine; the verdict does not matter (load check, batch)

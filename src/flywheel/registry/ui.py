@@ -22,6 +22,7 @@ from flywheel.registry.experiment_view import VIEW_KEY
 if TYPE_CHECKING:
     from flywheel.settings import Settings
 
+
 def runs_url(base: str, experiment_id: str) -> str:
     """The experiment's runs table, in "Model training" mode, with the metric columns shown."""
     query = urlencode({"viewStateShareKey": VIEW_KEY, "workflowType": "machine_learning"})

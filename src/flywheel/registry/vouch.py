@@ -30,8 +30,7 @@ from flywheel.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def sign(client: Any, keyring: Keyring, name: str, version: str, sha256: str,
-         verdict: str) -> None:
+def sign(client: Any, keyring: Keyring, name: str, version: str, sha256: str, verdict: str) -> None:
     """Put the signed record of (name, version, sha256, verdict) on the version."""
     value = keyring.sign(name, str(version), sha256, verdict)
     client.set_model_version_tag(name, str(version), SIGNATURE_TAG, value)
@@ -42,8 +41,9 @@ def sign_verdict(client: Any, keyring: Keyring, version: Any, verdict: str) -> N
     sign(client, keyring, version.name, str(version.version), version.tags[DIGEST_TAG], verdict)
 
 
-def vouch(settings: Settings, model_name: str, number: str,
-          verdict: str | None = None) -> dict[str, Any]:
+def vouch(
+    settings: Settings, model_name: str, number: str, verdict: str | None = None
+) -> dict[str, Any]:
     """`flywheel sign --version N [--verdict V]`: sign a version's current files after a check.
 
     The verdict defaults to `promoted` for the versions `champion` and `previous` point at
@@ -61,8 +61,11 @@ def vouch(settings: Settings, model_name: str, number: str,
         raise RegistryError(f"{model_name!r} has no version {number!r}") from exc
     recorded = (version.tags or {}).get(DIGEST_TAG)
     with tempfile.TemporaryDirectory(prefix="flywheel-vouch-") as scratch:
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=store.model_uri(model_name, number), dst_path=scratch))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=store.model_uri(model_name, number), dst_path=scratch
+            )
+        )
         if recorded:
             check_folder(local, recorded, f"{model_name} version {number}", "the artifact store")
         sha256 = recorded or tree_sha256(local)
@@ -71,10 +74,21 @@ def vouch(settings: Settings, model_name: str, number: str,
     if not recorded:
         client.set_model_version_tag(model_name, number, DIGEST_TAG, sha256)
     sign(client, keyring, model_name, number, sha256, chosen)
-    log.warning("signed %s version %s as %r (files %s…, key %s) on an admin's word",
-                model_name, number, chosen, sha256[:12], keyring.signing_id)
-    return {"model_name": model_name, "version": number, "verdict": chosen,
-            "model_sha256": sha256, "key_id": keyring.signing_id}
+    log.warning(
+        "signed %s version %s as %r (files %s…, key %s) on an admin's word",
+        model_name,
+        number,
+        chosen,
+        sha256[:12],
+        keyring.signing_id,
+    )
+    return {
+        "model_name": model_name,
+        "version": number,
+        "verdict": chosen,
+        "model_sha256": sha256,
+        "key_id": keyring.signing_id,
+    }
 
 
 def _default_verdict(client: Any, name: str, number: str) -> str:

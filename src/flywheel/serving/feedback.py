@@ -1,9 +1,10 @@
 """`POST /feedback`: the true label of an answered request, checked and stored for live metrics.
 
 The body is `{"request_id": ..., "label": ...}` or a list of them. A batch is stored whole or
-not at all: 422 when a label is not one of the spec's classes (or a field is missing or too
-long), 404 when a request id is not in the inference log (not answered, not sampled, or not
-flushed yet: the log rolls every `serve.inference_log_roll_seconds`). The body gets the same
+not at all: 422 when a label is not one of the serving model's classes, or not a finite number
+for a regression (or a field is missing or too long), 404 when a request id is not in the
+inference log (not answered, not sampled, or not flushed yet: the log rolls every
+`serve.inference_log_roll_seconds`). The body gets the same
 limits as `/predict`, before it is decoded: 413 over `serve.max_body_bytes` (a declared length
 is refused unread, a chunked one as soon as it passes), 408 when it is not received within
 `serve.request_body_timeout_s`, 400 deeper than `serve.max_json_depth` or not JSON (lone
@@ -15,6 +16,7 @@ checked by flywheel.serving.guard before this handler runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -23,12 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from flywheel.data.task import Task
 from flywheel.monitoring.feedback import (
     ACCEPTED,
     BAD_LABEL,
     UNKNOWN_REQUEST,
     RequestIndex,
     check_feedback,
+    expected_label,
 )
 from flywheel.serving.feedback_store import store_labels
 from flywheel.serving.limits import (
@@ -50,10 +54,10 @@ MAX_LABEL_CHARS = 256
 
 
 class FeedbackEndpoint:
-    def __init__(self, state: Any, classes: list[str], settings: Settings, max_files: int,
-                 max_age_s: float) -> None:
+    def __init__(self, state: Any, task: Callable[[], Task], settings: Settings,
+                 max_files: int, max_age_s: float) -> None:
         self.state = state  # ServingState: metrics and the body limits
-        self.classes = classes
+        self.task = task  # the serving model's: a champion of another task takes other labels
         self.folder = settings.feedback
         self.index = RequestIndex(settings.inference_log)
         self.max_files = max_files
@@ -67,8 +71,9 @@ class FeedbackEndpoint:
             frame = _labels(payload)
         except _Shape as exc:
             return self._answer(422, "bad_request", f"request body: {exc}")
-        parts = await run_in_threadpool(check_feedback, frame, self.classes, self.index)
-        refusal = self._refusal(parts)
+        task = self.task()
+        parts = await run_in_threadpool(check_feedback, frame, task, self.index)
+        refusal = self._refusal(parts, task)
         if refusal is not None:
             return refusal
         try:
@@ -104,15 +109,15 @@ class FeedbackEndpoint:
                                 "text that is not valid Unicode)")
         return payload
 
-    def _refusal(self, parts: dict[str, Any]) -> JSONResponse | None:
+    def _refusal(self, parts: dict[str, Any], task: Task) -> JSONResponse | None:
         bad, unknown = parts[BAD_LABEL], parts[UNKNOWN_REQUEST]
         if len(bad):
             first = bad.iloc[0]
             return self._answer(
                 422, BAD_LABEL,
-                f"label {untrusted(first['label'], 40)} of request "
-                f"{untrusted(first['request_id'], MAX_ID_CHARS)} is not one of {self.classes}; "
-                "nothing stored", len(bad))
+                f"field 'label': {untrusted(first['label'], 40)} of request "
+                f"{untrusted(first['request_id'], MAX_ID_CHARS)} is not "
+                f"{expected_label(task)}; nothing stored", len(bad))
         if len(unknown):
             return self._answer(
                 404, UNKNOWN_REQUEST,
@@ -143,8 +148,10 @@ def _labels(payload: Any) -> pd.DataFrame:
             raise _Shape(f"item {i} is not an object with request_id and label")
         for key, longest in (("request_id", MAX_ID_CHARS), ("label", MAX_LABEL_CHARS)):
             value = item.get(key)
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                raise _Shape(f"item {i}: field {key!r} is missing or not a string")
+            kinds = str | int | float if key == "label" else str | int
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise _Shape(f"item {i}: field {key!r} is missing or not a string"
+                             + (" or number" if key == "label" else ""))
             if len(str(value)) > longest:
                 raise _Shape(f"item {i}: field {key!r} is longer than {longest} characters")
     return pd.DataFrame(
@@ -152,10 +159,10 @@ def _labels(payload: Any) -> pd.DataFrame:
     )
 
 
-def feedback_route(state: Any, classes: list[str], settings: Settings, max_files: int,
+def feedback_route(state: Any, task: Callable[[], Task], settings: Settings, max_files: int,
                    max_age_s: float) -> Route:
     # A bound method, so Starlette calls it with a Request (an instance would be taken as ASGI).
-    endpoint = FeedbackEndpoint(state, classes, settings, max_files, max_age_s)
+    endpoint = FeedbackEndpoint(state, task, settings, max_files, max_age_s)
     return Route("/feedback", endpoint.handle, methods=["POST"])
 
 

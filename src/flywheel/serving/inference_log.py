@@ -12,7 +12,9 @@ back-pressure), and the rows buffered for the next file are written as soon as t
 folder) is logged and counted and never reaches a request. Retention never deletes the file
 just written (privacy.enforce_retention). The monitoring work reads these files for drift.
 A hot-swapped champion that takes other columns is logged with its own (`use_spec`): what is
-buffered is written first, so one file holds one set of columns.
+buffered is written first, so one file holds one set of columns. The answer's columns are the
+task's flat ones (data/answers.py): `prediction` (text, or float64 for a regression), binary's
+`probability`, multiclass's `probability_<class>`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Any
 
 import orjson
 
+from flywheel.data.answers import PROBABILITY, class_column
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import task_of
 from flywheel.serving.logsafe import untrusted
 from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, pseudonymize
 
@@ -215,8 +219,8 @@ class InferenceLog:
                 if self.pii.get(feature.name) == HASH:
                     column = [pseudonymize(v, self._salt) for v in column]
                 values[feature.name] += column
-            values["prediction"] += [a.get("prediction") for a in answers]
-            values["probability"] += [a.get("probability") for a in answers]
+            for name, pick in self._answer_fields.items():
+                values[name] += [pick(a) for a in answers]
         return pa.Table.from_arrays(
             [pa.array(values[f.name], f.type) for f in schema], schema=schema)
 
@@ -226,7 +230,7 @@ class InferenceLog:
         self._next_spec = None
         self.spec = spec
         self.pii = pii_policy(spec, self._salt or None)
-        for cached in ("_logged_features", "_schema"):
+        for cached in ("_logged_features", "_schema", "_answer_fields"):
             self.__dict__.pop(cached, None)
 
     @functools.cached_property
@@ -244,8 +248,24 @@ class InferenceLog:
             numeric = feature.kind == "numeric" and feature.name not in self.pii
             kind = pa.float64() if numeric else pa.string()
             fields.append(pa.field(feature.name, kind))
-        fields += [pa.field("prediction", pa.string()), pa.field("probability", pa.float64())]
+        label = pa.string() if task_of(self.spec).is_classification else pa.float64()
+        fields += [pa.field(name, label if name == "prediction" else pa.float64())
+                   for name in self._answer_fields]
         return pa.schema(fields)
+
+    @functools.cached_property
+    def _answer_fields(self) -> dict[str, Any]:
+        """The answer's flat columns (data/answers.py) and how each is read from an answer."""
+        def probability_of(label: str) -> Any:
+            return lambda answer: (answer.get("probabilities") or {}).get(label)
+
+        task = task_of(self.spec)
+        picks: dict[str, Any] = {"prediction": lambda answer: answer.get("prediction")}
+        if task.kind == "binary":
+            picks[PROBABILITY] = lambda answer: answer.get(PROBABILITY)
+        elif task.kind == "multiclass":
+            picks |= {class_column(label): probability_of(label) for label in task.classes}
+        return picks
 
     def _flush(self) -> None:
         tables, entries = self._tables, self._buffered_requests

@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from flywheel.data.answers import class_probabilities
+from flywheel.data.task import Task
 
 logger = logging.getLogger(__name__)
 
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20)) + (1.0,)
+# Predicted values of any scale and sign: one bucket per decade either side of zero (buckets
+# are fixed when the metric is made, before the model and its scale are known).
+VALUE_BUCKETS = tuple(sorted({s * 10.0 ** e for s in (-1, 1) for e in range(-2, 7)} | {0.0}))
+NO_CLASS = "none"  # predicted_class of a regression's answers
 
 
 @dataclass(frozen=True)
 class ServingMetrics:
     predictions: Any
     probability: Any
+    class_probability: Any
+    predicted_value: Any
     invalid_requests: Any
     unseen_categories: Any
     reloads: Any
@@ -37,14 +46,34 @@ class ServingMetrics:
     promoted: Any = None
     gc_pause: Any = None
 
-    def observe_predictions(self, version: str, labels: Iterable[str],
-                            probabilities: np.ndarray) -> None:
-        """Count a batch in one call per class and per bucket, not one call per row."""
-        values, counts = np.unique(np.asarray(list(labels), dtype=object), return_counts=True)
+    def observe_predictions(self, version: str, task: Task, output: pd.DataFrame) -> None:
+        """Count a batch in one call per class and per bucket, not one call per row.
+
+        Classification: records per predicted class, and each class's probability (binary:
+        the positive class's, in `flywheel_positive_probability` as before); regression:
+        records under `predicted_class="none"` and the predicted values.
+        """
+        if not task.is_classification:
+            self.predictions.labels(predicted_class=NO_CLASS, model_version=version).inc(
+                len(output))
+            observe_many(self.predicted_value.labels(model_version=version),
+                         output["prediction"].to_numpy(dtype="float64"))
+            return
+        values, counts = np.unique(output["prediction"].astype(str).to_numpy(dtype=object),
+                                   return_counts=True)
         for label, count in zip(values, counts, strict=True):
             self.predictions.labels(predicted_class=str(label), model_version=version).inc(
                 int(count))
-        observe_many(self.probability.labels(model_version=version), probabilities)
+        if task.kind == "binary":
+            observe_many(self.probability.labels(model_version=version),
+                         output["probability"].to_numpy(dtype="float64"))
+            return
+        matrix = class_probabilities(task, output)
+        if matrix is None:  # a model that answers no probabilities
+            return
+        for i, label in enumerate(task.classes):
+            observe_many(self.class_probability.labels(**{"class": label},
+                                                       model_version=version), matrix[:, i])
 
     def serving(self, name: str, version: str, previous: str | None,
                 promoted_at: float | None = None) -> None:
@@ -91,6 +120,12 @@ def serving_metrics() -> ServingMetrics:
         probability=Histogram(
             "flywheel_positive_probability", "Predicted probability of the positive class",
             ["model_version"], buckets=PROBABILITY_BUCKETS),
+        class_probability=Histogram(
+            "flywheel_class_probability", "Predicted probability of each class (multiclass)",
+            ["class", "model_version"], buckets=PROBABILITY_BUCKETS),
+        predicted_value=Histogram(
+            "flywheel_predicted_value", "Predicted values (regression)",
+            ["model_version"], buckets=VALUE_BUCKETS),
         invalid_requests=Counter(
             "flywheel_invalid_requests", "Refused requests (bad body, foreign Host, wrong "
             "token, not JSON), by reason", ["reason"]),

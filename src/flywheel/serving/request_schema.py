@@ -40,6 +40,9 @@ class RequestSchema:
         self._json_schema = functools.lru_cache(maxsize=16)(
             ensure_io_descriptor(self.records).model_json_schema)
         self.fields = _validated_fields(self.record)
+        # What its answers look like: a champion of another task (or other classes) answers
+        # other fields, and a client reading the old ones would break as surely.
+        self.answers = f"{spec.task} {spec.classes}" if spec.classes else spec.task
 
     def json_schema(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The body's JSON schema as BentoML documents it; a copy the caller may change."""
@@ -66,11 +69,14 @@ def _validated_fields(record: Any) -> dict[str, Any]:
 
 
 def schema_changes(old: RequestSchema, new: RequestSchema) -> str:
-    """'' when both accept the same requests, else which fields were added, removed, changed."""
+    """'' when both accept the same requests and answer alike, else which fields were added,
+    removed, changed, and how the answers changed (another task or other classes)."""""
     added = sorted(set(new.fields) - set(old.fields))
     removed = sorted(set(old.fields) - set(new.fields))
     changed = sorted(name for name in set(old.fields) & set(new.fields)
                      if old.fields[name] != new.fields[name])
     parts = [f"{what}: {', '.join(names)}" for what, names in
              (("added", added), ("removed", removed), ("changed", changed)) if names]
+    if old.answers != new.answers:
+        parts.append(f"answers: {old.answers} -> {new.answers}")
     return "; ".join(parts)

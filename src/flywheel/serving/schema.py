@@ -106,14 +106,46 @@ def records_type(record: Any) -> Any:
     ]
 
 
-class Prediction(TypedDict):
-    """The answer for one record, with the lineage that traces it back to its data."""
+class Lineage(TypedDict):
+    """What traces an answer back to its model and data."""
 
-    prediction: Annotated[str, Field(description="predicted class label")]
-    probability: Annotated[float, Field(description="probability of the positive class")]
     model_version: Annotated[str, Field(description="registry version that answered")]
     git_commit: Annotated[str, Field(description="commit the model was trained from")]
     data_md5: Annotated[str, Field(description="hash of the training data (DVC md5)")]
+
+
+Probabilities = Annotated[dict[str, float], Field(
+    description="probability of each class, keyed by class label (they sum to 1)")]
+
+
+class Prediction(Lineage):
+    """The answer for one record of a binary task, with the lineage that traces it back."""
+
+    prediction: Annotated[str, Field(description="predicted class label")]
+    probability: Annotated[float, Field(description="probability of the positive class")]
+    probabilities: Probabilities
+
+
+class ClassPrediction(Lineage):
+    """The answer for one record of a multiclass task, with its lineage."""
+
+    prediction: Annotated[str, Field(description="predicted class label (the likeliest)")]
+    probabilities: Probabilities
+
+
+class ValuePrediction(Lineage):
+    """The answer for one record of a regression task, with its lineage."""
+
+    prediction: Annotated[float, Field(description="predicted value of the target")]
+
+
+_ANSWER_TYPES = {"binary": Prediction, "multiclass": ClassPrediction,
+                 "regression": ValuePrediction}
+
+
+def prediction_type(spec: DatasetSpec) -> Any:
+    """The answer type of `/predict` for the spec's task (what `/docs.json` documents)."""
+    return _ANSWER_TYPES[spec.task]
 
 
 def invalid_reason(errors: list[dict[str, Any]]) -> str:

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.data.answers import json_answers
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import task_of
 from flywheel.serving.registry_watch import LoadedModel
 
 
@@ -43,18 +45,15 @@ def unseen_categories(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, int]:
 
 def score(model: LoadedModel, spec: DatasetSpec, records: list[Any],
           metrics: Any = None) -> list[dict[str, Any]]:
-    """One answer per record, in order: class, positive-class probability, and lineage."""
+    """One answer per record, in order: the task's answer (data/answers.py) and lineage."""
     frame = records_frame(spec, records)
     output = model.predict(frame)
-    labels = output["prediction"].astype(str).tolist()
-    probabilities = output["probability"].to_numpy(dtype="float64")
+    task = task_of(spec)
+    answers = json_answers(task, output)
     if metrics is not None:
-        metrics.observe_predictions(model.version, labels, probabilities)
+        metrics.observe_predictions(model.version, task, output)
         for feature, count in unseen_categories(spec, frame).items():
             metrics.unseen_categories.labels(feature=feature).inc(count)
     lineage = {"model_version": model.version, "git_commit": model.git_commit,
                "data_md5": model.data_md5}
-    return [
-        {"prediction": label, "probability": float(p), **lineage}
-        for label, p in zip(labels, probabilities, strict=True)
-    ]
+    return [answer | lineage for answer in answers]

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from flywheel.config import load_params
+from flywheel.data.task import task_of
 from flywheel.identity import registered_model
 from flywheel.serving import schema
 from flywheel.serving.batching import GreedyBatcher
@@ -93,6 +94,7 @@ def _answering() -> tuple[LoadedModel | None, RequestSchema]:
 
 RecordsInput = records_input(_answering)
 Records = schema.records_type(SCHEMAS.fallback.record)  # for the annotations only
+Answer = schema.prediction_type(SPEC)  # the response schema of /docs.json, per task
 
 
 async def _metadata(_: Request) -> JSONResponse:
@@ -169,8 +171,8 @@ class Flywheel:
         STATE.inference_log.close()
 
     @bentoml.api(route="/predict", input_spec=RecordsInput)
-    async def predict(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
-        """Predicted class and positive-class probability per record, with lineage.
+    async def predict(self, records: Records, /) -> list[Answer]:  # type: ignore[valid-type]
+        """The answer per record (class and probabilities, or the value), with lineage.
 
         Requests that arrive while the model is busy are scored together (GreedyBatcher);
         a lone request is scored at once. The answer is sent as ready JSON bytes
@@ -180,7 +182,7 @@ class Flywheel:
             await self.batcher(records, _model_of(records)))
 
     @bentoml.api(route="/predict_batch", input_spec=RecordsInput)
-    def predict_batch(self, records: Records, /) -> list[schema.Prediction]:  # type: ignore[valid-type]
+    def predict_batch(self, records: Records, /) -> list[Answer]:  # type: ignore[valid-type]
         """Same answers as /predict for a list longer than serve.max_batch_size, in one call."""
         return json_response(_score(records, _model_of(records)))  # type: ignore[return-value]
 
@@ -215,6 +217,6 @@ _SERVICE.add_asgi_middleware(OpenApiDocument, state=STATE, classes=lambda: _answ
                              .classes)
 _SERVICE.mount_asgi_app(Starlette(routes=[
     Route("/metadata", _metadata, methods=["GET"]),
-    feedback_route(STATE, SPEC.classes or [], _SETTINGS, SERVE.feedback_max_files,
-                   SERVE.inference_log_max_age_days * 86400),
+    feedback_route(STATE, lambda: task_of(_answering()[1].spec), _SETTINGS,
+                   SERVE.feedback_max_files, SERVE.inference_log_max_age_days * 86400),
 ]))

@@ -1,5 +1,8 @@
 """The current champion scored on the candidate's test split, so the gate compares like for like.
 
+Its scores take the shape the task judges (evaluation/scores.py): P(positive) for a binary
+target, class probabilities for a multiclass one, predicted values for a regression.
+
 Evaluate scores it for the report; promote scores it again only when the alias moved since.
 Each version records the split rule it was trained under (`flywheel.split_rule`); the test rows
 that rule put in the champion's train or valid split are marked, and every comparison with the
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.data.task import task_of
 from flywheel.errors import RegistryError
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import TARGET, TEST_KEYS_FILE
@@ -38,8 +42,11 @@ def unseen_by(ctx: StepContext, version: Any, test: pd.DataFrame) -> np.ndarray:
 
     recorded = (version.tags or {}).get(store.TAG_PREFIX + SPLIT_RULE_TAG)
     if not recorded:
-        log.warning("version %s records no split rule: compared on all %d test rows",
-                    version.version, len(test))
+        log.warning(
+            "version %s records no split rule: compared on all %d test rows",
+            version.version,
+            len(test),
+        )
         return np.ones(len(test), dtype=bool)
     keys_file = ctx.out("featurize") / TEST_KEYS_FILE
     keyed = test
@@ -49,20 +56,24 @@ def unseen_by(ctx: StepContext, version: Any, test: pd.DataFrame) -> np.ndarray:
     try:
         return ~trained_on(keyed, json.loads(recorded))
     except (DataError, KeyError, ValueError) as exc:
-        log.warning("version %s's split rule cannot be applied here (%s): compared on all rows",
-                    version.version, exc)
+        log.warning(
+            "version %s's split rule cannot be applied here (%s): compared on all rows",
+            version.version,
+            exc,
+        )
         return np.ones(len(test), dtype=bool)
 
 
 @dataclass(frozen=True)
 class ChampionScores:
     version: str
-    proba: np.ndarray  # on every test row
+    proba: np.ndarray  # its scores of every test row (evaluation/scores.py)
     unseen: np.ndarray  # mask: the rows the champion did not train on, the only ones compared
 
 
 def score_champion(ctx: StepContext, test: pd.DataFrame) -> ChampionScores | None:
     """The champion's scores on `test` and which rows it never saw; None without a champion."""
+    from flywheel.evaluation.scores import answer_scores
     from flywheel.registry import store
     from flywheel.registry.integrity import IntegrityError, load_verified
 
@@ -84,7 +95,7 @@ def score_champion(ctx: StepContext, test: pd.DataFrame) -> ChampionScores | Non
             f"champion {uri} cannot score this test split ({type(exc).__name__}: {exc}); if "
             "the dataset changed shape, register under a new promote.model_name"
         ) from exc
-    proba = answer["probability"].to_numpy(dtype="float64")
+    proba = answer_scores(task_of(ctx.spec), answer)
     return ChampionScores(str(current.version), proba, unseen_by(ctx, current, test))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from flywheel.atomic import write_folder
+from flywheel.data.task import Task
 from flywheel.steps.champion import ChampionScores, score_champion
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import TARGET, read_model, read_split
@@ -22,15 +23,18 @@ from flywheel.steps.inputs import TARGET, read_model, read_split
 
 def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.evaluation.report import evaluate_scores
+    from flywheel.evaluation.scores import judged_scores, score_columns
 
     model = read_model(ctx)
+    task = model.task
     test = read_split(ctx, "test")
     y = test[TARGET].to_numpy()
-    proba = model.positive_proba(test)
+    proba = judged_scores(task, model.scores(test))
     scored = score_champion(ctx, test)
     # The report draws the champion next to the candidate only where it saw none of the rows.
     drawn = scored if scored is not None and scored.unseen.all() else None
     evaluation = evaluate_scores(
+        task,
         y,
         proba,
         ctx.evaluate_params,
@@ -38,11 +42,13 @@ def run(ctx: StepContext) -> dict[str, Any]:
         drawn.proba if drawn else None,
         f"version {drawn.version}" if drawn else None,
     )
-    predictions = test.drop(columns=TARGET).assign(y_true=y, candidate=proba)
+    predictions = test.drop(columns=TARGET).assign(y_true=y, **score_columns("candidate", proba))
     champion = None
     if scored is not None:
-        predictions = predictions.assign(champion=scored.proba, champion_unseen=scored.unseen)
-        champion = _champion_record(ctx, y, proba, scored)
+        predictions = predictions.assign(
+            **score_columns("champion", scored.proba), champion_unseen=scored.unseen
+        )
+        champion = _champion_record(ctx, task, y, proba, scored)
     parquet = io.BytesIO()
     predictions.to_parquet(parquet, index=False)
     write_folder(
@@ -64,16 +70,16 @@ def run(ctx: StepContext) -> dict[str, Any]:
 
 
 def _champion_record(
-    ctx: StepContext, y: np.ndarray, proba: np.ndarray, scored: ChampionScores
+    ctx: StepContext, task: Task, y: np.ndarray, proba: np.ndarray, scored: ChampionScores
 ) -> dict[str, Any]:
     """Both models' metrics on the test rows the champion never trained on (the compared ones)."""
-    from flywheel.evaluation.metrics import classification_metrics
+    from flywheel.evaluation.metrics import task_metrics
 
-    keep = scored.unseen
+    keep, kind = scored.unseen, task.kind
     threshold = ctx.evaluate_params.threshold
     return {
         "version": scored.version,
         "compared_rows": int(keep.sum()),
-        "metrics": classification_metrics(y[keep], scored.proba[keep], threshold),
-        "candidate_metrics": classification_metrics(y[keep], proba[keep], threshold),
+        "metrics": task_metrics(kind, y[keep], scored.proba[keep], threshold),
+        "candidate_metrics": task_metrics(kind, y[keep], proba[keep], threshold),
     }

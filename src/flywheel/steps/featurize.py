@@ -23,6 +23,7 @@ from flywheel.steps.sealed import write_sealed
 
 def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.data.io import feature_frame, read_table, target_vector
+    from flywheel.data.task import task_of
     from flywheel.features.encoding import fit_encoding
     from flywheel.features.split import split_rows, split_rule
 
@@ -34,7 +35,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     extra = [k for k in keys if k in frame.columns and k not in table.columns]
     keyed = pd.concat([table, frame[extra]], axis=1)
     rule = split_rule(spec, cfg, keyed)
-    splits = split_rows(keyed, y, rule)
+    splits = split_rows(keyed, y, rule, task_of(spec))
     key_columns = [k for k in keys if k in keyed.columns]
     test_keys = keyed.take(splits["test"]).reset_index(drop=True)[key_columns]
     del frame, keyed

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from flywheel.config import Params
+from flywheel.data.task import Task
 from flywheel.errors import DataError
 from flywheel.steps.context import StepContext
 from flywheel.steps.sealed import read_sealed
@@ -21,7 +23,7 @@ from flywheel.steps.sealed import read_sealed
 if TYPE_CHECKING:
     from flywheel.model import TabularModel
 
-TARGET = "__target__"  # 0/1 label column in the split files, next to the raw target
+TARGET = "__target__"  # the encoded target (class code or number) in the split files
 ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
 SPLIT_RULE_FILE = "split_rule.json"  # how featurize split (features/split.py), for lineage
 TEST_KEYS_FILE = "test_keys.parquet"  # the test rows' id (and split_by) columns, row-aligned
@@ -51,10 +53,21 @@ def read_split(ctx: StepContext, name: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def train_prevalence(ctx: StepContext) -> float:
-    """The positive share the prior baseline predicts; only the label column is read."""
-    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])
-    return float(labels[TARGET].mean())
+def judging_params(ctx: StepContext) -> Params:
+    """params.yaml with `evaluate` as this dataset reads it (`ctx.evaluate_params`: only the
+    slice columns its spec has): the gate judges the slices evaluate reported, and another
+    table than the default one has none of the default table's slice columns."""
+    return ctx.params.model_copy(update={"evaluate": ctx.evaluate_params})
+
+
+def train_prior(ctx: StepContext, task: Task) -> float | np.ndarray:
+    """What the prior baseline answers, from the training split's label column only: the
+    positive share (binary), each class's share (multiclass) or the mean (regression)."""
+    labels = pd.read_parquet(ctx.out("featurize") / "train.parquet", columns=[TARGET])[TARGET]
+    if task.kind == "multiclass":
+        counts = np.bincount(labels.to_numpy(dtype="int64"), minlength=len(task.classes))
+        return counts / counts.sum()
+    return float(labels.mean())
 
 
 def training_inputs(

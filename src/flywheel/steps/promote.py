@@ -23,10 +23,11 @@ from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import (
     SPLIT_RULE_FILE,
     TARGET,
+    judging_params,
     model_path,
     read_model,
     read_split,
-    train_prevalence,
+    train_prior,
 )
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
             sample=test.drop(columns=TARGET).head(20),
             lineage=lineage,
             model_name=ctx.model_name,
-            prevalence=train_prevalence(ctx),
+            prior=train_prior(ctx, model.task),
             logged_dicts=_reference_profile(ctx, model, test),
         )
         checker = ctx.started_checker() if ctx.started_checker else None
-        decision = promote(ctx.settings, ctx.params, ctx.spec, inputs, Path(scratch), checker)
+        params = judging_params(ctx)
+        decision = promote(ctx.settings, params, ctx.spec, inputs, Path(scratch), checker)
     decision = {**decision, "registry": ctx.settings.mlflow_uri}
     decision_file = ctx.out("promote") / DECISION_FILE
     decision_file.parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +118,11 @@ def _reference_profile(
     """Drift is measured against the rows this version was trained on, and its scores against
     its scores on rows it never saw (the test split): scores on training rows are more extreme.
     """
+    from flywheel.evaluation.scores import judged_scores
     from flywheel.monitoring.profile import ARTIFACT, build_profile
 
     frame = pd.read_parquet(ctx.out("featurize") / "train.parquet")
-    scores = model.positive_proba(held_out)
+    scores = judged_scores(model.task, model.scores(held_out))
     return {ARTIFACT: build_profile(ctx.spec, frame, scores, ctx.params.monitor)}
 
 
@@ -157,7 +160,8 @@ def _champion_scores(
     Under `dvc repro` promote can rerun alone (a promote param changed) after an earlier run
     moved the alias; comparing against a stale champion would judge the wrong model.
     """
-    from flywheel.evaluation.metrics import classification_metrics
+    from flywheel.evaluation.metrics import task_metrics
+    from flywheel.evaluation.scores import score_columns
     from flywheel.evaluation.slices import slice_metrics
     from flywheel.registry import store
 
@@ -169,20 +173,23 @@ def _champion_scores(
         return champion, predictions, slices
     log.warning("champion moved since evaluate ran; scoring the current one on the test split")
     slices = [s for s in slices if s["model"] == "candidate"]
-    predictions = predictions.drop(columns=["champion", "champion_unseen"], errors="ignore")
+    stale = [c for c in predictions if c == "champion" or c.startswith("champion_")]
+    predictions = predictions.drop(columns=stale)
     scored = score_champion(ctx, test)
     if scored is None:
         return None, predictions, slices
-    cfg, y = ctx.evaluate_params, test[TARGET].to_numpy()
-    predictions = predictions.assign(champion=scored.proba, champion_unseen=scored.unseen)
+    cfg, y, kind = ctx.evaluate_params, test[TARGET].to_numpy(), ctx.spec.task
+    predictions = predictions.assign(
+        **score_columns("champion", scored.proba), champion_unseen=scored.unseen
+    )
     slices += [
         {"model": "champion", **record}
         for record in slice_metrics(
-            test, y, scored.proba, cfg.slices, cfg.threshold, cfg.min_slice_rows
+            test, y, scored.proba, cfg.slices, cfg.threshold, cfg.min_slice_rows, kind
         )
     ]
     keep = scored.unseen
-    metrics = classification_metrics(y[keep], scored.proba[keep], cfg.threshold)
+    metrics = task_metrics(kind, y[keep], scored.proba[keep], cfg.threshold)
     return {"version": scored.version, "metrics": metrics}, predictions, slices
 
 

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flywheel.data.task import Task, task_of
 from flywheel.errors import RegistryError
 from flywheel.registry import store
 from flywheel.registry.compare import compare, recorded_identity, target_identity, target_mismatch
 from flywheel.registry.gate import Check, Verdict, judge
 from flywheel.steps.champion import unseen_by
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import TARGET, read_split, train_prevalence
+from flywheel.steps.inputs import TARGET, judging_params, read_split, train_prior
 
 log = logging.getLogger(__name__)
 TAG = f"{store.TAG_PREFIX}manual_promote"
@@ -96,34 +97,37 @@ def _require_version(client: Any, model_name: str, version: str) -> Any:
 
 def _gate(ctx: StepContext, version: Any, champion: Any | None) -> Verdict:
     """Score both versions on the current test split and judge as the promote step does."""
-    from flywheel.evaluation.metrics import classification_metrics
+    from flywheel.evaluation.metrics import task_metrics
     from flywheel.registry.gate import prior_metrics
     from flywheel.registry.signing import ANY_VERDICT, SERVABLE
 
     test = _rows_neither_saw(ctx, [version, champion])
-    y = test[TARGET].to_numpy()
+    y, spec = test[TARGET].to_numpy(), ctx.spec
+    task = task_of(spec)
     bars: dict[str, Any] = {
         "params": ctx.params.promote,
-        "floors": {str(k): v for k, v in ctx.spec.floors.items()},
-        "prior": prior_metrics(y, train_prevalence(ctx)),
+        "floors": {str(k): v for k, v in spec.floors.items()},
+        "prior": prior_metrics(y, train_prior(ctx, task), task),
+        "task": task,
     }
     mismatch = _target_mismatch(ctx, [version, champion])
     if mismatch is not None:  # refused before anything is loaded or scored
         return Verdict(False, mismatch, [Check("target", False, mismatch)])
     try:
-        proba = _score(version, test, ANY_VERDICT)
+        proba = _score(task, version, test, ANY_VERDICT)
     except Exception as exc:  # whatever stops it from scoring, the gate's first check fails
         return judge(
             **bars, load_error=f"{type(exc).__name__}: {exc}", metrics={}, champion_metrics=None
         )
     scores = {"candidate": proba}
     if champion is not None:
-        scores["champion"] = _score(champion, test, SERVABLE)
+        scores["champion"] = _score(task, champion, test, SERVABLE)
     threshold = ctx.evaluate_params.threshold
-    metrics = {n: classification_metrics(y, p, threshold) for n, p in scores.items()}
+    metrics = {n: task_metrics(task.kind, y, p, threshold) for n, p in scores.items()}
     comparison = None
     if champion is not None:
-        comparison = compare(ctx.params, test, y, scores["candidate"], scores["champion"])
+        params = judging_params(ctx)
+        comparison = compare(params, test, y, scores["candidate"], scores["champion"], task)
     log.info("gate numbers: %s", json.dumps({"metrics": metrics, "comparison": comparison}))
     return judge(
         **bars,
@@ -146,8 +150,9 @@ def _rows_neither_saw(ctx: StepContext, versions: list[Any]) -> pd.DataFrame:
             f"every current test row was in the training data of version(s) {numbers}: "
             "nothing fair to judge on"
         )
-    log.info("judging on %d of %d test rows that neither version trained on",
-             int(keep.sum()), len(test))
+    log.info(
+        "judging on %d of %d test rows that neither version trained on", int(keep.sum()), len(test)
+    )
     return test[keep].reset_index(drop=True)
 
 
@@ -161,9 +166,11 @@ def _target_mismatch(ctx: StepContext, versions: list[Any]) -> str | None:
     return None
 
 
-def _score(version: Any, test: pd.DataFrame, accept: frozenset[str]) -> np.ndarray:
-    """Probabilities of a version loaded from its checked files (signature, then digest)."""
+def _score(task: Task, version: Any, test: pd.DataFrame, accept: frozenset[str]) -> np.ndarray:
+    """Scores of a version loaded from its checked files (signature, then digest), in the
+    shape the task judges (evaluation/scores.py)."""
+    from flywheel.evaluation.scores import answer_scores
     from flywheel.registry.integrity import load_verified
 
     answer = load_verified(version, accept=accept).predict(test.drop(columns=TARGET))
-    return answer["probability"].to_numpy(dtype="float64")
+    return answer_scores(task, answer)

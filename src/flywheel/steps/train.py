@@ -9,39 +9,41 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import MODEL_FILE, training_inputs
 from flywheel.steps.sealed import write_sealed
 
+if TYPE_CHECKING:
+    from flywheel.model import TabularModel
+    from flywheel.training.candidates import CandidateResult
+
 log = logging.getLogger(__name__)
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
-    from flywheel.model import TabularModel, model_bytes
-    from flywheel.training.candidates import ENCODINGS, select_best, train_candidates
+    from flywheel.data.task import task_of
+    from flywheel.model import model_bytes
+    from flywheel.training.candidates import (
+        encoding_for,
+        select_best,
+        selection_key,
+        train_candidates,
+    )
     from flywheel.training.launcher import rank_outputs
 
-    cfg = ctx.params.train
-    kinds = {ENCODINGS[c] for c in cfg.candidates}
+    cfg, task = ctx.params.train, task_of(ctx.spec)
+    kinds = {encoding_for(c) for c in cfg.candidates}
     inputs, encodings, y_train, y_valid = training_inputs(ctx, kinds)
     with rank_outputs(ctx.out("train")) as out:
         results = train_candidates(
-            cfg, inputs, y_train, y_valid, checkpoint_dir=out, progress=log.info
+            cfg, inputs, y_train, y_valid, checkpoint_dir=out, progress=log.info, task=task
         )
         del inputs
-        best = select_best(results, cfg.selection_metric)
-        model = TabularModel(
-            spec=ctx.spec,
-            transformer=encodings[ENCODINGS[best.name]],
-            estimator=best.estimator,
-            candidate=best.name,
-            threshold=0.5,  # evaluate's param decides; promote stamps it on the registered model
-            params=getattr(cfg, best.name).model_dump(),
-            valid_metrics=best.valid_metrics,
-        )
-        write_sealed(out / MODEL_FILE, model_bytes(model), ctx.settings.signing_key)
+        best = select_best(results, cfg.selection_metric, task)
+        write_sealed(out / MODEL_FILE, model_bytes(_model(ctx, best, encodings)),
+                     ctx.settings.signing_key)
         table = [
             {
                 "name": r.name,
@@ -52,8 +54,30 @@ def run(ctx: StepContext) -> dict[str, Any]:
             for r in results
         ]
         (out / "candidates.json").write_text(json.dumps(table, indent=2, default=str))
-    key = "log_loss" if cfg.selection_metric == "neg_log_loss" else cfg.selection_metric
+    key = selection_key(cfg.selection_metric, task)
     return {
         "selected": best.name,
         "valid": {r.name: round(r.valid_metrics[key], 4) for r in results},
     }
+
+
+def _model(ctx: StepContext, best: CandidateResult, encodings: dict[str, Any]) -> TabularModel:
+    """The selected candidate with the encoding it trained on, its params and, for a
+    bring-your-own one, where its code came from (for the lineage)."""
+    from flywheel.model import TabularModel
+    from flywheel.training.candidates import encoding_for
+    from flywheel.training.custom import is_custom
+
+    cfg = ctx.params.train
+    custom = is_custom(best.name)
+    return TabularModel(
+        spec=ctx.spec,
+        transformer=encodings[encoding_for(best.name)],
+        estimator=best.estimator,
+        candidate=best.name,
+        threshold=0.5,  # evaluate's param decides; promote stamps it on the registered model
+        params=dict(cfg.custom.get(best.name, {})) if custom else (
+            getattr(cfg, best.name).model_dump()),
+        valid_metrics=best.valid_metrics,
+        origin=best.details.get("origin", {}) if custom else {},
+    )

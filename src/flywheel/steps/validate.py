@@ -32,9 +32,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     with replacing_dir(out) as staging:
         try:
             frame = read_table(path)
-            report, record = validate_frame(
-                ctx.spec, frame, ctx.params.validate_, staging / "docs"
-            )
+            report, record = validate_frame(ctx.spec, frame, ctx.params.validate_, staging / "docs")
         except DataError as exc:
             unreadable = exc
             shutil.rmtree(staging / "docs", ignore_errors=True)

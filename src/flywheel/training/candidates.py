@@ -1,7 +1,11 @@
 """Train every candidate named in params, score each on the valid split, pick the best.
 
-sklearn and torch are imported inside the functions that use them, so `import flywheel.training`
-stays cheap for the CLI (docs/architecture.md, principle 6).
+Each candidate fits the spec's task (data/task.py): logreg is a logistic regression (binary, or
+multinomial for several classes) and a ridge regression for numbers (alpha = 1 / logreg.C, the
+same strength knob); hgb a histogram gradient-boosted classifier or regressor; mlp the torch
+network with the task's head (heads.py). sklearn and torch are imported inside the functions that
+use them, so `import flywheel.training` stays cheap for the CLI (docs/architecture.md,
+principle 6).
 """
 
 from __future__ import annotations
@@ -16,21 +20,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flywheel.config import TrainParams
+from flywheel.data.task import Task, lower_is_better
 from flywheel.errors import ConfigError, DataError
+from flywheel.training.custom import encoding_of, is_custom, load_factory, origin
 
 if TYPE_CHECKING:
     from flywheel.features.encoding import Encoding
 
 log = logging.getLogger(__name__)
 
-# Metrics where lower is better; selection flips their sign (hence "neg_log_loss" in params).
-_LOWER_IS_BETTER = {"neg_log_loss": "log_loss"}
+# params' name for log loss as a score to maximise (scikit-learn's spelling)
+_METRIC_NAMES = {"neg_log_loss": "log_loss"}
+BINARY = Task("binary", ("0", "1"))  # what a caller without a spec means: the default path
 
 
 @dataclass
 class CandidateResult:
     name: str
-    estimator: Any  # predict_proba(X) -> (n, 2), column 1 = positive class; picklable
+    estimator: Any  # classification: predict_proba (n, classes); regression: predict (n,)
     valid_metrics: dict[str, float]
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
@@ -50,6 +57,13 @@ class Matrices:
 ENCODINGS: dict[str, Encoding] = {"logreg": "one_hot", "hgb": "native", "mlp": "one_hot"}
 
 
+def encoding_for(name: str) -> str:
+    """A built-in's encoding, or the one a bring-your-own factory asks for (training/custom.py)."""
+    if is_custom(name):
+        return encoding_of(name)
+    return ENCODINGS[name]
+
+
 def train_candidates(
     params: TrainParams,
     inputs: Mapping[str, Matrices],
@@ -57,37 +71,48 @@ def train_candidates(
     y_valid: np.ndarray,
     checkpoint_dir: Path,
     progress: Callable[[str], None] | None = None,
+    task: Task = BINARY,
 ) -> list[CandidateResult]:
     """Fit each of `params.candidates` in order on its encoding (`inputs` by ENCODINGS' names);
     every one sees the same rows and seed."""
     say = progress or (lambda _msg: None)
     results = []
     for name in params.candidates:
-        data = inputs[ENCODINGS[name]]
-        _check_shapes(data.train, y_train, data.valid, y_valid)
+        data = inputs[encoding_for(name)]
+        _check_shapes(data.train, y_train, data.valid, y_valid, task)
         say(f"training {name} on {len(data.train)} rows x {data.train.shape[1]} features")
         started = time.perf_counter()
-        estimator, details = _FITTERS[name](params, data, y_train, y_valid, checkpoint_dir, say)
+        fit = _fit_custom(name) if is_custom(name) else _FITTERS[name]
+        estimator, details = fit(params, task, data, (y_train, y_valid), checkpoint_dir, say)
         seconds = time.perf_counter() - started
-        metrics = valid_metrics(y_valid, estimator.predict_proba(data.valid)[:, 1])
-        say(f"{name}: valid roc_auc {metrics['roc_auc']:.4f}, pr_auc {metrics['pr_auc']:.4f}, "
-            f"log_loss {metrics['log_loss']:.4f} in {seconds:.1f} s")
+        metrics = valid_metrics(y_valid, predictions(estimator, data.valid, task), task)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        say(f"{name}: valid {shown} in {seconds:.1f} s")
         log.info("candidate %s: %s in %.2f s (%s)", name, metrics, seconds, details)
         results.append(CandidateResult(name, estimator, metrics, seconds, details))
     return results
 
 
-def select_best(results: list[CandidateResult], metric: str) -> CandidateResult:
-    """Highest roc_auc / pr_auc, or lowest log_loss for "neg_log_loss"; the earlier wins a tie."""
+def selection_key(metric: str, task: Task = BINARY) -> str:
+    """The valid metric that selects: params' name if it judges the task, else the task's
+    primary one (a regression has no roc_auc)."""
+    return task.metric(_METRIC_NAMES.get(metric, metric))
+
+
+def select_best(
+    results: list[CandidateResult], metric: str, task: Task = BINARY
+) -> CandidateResult:
+    """Best on `selection_key(metric, task)` (lowest for a loss or an error); the earlier wins
+    a tie."""
     if not results:
         raise ValueError("select_best: no candidates were trained")
-    key = _LOWER_IS_BETTER.get(metric, metric)
+    key = selection_key(metric, task)
     if key not in results[0].valid_metrics:
         raise ConfigError(
-            f"train.selection_metric: {metric!r} is not a valid metric "
-            f"(expected roc_auc, pr_auc or neg_log_loss)"
+            f"train.selection_metric: {metric!r} is not scored on the valid split of a "
+            f"{task.kind} task (expected one of {sorted(results[0].valid_metrics)})"
         )
-    sign = -1.0 if metric in _LOWER_IS_BETTER else 1.0
+    sign = -1.0 if lower_is_better(key) else 1.0
     best = results[0]
     for result in results[1:]:
         # Strictly better only, so a tie keeps the candidate listed first in params.
@@ -96,7 +121,22 @@ def select_best(results: list[CandidateResult], metric: str) -> CandidateResult:
     return best
 
 
-def valid_metrics(y_true: np.ndarray, positive_proba: np.ndarray) -> dict[str, float]:
+def predictions(estimator: Any, X: np.ndarray, task: Task) -> np.ndarray:
+    """What the metrics read: class probabilities (n, classes) or predicted values (n,)."""
+    if task.is_classification:
+        return np.asarray(estimator.predict_proba(X), dtype=np.float64)
+    return np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
+
+
+def valid_metrics(y_true: np.ndarray, predicted: np.ndarray, task: Task = BINARY
+                  ) -> dict[str, float]:
+    """The task's selection metrics on the valid split (evaluate judges the test split)."""
+    if predicted.ndim == 2 and task.kind == "binary":
+        predicted = predicted[:, 1]
+    return _VALID_METRICS[task.kind](y_true, predicted)
+
+
+def _binary_metrics(y_true: np.ndarray, positive_proba: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import (
         average_precision_score,
         brier_score_loss,
@@ -112,22 +152,65 @@ def valid_metrics(y_true: np.ndarray, positive_proba: np.ndarray) -> dict[str, f
     }
 
 
-def _fit_logreg(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
-                checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
-    from sklearn.linear_model import LogisticRegression
+def _multiclass_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
+    labels = list(range(proba.shape[1]))
+    predicted = proba.argmax(axis=1)
+    # one-vs-rest needs every class in the valid rows; the split guarantees two, not all
+    complete = len(np.unique(y_true)) == len(labels)
+    return {
+        "macro_f1": float(f1_score(y_true, predicted, labels=labels, average="macro",
+                                   zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "log_loss": float(log_loss(y_true, proba, labels=labels)),
+        "roc_auc": float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
+                                       labels=labels)) if complete else float("nan"),
+    }
+
+
+def _regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    error = np.asarray(predicted, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
+    spread = float(((y_true - np.mean(y_true)) ** 2).sum())
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": 1.0 - float((error**2).sum()) / spread if spread > 0 else float("nan"),
+    }
+
+
+_VALID_METRICS = {
+    "binary": _binary_metrics,
+    "multiclass": _multiclass_metrics,
+    "regression": _regression_metrics,
+}
+
+
+Labels = tuple[np.ndarray, np.ndarray]  # y_train, y_valid
+
+
+def _fit_logreg(params: TrainParams, task: Task, data: Matrices, y: Labels,
+                checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if not task.is_classification:
+        ridge = Ridge(alpha=1.0 / params.logreg.C, random_state=params.seed)
+        return ridge.fit(data.train, y[0]), {"alpha": ridge.alpha}
+    # lbfgs fits one multinomial model for several classes (scikit-learn >= 1.5's default)
     model = LogisticRegression(C=params.logreg.C, max_iter=params.logreg.max_iter,
                                random_state=params.seed)
-    model.fit(data.train, y_train)
+    model.fit(data.train, y[0])
     return model, {"n_iter": int(np.max(model.n_iter_))}
 
 
-def _fit_hgb(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
+def _fit_hgb(params: TrainParams, task: Task, data: Matrices, y: Labels,
              checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     hgb = params.hgb
-    model = HistGradientBoostingClassifier(
+    kind = HistGradientBoostingClassifier if task.is_classification else (
+        HistGradientBoostingRegressor)
+    model = kind(
         learning_rate=hgb.learning_rate, max_iter=hgb.max_iter, max_leaf_nodes=hgb.max_leaf_nodes,
         l2_regularization=hgb.l2_regularization, random_state=params.seed,
         categorical_features=data.categorical or None,
@@ -135,33 +218,60 @@ def _fit_hgb(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: 
     )
     # The valid split judges when to stop, so every training row is fitted on (scikit-learn
     # would otherwise hold out 10% of them for that).
-    model.fit(data.train, y_train, X_val=data.valid, y_val=y_valid)
+    model.fit(data.train, y[0], X_val=data.valid, y_val=y[1])
     return model, {"n_iter": int(model.n_iter_)}
 
 
-def _fit_mlp(params: TrainParams, data: Matrices, y_train: np.ndarray, y_valid: np.ndarray,
+def _fit_mlp(params: TrainParams, task: Task, data: Matrices, y: Labels,
              checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     from flywheel.training.distributed import fit_distributed
     from flywheel.training.mlp import fit_mlp
 
     # On several ranks (`train.mlp.nproc` above 1, or started by a launcher) or alone.
-    arrays = (data.train, y_train, data.valid, y_valid)
-    fit = fit_distributed(params.mlp, params.seed, *arrays, checkpoint_dir, say) or fit_mlp(
-        params.mlp, params.seed, *arrays, checkpoint_dir, progress=say
-    )
+    arrays = (data.train, y[0], data.valid, y[1])
+    fit = fit_distributed(
+        params.mlp, params.seed, *arrays, checkpoint_dir, say, task
+    ) or fit_mlp(params.mlp, params.seed, *arrays, checkpoint_dir, progress=say, task=task)
     return fit.estimator, fit.details
 
 
 _FITTERS = {"logreg": _fit_logreg, "hgb": _fit_hgb, "mlp": _fit_mlp}
 
 
+def _fit_custom(name: str) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """The fitter of an import-path candidate: its factory's estimator, or its torch module
+    trained by the MLP loop (one process, train.mlp's settings)."""
+
+    def fit(params: TrainParams, task: Task, data: Matrices, y: Labels,
+            checkpoint_dir: Path, say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+        import torch
+        from torch import nn
+
+        from flywheel.training.mlp import fit_mlp
+
+        torch.manual_seed(params.seed)  # a module's initial weights follow the seed too
+        made = load_factory(name)(task=task, params=dict(params.custom.get(name, {})),
+                                  seed=params.seed, input_dim=data.train.shape[1])
+        details: dict[str, Any] = {"origin": origin(name)}
+        if isinstance(made, nn.Module):
+            fitted = fit_mlp(params.mlp, params.seed, data.train, y[0], data.valid, y[1],
+                             checkpoint_dir, progress=say, task=task, network=made)
+            return fitted.estimator, {**fitted.details, **details}
+        made.fit(data.train, y[0])
+        return made, details
+
+    return fit
+
+
 def _check_shapes(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray,
-                  y_valid: np.ndarray) -> None:
+                  y_valid: np.ndarray, task: Task) -> None:
     if X_train.ndim != 2 or X_valid.ndim != 2 or X_train.shape[1] != X_valid.shape[1]:
         raise DataError(f"train: train and valid matrices disagree: {X_train.shape} vs "
                         f"{X_valid.shape}")
     if len(X_train) != len(y_train) or len(X_valid) != len(y_valid):
         raise DataError("train: feature rows and target rows differ in number")
+    if not task.is_classification:
+        return
     for split, y in (("train", y_train), ("valid", y_valid)):
         if len(np.unique(y)) < 2:
             raise DataError(f"train: the {split} split has only one class; "

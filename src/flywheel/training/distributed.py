@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from flywheel import errors
+from flywheel.data.task import Task
 from flywheel.errors import ConfigError, FlywheelError, TrainingFailed
 from flywheel.training.ranks import Group
 
@@ -54,19 +55,23 @@ def fit_distributed(
     y_valid: np.ndarray,
     checkpoint_dir: Path,
     progress: Callable[[str], None] | None = None,
+    task: Task | None = None,
 ) -> MLPFit | None:
     """The fit on several ranks, or None when this process trains alone.
 
     A launcher's world size wins over `train.mlp.nproc`: a rank never starts a torchrun.
+    `task` (binary when None) travels to every rank, which builds the same head.
     """
     from flywheel.training.launcher import launched_rank
 
     arrays: Matrices = (X_train, y_train, X_valid, y_valid)
     launched = launched_rank()
     if launched is not None:
-        return _fit_as_rank(params, seed, arrays, checkpoint_dir, progress, launched.world_size)
+        return _fit_as_rank(
+            params, seed, arrays, checkpoint_dir, progress, launched.world_size, task
+        )
     if params.nproc > 1:
-        return _launch(params, seed, arrays, checkpoint_dir, progress)
+        return _launch(params, seed, arrays, checkpoint_dir, progress, task)
     return None
 
 
@@ -77,6 +82,7 @@ def _fit_as_rank(
     checkpoint_dir: Path,
     progress: Callable[[str], None] | None,
     world_size: int,
+    task: Task | None = None,
 ) -> MLPFit:
     """This process as one rank of an external launcher's job; a failure names the rank."""
     from flywheel.training.mlp import fit_mlp
@@ -91,7 +97,8 @@ def _fit_as_rank(
             (progress or _say)(f"mlp: DistributedDataParallel, rank 0 of {world_size} (launcher)")
         try:
             return fit_mlp(
-                params, seed, *arrays, checkpoint_dir, progress, choice=choice, group=group
+                params, seed, *arrays, checkpoint_dir, progress, choice=choice, group=group,
+                task=task,
             )
         except FlywheelError:
             raise
@@ -133,6 +140,7 @@ def _launch(
     arrays: Matrices,
     checkpoint_dir: Path,
     progress: Callable[[str], None] | None,
+    task: Task | None = None,
 ) -> MLPFit:
     """Run the fit on `params.nproc` local ranks under torchrun and return rank 0's result."""
     from flywheel.training.mlp import CHECKPOINT_NAME, MLPFit, load_checkpoint
@@ -153,6 +161,7 @@ def _launch(
                     "params": params.model_dump(),
                     "seed": seed,
                     "checkpoint_dir": str(checkpoint_dir.resolve()),
+                    "task": [task.kind, list(task.classes)] if task else None,
                 }
             )
         )
@@ -217,6 +226,7 @@ def _run_rank(job: Path) -> None:
 
     spec = json.loads((job / "job.json").read_text())
     params = MLPParams.model_validate(spec["params"])
+    task = Task(spec["task"][0], tuple(spec["task"][1])) if spec.get("task") else None
     with _joined(params) as (group, choice):
         try:
             data = np.load(job / "data.npz")
@@ -231,6 +241,7 @@ def _run_rank(job: Path) -> None:
                 progress=_say,
                 choice=choice,
                 group=group,
+                task=task,
             )
             if group.is_main:
                 (job / DETAILS_NAME).write_text(json.dumps(fit.details))

@@ -1,4 +1,4 @@
-"""A small PyTorch MLP for tabular rows, trained with early stopping on valid log loss.
+"""A small PyTorch MLP for tabular rows, trained with early stopping on its valid loss.
 
 Read it top to bottom: build the network, seed everything, loop over epochs (shuffle, step,
 score on valid, checkpoint the best), restore the best weights, wrap them for inference.
@@ -22,56 +22,34 @@ from torch import nn
 
 from flywheel.atomic import write_atomically
 from flywheel.config import MLPParams
+from flywheel.data.task import Task
 from flywheel.errors import ConfigError
 from flywheel.training.device import DeviceChoice, choose_device
+from flywheel.training.heads import Head, head_for
+from flywheel.training.heads import TorchMLPClassifier as TorchMLPClassifier  # earlier pickles
 from flywheel.training.ranks import SINGLE, Group
 
 CHECKPOINT_NAME = "mlp_best.pt"
-PREDICT_BATCH = 8192  # rows per forward pass at inference: bounded memory for any table size
 PROGRESS_EVERY = 5  # epochs between progress messages
 
 
-def build_mlp(input_dim: int, hidden_sizes: list[int], dropout: float) -> nn.Sequential:
-    """Linear -> ReLU -> Dropout per hidden layer, then one logit (BCEWithLogits wants logits)."""
+def build_mlp(
+    input_dim: int, hidden_sizes: list[int], dropout: float, outputs: int = 1
+) -> nn.Sequential:
+    """Linear -> ReLU -> Dropout per hidden layer, then `outputs` logits or values (the losses
+    in heads.py want raw logits)."""
     layers: list[nn.Module] = []
     width = input_dim
     for hidden in hidden_sizes:
         layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
         width = hidden
-    layers.append(nn.Linear(width, 1))
+    layers.append(nn.Linear(width, outputs))
     return nn.Sequential(*layers)
 
 
 @dataclass
-class TorchMLPClassifier:
-    """The trained network on CPU in eval mode, with the sklearn-style `predict_proba`.
-
-    Pickles as a plain nn.Module, so any process with torch and flywheel can load it,
-    including an MLflow pyfunc on a machine without a GPU.
-    """
-
-    module: nn.Module
-    input_dim: int
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ValueError(f"expected rows of {self.input_dim} features, got shape {X.shape}")
-        self.module.eval()  # dropout off, whatever state the caller left it in
-        logits = np.empty(len(X), dtype=np.float64)
-        with torch.no_grad():
-            for start in range(0, len(X), PREDICT_BATCH):
-                batch = torch.from_numpy(X[start : start + PREDICT_BATCH])
-                logits[start : start + PREDICT_BATCH] = self.module(batch).squeeze(1).numpy()
-        # Both columns straight from the logit: 1 - p in float would round a confident
-        # positive's negative-class probability to a few representable values.
-        z = torch.from_numpy(logits)
-        return torch.stack([torch.sigmoid(-z), torch.sigmoid(z)], dim=1).numpy()
-
-
-@dataclass
 class MLPFit:
-    estimator: TorchMLPClassifier
+    estimator: Any  # a heads.py wrapper: predict_proba (classification) or predict (regression)
     details: dict[str, Any]
 
 
@@ -86,12 +64,16 @@ def fit_mlp(
     progress: Callable[[str], None] | None = None,
     choice: DeviceChoice | None = None,
     group: Group | None = None,
+    task: Task | None = None,
+    network: nn.Module | None = None,
 ) -> MLPFit:
-    """Train with AdamW, stop when valid log loss has not improved for `patience` epochs.
+    """Train with AdamW, stop when the valid loss has not improved for `patience` epochs.
 
     `choice` defaults to `choose_device(params.device)`; tests pass one in. One process trains
     alone (`group` None); each rank of a fit on several (`distributed.fit_distributed`) comes
-    here with its `group`; what returns has the same shape either way.
+    here with its `group`; what returns has the same shape either way. `task` (binary when
+    None) picks the head: its width, loss and wrapper (heads.py). `network` replaces the
+    built MLP (bring your own model, training/custom.py); it must output the head's width.
     """
     group = group or SINGLE
     say = progress if progress and group.is_main else (lambda _msg: None)
@@ -105,43 +87,45 @@ def fit_mlp(
 
     # The whole table goes to the device once: tabular data is small next to GPU memory,
     # and per-batch host->device copies would dominate a network this size.
+    head = head_for(task, y_train)
     data = [
         _to_device(torch.from_numpy(np.asarray(a, dtype=np.float32)), device)
-        for a in (X_train, y_train, X_valid, y_valid)
+        for a in (X_train, head.scaled(y_train), X_valid, head.scaled(y_valid))
     ]
     input_dim = data[0].shape[1]
-    model = _to_device(build_mlp(input_dim, params.hidden_sizes, params.dropout), device)
+    own = network  # a bring-your-own module is trained and kept as it is
+    if network is None:
+        network = build_mlp(input_dim, params.hidden_sizes, params.dropout, head.outputs)
+    model = _to_device(network, device)
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     threads = _threads_for(params, input_dim, device)
     with _cpu_threads(threads):
-        run = _train_epochs(
-            model,
-            data,
-            params,
-            seed,
-            shuffle_gen,
-            choice,
-            group,
-            checkpoint_dir / CHECKPOINT_NAME,
-            say,
-        )
+        run = _train_epochs(model, data, params, seed, shuffle_gen, choice, group,
+                            checkpoint_dir / CHECKPOINT_NAME, say, head)
 
     details = _details(choice, run, len(X_train), threads, group.world_size)
-    return MLPFit(_best_model(run, params, input_dim), details)
+    kept = model if own is not None else None
+    return MLPFit(_best_model(run, params, input_dim, head, kept), details)
 
 
-def _best_model(run: _Run, params: MLPParams, input_dim: int) -> TorchMLPClassifier:
+def _best_model(
+    run: _Run, params: MLPParams, input_dim: int, head: Head, own: nn.Module | None
+) -> Any:
     """The best epoch's weights on CPU: the last `patience` epochs were past the optimum."""
     if run.best_state is None:  # every epoch's valid loss was NaN or inf: the fit diverged
         raise ConfigError(
             f"train.mlp: valid loss was never finite in {run.epochs_run} epochs; "
             f"lower lr (now {params.lr}) or check the features for huge values"
         )
-    cpu_model = build_mlp(input_dim, params.hidden_sizes, params.dropout)
+    cpu_model = (
+        own.to("cpu")
+        if own is not None
+        else build_mlp(input_dim, params.hidden_sizes, params.dropout, head.outputs)
+    )
     cpu_model.load_state_dict(run.best_state)
     cpu_model.eval()
-    return TorchMLPClassifier(module=cpu_model, input_dim=input_dim)
+    return head.wrap(cpu_model, input_dim)
 
 
 @dataclass
@@ -163,6 +147,7 @@ def _train_epochs(
     group: Group,
     checkpoint_path: Path,
     say: Callable[[str], None],
+    head: Head,
 ) -> _Run:
     """The epoch loop: one pass over this rank's rows, score on valid, keep the best.
 
@@ -176,7 +161,7 @@ def _train_epochs(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=params.lr, weight_decay=params.weight_decay
     )
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = head.loss()
     scaler = torch.amp.GradScaler(choice.device, enabled=choice.grad_scaler)
     local_batch = group.local_batch(params.batch_size)
     run = _Run()
@@ -199,11 +184,12 @@ def _train_epochs(
             }
             if group.is_main:
                 _save_checkpoint(
-                    checkpoint_path, run.best_state, params, Xt.shape[1], epoch, valid_loss, seed
+                    checkpoint_path, run.best_state, params, (Xt.shape[1], head),
+                    (epoch, valid_loss, seed),
                 )
         if epoch % PROGRESS_EVERY == 0:
             say(
-                f"mlp epoch {epoch}: valid log loss {valid_loss:.4f} "
+                f"mlp epoch {epoch}: valid loss {valid_loss:.4f} "
                 f"(best {run.best_loss:.4f} at epoch {run.best_epoch})"
             )
         if epoch - run.best_epoch >= params.patience:
@@ -253,14 +239,18 @@ def _details(
     }
 
 
-def load_checkpoint(path: Path) -> tuple[TorchMLPClassifier, dict[str, Any]]:
-    """Rebuild the best-epoch network from its checkpoint alone (it carries its own config)."""
+def load_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the best-epoch network from its checkpoint alone (it carries its own config and
+    head; one written before heads existed is binary)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     params = checkpoint["params"]
-    module = build_mlp(checkpoint["input_dim"], params["hidden_sizes"], params["dropout"])
+    head = Head(**checkpoint.get("head", {"kind": "binary"}))
+    module = build_mlp(
+        checkpoint["input_dim"], params["hidden_sizes"], params["dropout"], head.outputs
+    )
     module.load_state_dict(checkpoint["state_dict"])
     module.eval()
-    return TorchMLPClassifier(module, checkpoint["input_dim"]), checkpoint
+    return head.wrap(module, checkpoint["input_dim"]), checkpoint
 
 
 def _valid_loss(
@@ -284,15 +274,16 @@ def _save_checkpoint(
     path: Path,
     state: dict[str, torch.Tensor],
     params: MLPParams,
-    input_dim: int,
-    epoch: int,
-    valid_loss: float,
-    seed: int,
+    network: tuple[int, Head],
+    progress: tuple[int, float, int],
 ) -> None:
+    """`network`: input width and head; `progress`: epoch, its valid loss and the seed."""
+    (input_dim, head), (epoch, valid_loss, seed) = network, progress
     checkpoint = {
         "state_dict": state,
         "params": params.model_dump(),
         "input_dim": input_dim,
+        "head": head.to_dict(),
         "epoch": epoch,
         "valid_loss": valid_loss,
         "seed": seed,

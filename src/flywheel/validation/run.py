@@ -16,7 +16,7 @@ import pandas as pd
 
 from flywheel.config import ValidateParams
 from flywheel.data.spec import DatasetSpec
-from flywheel.data.task import category_text
+from flywheel.data.task import category_text, task_of
 from flywheel.errors import DataError
 from flywheel.validation.describe import failures_from_results
 from flywheel.validation.html_safe import html_safe_frame
@@ -122,11 +122,11 @@ def _run_suite(
 def _as_text_categories(spec: DatasetSpec, frame: pd.DataFrame, present: set[str]) -> pd.DataFrame:
     """Categories are compared as text, as featurization does: 1.0 in a CSV is category '1'.
 
-    Only non-string categorical columns (and the target) are converted, on a shallow copy, so the
-    caller's frame is untouched and the common all-text table costs nothing.
+    Only non-string categorical columns (and a class target) are converted, on a shallow copy, so
+    the caller's frame is untouched and the common all-text table costs nothing.
     """
     columns = [f.name for f in spec.categorical if f.name in present]
-    if spec.target in present:
+    if spec.target in present and task_of(spec).is_classification:
         columns.append(spec.target)
     converted = {
         name: frame[name].map(category_text, na_action="ignore").astype(object)

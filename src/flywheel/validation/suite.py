@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from flywheel.config import ValidateParams
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import task_of
 from flywheel.validation.html_safe import escaped, escaped_list
 
 if TYPE_CHECKING:
@@ -79,19 +80,35 @@ def build_suite(
                 mostly=params.category_mostly, meta=_meta("categories")))
 
     if here(spec.target):
-        target = spec.target
-        add(gxe.ExpectColumnValuesToNotBeNull(column=target, meta=_meta("not_null")))
-        classes = escaped_list(list(spec.classes or []))
-        add(gxe.ExpectColumnValuesToBeInSet(
-            column=target, value_set=classes, meta=_meta("target_classes")))
-        add(gxe.ExpectColumnDistinctValuesToContainSet(
-            column=target, value_set=classes, meta=_meta("target_classes_present")))
-        # "Share of class c >= f" is "at least f of the values are in {c}": in-set with mostly.
-        for cls in spec.classes or []:
-            add(gxe.ExpectColumnValuesToBeInSet(
-                column=target, value_set=[escaped(cls)], mostly=params.min_class_fraction,
-                meta=_meta("class_balance", cls=cls)))
+        expectations += _target_expectations(spec, params)
     return gx.ExpectationSuite(name=suite_name(spec), expectations=expectations)
+
+
+def _target_expectations(spec: DatasetSpec, params: ValidateParams) -> list[Any]:
+    """Never null; a class target holds only, and every one of, its classes, each at least
+    `min_class_fraction` of the rows (for any number of classes); a regression target is numbers.
+    """
+    import great_expectations.expectations as gxe
+
+    target = spec.target
+    checks: list[Any] = [gxe.ExpectColumnValuesToNotBeNull(column=target, meta=_meta("not_null"))]
+    if not task_of(spec).is_classification:
+        checks.append(gxe.ExpectColumnValuesToBeInTypeList(
+            column=target, type_list=list(NUMERIC_DTYPES), meta=_meta("numeric_type")))
+        return checks
+    classes = escaped_list(list(spec.classes or []))
+    checks.append(gxe.ExpectColumnValuesToBeInSet(
+        column=target, value_set=classes, meta=_meta("target_classes")))
+    checks.append(gxe.ExpectColumnDistinctValuesToContainSet(
+        column=target, value_set=classes, meta=_meta("target_classes_present")))
+    # "Share of class c >= f" is "at least f of the values are in {c}": in-set with mostly.
+    checks += [
+        gxe.ExpectColumnValuesToBeInSet(
+            column=target, value_set=[escaped(cls)], mostly=params.min_class_fraction,
+            meta=_meta("class_balance", cls=cls))
+        for cls in spec.classes or []
+    ]
+    return checks
 
 
 def _meta(check: str, **extra: Any) -> dict[str, Any]:

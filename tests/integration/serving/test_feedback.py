@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from flywheel.data.task import Task
 from tests.conftest import run_cli
 from tests.integration.serving.conftest import (
     ROOT,
@@ -27,6 +28,9 @@ from tests.integration.serving.conftest import (
 from tests.integration.serving.test_service import sample_value, scrape
 
 pytestmark = pytest.mark.slow
+
+
+YES_NO = Task("binary", ("No", "Yes"))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +123,7 @@ def test_feedback_file_from_the_cli_then_live_metrics(
     with pytest.raises(DataError, match="nothing stored.*nope"):  # the whole file is refused
         import_feedback(
             bad,
-            ["No", "Yes"],
+            YES_NO,
             RequestIndex(labelled_server.log_dir),
             feedback_dir(labelled_server),
             skip_unknown=False,
@@ -131,10 +135,10 @@ def test_feedback_file_from_the_cli_then_live_metrics(
     rows = labelled_predictions(
         labelled_server.log_dir,
         feedback_dir(labelled_server),
-        "Yes",
+        YES_NO,
         datetime.now(UTC) - timedelta(hours=1),
     )
     assert len(rows) == 31 and set(rows["model_version"]) == {"1"}
-    metrics = live_metrics(rows["y"].to_numpy(), rows["probability"].to_numpy())
+    metrics = live_metrics(YES_NO, rows["y"].to_numpy(), rows["answered"].to_numpy())
     assert metrics["labelled_rows"] == 31 and metrics["positive_rate"] == pytest.approx(11 / 31)
     assert 0 <= metrics["roc_auc"] <= 1 and 0 <= metrics["brier"] <= 1
