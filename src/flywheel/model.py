@@ -84,13 +84,20 @@ class TabularModel:
         return pd.DataFrame(columns, index=frame.index)
 
 
+PROTOCOL = 4  # see _StablePickler
+
+
 class _StablePickler(pickle._Pickler):
     """Sets written in sorted order. A set pickles in hash order, and string hashes change with
     every process (pydantic keeps each spec field's `__pydantic_fields_set__` as one): the same
     model retrained in another process gave other bytes, so "identical to a registered version"
     (registry/duplicates.py) could never be seen from the file's digest. The C pickler cannot
     be told how to write a set, hence Python's own (a model pickles in milliseconds either way:
-    its arrays go out as whole buffers)."""
+    its arrays go out as whole buffers). Protocol 4, not 5: Python's pickler memoizes each
+    protocol-5 buffer's bytes without looking them up first, and every empty array's bytes are
+    the one shared `b""`, so a model holding two empty arrays (a ridge or HGB regressor does)
+    failed an assertion; under protocol 4 arrays pickle as bytes through the memo like any
+    other object."""
 
     dispatch: ClassVar[dict[type, Any]] = dict(pickle._Pickler.dispatch)  # type: ignore[arg-type]
 
@@ -111,7 +118,7 @@ class _StablePickler(pickle._Pickler):
 def model_bytes(model: TabularModel) -> bytes:
     """The model pickled; the same model gives the same bytes in any process."""
     buffer = io.BytesIO()
-    _StablePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+    _StablePickler(buffer, protocol=PROTOCOL).dump(model)
     return buffer.getvalue()
 
 

@@ -83,3 +83,16 @@ def test_a_model_pickles_to_the_same_bytes_in_any_process(tmp_path: Path) -> Non
         subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{seed}.pkl")],
                        env={**os.environ, "PYTHONHASHSEED": seed}, cwd=REPO, check=True)
     assert (tmp_path / "1.pkl").read_bytes() == (tmp_path / "2.pkl").read_bytes()
+
+
+def test_a_model_with_empty_arrays_pickles_stably() -> None:
+    """Protocol 5's buffers of two empty arrays tripped Python's pickler (model.py)."""
+    import pickle
+
+    import numpy as np
+
+    from flywheel.model import model_bytes
+
+    data = model_bytes({"a": np.zeros(0), "b": np.zeros(0), "s": {"y", "x"}})  # type: ignore[arg-type]
+    back = pickle.loads(data)
+    assert back["a"].shape == (0,) and back["s"] == {"x", "y"}
