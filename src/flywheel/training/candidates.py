@@ -122,9 +122,11 @@ def select_best(
 
 
 def predictions(estimator: Any, X: np.ndarray, task: Task) -> np.ndarray:
-    """What the metrics read: class probabilities (n, classes) or predicted values (n,)."""
+    """What the metrics read: class probabilities (n, classes), in the estimator's own dtype
+    (the binary valid metrics stay those of earlier rounds to the last digit), or predicted
+    values (n,)."""
     if task.is_classification:
-        return np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        return np.asarray(estimator.predict_proba(X))
     return np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
 
 
