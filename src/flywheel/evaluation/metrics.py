@@ -69,7 +69,8 @@ def classification_metrics(
 def check_class_scores(
     y_true: np.ndarray, proba: np.ndarray, what: str = "proba"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class codes (n,) and class probabilities (n, k), aligned and in range, or a DataError."""
+    """Class codes (n,) and class probabilities (n, k) whose rows sum to 1, aligned and in
+    range, or a DataError."""
     y = np.asarray(y_true).ravel()
     p = np.asarray(proba, dtype="float64")
     if p.ndim != 2 or p.shape[0] != y.size:
@@ -80,7 +81,12 @@ def check_class_scores(
         raise DataError(f"y_true must be class codes 0..{p.shape[1] - 1}")
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
         raise DataError(f"{what} must be finite probabilities in [0, 1]")
-    return y.astype("int64"), p
+    # A float32 softmax sums to 1 within ~1e-7, looser than scikit-learn's check: rescaled once
+    # here, every metric and every bootstrap draw reads the same rows.
+    total = p.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        raise DataError(f"{what}: a row's probabilities sum to 0")
+    return y.astype("int64"), p / total
 
 
 def check_values(
