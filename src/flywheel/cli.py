@@ -715,6 +715,39 @@ def feedback(
     typer.echo(", ".join(f"{outcome}={n}" for outcome, n in counts.items()))
 
 
+shadow_app = typer.Typer(help="The `challenger` alias scored next to the champion.",
+                         no_args_is_help=True)
+app.add_typer(shadow_app, name="shadow")
+
+
+@shadow_app.command("report")
+def shadow_report(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the report as one JSON object")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(min=0.001, help="window (default: monitor.window_minutes)")
+    ] = None,
+) -> None:
+    """Challenger against champion on the shadowed requests of the inference log.
+
+    Example: flywheel shadow report --json
+    """
+    try:
+        from flywheel.config import load_params
+        from flywheel.monitoring.shadow_report import compute_shadow_report, summary_lines
+        from flywheel.settings import settings
+
+        current = settings()
+        report = compute_shadow_report(current, load_params(current.params_path), model, minutes)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(report) if as_json else "\n".join(summary_lines(report)))
+
+
 @app.command("monitor-exporter")
 def monitor_exporter(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
