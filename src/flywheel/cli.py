@@ -720,6 +720,51 @@ shadow_app = typer.Typer(help="The `challenger` alias scored next to the champio
 app.add_typer(shadow_app, name="shadow")
 
 
+@shadow_app.command("start")
+def shadow_start(
+    version: Annotated[str, typer.Option(help="the registered version to shadow the champion")],
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Alias a version `challenger`: running services score requests with it too, off the
+    response path, after checking its signature.
+
+    Example: flywheel shadow start --version 7
+    """
+    try:
+        from flywheel.registry.challenger import start_challenger
+        from flywheel.settings import settings
+
+        done = start_challenger(settings(), _model_name(model), version)
+    except FlywheelError as exc:
+        _fail(exc)
+    replaced = f" (was {done['replaced']})" if done["replaced"] else ""
+    typer.echo(f"{done['model_name']}: challenger is now version {version}{replaced}")
+
+
+@shadow_app.command("stop")
+def shadow_stop(
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Remove the `challenger` alias: services stop shadowing within serve.reload_interval_s.
+
+    Example: flywheel shadow stop
+    """
+    try:
+        from flywheel.registry.challenger import stop_challenger
+        from flywheel.settings import settings
+
+        done = stop_challenger(settings(), _model_name(model))
+    except FlywheelError as exc:
+        _fail(exc)
+    removed = done["removed"]
+    typer.echo(f"{done['model_name']}: " + (f"challenger version {removed} removed" if removed
+                                             else "no challenger alias; nothing to stop"))
+
+
 @shadow_app.command("report")
 def shadow_report(
     as_json: Annotated[

@@ -69,8 +69,19 @@ def _answers(server: Server, bodies: list[bytes]) -> tuple[list[bytes], list[str
     return contents, ids
 
 
+def _cli(server: Server, registry: Registry, *args: str, **env: str) -> Any:
+    """`flywheel ARGS` for this server's registry, params and inference log."""
+    return run_cli(ROOT, *args, FLYWHEEL_PARAMS_FILE=str(server.home.parent / "params.yaml"),
+                   FLYWHEEL_TRACKING_URI=registry.uri,
+                   FLYWHEEL_INFERENCE_LOG_DIR=str(server.log_dir), **env)
+
+
 def _set_challenger(registry: Registry, server: Server, version: str) -> None:
     registry.client().set_registered_model_alias(registry.name, "challenger", version)
+    _wait_loaded(server, version)
+
+
+def _wait_loaded(server: Server, version: str) -> None:
     wait_for(lambda: sample_value(scrape(server), "flywheel_shadow_challenger_info",
                                   model_version=version) == 1, RELOAD_WAIT_S,
              f"version {version} to shadow")
@@ -108,7 +119,9 @@ def test_a_challenger_scores_the_same_requests_and_clients_see_only_the_champion
         shadow_server: Server, shadow_registry: Registry, bodies: list[bytes],
         champion_only: list[bytes], tmp_path: Path) -> None:
     version = shadow_registry.register(commit="c0ffee2", data_md5="data-v1", champion=False)
-    _set_challenger(shadow_registry, shadow_server, version)
+    started = _cli(shadow_server, shadow_registry, "shadow", "start", "--version", version)
+    assert started.returncode == 0, started.stderr
+    _wait_loaded(shadow_server, version)
     contents, ids = _answers(shadow_server, bodies)
     assert contents == champion_only  # byte for byte
     wait_for(lambda: _shadowed(shadow_server, version) >= len(bodies), RELOAD_WAIT_S,
@@ -126,11 +139,8 @@ def test_a_challenger_scores_the_same_requests_and_clients_see_only_the_champion
     assert sample_value(families, "flywheel_shadow_errors_total") == 0
 
     def report() -> Any:
-        result = run_cli(ROOT, "shadow", "report", "--json",
-                         FLYWHEEL_PARAMS_FILE=str(shadow_server.home.parent / "params.yaml"),
-                         FLYWHEEL_TRACKING_URI=shadow_registry.uri,
-                         FLYWHEEL_INFERENCE_LOG_DIR=str(shadow_server.log_dir),
-                         FLYWHEEL_FEEDBACK_DIR=str(tmp_path / "feedback"))
+        result = _cli(shadow_server, shadow_registry, "shadow", "report", "--json",
+                      FLYWHEEL_FEEDBACK_DIR=str(tmp_path / "feedback"))
         assert result.returncode == 0, result.stderr
         found = json.loads(result.stdout)
         seen = found["challengers"].get(version, {})
@@ -165,6 +175,13 @@ def test_a_broken_challenger_costs_clients_nothing_and_is_counted(
              RELOAD_WAIT_S, "the challenger's errors to be counted")
 
 
+def test_start_names_a_missing_version_in_one_line(shadow_server: Server,
+                                                  shadow_registry: Registry) -> None:
+    result = _cli(shadow_server, shadow_registry, "shadow", "start", "--version", "999")
+    assert result.returncode == 5
+    assert "no version '999'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_an_unsigned_challenger_is_refused(shadow_server: Server,
                                            shadow_registry: Registry) -> None:
     from flywheel.registry.integrity import DIGEST_TAG, digest_of
@@ -184,7 +201,8 @@ def test_an_unsigned_challenger_is_refused(shadow_server: Server,
 def test_removing_the_alias_stops_shadowing(shadow_server: Server, shadow_registry: Registry,
                                             bodies: list[bytes],
                                             champion_only: list[bytes]) -> None:
-    shadow_registry.client().delete_registered_model_alias(shadow_registry.name, "challenger")
+    stopped = _cli(shadow_server, shadow_registry, "shadow", "stop")
+    assert stopped.returncode == 0 and "removed" in stopped.stdout, stopped.stderr
     wait_for(lambda: sample_value(scrape(shadow_server), "flywheel_shadow_reloads_total",
                                   outcome="removed") >= 1, RELOAD_WAIT_S, "the alias's removal")
     before = sample_value(scrape(shadow_server), "flywheel_shadow_requests_total")
