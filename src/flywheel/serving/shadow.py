@@ -8,8 +8,9 @@ the alias unloads it within one reload interval.
 
 The gate hands each answered request to `offer` after the champion's answer was sent: a sampled
 one (`serve.shadow_sample_rate`, by request id) is put on a bounded queue, or dropped and
-counted when the queue is full; nothing waits on the challenger. One worker thread validates the
-request against the challenger's own schema, scores it, compares the two answers
+counted when the queue is full; nothing waits on the challenger. One worker thread validates
+each request against the challenger's own schema, scores what piled up meanwhile in one call
+(a call's fixed cost is most of a small request's), compares the two answers
 (`flywheel_shadow_*`, serving/shadow_metrics.py) and logs the challenger's rows under the same
 request id with `role` = challenger (serving/inference_log.py). Anything the challenger raises
 is counted and logged as an error row; it never reaches a client. A native crash (a segfault in
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 # How long the worker waits for a request before it checks whether it should stop.
 IDLE_WAIT_S = 0.5
+# Requests that piled up while the challenger was busy are scored in one call, at most this many.
+MAX_JOBS_PER_CALL = 64
 
 
 @dataclass(frozen=True)
@@ -106,23 +109,34 @@ class ShadowScorer:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                job = self._queue.get(timeout=IDLE_WAIT_S)
+                jobs = [self._queue.get(timeout=IDLE_WAIT_S)]
             except queue.Empty:
                 continue
+            while len(jobs) < MAX_JOBS_PER_CALL:  # what piled up meanwhile: one model call
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             model = self.holder.current
-            if model is None:  # the alias went while this waited
+            if model is None:  # the alias went while these waited
                 continue
             try:
-                self._score(model, job)
-            except Exception:  # never let one request stop the worker
-                logger.exception("shadow: request %s not compared", job.request_id)
+                self._score(model, jobs)
+            except Exception:  # never let one batch stop the worker
+                logger.exception("shadow: %d requests not compared", len(jobs))
 
-    def _score(self, model: LoadedModel, job: ShadowJob) -> None:
+    def _score(self, model: LoadedModel, jobs: list[ShadowJob]) -> None:
         version = model.version
-        self.metrics.requests.labels(challenger_version=version).inc()
+        self.metrics.requests.labels(challenger_version=version).inc(len(jobs))
         start = time.perf_counter()
-        answers, reason = _challenger_answers(model, job)
+        outcomes = _challenger_answers(model, jobs)
         latency = time.perf_counter() - start
+        for job, (answers, reason) in zip(jobs, outcomes, strict=True):
+            self._record(version, job, answers, reason, latency)
+
+    def _record(self, version: str, job: ShadowJob, answers: list[dict[str, Any]] | None,
+                reason: str | None, latency: float) -> None:
+        """Count and compare one request's challenger answers, and log them."""
         self.metrics.latency.labels(challenger_version=version).observe(latency)
         if reason is not None:
             self.metrics.errors.labels(challenger_version=version, reason=reason).inc()
@@ -141,22 +155,39 @@ class ShadowScorer:
                                      job.records, role=CHALLENGER_ROLE, latency_s=latency))
 
 
-def _challenger_answers(model: LoadedModel,
-                        job: ShadowJob) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """The challenger's answers, or None and why (`invalid` for its schema, `predict`)."""
+_Outcome = tuple[list[dict[str, Any]] | None, str | None]
+
+
+def _challenger_answers(model: LoadedModel, jobs: list[ShadowJob]) -> list[_Outcome]:
+    """Per request, the challenger's answers, or None and why (`invalid` for its schema,
+    `predict`). The valid requests are scored in one call; if that call raises, each is
+    scored alone, so only the requests the model fails on count as its errors."""
     schema = model.request_schema
+    outcomes: list[_Outcome] = [(None, "invalid")] * len(jobs)
     if schema is None:
-        return None, "invalid"
+        return outcomes
+    valid: list[tuple[int, list[Any]]] = []
+    for i, job in enumerate(jobs):
+        try:
+            valid.append((i, schema.validate(job.records if job.records is not None
+                                              else decode(job.body))))
+        except ValueError:  # pydantic's ValidationError is one
+            continue
+    if not valid:
+        return outcomes
     try:
-        records = schema.validate(job.records if job.records is not None else decode(job.body))
-    except ValueError:  # pydantic's ValidationError is one
-        return None, "invalid"
-    try:
-        return score(model, schema.spec, records), None
+        answers = score(model, schema.spec, [r for _, records in valid for r in records])
     except Exception as exc:
+        if len(valid) > 1:
+            return [_challenger_answers(model, [job])[0] for job in jobs]
         logger.debug("shadow: %s version %s raised %s", model.name, model.version,
                      type(exc).__name__)
-        return None, "predict"
+        return [(None, "predict")]
+    offset = 0
+    for i, records in valid:
+        outcomes[i] = (answers[offset:offset + len(records)], None)
+        offset += len(records)
+    return outcomes
 
 
 @dataclass

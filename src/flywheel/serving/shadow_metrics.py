@@ -56,7 +56,8 @@ def shadow_metrics() -> ShadowMetrics:
         dropped=Counter("flywheel_shadow_dropped_requests",
                         "Sampled requests not shadowed because the challenger's queue was full"),
         latency=Histogram("flywheel_shadow_latency_seconds",
-                          "The challenger's time to validate and score one request", version,
+                          "The challenger's time to validate and score the requests "
+                          "scored together with this one (one call)", version,
                           buckets=LATENCY_BUCKETS),
         records=Counter("flywheel_shadow_records",
                         "Records both the champion and the challenger answered", version),
