@@ -748,6 +748,84 @@ def feedback(
     typer.echo(", ".join(f"{outcome}={n}" for outcome, n in counts.items()))
 
 
+shadow_app = typer.Typer(help="The `challenger` alias scored next to the champion.",
+                         no_args_is_help=True)
+app.add_typer(shadow_app, name="shadow")
+
+
+@shadow_app.command("start")
+def shadow_start(
+    version: Annotated[str, typer.Option(help="the registered version to shadow the champion")],
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Alias a version `challenger`: running services score requests with it too, off the
+    response path, after checking its signature.
+
+    Example: flywheel shadow start --version 7
+    """
+    try:
+        from flywheel.registry.challenger import start_challenger
+        from flywheel.settings import settings
+
+        done = start_challenger(settings(), _model_name(model), version)
+    except FlywheelError as exc:
+        _fail(exc)
+    replaced = f" (was {done['replaced']})" if done["replaced"] else ""
+    typer.echo(f"{done['model_name']}: challenger is now version {version}{replaced}")
+
+
+@shadow_app.command("stop")
+def shadow_stop(
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+) -> None:
+    """Remove the `challenger` alias: services stop shadowing within serve.reload_interval_s.
+
+    Example: flywheel shadow stop
+    """
+    try:
+        from flywheel.registry.challenger import stop_challenger
+        from flywheel.settings import settings
+
+        done = stop_challenger(settings(), _model_name(model))
+    except FlywheelError as exc:
+        _fail(exc)
+    removed = done["removed"]
+    typer.echo(f"{done['model_name']}: " + (f"challenger version {removed} removed" if removed
+                                             else "no challenger alias; nothing to stop"))
+
+
+@shadow_app.command("report")
+def shadow_report(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the report as one JSON object")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(min=0.001, help="window (default: monitor.window_minutes)")
+    ] = None,
+) -> None:
+    """Challenger against champion on the shadowed requests of the inference log.
+
+    Example: flywheel shadow report --json
+    """
+    try:
+        from flywheel.config import load_params
+        from flywheel.monitoring.shadow_report import compute_shadow_report, summary_lines
+        from flywheel.settings import settings
+
+        current = settings()
+        report = compute_shadow_report(current, load_params(current.params_path), model, minutes)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(report) if as_json else "\n".join(summary_lines(report)))
+
+
 @app.command("monitor-exporter")
 def monitor_exporter(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",

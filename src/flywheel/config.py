@@ -223,6 +223,10 @@ class ServeParams(_Section):
         description="a new champion whose request fields differ: swapped in "
         "with its schema, or refused (the old one keeps serving)",
     )
+    shadow_sample_rate: float = Field(default=1.0, ge=0, le=1, description="share of requests "
+                                      "the `challenger` alias also scores, off the response path")
+    shadow_queue_size: int = Field(default=1000, ge=1, description="requests waiting for the "
+                                   "challenger; past it they are dropped and counted")
 
 
 class MonitorParams(_Section):

@@ -2,7 +2,10 @@
 
 Files are named after the moment they were flushed (`inference-<UTC stamp>-<pid>-<seq>`), which
 is after every row they hold, so a file flushed before a window starts is skipped unopened.
-Half-written files end in `.parquet.tmp` and are never matched.
+Half-written files end in `.parquet.tmp` and are never matched. A shadow challenger's rows
+share the log (and the request ids) with the champion's, told apart by `role`: readers get the
+champion's rows unless they ask for another role, so drift, live metrics and the rows a retrain
+learns from are never the challenger's. Files from before `role` existed are the champion's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+CHAMPION_ROLE = "champion"
+CHALLENGER_ROLE = "challenger"
+ROLE = "role"
+LATENCY = "latency_s"
 _STAMP = re.compile(r"^inference-(\d{8}T\d{12})-")
 
 
@@ -39,12 +46,14 @@ def read_log(
     since: datetime | None = None,
     version: str | None = None,
     request_ids: list[str] | None = None,
+    role: str | None = CHAMPION_ROLE,
 ) -> Any:
-    """The rows logged since `since` (by one model version; of these request ids), only those
-    of `columns` the log has; None if none."""
+    """The rows logged since `since` (by one model version; of these request ids; answered in
+    `role`, None: every role), only those of `columns` the log has; None if none."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    later = {ROLE: pa.string(), LATENCY: pa.float64()}  # columns older files lack
     files = log_files(folder, since)
     if not files:
         return None
@@ -56,9 +65,16 @@ def read_log(
     ]
     fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
     dataset = ds.dataset([str(f) for f in files], format=fmt)
-    condition = None
+    missing = [pa.field(n, t) for n, t in later.items() if n not in dataset.schema.names]
+    if missing:  # the first file predates roles; later ones may not
+        dataset = ds.dataset([str(f) for f in files], format=fmt,
+                             schema=pa.schema([*dataset.schema, *missing]))
+    condition = None if role is None else ds.field(ROLE) == role
+    if role == CHAMPION_ROLE:  # rows without a role were written before shadows existed
+        condition = ds.field(ROLE).is_null() | condition
     if since is not None:
-        condition = ds.field("time") >= since
+        recent = ds.field("time") >= since
+        condition = recent if condition is None else condition & recent
     if version is not None:
         same = ds.field("model_version") == version
         condition = same if condition is None else condition & same

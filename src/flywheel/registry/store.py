@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
+# Scored next to the champion, off the response path, by a running service (serving/shadow.py).
+CHALLENGER = "challenger"
 TAG_PREFIX = "flywheel."
 
 

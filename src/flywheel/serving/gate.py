@@ -7,8 +7,9 @@ validation errors rewritten as 422 naming record and field (at most `MAX_LISTED_
 them), counted by reason. It
 also stamps each request with an id the server issues (`X-Request-ID` in the answer; a client's
 own header is ignored, so no client chooses which ids the inference log holds, or which
-`/feedback` can label) and hands sampled request/response bytes to the inference log after the
-response is sent, so logging costs the request almost nothing.
+`/feedback` can label) and hands sampled request/response bytes to the inference log (and to the
+shadow challenger, serving/shadow.py) after the response is sent, so logging costs the request
+almost nothing.
 """
 
 from __future__ import annotations
@@ -150,10 +151,16 @@ class PredictGate:
             await send(message)
 
         await self.app(scope, receive, capture)
-        if start.get("status") == 200 and self.state.inference_log is not None and sampled(
-                request_id, self.state.sample_rate):
+        if start.get("status") != 200:
+            return
+        answer = b"".join(chunks)
+        # A shadowed request's champion row is always logged: the comparison needs both.
+        shadowed = self.state.shadow is not None and self.state.shadow.offer(
+            request_id, body, parsed, answer)
+        if self.state.inference_log is not None and (
+                shadowed or sampled(request_id, self.state.sample_rate)):
             self.state.inference_log.submit(
-                LogEntry(request_id, datetime.now(UTC), body, b"".join(chunks), parsed))
+                LogEntry(request_id, datetime.now(UTC), body, answer, parsed))
 
     async def _rewrite_error(self, send: Callable[..., Any], status: int, answer: bytes,
                              body: bytes, request_id: str) -> None:

@@ -14,7 +14,9 @@ just written (privacy.enforce_retention). The monitoring work reads these files 
 A hot-swapped champion that takes other columns is logged with its own (`use_spec`): what is
 buffered is written first, so one file holds one set of columns. The answer's columns are the
 task's flat ones (data/answers.py): `prediction` (text, or float64 for a regression), binary's
-`probability`, multiclass's `probability_<class>`.
+`probability`, multiclass's `probability_<class>`. Each row says which `role`
+answered it (the champion, or a shadow challenger scoring the same request id off the response
+path: serving/shadow.py); readers keep the champion's rows unless asked (monitoring/logread.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import orjson
 from flywheel.data.answers import PROBABILITY, class_column
 from flywheel.data.spec import DatasetSpec
 from flywheel.data.task import task_of
+from flywheel.monitoring.logread import CHAMPION_ROLE
 from flywheel.serving.logsafe import untrusted
 from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, pseudonymize
 
@@ -55,6 +58,8 @@ class LogEntry:
     response_body: bytes
     # The body as the gate decoded it, when it did: the writer then skips decoding it again.
     request: Any = None
+    role: str = CHAMPION_ROLE
+    latency_s: float | None = None  # a challenger's scoring time (the champion's is on /metrics)
 
     @property
     def size(self) -> int:
@@ -214,6 +219,8 @@ class InferenceLog:
             values["request_id"] += [entry.request_id] * len(records)
             values["time"] += [entry.time] * len(records)
             values["model_version"] += [a.get("model_version") for a in answers]
+            values["role"] += [entry.role] * len(records)
+            values["latency_s"] += [entry.latency_s] * len(records)
             for feature in self._logged_features:
                 column = [r.get(feature.name) for r in records]
                 if self.pii.get(feature.name) == HASH:
@@ -243,7 +250,8 @@ class InferenceLog:
 
         fields = [pa.field("request_id", pa.string()),
                   pa.field("time", pa.timestamp("us", tz="UTC")),
-                  pa.field("model_version", pa.string())]
+                  pa.field("model_version", pa.string()),
+                  pa.field("role", pa.string()), pa.field("latency_s", pa.float64())]
         for feature in self._logged_features:
             numeric = feature.kind == "numeric" and feature.name not in self.pii
             kind = pa.float64() if numeric else pa.string()

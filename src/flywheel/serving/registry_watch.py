@@ -230,19 +230,25 @@ class ModelHolder:
 
 
 class RegistryWatcher:
-    """Polls `models:/NAME@champion` and hot-swaps the holder's model when the alias moves."""
+    """Polls `models:/NAME@champion` and hot-swaps the holder's model when the alias moves.
+
+    Another `alias` (the shadow's `challenger`) is watched the same way, except that removing
+    it empties the holder: a champion keeps serving when its alias goes, a challenger stops.
+    """
 
     def __init__(self, holder: ModelHolder, client_factory: Callable[[], Any], name: str,
                  interval_s: float,
                  on_reload: Callable[[str, LoadedModel | None, str | None], None],
                  prepare: Callable[[LoadedModel, LoadedModel | None], LoadedModel] | None = None,
-                 ) -> None:
+                 alias: str = CHAMPION, accept: frozenset[str] | None = None) -> None:
         self.holder = holder
         self.client_factory = client_factory
         self.name = name
         self.interval_s = interval_s
         self.on_reload = on_reload  # (outcome, new model or None, previous version)
         self.prepare = prepare  # (loaded, current) -> what is swapped in; may refuse it
+        self.alias = alias
+        self.accept = accept  # signed verdicts that may load (load_version's default: servable)
         self._client: Any = None
         self._failed_version: str | None = None
         self._failed_polls = 0  # consecutive polls that could not reach the registry
@@ -266,7 +272,7 @@ class RegistryWatcher:
         try:
             if self._client is None:
                 self._client = self.client_factory()
-            version = version_by_alias(self._client, self.name, CHAMPION)
+            version = version_by_alias(self._client, self.name, self.alias)
         except Exception as exc:
             self._client = None
             self._poll_failed(exc, current)
@@ -274,23 +280,29 @@ class RegistryWatcher:
         if self._failed_polls:  # at the outage's level, so it shows wherever the outage did
             logger.warning("registry reachable again after %d failed polls", self._failed_polls)
             self._failed_polls = 0
+        if version is None and current is not None and self.alias != CHAMPION:
+            self.holder.current = None
+            logger.info("%s@%s removed; %s version %s unloaded", self.name, self.alias,
+                        self.alias, current.version)
+            self.on_reload("removed", None, current.version)
+            return
         if version is None:
             self.holder.refused = None
-            if current is None:
+            if current is None and self.alias == CHAMPION:
                 logger.info("no %s@%s in the registry yet; run the pipeline (`flywheel run`)",
                             self.name, CHAMPION)
             return
         target = str(version.version)
         if (current is not None and current.version == target) or target == self._failed_version:
             return
-        logger.info("loading %s version %s (%s moved)", self.name, target, CHAMPION)
+        logger.info("loading %s version %s (%s moved)", self.name, target, self.alias)
         loaded = self._load(version, current)
         if loaded is None:
             self._failed_version = target  # not retried until the alias moves again
             return
         self._failed_version = None
         self.holder.current, self.holder.refused = loaded, None
-        logger.info("now serving %s version %s", self.name, target)
+        logger.info("now serving %s version %s (%s)", self.name, target, self.alias)
         self.on_reload("success", loaded, current.version if current else None)
 
     def _load(self, version: Any, current: LoadedModel | None) -> LoadedModel | None:
@@ -298,7 +310,7 @@ class RegistryWatcher:
         keeping = current.version if current else None
         unexpected: Exception | None = None
         try:
-            loaded = load_version(self._client, version)
+            loaded = load_version(self._client, version, self.accept)
             return self.prepare(loaded, current) if self.prepare else loaded
         except (IntegrityError, SchemaRefused) as exc:
             outcome = ("signature_refused" if isinstance(exc, SignatureRefused) else
@@ -319,7 +331,7 @@ class RegistryWatcher:
         serving = current.version if current else None
         if self._failed_polls == 1:
             logger.warning("registry poll for %s@%s failed (%s: %s); still serving %s, "
-                           "retrying every %g s quietly", self.name, CHAMPION,
+                           "retrying every %g s quietly", self.name, self.alias,
                            type(exc).__name__, " ".join(str(exc).split())[:200],
                            serving or "nothing", self.interval_s)
         self.on_reload("registry_error", None, serving)

@@ -50,6 +50,8 @@ from flywheel.serving.request_schema import RequestSchema
 from flywheel.serving.route_labels import fold_unknown_routes
 from flywheel.serving.schema_swap import SchemaSwap
 from flywheel.serving.scoring import score
+from flywheel.serving.shadow import start_shadow
+from flywheel.serving.shadow_metrics import shadow_metrics
 from flywheel.serving.state import ServingState
 from flywheel.settings import settings
 from flywheel.tokens import scope_tokens
@@ -150,6 +152,10 @@ class Flywheel:
             on_reload=self._swapped, prepare=SCHEMAS.prepare)
         self.watcher.check_once()  # ready at once when a champion exists
         self.watcher.start()
+        STATE.shadow = start_shadow(
+            _connect, STATE.model_name, SERVE.reload_interval_s, SCHEMAS.schema_of,
+            shadow_metrics(), STATE.inference_log, sample_rate=SERVE.shadow_sample_rate,
+            queue_size=SERVE.shadow_queue_size)
 
     @staticmethod
     def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
@@ -168,6 +174,8 @@ class Flywheel:
     def _stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if STATE.shadow is not None:
+            STATE.shadow.stop()
         STATE.inference_log.close()
 
     @bentoml.api(route="/predict", input_spec=RecordsInput)

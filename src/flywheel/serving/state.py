@@ -24,6 +24,7 @@ class ServingState:
     holder: ModelHolder = field(default_factory=ModelHolder)
     metrics: Any = None  # ServingMetrics, created in the worker
     inference_log: Any = None  # InferenceLog, started in the worker
+    shadow: Any = None  # serving/shadow.Shadow: the challenger, when shadowing is on
 
     def count_invalid(self, reason: str) -> None:
         if self.metrics is not None:
