@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flywheel.errors import ConfigError, FlywheelError
+from flywheel.errors import ConfigError, FlywheelError, RegistryError
 
 if TYPE_CHECKING:
     from pipelines.fast_start import HeadStart
@@ -31,10 +31,11 @@ def _setup_logging(verbose: bool = False) -> None:
 
 def _model_name(model: str | None) -> str:
     """The registered model a command means (`flywheel.identity`), resolved once here."""
+    from flywheel.identity import checked_model_name, registered_model
+
     if model:
-        return model  # named explicitly: params.yaml need not even exist
+        return checked_model_name(model)  # named explicitly: params.yaml need not even exist
     from flywheel.config import load_params
-    from flywheel.identity import registered_model
     from flywheel.settings import settings
 
     current = settings()
@@ -622,18 +623,18 @@ def monitor(
 ) -> None:
     """Drift and decay of the serving champion over the inference log, computed now.
 
-    Writes latest.json and report.html to FLYWHEEL_MONITOR_DIR (logs/monitor).
+    Reads the model's own log (logs/inference/<model>/); writes latest.json and report.html to
+    its own folder under FLYWHEEL_MONITOR_DIR (logs/monitor/<model>/).
     Example: flywheel monitor --json
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr clean
     try:
         from flywheel.config import load_params
-        from flywheel.monitoring.report import compute_report, write_page, write_report
+        from flywheel.monitoring.report import report_now, write_page
         from flywheel.settings import settings
 
         current = settings()
-        report = compute_report(current, load_params(current.params_path), model)
-        write_report(report, current.monitor)
+        report = report_now(current, load_params(current.params_path), model)
         if html is not None:
             write_page(report, html)
     except FlywheelError as exc:
@@ -690,24 +691,31 @@ def feedback(
     skip_unknown: Annotated[
         bool, typer.Option(help="store the rest when some request ids are not in the log")
     ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
 ) -> None:
     """Store true labels for logged predictions (joined by request id) for live metrics.
 
-    Example: flywheel feedback labels.csv
+    The request ids are looked up in the model's own log; the labels go to its own folder.
+    Example: flywheel feedback labels.csv --model flywheel-credit
     """
     try:
         from flywheel.config import load_params
-        from flywheel.data.spec import load_spec
+        from flywheel.identity import registered_model
+        from flywheel.model_logs import model_logs
         from flywheel.monitoring.feedback import RequestIndex, import_feedback
         from flywheel.settings import settings
 
         current = settings()
-        spec = load_spec(current.root / load_params(current.params_path).data.spec)
+        params = load_params(current.params_path)
+        name = registered_model(current, params, model)
+        logs = model_logs(current, name, params.promote.model_name)
         counts = import_feedback(
             file,
-            list(spec.classes),
-            RequestIndex(current.inference_log),
-            current.feedback,
+            _classes_of(current, params, name),
+            RequestIndex(logs.inference),
+            logs.feedback,
             skip_unknown,
         )
     except FlywheelError as exc:
@@ -715,24 +723,43 @@ def feedback(
     typer.echo(", ".join(f"{outcome}={n}" for outcome, n in counts.items()))
 
 
+def _classes_of(current: Any, params: Any, name: str) -> list[str]:
+    """The classes a label may take: the default dataset's, or those of the model's champion."""
+    from flywheel.data.spec import load_spec
+
+    if name == params.promote.model_name:
+        return list(load_spec(current.root / params.data.spec).classes)
+    from flywheel.registry.store import connect
+    from flywheel.serving.registry_watch import champion_spec
+
+    spec = champion_spec(connect(current), name)
+    if spec is None:
+        raise RegistryError(f"--model {name}: no champion with a dataset spec to check labels by")
+    return list(spec.classes)
+
+
 @app.command("monitor-exporter")
 def monitor_exporter(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 9108,
 ) -> None:
-    """Serve the latest monitor report as Prometheus gauges until interrupted.
+    """Serve every model's latest monitor report as Prometheus gauges until interrupted.
 
+    Each series carries `model_name`; a model appears once `flywheel monitor` wrote its report.
     Example: flywheel monitor-exporter --port 9108  (then scrape /metrics)
     """
     _setup_logging()
     try:
         from flywheel.config import load_params
+        from flywheel.model_logs import model_logs, monitored_models
         from flywheel.monitoring.exporter import serve_exporter
         from flywheel.settings import settings
 
         current = settings()
-        ttl = load_params(current.params_path).monitor.report_ttl_s
-        serve_exporter(current.monitor, ttl, host, port)
+        params = load_params(current.params_path)
+        default = params.promote.model_name
+        model_logs(current, default, default)  # an upgraded project's report is the default's
+        serve_exporter(lambda: monitored_models(current), params.monitor.report_ttl_s, host, port)
     except FlywheelError as exc:
         _fail(exc)
 

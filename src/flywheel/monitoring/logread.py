@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flywheel.errors import DataError
+
 _STAMP = re.compile(r"^inference-(\d{8}T\d{12})-")
 
 
@@ -41,21 +43,32 @@ def read_log(
     request_ids: list[str] | None = None,
 ) -> Any:
     """The rows logged since `since` (by one model version; of these request ids), only those
-    of `columns` the log has; None if none."""
+    of `columns` the log has; None if none. Files of different column sets are read together
+    (missing columns are null); columns of clashing types are a DataError, not a traceback."""
     import pyarrow as pa
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     files = log_files(folder, since)
     if not files:
         return None
-    # Text columns come back dictionary-encoded, as Parquet stores them: no string per row.
-    text = [
-        f.name
-        for f in ds.dataset(str(files[0]), format="parquet").schema
-        if f.type in (pa.string(), pa.large_string())
-    ]
-    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
-    dataset = ds.dataset([str(f) for f in files], format=fmt)
+    condition = _condition(since, version, request_ids)
+    try:
+        return _scan(files, columns, condition, None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # files of several column sets (a champion hot-swapped to another schema)
+    try:
+        merged = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+        return _scan(files, columns, condition, merged)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(
+            f"inference log {folder}: its files disagree on column types ({exc}); expected "
+            "the files of one model, as `flywheel serve` writes them"
+        ) from None
+
+
+def _condition(since: datetime | None, version: str | None, request_ids: list[str] | None) -> Any:
+    import pyarrow.dataset as ds
+
     condition = None
     if since is not None:
         condition = ds.field("time") >= since
@@ -65,6 +78,19 @@ def read_log(
     if request_ids is not None:
         wanted = ds.field("request_id").isin(request_ids)
         condition = wanted if condition is None else condition & wanted
+    return condition
+
+
+def _scan(files: list[Path], columns: list[str], condition: Any, schema: Any) -> Any:
+    """One pass over `files`; `schema` None: the first file's (the fast path)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    # Text columns come back dictionary-encoded, as Parquet stores them: no string per row.
+    first = schema or ds.dataset(str(files[0]), format="parquet").schema
+    text = [f.name for f in first if f.type in (pa.string(), pa.large_string())]
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
+    dataset = ds.dataset([str(f) for f in files], format=fmt, schema=schema)
     # A column the log does not hold (a personal feature dropped without a salt) is not asked
     # for: the caller sees it missing from the table instead of the read failing.
     present = [name for name in columns if name in dataset.schema.names]

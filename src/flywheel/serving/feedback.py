@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from flywheel.model_logs import ModelLogs
 from flywheel.monitoring.feedback import (
     ACCEPTED,
     BAD_LABEL,
@@ -40,7 +41,6 @@ from flywheel.serving.limits import (
     parse_bounded,
 )
 from flywheel.serving.logsafe import untrusted
-from flywheel.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +50,12 @@ MAX_LABEL_CHARS = 256
 
 
 class FeedbackEndpoint:
-    def __init__(self, state: Any, classes: list[str], settings: Settings, max_files: int,
+    def __init__(self, state: Any, classes: list[str], logs: ModelLogs, max_files: int,
                  max_age_s: float) -> None:
         self.state = state  # ServingState: metrics and the body limits
         self.classes = classes
-        self.folder = settings.feedback
-        self.index = RequestIndex(settings.inference_log)
+        self.folder = logs.feedback  # the served model's own labels and log, never another's
+        self.index = RequestIndex(logs.inference)
         self.max_files = max_files
         self.max_age_s = max_age_s
 
@@ -152,10 +152,10 @@ def _labels(payload: Any) -> pd.DataFrame:
     )
 
 
-def feedback_route(state: Any, classes: list[str], settings: Settings, max_files: int,
+def feedback_route(state: Any, classes: list[str], logs: ModelLogs, max_files: int,
                    max_age_s: float) -> Route:
     # A bound method, so Starlette calls it with a Request (an instance would be taken as ASGI).
-    endpoint = FeedbackEndpoint(state, classes, settings, max_files, max_age_s)
+    endpoint = FeedbackEndpoint(state, classes, logs, max_files, max_age_s)
     return Route("/feedback", endpoint.handle, methods=["POST"])
 
 
