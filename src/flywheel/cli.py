@@ -651,7 +651,8 @@ def _print_monitor(report: dict[str, Any]) -> None:
 
     window = report["window"]
     verdict = (
-        "[yellow]not enough traffic[/]"
+        f"[yellow]not enough traffic[/] ({window['rows']} rows in the window, "
+        f"{window['min_rows']} needed: monitor.min_rows)"
         if not report["enough_traffic"]
         else "[red]drifted[/]"
         if report["drifted"]

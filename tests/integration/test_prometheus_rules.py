@@ -213,4 +213,5 @@ def _exporter_names() -> set[str]:
     }
     gauges = GaugeSet(GaugeMetricFamily)
     add_report(gauges, "flywheel-churn", report)
-    return {family.name for family in gauges.families()} | {"flywheel_monitor_report_timestamp_seconds"}
+    names = {family.name for family in gauges.families()}
+    return names | {"flywheel_monitor_report_timestamp_seconds"}
