@@ -52,10 +52,10 @@ def read_log(
     if not files:
         return None
     condition = _condition(since, version, request_ids)
-    try:
-        return _scan(files, columns, condition, None)
+    try:  # the newest file's columns: those of the version serving now
+        return _scan(files, columns, condition, pq.read_schema(files[-1]))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass  # files of several column sets (a champion hot-swapped to another schema)
+        pass  # older files whose columns clash with them (a hot-swap to another schema)
     try:
         merged = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
         return _scan(files, columns, condition, merged)
@@ -82,13 +82,12 @@ def _condition(since: datetime | None, version: str | None, request_ids: list[st
 
 
 def _scan(files: list[Path], columns: list[str], condition: Any, schema: Any) -> Any:
-    """One pass over `files`; `schema` None: the first file's (the fast path)."""
+    """One pass over `files` read as `schema` (a column a file lacks reads as null)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     # Text columns come back dictionary-encoded, as Parquet stores them: no string per row.
-    first = schema or ds.dataset(str(files[0]), format="parquet").schema
-    text = [f.name for f in first if f.type in (pa.string(), pa.large_string())]
+    text = [f.name for f in schema if f.type in (pa.string(), pa.large_string())]
     fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
     dataset = ds.dataset([str(f) for f in files], format=fmt, schema=schema)
     # A column the log does not hold (a personal feature dropped without a salt) is not asked

@@ -22,6 +22,7 @@ from flywheel.config import Params
 from flywheel.errors import FlywheelError, RegistryError
 from flywheel.model_logs import ModelLogs, model_logs
 from flywheel.monitoring.drift import SCORE_COLUMN, window_drift
+from flywheel.monitoring.flush_request import WAIT_S, flush_and_wait
 from flywheel.monitoring.live import live_report
 from flywheel.monitoring.logread import read_log
 from flywheel.monitoring.profile import load_profile
@@ -60,6 +61,7 @@ def compute_report(
     now = datetime.now(UTC)
     since = now - timedelta(minutes=cfg.window_minutes)
     columns = [*profile["features"], SCORE_COLUMN]
+    flush_and_wait(logs.inference, WAIT_S)  # rows a running service has not rolled yet
     table = read_log(logs.inference, columns, since=since, version=version)
     rows = 0 if table is None else int(table.num_rows)
     enough = rows >= cfg.min_rows

@@ -2,8 +2,9 @@
 
 The body is `{"request_id": ..., "label": ...}` or a list of them. A batch is stored whole or
 not at all: 422 when a label is not one of the spec's classes (or a field is missing or too
-long), 404 when a request id is not in the inference log (not answered, not sampled, or not
-flushed yet: the log rolls every `serve.inference_log_roll_seconds`). The body gets the same
+long), 404 when a request id is not in the inference log (not answered or not sampled: ids not
+found on disk make the log's writers write what they buffer, `monitoring.flush_request`, and
+are looked up again, so a label sent right after its answer is accepted). The body gets the same
 limits as `/predict`, before it is decoded: 413 over `serve.max_body_bytes` (a declared length
 is refused unread, a chunked one as soon as it passes), 408 when it is not received within
 `serve.request_body_timeout_s`, 400 deeper than `serve.max_json_depth` or not JSON (lone
@@ -29,7 +30,7 @@ from flywheel.monitoring.feedback import (
     BAD_LABEL,
     UNKNOWN_REQUEST,
     RequestIndex,
-    check_feedback,
+    check_fresh,
 )
 from flywheel.serving.feedback_store import store_labels
 from flywheel.serving.limits import (
@@ -67,7 +68,7 @@ class FeedbackEndpoint:
             frame = _labels(payload)
         except _Shape as exc:
             return self._answer(422, "bad_request", f"request body: {exc}")
-        parts = await run_in_threadpool(check_feedback, frame, self.classes, self.index)
+        parts = await run_in_threadpool(check_fresh, frame, self.classes, self.index)
         refusal = self._refusal(parts)
         if refusal is not None:
             return refusal
@@ -117,7 +118,7 @@ class FeedbackEndpoint:
             return self._answer(
                 404, UNKNOWN_REQUEST,
                 f"request id {untrusted(unknown.iloc[0]['request_id'], MAX_ID_CHARS)} is not in "
-                "the inference log (unknown, not sampled, or not flushed yet); nothing stored",
+                "the inference log (unknown or not sampled); nothing stored",
                 len(unknown))
         return None
 

@@ -12,7 +12,10 @@ back-pressure), and the rows buffered for the next file are written as soon as t
 folder) is logged and counted and never reaches a request. Retention never deletes the file
 just written (privacy.enforce_retention). The monitoring work reads these files for drift.
 A hot-swapped champion that takes other columns is logged with its own (`use_spec`): what is
-buffered is written first, so one file holds one set of columns.
+buffered is written first, so one file holds one set of columns. A reader that needs rows not
+rolled yet asks for them through the folder (`monitoring.flush_request`): the writer checks at
+each poll and writes its buffer at once, so `/feedback` and `flywheel monitor` see a request
+answered a moment ago while files still roll rarely (few files for the monitor to read).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import orjson
 
 from flywheel.data.spec import DatasetSpec
+from flywheel.monitoring.flush_request import mark_done, requested_since
 from flywheel.serving.logsafe import untrusted
 from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, pseudonymize
 
@@ -94,6 +98,7 @@ class InferenceLog:
         self._buffered_requests = 0
         self._first_row_at: float | None = None
         self._seq = 0
+        self._seen_request = 0  # the last flush request served (monitoring.flush_request)
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="flywheel-inference-log",
                                         daemon=True)
@@ -137,10 +142,21 @@ class InferenceLog:
             if closing:
                 self._flush()
                 return
-            if self._tables and (self._buffered_rows >= self.roll_rows
+            asked = requested_since(self.directory, self._seen_request)
+            if self._tables and (asked is not None or self._buffered_rows >= self.roll_rows
                                  or self._buffered_bytes >= self.max_buffered_bytes
                                  or self._time_to_roll() <= 0):
                 self._flush()
+            if asked is not None:
+                self._answer(asked)
+
+    def _answer(self, asked: int) -> None:
+        """A reader asked for what is buffered (`/feedback`, `flywheel monitor`): it is written."""
+        self._seen_request = asked
+        try:
+            mark_done(self.directory)
+        except OSError as exc:
+            logger.warning("inference log: cannot answer a flush request (%s)", exc)
 
     def _take(self) -> list[LogEntry]:
         with self._lock:
