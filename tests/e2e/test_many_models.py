@@ -117,11 +117,14 @@ def services(project: Project) -> Iterator[dict[str, httpx.Client]]:
 
 
 def records(project: Project, name: str) -> list[dict[str, Any]]:
-    if name == DEFAULT:
-        table = pd.read_csv(project.root / "data" / "wa_churn.csv").drop(columns="churn")
-    else:
-        table = pd.read_csv(project.root / "credit.csv").drop(columns="Status")
-    return list(json.loads(table.head(SENT[name]).to_json(orient="records")))
+    """The first rows of the model's own table, as its spec's features (a missing value: null)."""
+    from flywheel.data.spec import load_spec
+
+    spec = load_spec(project.root / "specs" / ("wa_churn.yaml" if name == DEFAULT else
+                                               "credit.yaml"))
+    table = pd.read_csv(spec.path if Path(spec.path).is_absolute() else project.root / spec.path)
+    rows = table[spec.feature_names].head(SENT[name])
+    return list(json.loads(rows.to_json(orient="records")))
 
 
 def test_feedback_right_after_an_answer_and_monitors_without_cross_talk(

@@ -65,7 +65,7 @@ def compute_report(
     table = read_log(logs.inference, columns, since=since, version=version)
     rows = 0 if table is None else int(table.num_rows)
     enough = rows >= cfg.min_rows
-    features, score, tests = window_drift(profile, table, cfg, _personal(settings, params))
+    features, score, tests = window_drift(profile, table, cfg, _personal(settings, params, profile))
     excluded = tests.pop("excluded")
     if table is not None:
         score["bins"] = _score_bins(profile, table)
@@ -103,8 +103,9 @@ def compute_report(
     }
 
 
-def _personal(settings: Settings, params: Params) -> dict[str, str]:
+def _personal(settings: Settings, params: Params, profile: dict[str, Any]) -> dict[str, str]:
     """Features the current spec marks personal: never compared, whatever an older profile holds.
+    Only the profile's own: params' spec is the default model's, maybe not this one's.
 
     Profiles written before personal features were left out hold their raw values, while the
     log holds hashes (or nothing): comparing them would flag every window.
@@ -117,7 +118,7 @@ def _personal(settings: Settings, params: Params) -> dict[str, str]:
     except FlywheelError as exc:
         log.warning("spec unreadable (%s): personal features known only from the profile", exc)
         return {}
-    return {f.name: PII_REASON for f in spec.features if f.pii}
+    return {f.name: PII_REASON for f in spec.features if f.pii and f.name in profile["features"]}
 
 
 def report_folder(settings: Settings, params: Params, report: dict[str, Any]) -> Path:
