@@ -107,14 +107,15 @@ def test_a_label_for_a_request_not_rolled_yet_is_accepted(tmp_path: Path) -> Non
     from flywheel.serving.inference_log import InferenceLog, LogEntry
 
     spec = default_spec()
-    log = InferenceLog(tmp_path, spec, roll_rows=1_000, roll_seconds=3600, queue_size=10)
+    folder = tmp_path / "not-yet"  # nothing rolled yet: the writer has not even made it
+    log = InferenceLog(folder, spec, roll_rows=1_000, roll_seconds=3600, queue_size=10)
     answer = {"prediction": "Yes", "probability": 0.9, "model_version": "1"}
     log.submit(LogEntry("just-now", datetime.now(UTC), orjson.dumps([a_record(spec)]),
                         orjson.dumps([answer])))
     log.start()
     try:
         labels = pd.DataFrame({"request_id": ["just-now", "never"], "label": ["Yes", "No"]})
-        parts = check_fresh(labels, list(spec.classes), RequestIndex(tmp_path), wait_s=30)
+        parts = check_fresh(labels, list(spec.classes), RequestIndex(folder), wait_s=30)
     finally:
         log.close()
     assert parts[ACCEPTED]["request_id"].tolist() == ["just-now"]

@@ -56,7 +56,7 @@ def flush_and_wait(folder: Path, wait_s: float, until: Callable[[], bool] | None
     False when that did not happen in time: no service writes this folder now, or the id is
     not in any buffer; what is on disk is then all there is to read.
     """
-    if wait_s <= 0 or not folder.is_dir():
+    if wait_s <= 0:  # the folder may not exist yet: a writer creates it at its first roll
         return False
     asked = request_flush(folder)
     deadline = time.monotonic() + wait_s
