@@ -234,11 +234,13 @@ def _nothing_registered(model: str | None, error: FlywheelError) -> dict[str, An
 def _full_status(model: str | None) -> dict[str, Any]:
     """Status through the settings and params models, and MLflow for a non-SQLite store."""
     from flywheel.project_lock import last_run
+    from flywheel.registry.busy import busy_as_one_line
     from flywheel.registry.status import registry_status
     from flywheel.settings import settings
 
     current = settings()
-    info = registry_status(current, _model_name(model))
+    with busy_as_one_line(current.mlflow_uri):
+        info = registry_status(current, _model_name(model))
     info["last_run"] = last_run(current)
     return info
 
@@ -255,11 +257,13 @@ def rollback(
     """
     _setup_logging()
     try:
+        from flywheel.registry.busy import busy_as_one_line
         from flywheel.registry.status import rollback as do_rollback
         from flywheel.settings import settings
 
         current = settings()
-        done = do_rollback(current, _model_name(model))
+        with busy_as_one_line(current.mlflow_uri):
+            done = do_rollback(current, _model_name(model))
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(
@@ -631,10 +635,12 @@ def monitor(
     try:
         from flywheel.config import load_params
         from flywheel.monitoring.report import report_now, write_page
+        from flywheel.registry.busy import busy_as_one_line
         from flywheel.settings import settings
 
         current = settings()
-        report = report_now(current, load_params(current.params_path), model)
+        with busy_as_one_line(current.mlflow_uri):
+            report = report_now(current, load_params(current.params_path), model)
         if html is not None:
             write_page(report, html)
     except FlywheelError as exc:
@@ -729,14 +735,14 @@ def _classes_of(current: Any, params: Any, name: str) -> list[str]:
     from flywheel.data.spec import load_spec
 
     if name == params.promote.model_name:
-        return list(load_spec(current.root / params.data.spec).classes)
+        return list(load_spec(current.root / params.data.spec).classes or [])
     from flywheel.registry.store import connect
     from flywheel.serving.registry_watch import champion_spec
 
     spec = champion_spec(connect(current), name)
     if spec is None:
         raise RegistryError(f"--model {name}: no champion with a dataset spec to check labels by")
-    return list(spec.classes)
+    return list(spec.classes or [])
 
 
 @app.command("monitor-exporter")

@@ -18,12 +18,16 @@ import pandas as pd
 from flywheel.atomic import write_atomically
 from flywheel.data.io import feature_frame
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import Task, task_of
 from flywheel.errors import DataError
 from flywheel.features.compiled import CompiledTransformer, compile_transformer
 
 
-class ProbabilisticClassifier(Protocol):
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+class Estimator(Protocol):
+    """Classifiers answer `predict_proba` (n, classes), columns in the task's class order
+    (binary: column 1 = positive class); regressors answer `predict` (n,)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -32,9 +36,9 @@ class TabularModel:
     # The fitted encoding (features/encoding.py): raw feature frame -> float matrix. Models
     # registered before it carry a scikit-learn ColumnTransformer, compiled on first use.
     transformer: Any
-    estimator: ProbabilisticClassifier  # trained on transformed rows, column 1 = positive class
+    estimator: Any  # an `Estimator`, trained on transformed rows
     candidate: str
-    threshold: float
+    threshold: float  # binary only: the positive-class probability that predicts positive
     params: dict[str, Any] = field(default_factory=dict)
     valid_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -44,31 +48,60 @@ class TabularModel:
             return self.transformer
         return compile_transformer(self.transformer)
 
-    def positive_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probability of `spec.positive_class` for each row of a raw frame."""
+    @property
+    def task(self) -> Task:
+        return task_of(self.spec)
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (n, classes) for classification, predicted values (n,) for
+        regression, for each row of a raw frame."""
         matrix = self._compiled.transform(feature_frame(self.spec, frame))
-        return np.asarray(self.estimator.predict_proba(matrix))[:, 1].astype("float64")
+        if self.task.is_classification:
+            return np.asarray(self.estimator.predict_proba(matrix), dtype="float64")
+        return np.asarray(self.estimator.predict(matrix), dtype="float64").reshape(-1)
+
+    def positive_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Binary only: probability of `spec.positive_class` for each row of a raw frame."""
+        return self.scores(frame)[:, 1]
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Class label and positive-class probability, the shape the endpoint answers with."""
-        proba = self.positive_proba(frame)
-        labels = np.where(
-            proba >= self.threshold, self.spec.positive_class, self.spec.negative_class
-        )
-        return pd.DataFrame({"prediction": labels, "probability": proba}, index=frame.index)
+        """The answer's columns (`Task.output_columns`): the prediction, and per-class
+        probabilities for classification."""
+        task = self.task
+        scores = self.scores(frame)
+        if not task.is_classification:
+            return pd.DataFrame({"prediction": scores}, index=frame.index)
+        if task.kind == "binary":
+            codes = (scores[:, 1] >= self.threshold).astype(np.int64)
+            columns: dict[str, Any] = {"prediction": task.decode(codes),
+                                       "probability": scores[:, 1]}
+        else:
+            columns = {"prediction": task.decode(scores.argmax(axis=1))}
+        columns.update(zip(task.proba_columns, scores.T, strict=True))
+        return pd.DataFrame(columns, index=frame.index)
+
+
+def model_bytes(model: TabularModel) -> bytes:
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def save_model(model: TabularModel, path: Path) -> None:
     """A crash never leaves half a model where the next step looks."""
-    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    data = model_bytes(model)
     write_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
+def model_from_bytes(data: bytes, source: Path) -> TabularModel:
+    """Unpickle a model whose bytes were already vouched for (a seal or a registry signature):
+    unpickling runs code, so callers never hand this bytes they have not checked."""
+    model = pickle.loads(data)
+    if not isinstance(model, TabularModel):
+        raise DataError(f"{source}: not a Flywheel model (got {type(model).__name__})")
+    return model
+
+
 def load_model(path: Path) -> TabularModel:
+    """A registered version's model file, which the registry's signature check has passed."""
     if not path.is_file():
         raise DataError(f"{path}: model not found; run the train step first")
-    with path.open("rb") as fh:
-        model = pickle.load(fh)  # our own artifact, written by save_model
-    if not isinstance(model, TabularModel):
-        raise DataError(f"{path}: not a Flywheel model (got {type(model).__name__})")
-    return model
+    return model_from_bytes(path.read_bytes(), path)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from flywheel.data.io import _category_text
 from flywheel.data.spec import DatasetSpec, FeatureSpec, GateMetric
+from flywheel.data.task import category_text
 from flywheel.errors import ConfigError, DataError
 
 POSITIVE_WORDS = ("yes", "true", "1", "positive", "churn", "default", "fraud", "y")
@@ -52,7 +52,7 @@ def infer_spec(frame: pd.DataFrame, *, target: str, path: Path, name: str) -> Da
 
 
 def _target_classes(column: pd.Series, target: str) -> tuple[list[str], str]:
-    labels = sorted({_category_text(v) for v in column.dropna().unique()})
+    labels = sorted({category_text(v) for v in column.dropna().unique()})
     if len(labels) < 2:
         raise DataError(f"target {target!r} has {len(labels)} distinct value(s); need two classes")
     if len(labels) > 2:
@@ -65,7 +65,7 @@ def _target_classes(column: pd.Series, target: str) -> tuple[list[str], str]:
         positive = by_word[0]
     else:  # the rarer class is usually the one worth predicting
         counts = column.value_counts()
-        positive = _category_text(counts.idxmin())
+        positive = category_text(counts.idxmin())
     negative = next(label for label in labels if label != positive)
     return [negative, positive], positive
 
@@ -108,7 +108,7 @@ def _parsed_share(column: pd.Series) -> float:
 
 
 def _categorical(name: str, column: pd.Series, nullable: bool) -> FeatureSpec | None:
-    categories = sorted({_category_text(v) for v in column.dropna().unique()})
+    categories = sorted({category_text(v) for v in column.dropna().unique()})
     if len(categories) > min(MAX_LEVELS, MAX_LEVEL_SHARE * column.notna().sum()):
         return None  # free text: nothing a one-hot encoder should see
     return FeatureSpec(name=name, kind="categorical", nullable=nullable, categories=categories)

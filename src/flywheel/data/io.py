@@ -13,6 +13,7 @@ import pandas as pd
 
 from flywheel.data.rows import require_columns
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import category_text, task_of
 from flywheel.errors import DataError
 
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
@@ -96,29 +97,12 @@ def _categories(column: pd.Series) -> Any:
     missing = pd.isna(values)
     if pd.api.types.is_object_dtype(column) and all(isinstance(v, str) for v in values[~missing]):
         return values
-    values[~missing] = [_category_text(v) for v in values[~missing]]
+    values[~missing] = [category_text(v) for v in values[~missing]]
     return values
 
 
 def target_vector(spec: DatasetSpec, frame: pd.DataFrame) -> np.ndarray:
-    """1 for the positive class, 0 for the other; anything else is a `DataError`."""
+    """The target as the spec's task encodes it (data/task.py); a bad value is a `DataError`."""
     if spec.target not in frame.columns:
         raise DataError(f"target column {spec.target!r} is missing")
-    # Each distinct label is read as text once (per row, in Python, cost ~1 s a million rows).
-    codes, values = pd.factorize(frame[spec.target])
-    labels = [_category_text(v) for v in values]
-    unknown = sorted(set(labels) - set(spec.classes))
-    if unknown or (codes < 0).any():
-        raise DataError(
-            f"target column {spec.target!r}: expected only {spec.classes}, found "
-            f"{unknown[:5] or 'blanks'}"
-        )
-    positive = np.array([label == spec.positive_class for label in labels], dtype=np.int64)
-    return positive[codes]
-
-
-def _category_text(value: object) -> str:
-    """Categories are compared as text; 1.0 read from a CSV is the category '1'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return task_of(spec).encode_target(frame[spec.target], spec.target)

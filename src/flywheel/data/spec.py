@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from flywheel.errors import ConfigError
 
-GateMetric = Literal["roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "brier"]
+# Metrics a spec's floors may name; which apply depends on its task (data/task.py).
+GateMetric = Literal[
+    "roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "brier",  # binary
+    "macro_f1",  # multiclass (with accuracy, log_loss and roc_auc: one-vs-rest, macro)
+    "rmse", "mae", "r2",  # regression
+]
 
 
 class FeatureSpec(BaseModel):
@@ -61,9 +66,12 @@ class DatasetSpec(BaseModel):
     name: str
     path: Path = Field(description="the table, CSV or Parquet, relative to the project root")
     target: str
-    task: Literal["binary"] = "binary"
-    classes: list[str] = Field(min_length=2, max_length=2, description="[negative, positive]")
-    positive_class: str
+    task: Literal["binary", "multiclass", "regression"] = "binary"
+    classes: list[str] | None = Field(
+        default=None,
+        description="classification only: binary [negative, positive]; multiclass every class",
+    )
+    positive_class: str | None = Field(default=None, description="binary only")
     id_columns: list[str] = Field(default_factory=list)
     features: list[FeatureSpec] = Field(min_length=1)
     floors: dict[GateMetric, float] = Field(
@@ -74,8 +82,7 @@ class DatasetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
-        if self.positive_class not in self.classes:
-            raise ValueError(f"positive_class {self.positive_class!r} is not in {self.classes}")
+        self._fits_task()
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValueError("feature names must be unique")
@@ -83,9 +90,29 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"target {self.target!r} is also listed as a feature or id column")
         return self
 
+    def _fits_task(self) -> None:
+        classes = self.classes or []
+        if self.task == "regression":
+            if self.classes or self.positive_class:
+                raise ValueError("a regression target has no classes or positive_class")
+            return
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be unique: {classes}")
+        if self.task == "binary":
+            if len(classes) != 2:
+                raise ValueError(f"a binary target needs 2 classes [negative, positive]: {classes}")
+            if self.positive_class not in classes:
+                raise ValueError(f"positive_class {self.positive_class!r} is not in {classes}")
+        else:
+            if len(classes) < 3:
+                raise ValueError(f"a multiclass target needs at least 3 classes: {classes}")
+            if self.positive_class is not None:
+                raise ValueError("positive_class is for binary targets")
+
     @property
     def negative_class(self) -> str:
-        return next(c for c in self.classes if c != self.positive_class)
+        """Binary only: the class that is not `positive_class`."""
+        return next(c for c in self.classes or [] if c != self.positive_class)
 
     @property
     def feature_names(self) -> list[str]:

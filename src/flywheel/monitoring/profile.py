@@ -167,7 +167,7 @@ def build_profile(
     return {
         "format": FORMAT,
         "rows": len(frame),
-        "classes": list(spec.classes),
+        "classes": list(spec.classes or []),
         "positive_class": spec.positive_class,
         "floors": dict(spec.floors),  # what promotion demanded: the live metrics' floors
         "features": features,

@@ -28,7 +28,7 @@ def target_identity(spec: DatasetSpec) -> dict[str, Any]:
     """What a model's probability means: P(`target` == `positive_class`) among `classes`."""
     return {
         "target": spec.target,
-        "classes": sorted(spec.classes),
+        "classes": sorted(spec.classes or []),
         "positive_class": spec.positive_class,
     }
 

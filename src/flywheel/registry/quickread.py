@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.errors import RegistryError
+from flywheel.registry.busy import is_locked, registry_busy
 from flywheel.registry.lineage import UNKNOWN
 from flywheel.registry.store import CHAMPION, PREVIOUS, TAG_PREFIX
 
 SQLITE_PREFIX = "sqlite:///"
+BUSY_WAIT_S = 5.0  # how long a read waits for a writer's lock before saying the registry is busy
 
 
 class UnknownModel(RegistryError):
@@ -43,9 +45,11 @@ def read_status(uri: str, model_name: str) -> dict[str, Any] | None:
     if not db.is_file():
         raise unknown_model(model_name, uri)
     try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=BUSY_WAIT_S)) as conn:
             return _status(conn, uri, model_name)
-    except sqlite3.DatabaseError:
+    except sqlite3.DatabaseError as exc:
+        if is_locked(exc):  # MLflow's client would wait on the same lock, then fail
+            raise registry_busy(uri) from exc
         return None  # a schema this reader does not know: MLflow's client knows it
 
 

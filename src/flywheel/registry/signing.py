@@ -88,8 +88,13 @@ class Keyring:
 
 
 def _mac(key: bytes, name: str, version: str, sha256: str, verdict: str) -> str:
+    return keyed_digest(key, ("flywheel-verdict", SCHEME, name, version, sha256, verdict))
+
+
+def keyed_digest(key: bytes, fields: tuple[str, ...]) -> str:
+    """HMAC-SHA256 of `fields`; the first names the purpose, so a MAC made for one kind of
+    record (a verdict, a step artifact) is never valid for another."""
     # Length-prefixed fields: no two different records serialize to the same bytes.
-    fields = ("flywheel-verdict", SCHEME, name, version, sha256, verdict)
     message = b"".join(len(f.encode()).to_bytes(4, "big") + f.encode() for f in fields)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 

@@ -215,6 +215,6 @@ _SERVICE.add_asgi_middleware(LocalIndex)
 _SERVICE.add_asgi_middleware(PredictGate, state=STATE)
 _SERVICE.mount_asgi_app(Starlette(routes=[
     Route("/metadata", _metadata, methods=["GET"]),
-    feedback_route(STATE, SPEC.classes, LOGS, SERVE.feedback_max_files,
+    feedback_route(STATE, SPEC.classes or [], LOGS, SERVE.feedback_max_files,
                    SERVE.inference_log_max_age_days * 86400),
 ]))

@@ -17,14 +17,13 @@ import numpy as np
 from flywheel.atomic import write_folder
 from flywheel.steps.champion import ChampionScores, score_champion
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import TARGET, read_split
+from flywheel.steps.inputs import TARGET, read_model, read_split
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.evaluation.report import evaluate_scores
-    from flywheel.model import load_model
 
-    model = load_model(ctx.out("train") / "model.pkl")
+    model = read_model(ctx)
     test = read_split(ctx, "test")
     y = test[TARGET].to_numpy()
     proba = model.positive_proba(test)

@@ -2,9 +2,9 @@
 
 Load the spec's columns (and the keys the split hashes) → `features.split.split_rule` and
 `split_rows`, `features.encoding.fit_encoding` → write one Parquet file per split, the split
-rule, the test rows' keys and the fitted encodings. Each split is written and freed before the
-next is cut, so the step holds the table about once (at millions of rows the copies were the
-peak).
+rule, the test rows' keys and the fitted encodings (sealed: steps/sealed.py). Each split is
+written and freed before the next is cut, so the step holds the table about once (at millions
+of rows the copies were the peak).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 from flywheel.atomic import replacing_dir
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import ENCODINGS_FILE, SPLIT_RULE_FILE, TARGET, TEST_KEYS_FILE
+from flywheel.steps.sealed import write_sealed
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -54,6 +55,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
                     for kind in ("one_hot", "native")
                 }
             del part
-        with (out / ENCODINGS_FILE).open("wb") as fh:
-            pickle.dump(encodings, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(encodings, protocol=pickle.HIGHEST_PROTOCOL)
+        write_sealed(out / ENCODINGS_FILE, data, ctx.settings.signing_key)
     return sizes

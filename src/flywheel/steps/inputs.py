@@ -1,25 +1,44 @@
 """What the steps read of each other's outputs: the split files, the encodings, the labels.
 
-One place names the files featurize writes, so evaluate, promote and `flywheel promote
---version` read them alike.
+One place names the files featurize and train write, so evaluate, promote and `flywheel promote
+--version` read them alike; the pickles among them only through their seals (steps/sealed.py).
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Collection
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from flywheel.errors import DataError
 from flywheel.steps.context import StepContext
+from flywheel.steps.sealed import read_sealed
+
+if TYPE_CHECKING:
+    from flywheel.model import TabularModel
 
 TARGET = "__target__"  # 0/1 label column in the split files, next to the raw target
 ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
 SPLIT_RULE_FILE = "split_rule.json"  # how featurize split (features/split.py), for lineage
 TEST_KEYS_FILE = "test_keys.parquet"  # the test rows' id (and split_by) columns, row-aligned
+MODEL_FILE = "model.pkl"  # train's model (flywheel.model.TabularModel)
+FEATURIZE, TRAIN = "flywheel step featurize", "flywheel step train"  # what rewrites each
+
+
+def model_path(ctx: StepContext) -> Path:
+    return ctx.out("train") / MODEL_FILE
+
+
+def read_model(ctx: StepContext) -> TabularModel:
+    """train's model, unpickled only once its seal vouches for the file (steps/sealed.py)."""
+    from flywheel.model import model_from_bytes
+
+    path = model_path(ctx)
+    return model_from_bytes(read_sealed(path, ctx.settings.signing_key, TRAIN), path)
 
 
 def read_split(ctx: StepContext, name: str) -> pd.DataFrame:
@@ -49,8 +68,8 @@ def training_inputs(
     from flywheel.training.candidates import Matrices
 
     folder = ctx.out("featurize")
-    with (folder / ENCODINGS_FILE).open("rb") as fh:
-        encodings = pickle.load(fh)  # written by our own featurize step
+    sealed = read_sealed(folder / ENCODINGS_FILE, ctx.settings.signing_key, FEATURIZE)
+    encodings = pickle.loads(sealed)  # featurize's own: its seal was checked first
     train, valid = (pd.read_parquet(folder / f"{name}.parquet") for name in ("train", "valid"))
     inputs = {
         kind: Matrices(

@@ -20,7 +20,14 @@ import pandas as pd
 from flywheel.atomic import write_atomically
 from flywheel.steps.champion import SPLIT_RULE_TAG, score_champion
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import SPLIT_RULE_FILE, TARGET, read_split, train_prevalence
+from flywheel.steps.inputs import (
+    SPLIT_RULE_FILE,
+    TARGET,
+    model_path,
+    read_model,
+    read_split,
+    train_prevalence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +36,17 @@ SUMMARY_KEYS = ("model_name", "version", "promoted", "reason", "champion_before"
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
-    from flywheel.model import load_model, save_model
+    from flywheel.model import save_model
     from flywheel.registry.promote import PromoteInputs, promote
 
     ev = ctx.out("evaluate")
     # The decision threshold is an evaluate param: the registered model answers with the one
     # it was evaluated at, even when only that param changed since training.
-    model = replace(
-        load_model(ctx.out("train") / "model.pkl"), threshold=ctx.evaluate_params.threshold
-    )
+    model = replace(read_model(ctx), threshold=ctx.evaluate_params.threshold)
     lineage = {
         **_lineage(ctx),
         "candidate": model.candidate,
-        "trained_at": _written_at(ctx.out("train") / "model.pkl"),
+        "trained_at": _written_at(model_path(ctx)),
         **ctx.run_tags,
     }
     test = read_split(ctx, "test")

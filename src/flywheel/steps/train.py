@@ -1,7 +1,8 @@
 """train: fit every candidate on the train split, select on the valid split, save the best.
 
 Load the encoded matrices → `training.candidates.train_candidates` and `select_best` → write
-model.pkl and candidates.json (rank 0's alone under a multi-node launcher).
+model.pkl (sealed: steps/sealed.py) and candidates.json (rank 0's alone under a multi-node
+launcher).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import logging
 from typing import Any
 
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import training_inputs
+from flywheel.steps.inputs import MODEL_FILE, training_inputs
+from flywheel.steps.sealed import write_sealed
 
 log = logging.getLogger(__name__)
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
-    from flywheel.model import TabularModel, save_model
+    from flywheel.model import TabularModel, model_bytes
     from flywheel.training.candidates import ENCODINGS, select_best, train_candidates
     from flywheel.training.launcher import rank_outputs
 
@@ -39,7 +41,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             params=getattr(cfg, best.name).model_dump(),
             valid_metrics=best.valid_metrics,
         )
-        save_model(model, out / "model.pkl")
+        write_sealed(out / MODEL_FILE, model_bytes(model), ctx.settings.signing_key)
         table = [
             {
                 "name": r.name,

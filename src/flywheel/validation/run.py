@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from flywheel.config import ValidateParams
-from flywheel.data.io import _category_text
 from flywheel.data.spec import DatasetSpec
+from flywheel.data.task import category_text
 from flywheel.errors import DataError
 from flywheel.validation.describe import failures_from_results
 from flywheel.validation.html_safe import html_safe_frame
@@ -129,7 +129,7 @@ def _as_text_categories(spec: DatasetSpec, frame: pd.DataFrame, present: set[str
     if spec.target in present:
         columns.append(spec.target)
     converted = {
-        name: frame[name].map(_category_text, na_action="ignore").astype(object)
+        name: frame[name].map(category_text, na_action="ignore").astype(object)
         for name in columns
         if not pd.api.types.is_string_dtype(frame[name])
     }

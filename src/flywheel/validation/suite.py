@@ -81,13 +81,13 @@ def build_suite(
     if here(spec.target):
         target = spec.target
         add(gxe.ExpectColumnValuesToNotBeNull(column=target, meta=_meta("not_null")))
-        classes = escaped_list(list(spec.classes))
+        classes = escaped_list(list(spec.classes or []))
         add(gxe.ExpectColumnValuesToBeInSet(
             column=target, value_set=classes, meta=_meta("target_classes")))
         add(gxe.ExpectColumnDistinctValuesToContainSet(
             column=target, value_set=classes, meta=_meta("target_classes_present")))
         # "Share of class c >= f" is "at least f of the values are in {c}": in-set with mostly.
-        for cls in spec.classes:
+        for cls in spec.classes or []:
             add(gxe.ExpectColumnValuesToBeInSet(
                 column=target, value_set=[escaped(cls)], mostly=params.min_class_fraction,
                 meta=_meta("class_balance", cls=cls)))
