@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flywheel.monitoring.gauges import GaugeSet
+from flywheel.monitoring.gauges import Folders, GaugeSet, each_model
 from flywheel.monitoring.report import read_report
-from flywheel.monitoring.retrain_status import Folders, RetrainStatusCollector
+from flywheel.monitoring.retrain_status import RetrainStatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +55,7 @@ class ReportCollector:
         self.ttl_s = ttl_s
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        gauges = GaugeSet(GaugeMetricFamily)
-        for name, folder in self.folders():
-            try:
-                report = read_report(folder)
-            except (OSError, ValueError) as exc:
-                log.warning("monitor report in %s unreadable: %s", folder, exc)
-                continue
-            if report is not None:
-                self._add(gauges, name, report)
-        yield from gauges.families()
+        yield from each_model(self.folders, read_report, self._add, "monitor report")
 
     def _add(self, gauges: GaugeSet, name: str, report: dict[str, Any]) -> None:
         stamp = datetime.fromisoformat(report["generated_at"]).timestamp()

@@ -7,7 +7,15 @@ model's `model_name` label instead, so two models' gauges never overwrite each o
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Every model's name and monitor folder, asked at each scrape (`model_logs.monitored_models`).
+Folders = Callable[[], list[tuple[str, Path]]]
 
 
 class GaugeSet:
@@ -27,3 +35,25 @@ class GaugeSet:
 
     def families(self) -> list[Any]:
         return list(self._made.values())
+
+
+def each_model(
+    folders: Folders,
+    read: Callable[[Path], dict[str, Any] | None],
+    add: Callable[[GaugeSet, str, dict[str, Any]], None],
+    what: str,
+) -> list[Any]:
+    """The families of every model's record (`read` from its folder, `add`ed as gauges); an
+    unreadable one is logged and left out, so one model's broken file hides no other's."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    gauges = GaugeSet(GaugeMetricFamily)
+    for name, folder in folders():
+        try:
+            record = read(folder)
+        except (OSError, ValueError) as exc:
+            log.warning("%s in %s unreadable: %s", what, folder, exc)
+            continue
+        if record is not None:
+            add(gauges, name, record)
+    return gauges.families()

@@ -17,21 +17,16 @@ Every series carries `model_name` (each model keeps its own `retrain.json`):
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flywheel.atomic import write_atomically
-from flywheel.monitoring.gauges import GaugeSet
-
-log = logging.getLogger(__name__)
+from flywheel.monitoring.gauges import Folders, GaugeSet, each_model
 
 STATUS_FILE = "retrain.json"
 OUTCOMES = ("new_rows", "no_new_data", "no_new_traffic", "refused")
-# Every model's name and monitor folder, asked at each scrape (`model_logs.monitored_models`).
-Folders = Callable[[], list[tuple[str, Path]]]
 
 
 def write_status(folder: Path, status: dict[str, Any]) -> Path:
@@ -56,18 +51,7 @@ class RetrainStatusCollector:
         self.folders = folders
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        gauges = GaugeSet(GaugeMetricFamily)
-        for name, folder in self.folders():
-            try:
-                status = read_status(folder)
-            except (OSError, ValueError) as exc:
-                log.warning("retrain status in %s unreadable: %s", folder, exc)
-                continue
-            if status is not None:
-                add_status(gauges, name, status)
-        yield from gauges.families()
+        yield from each_model(self.folders, read_status, add_status, "retrain status")
 
 
 def add_status(gauges: GaugeSet, name: str, status: dict[str, Any]) -> None:
