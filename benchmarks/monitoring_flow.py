@@ -50,7 +50,7 @@ def setup(tmp: Path, rows: int) -> None:
     now = datetime.now(UTC)
     for start in range(0, rows, FILE_ROWS):
         sample = reference.iloc[rng.integers(0, len(reference), min(FILE_ROWS, rows - start))]
-        write_log(tmp / "log", spec, sample.reset_index(drop=True), "1", now, f"b{start}")
+        write_log(tmp / "log" / MODEL, spec, sample.reset_index(drop=True), "1", now, f"b{start}")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["promote"]["model_name"] = MODEL
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
@@ -69,13 +69,11 @@ def setup(tmp: Path, rows: int) -> None:
 
 def bare() -> dict:
     from flywheel.config import load_params
-    from flywheel.monitoring.report import compute_report, write_report
+    from flywheel.monitoring.report import report_now
     from flywheel.settings import settings
 
     current = settings()
-    report = compute_report(current, load_params(current.params_path))
-    write_report(report, current.monitor)
-    return report
+    return report_now(current, load_params(current.params_path))
 
 
 def best(run: object, repeat: int) -> float:

@@ -62,13 +62,11 @@ def cooldown_key(cooldown_minutes: float, now: float | None = None) -> str | Non
 @task(task_run_name="compute-report")
 def compute(model_name: str | None) -> dict[str, Any]:
     from flywheel.config import load_params
-    from flywheel.monitoring.report import compute_report, write_report
+    from flywheel.monitoring.report import report_now
     from flywheel.settings import settings
 
     current = settings()
-    report = compute_report(current, load_params(current.params_path), model_name)
-    write_report(report, current.monitor)
-    return report
+    return report_now(current, load_params(current.params_path), model_name)
 
 
 @task(task_run_name="log-report")

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from flywheel.errors import ConfigError, FlywheelError
+from flywheel.errors import ConfigError, FlywheelError, RegistryError
 
 if TYPE_CHECKING:
-    from flywheel.data.task import TaskKind
+    from flywheel.data.task import Task, TaskKind
     from pipelines.fast_start import HeadStart
 
 
@@ -42,10 +42,11 @@ def _setup_logging(verbose: bool = False) -> None:
 
 def _model_name(model: str | None) -> str:
     """The registered model a command means (`flywheel.identity`), resolved once here."""
+    from flywheel.identity import checked_model_name, registered_model
+
     if model:
-        return model  # named explicitly: params.yaml need not even exist
+        return checked_model_name(model)  # named explicitly: params.yaml need not even exist
     from flywheel.config import load_params
-    from flywheel.identity import registered_model
     from flywheel.settings import settings
 
     current = settings()
@@ -651,20 +652,20 @@ def monitor(
 ) -> None:
     """Drift and decay of the serving champion over the inference log, computed now.
 
-    Writes latest.json and report.html to FLYWHEEL_MONITOR_DIR (logs/monitor).
+    Reads the model's own log (logs/inference/<model>/); writes latest.json and report.html to
+    its own folder under FLYWHEEL_MONITOR_DIR (logs/monitor/<model>/).
     Example: flywheel monitor --json
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr clean
     try:
         from flywheel.config import load_params
-        from flywheel.monitoring.report import compute_report, write_page, write_report
+        from flywheel.monitoring.report import report_now, write_page
         from flywheel.registry.busy import busy_as_one_line
         from flywheel.settings import settings
 
         current = settings()
         with busy_as_one_line(current.mlflow_uri):
-            report = compute_report(current, load_params(current.params_path), model)
-        write_report(report, current.monitor)
+            report = report_now(current, load_params(current.params_path), model)
         if html is not None:
             write_page(report, html)
     except FlywheelError as exc:
@@ -681,7 +682,8 @@ def _print_monitor(report: dict[str, Any]) -> None:
 
     window = report["window"]
     verdict = (
-        "[yellow]not enough traffic[/]"
+        f"[yellow]not enough traffic[/] ({window['rows']} rows in the window, "
+        f"{window['min_rows']} needed: monitor.min_rows)"
         if not report["enough_traffic"]
         else "[red]drifted[/]"
         if report["drifted"]
@@ -722,25 +724,31 @@ def feedback(
     skip_unknown: Annotated[
         bool, typer.Option(help="store the rest when some request ids are not in the log")
     ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="registered model (default: params promote.model_name)")
+    ] = None,
 ) -> None:
     """Store true labels for logged predictions (joined by request id) for live metrics.
 
-    Example: flywheel feedback labels.csv
+    The request ids are looked up in the model's own log; the labels go to its own folder.
+    Example: flywheel feedback labels.csv --model flywheel-credit
     """
     try:
         from flywheel.config import load_params
-        from flywheel.data.spec import load_spec
-        from flywheel.data.task import task_of
+        from flywheel.identity import registered_model
+        from flywheel.model_logs import model_logs
         from flywheel.monitoring.feedback import RequestIndex, import_feedback
         from flywheel.settings import settings
 
         current = settings()
-        spec = load_spec(current.root / load_params(current.params_path).data.spec)
+        params = load_params(current.params_path)
+        name = registered_model(current, params, model)
+        logs = model_logs(current, name, params.promote.model_name)
         counts = import_feedback(
             file,
-            task_of(spec),
-            RequestIndex(current.inference_log),
-            current.feedback,
+            _task_of(current, params, name),
+            RequestIndex(logs.inference),
+            logs.feedback,
             skip_unknown,
         )
     except FlywheelError as exc:
@@ -816,14 +824,34 @@ def shadow_report(
     """
     try:
         from flywheel.config import load_params
+        from flywheel.identity import registered_model
         from flywheel.monitoring.shadow_report import compute_shadow_report, summary_lines
         from flywheel.settings import settings
 
         current = settings()
-        report = compute_shadow_report(current, load_params(current.params_path), model, minutes)
+        params = load_params(current.params_path)
+        name = registered_model(current, params, model)
+        report = compute_shadow_report(current, params, name, _task_of(current, params, name),
+                                       minutes)
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(json.dumps(report) if as_json else "\n".join(summary_lines(report)))
+
+
+def _task_of(current: Any, params: Any, name: str) -> Task:
+    """The task labels are checked by: the default dataset's, or that of the model's champion."""
+    from flywheel.data.spec import load_spec
+    from flywheel.data.task import task_of
+
+    if name == params.promote.model_name:
+        return task_of(load_spec(current.root / params.data.spec))
+    from flywheel.registry.store import connect
+    from flywheel.serving.registry_watch import champion_spec
+
+    spec = champion_spec(connect(current), name)
+    if spec is None:
+        raise RegistryError(f"--model {name}: no champion with a dataset spec to check labels by")
+    return task_of(spec)
 
 
 @app.command("monitor-exporter")
@@ -831,21 +859,25 @@ def monitor_exporter(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 9108,
 ) -> None:
-    """Serve the latest monitor report as Prometheus gauges until interrupted.
+    """Serve every model's latest monitor report as Prometheus gauges until interrupted.
 
+    Each series carries `model_name`; a model appears once `flywheel monitor` wrote its report.
     Example: flywheel monitor-exporter --port 9108  (then scrape /metrics)
     """
     _setup_logging()
     try:
         from flywheel.config import load_params
+        from flywheel.model_logs import model_logs, monitored_models
         from flywheel.monitoring.exporter import serve_exporter
         from flywheel.ports import require_free_port
         from flywheel.settings import settings
 
         require_free_port(host, port, "flywheel monitor-exporter")
         current = settings()
-        ttl = load_params(current.params_path).monitor.report_ttl_s
-        serve_exporter(current.monitor, ttl, host, port)
+        params = load_params(current.params_path)
+        default = params.promote.model_name
+        model_logs(current, default, default)  # an upgraded project's report is the default's
+        serve_exporter(lambda: monitored_models(current), params.monitor.report_ttl_s, host, port)
     except FlywheelError as exc:
         _fail(exc)
 

@@ -5,16 +5,23 @@ a dataset spec other than params' own (a table of another shape gets a registere
 own, `flywheel-<spec name>`, so its candidates are never compared with a champion trained on
 other columns), and params' `promote.model_name` for the default dataset. Every caller asks
 this function and passes the answer down; nothing below the edge works the name out again.
+The name becomes a folder (`artifacts/models/<name>`, `logs/<kind>/<name>`), so it is checked
+here: one path component, nothing that climbs out or hides.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from flywheel.config import Params
+from flywheel.errors import ConfigError
 from flywheel.settings import Settings
 
 SPEC_MODEL_PREFIX = "flywheel-"
+# Letters, digits, `.`, `_`, `-` and spaces, starting with a letter or digit: never `..`, a
+# slash or a hidden folder once it is a path component.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\- ]{0,199}")
 
 
 def default_spec_path(settings: Settings, params: Params) -> Path:
@@ -35,9 +42,19 @@ def registered_model(
 ) -> str:
     """The registered model's name: `explicit`, else the spec's own, else params' default."""
     if explicit:
-        return explicit
+        return checked_model_name(explicit)
     if spec_path is None or is_default_spec(settings, params, spec_path):
-        return params.promote.model_name
+        return checked_model_name(params.promote.model_name)
     from flywheel.data.spec import load_spec
 
-    return f"{SPEC_MODEL_PREFIX}{load_spec(spec_path).name}"
+    return checked_model_name(f"{SPEC_MODEL_PREFIX}{load_spec(spec_path).name}")
+
+
+def checked_model_name(name: str) -> str:
+    """`name` if it is safe as one folder name; a ConfigError saying what is allowed otherwise."""
+    if _SAFE_NAME.fullmatch(name) is None or name.endswith((" ", ".")):
+        raise ConfigError(
+            f"model name {name!r}: expected 1-200 letters, digits, '.', '_', '-' or spaces, "
+            "starting with a letter or digit (it names the model's folders)"
+        )
+    return name

@@ -165,7 +165,7 @@ def test_drifted_traffic_gets_delayed_labels(project: Project, service: httpx.Cl
     assert batch.status_code == 200
     batch_id = batch.headers["x-request-id"]
     ids = {i for i, _ in answered} | {batch_id}
-    log = Path(project.env["FLYWHEEL_INFERENCE_LOG_DIR"])
+    log = Path(project.env["FLYWHEEL_INFERENCE_LOG_DIR"]) / MODEL  # the model's own folder
     wait_for(lambda: ids <= logged_ids(log), 60, "the requests in the inference log")
     labels = [{"request_id": i, "label": y} for i, y in answered[:LABELLED]]
     labels.append({"request_id": batch_id, "label": "Yes"})  # a batch: not learned from
@@ -207,7 +207,7 @@ def test_a_triggered_retrain_learns_the_labelled_traffic(project: Project) -> No
     assert tags["flywheel.data_refresh"].startswith(f"appended {LABELLED} labelled rows")
     assert "data/provenance/traffic-0001.json" in tags["flywheel.data_refresh"]
     assert tags["flywheel.gate.verdict"] in {"promoted", "rejected"}, tags
-    status = json.loads((project.monitor / "retrain.json").read_text())
+    status = json.loads((project.monitor / MODEL / "retrain.json").read_text())
     assert status["outcome"] == "new_rows" and status["new_rows"] == LABELLED
 
 
@@ -224,8 +224,9 @@ def test_a_second_trigger_with_no_new_labels_says_no_new_data(
     assert "no new data since v2" in summary_artifact()
     assert len(table(project.root)) == TABLE_ROWS + LABELLED
     metrics = exporter_metrics(project)
-    assert 'flywheel_retrain_status{outcome="no_new_data",since_version="2"} 1.0' in metrics
-    assert "flywheel_retrain_new_rows 0.0" in metrics
+    assert (f'flywheel_retrain_status{{model_name="{MODEL}",outcome="no_new_data",'
+            'since_version="2"} 1.0') in metrics
+    assert f'flywheel_retrain_new_rows{{model_name="{MODEL}"}} 0.0' in metrics
 
 
 def summary_artifact() -> str:

@@ -69,13 +69,15 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_gauges_follow_the_latest_report_and_expire(exporter: tuple[str, Path]) -> None:
-    url, folder = exporter
+    url, root = exporter
     assert scrape(url) == {}  # no report yet: nothing to say, no made-up zeros
 
     now = datetime.now(UTC)
+    folder = root / "flywheel-churn"  # each model's own folder (flywheel.model_logs)
     write_report(report(now), folder, html=False)
     values = scrape(url)
-    v3 = (("model_version", "3"),)
+    model = (("model_name", "flywheel-churn"),)
+    v3 = (*model, ("model_version", "3"))
     assert values[("flywheel_feature_drift_psi", (("feature", "tenure"), *v3))] == 0.42
     assert values[("flywheel_feature_drifted", (("feature", "tenure"), *v3))] == 1
     assert values[("flywheel_feature_drifted", (("feature", "contract"), *v3))] == 0
@@ -86,10 +88,21 @@ def test_gauges_follow_the_latest_report_and_expire(exporter: tuple[str, Path]) 
     assert values[("flywheel_live_roc_auc", v3)] == 0.7
     assert ("flywheel_live_pr_auc", v3) not in values  # undefined metrics are left out
     assert values[("flywheel_live_metric_floor", (("metric", "brier"), *v3))] == 0.2
-    assert values[("flywheel_monitor_report_timestamp_seconds", ())] == pytest.approx(
+    assert values[("flywheel_monitor_report_timestamp_seconds", model)] == pytest.approx(
         now.timestamp())
+
+    other = {**report(now), "model_name": "flywheel-credit", "model_version": "1"}
+    write_report(other, root / "flywheel-credit", html=False)  # a second model, same version set
+    both = scrape(url)
+    assert both[("flywheel_feature_drift_psi", (("feature", "tenure"), *v3))] == 0.42
+    credit = (("model_name", "flywheel-credit"), ("model_version", "1"))
+    assert both[("flywheel_drift_window_rows", credit)] == 1200  # beside churn's, not over it
+    assert both[("flywheel_drift_window_rows", v3)] == 1200
 
     old = now - timedelta(hours=3)  # older than params monitor.report_ttl_s (2 h)
     write_report(report(old), folder, html=False)
-    assert scrape(url) == {("flywheel_monitor_report_timestamp_seconds", ()): pytest.approx(
-        old.timestamp())}
+    expired = scrape(url)
+    assert expired[("flywheel_monitor_report_timestamp_seconds", model)] == pytest.approx(
+        old.timestamp())
+    assert not [key for key in expired if dict(key[1]).get("model_name") == "flywheel-churn"
+                and key[0] != "flywheel_monitor_report_timestamp_seconds"]

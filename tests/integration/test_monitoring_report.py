@@ -104,6 +104,13 @@ def shifted(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def own(root: Path) -> Path:
+    """The default model's folder under a log root (`flywheel.model_logs`)."""
+    from flywheel.config import load_params
+
+    return root / load_params(REPO / "params.yaml").promote.model_name
+
+
 def settings_for(tmp: Path, uri: str) -> Settings:
     return Settings(
         root=REPO,
@@ -122,7 +129,7 @@ def test_clean_traffic_is_not_drift_and_little_traffic_is_not_either(
     now = datetime.now(UTC)
     settings = settings_for(tmp_path, champion)
     write_log(
-        settings.inference_log, spec, shifted(reference.sample(100, random_state=1)), "1", now
+        own(settings.inference_log), spec, shifted(reference.sample(100, random_state=1)), "1", now
     )
     little = compute_report(settings, params)
     assert little["window"]["rows"] == 100 and not little["enough_traffic"]
@@ -131,11 +138,11 @@ def test_clean_traffic_is_not_drift_and_little_traffic_is_not_either(
 
     clean = tmp_path / "clean"
     settings = settings_for(clean, champion)
-    write_log(settings.inference_log, spec, reference.sample(3000, random_state=2), "1", now)
+    write_log(own(settings.inference_log), spec, reference.sample(3000, random_state=2), "1", now)
     # Rows of another version and rows older than the window are not this window's traffic.
-    write_log(settings.inference_log, spec, shifted(reference.head(900)), "7", now, prefix="o")
+    write_log(own(settings.inference_log), spec, shifted(reference.head(900)), "7", now, prefix="o")
     write_log(
-        settings.inference_log,
+        own(settings.inference_log),
         spec,
         shifted(reference.head(900)),
         "1",
@@ -174,9 +181,11 @@ def test_monitor_cli_reports_the_shifted_features(
     assert drifted == {"monthly_charges", "contract"}
     assert report["score"]["drifted"] is True
     assert report["features"]["monthly_charges"]["wasserstein"] > 0.5
-    saved = json.loads((tmp_path / "monitor" / "latest.json").read_text())
+    # The log written in the old layout (the root itself) was adopted by the default model.
+    assert not list((tmp_path / "inference").glob("*.parquet"))
+    saved = json.loads((own(tmp_path / "monitor") / "latest.json").read_text())
     assert saved["generated_at"] == report["generated_at"]
-    page = (tmp_path / "monitor" / "report.html").read_text()
+    page = (own(tmp_path / "monitor") / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
 
 
@@ -188,10 +197,10 @@ def test_labels_that_contradict_the_scores_are_decay(
 
     settings = settings_for(tmp_path, champion)
     rows = reference.sample(300, random_state=4)
-    ids = write_log(settings.inference_log, spec, rows, "1", datetime.now(UTC))
+    ids = write_log(own(settings.inference_log), spec, rows, "1", datetime.now(UTC))
     wrong = np.where(churn_score(rows) < 0.5, "Yes", "No")  # the model is always wrong
-    store_feedback(settings.feedback, pd.DataFrame({"request_id": ids, "label": wrong}))
-    store_feedback(settings.feedback, pd.DataFrame({"request_id": ids[:1], "label": ["No"]}))
+    store_feedback(own(settings.feedback), pd.DataFrame({"request_id": ids, "label": wrong}))
+    store_feedback(own(settings.feedback), pd.DataFrame({"request_id": ids[:1], "label": ["No"]}))
 
     live = compute_report(settings, params)["live"]
     assert live["labelled_rows"] == 300  # the later label for ids[0] replaced the first
@@ -211,9 +220,10 @@ def test_a_column_missing_from_the_log_is_left_out_never_a_failure(
 
     settings = settings_for(tmp_path, champion)
     write_log(
-        settings.inference_log, spec, reference.sample(1500, random_state=5), "1", datetime.now(UTC)
+        own(settings.inference_log), spec, reference.sample(1500, random_state=5), "1",
+        datetime.now(UTC),
     )
-    path = next(settings.inference_log.glob("*.parquet"))
+    path = next(own(settings.inference_log).glob("*.parquet"))
     pq.write_table(pq.read_table(path).drop_columns(["monthly_charges"]), path)
     report = compute_report(settings, params)
     assert "monthly_charges" not in report["features"]

@@ -200,7 +200,8 @@ def _exporter_names() -> set[str]:
     """The exporter's families for a report that has every section filled."""
     from prometheus_client.core import GaugeMetricFamily
 
-    from flywheel.monitoring.exporter import report_families
+    from flywheel.monitoring.exporter import add_report
+    from flywheel.monitoring.gauges import GaugeSet
 
     scores = {"psi": 0.1, "js": 0.1, "threshold": 0.2, "drifted": False}
     report = {
@@ -212,5 +213,7 @@ def _exporter_names() -> set[str]:
         "drifted": False,
         "live": {"roc_auc": 0.8, "floors": {"roc_auc": 0.75}},
     }
-    families = list(report_families(report, GaugeMetricFamily))
-    return {family.name for family in families} | {"flywheel_monitor_report_timestamp_seconds"}
+    gauges = GaugeSet(GaugeMetricFamily)
+    add_report(gauges, "flywheel-churn", report)
+    names = {family.name for family in gauges.families()}
+    return names | {"flywheel_monitor_report_timestamp_seconds"}

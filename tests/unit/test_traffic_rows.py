@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from flywheel.data.spec import DatasetSpec
-from flywheel.monitoring.retrain_status import status_families, write_status
+from flywheel.monitoring.gauges import GaugeSet
+from flywheel.monitoring.retrain_status import add_status, write_status
 from flywheel.monitoring.traffic_rows import (
     known_request_ids,
     labelled_new_records,
@@ -181,9 +182,12 @@ def test_status_gauges(tmp_path: Path) -> None:
         "finished_at": "2026-01-01T00:00:00+00:00",
     }
     write_status(tmp_path, status)
-    families = {f.name: f for f in status_families(status, GaugeMetricFamily)}
+    gauges = GaugeSet(GaugeMetricFamily)
+    add_status(gauges, "m", status)
+    families = {f.name: f for f in gauges.families()}
     [sample] = families["flywheel_retrain_status"].samples
-    assert sample.labels == {"outcome": "no_new_data", "since_version": "2"} and sample.value == 1
+    assert sample.labels == {"model_name": "m", "outcome": "no_new_data", "since_version": "2"}
+    assert sample.value == 1
     assert families["flywheel_retrain_new_rows"].samples[0].value == 0
     assert families["flywheel_retrain_timestamp_seconds"].samples[0].value == T0.timestamp()
     with pytest.raises(ValueError, match="expected one of"):

@@ -1,5 +1,8 @@
 """Prometheus exporter for the monitor report: gauges read from `latest.json` at scrape time.
 
+One exporter serves every model of the project: each scrape reads each model's own folder
+(`logs/monitor/<model>/`, `flywheel.model_logs`) and every series carries `model_name`, so two
+models' gauges never overwrite each other (and alerts say which model drifted).
 Nothing is pushed or cached: each scrape reads the report the monitoring flow last wrote, so
 its series are always that report's, and once the report is older than `monitor.report_ttl_s`
 only `flywheel_monitor_report_timestamp_seconds` remains (drift series expire instead of
@@ -14,9 +17,9 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+from flywheel.monitoring.gauges import Folders, GaugeSet, each_model
 from flywheel.monitoring.report import read_report
 from flywheel.monitoring.retrain_status import RetrainStatusCollector
 
@@ -45,112 +48,79 @@ LIVE_GAUGES = {
 
 
 class ReportCollector:
-    """A prometheus_client collector over the report folder."""
+    """A prometheus_client collector over every model's monitor folder (`folders()`)."""
 
-    def __init__(self, folder: Path, ttl_s: float) -> None:
-        self.folder = folder
+    def __init__(self, folders: Folders, ttl_s: float) -> None:
+        self.folders = folders
         self.ttl_s = ttl_s
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
+        yield from each_model(self.folders, read_report, self._add, "monitor report")
 
-        try:
-            report = read_report(self.folder)
-        except (OSError, ValueError) as exc:
-            log.warning("monitor report in %s unreadable: %s", self.folder, exc)
-            return
-        if report is None:
-            return
+    def _add(self, gauges: GaugeSet, name: str, report: dict[str, Any]) -> None:
         stamp = datetime.fromisoformat(report["generated_at"]).timestamp()
-        yield GaugeMetricFamily(
+        gauges.set(
             "flywheel_monitor_report_timestamp_seconds",
             "When the latest monitor report was computed",
-            value=stamp,
+            {"model_name": name},
+            stamp,
         )
-        if time.time() - stamp > self.ttl_s:
-            return
-        yield from report_families(report, GaugeMetricFamily)
+        if time.time() - stamp <= self.ttl_s:
+            add_report(gauges, name, report)
 
 
-def report_families(report: dict[str, Any], family: Any) -> Iterator[Any]:
-    """Gauge families of one report; a score that could not be computed is left out."""
-    version = str(report["model_version"])
-    for key, (name, doc) in FEATURE_GAUGES.items():
-        gauge = family(name, doc, labels=["feature", "model_version"])
+def add_report(gauges: GaugeSet, name: str, report: dict[str, Any]) -> None:
+    """The gauges of one model's report; a score that could not be computed is left out."""
+    model = {"model_name": name, "model_version": str(report["model_version"])}
+    for key, (metric, doc) in FEATURE_GAUGES.items():
         for feature, scores in report["features"].items():
-            if scores.get(key) is not None:
-                gauge.add_metric([feature, version], float(scores[key]))
-        yield gauge
-    for key, (name, doc) in SCORE_GAUGES.items():
-        yield _single(family, name, doc, version, report["score"].get(key))
-    yield _single(
-        family,
-        "flywheel_drift_window_rows",
-        "Rows in the drift window",
-        version,
-        report["window"]["rows"],
-    )
-    yield _single(
-        family,
+            gauges.set(metric, doc, {"feature": feature, **model}, scores.get(key))
+    for key, (metric, doc) in SCORE_GAUGES.items():
+        gauges.set(metric, doc, model, report["score"].get(key))
+    gauges.set("flywheel_drift_window_rows", "Rows in the drift window", model,
+               report["window"]["rows"])
+    gauges.set(
         "flywheel_drift_detected",
         "1 when the report's verdict is drift (Holm's rule, for monitor.persistence windows)",
-        version,
+        model,
         report["drifted"],
     )
-    yield _single(
-        family,
-        "flywheel_drift_enough_traffic",
-        "1 when the window had at least monitor.min_rows rows",
-        version,
-        report["enough_traffic"],
-    )
+    gauges.set("flywheel_drift_enough_traffic",
+               "1 when the window had at least monitor.min_rows rows", model,
+               report["enough_traffic"])
     live = report["live"]
-    for key, (name, doc) in LIVE_GAUGES.items():
-        yield _single(family, name, doc, version, live.get(key))
-    yield from _live_by_metric(family, live, version)
+    for key, (metric, doc) in LIVE_GAUGES.items():
+        gauges.set(metric, doc, model, live.get(key))
+    _add_live_by_metric(gauges, model, live)
 
 
-def _live_by_metric(family: Any, live: dict[str, Any], version: str) -> Iterator[Any]:
+def _add_live_by_metric(gauges: GaugeSet, model: dict[str, str], live: dict[str, Any]) -> None:
     """The task's live metrics, their floors and directions, labelled by metric name: one
     alert rule and one panel serve every task (binary ROC-AUC, multiclass macro-F1, RMSE)."""
     from flywheel.data.task import lower_is_better
 
-    names = live.get("metrics", ["roc_auc", "pr_auc", "brier"])  # reports before tasks
-    gauges = {
-        "value": family("flywheel_live_metric", "Live metric on labelled predictions, by metric",
-                        labels=["metric", "model_version"]),
-        "floor": family("flywheel_live_metric_floor",
-                        "Floor (ceiling for lower-is-better metrics) promotion used, by metric",
-                        labels=["metric", "model_version"]),
-        "lower": family("flywheel_live_metric_lower_is_better",
-                        "1 when a smaller value of the metric is better (its floor is a "
-                        "ceiling), else 0", labels=["metric", "model_version"]),
-    }
-    for metric in names:
-        if live.get(metric) is not None:
-            gauges["value"].add_metric([metric, version], float(live[metric]))
-        gauges["lower"].add_metric([metric, version], float(lower_is_better(metric)))
+    for metric in live.get("metrics", ["roc_auc", "pr_auc", "brier"]):  # reports before tasks
+        labels = {"metric": metric, **model}
+        gauges.set("flywheel_live_metric", "Live metric on labelled predictions, by metric",
+                   labels, live.get(metric))
+        gauges.set("flywheel_live_metric_lower_is_better",
+                   "1 when a smaller value of the metric is better (its floor is a ceiling), "
+                   "else 0", labels, float(lower_is_better(metric)))
     for metric, value in live["floors"].items():
-        gauges["floor"].add_metric([metric, version], float(value))
-    yield from gauges.values()
+        gauges.set("flywheel_live_metric_floor",
+                   "Floor (ceiling for lower-is-better metrics) promotion used, by metric",
+                   {"metric": metric, **model}, value)
 
 
-def _single(family: Any, name: str, doc: str, version: str, value: Any) -> Any:
-    gauge = family(name, doc, labels=["model_version"])
-    if value is not None:
-        gauge.add_metric([version], float(value))
-    return gauge
-
-
-def serve_exporter(folder: Path, ttl_s: float, host: str, port: int) -> None:
+def serve_exporter(folders: Folders, ttl_s: float, host: str, port: int) -> None:
     """Serve `/metrics` on host:port until interrupted."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ReportCollector(folder, ttl_s))  # type: ignore[arg-type]
-    registry.register(RetrainStatusCollector(folder))  # type: ignore[arg-type]
+    registry.register(ReportCollector(folders, ttl_s))  # type: ignore[arg-type]
+    registry.register(RetrainStatusCollector(folders))  # type: ignore[arg-type]
     server, thread = start_http_server(port, addr=host, registry=registry)
-    log.info("monitor exporter on http://%s:%d/metrics, reading %s", host, port, folder)
+    log.info("monitor exporter on http://%s:%d/metrics", host, port)
     try:
         thread.join()
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from flywheel.atomic import write_atomically
 from flywheel.data.task import Task, category_text
+from flywheel.monitoring.flush_request import WAIT_S, flush_and_wait
 from flywheel.monitoring.logread import log_files
 
 UNKNOWN_REQUEST = "unknown_request_id"
@@ -129,6 +130,19 @@ def read_feedback(folder: Path) -> pd.DataFrame | None:
     return frame.drop_duplicates("request_id", keep="last")
 
 
+def check_fresh(
+    frame: pd.DataFrame, task: Task, index: RequestIndex, wait_s: float = WAIT_S
+) -> dict[str, pd.DataFrame]:
+    """`check_feedback`, after asking the log's writers for rows not rolled yet when some ids
+    are unknown: a label for a request answered a moment ago is accepted, not refused."""
+    parts = check_feedback(frame, task, index)
+    ids = set(parts[UNKNOWN_REQUEST]["request_id"])
+    if not ids:
+        return parts
+    flush_and_wait(index.folder, wait_s, lambda: len(index.known(list(ids))) == len(ids))
+    return check_feedback(frame, task, index)
+
+
 def import_feedback(
     path: Path, task: Task, index: RequestIndex, folder: Path, skip_unknown: bool
 ) -> dict[str, int]:
@@ -147,7 +161,7 @@ def import_feedback(
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; expected request_id and label"
         )
-    parts = check_feedback(frame[["request_id", "label"]], task, index)
+    parts = check_fresh(frame[["request_id", "label"]], task, index)
     counts = {outcome: len(part) for outcome, part in parts.items()}
     bad, unknown = parts[BAD_LABEL], parts[UNKNOWN_REQUEST]
     if len(bad) or (len(unknown) and not skip_unknown):

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flywheel.errors import DataError
+
 CHAMPION_ROLE = "champion"
 CHALLENGER_ROLE = "challenger"
 ROLE = "role"
@@ -49,29 +51,39 @@ def read_log(
     role: str | None = CHAMPION_ROLE,
 ) -> Any:
     """The rows logged since `since` (by one model version; of these request ids; answered in
-    `role`, None: every role), only those of `columns` the log has; None if none."""
+    `role`, None: every role), only those of `columns` the log has; None if none. Files of
+    different column sets are read together (missing columns are null); columns of clashing
+    types are a DataError, not a traceback."""
     import pyarrow as pa
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
-    later = {ROLE: pa.string(), LATENCY: pa.float64()}  # columns older files lack
     files = log_files(folder, since)
     if not files:
         return None
-    # Text columns come back dictionary-encoded, as Parquet stores them: no string per row.
-    text = [
-        f.name
-        for f in ds.dataset(str(files[0]), format="parquet").schema
-        if f.type in (pa.string(), pa.large_string())
-    ]
-    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
-    dataset = ds.dataset([str(f) for f in files], format=fmt)
-    missing = [pa.field(n, t) for n, t in later.items() if n not in dataset.schema.names]
-    if missing:  # the first file predates roles; later ones may not
-        dataset = ds.dataset([str(f) for f in files], format=fmt,
-                             schema=pa.schema([*dataset.schema, *missing]))
-    condition = None if role is None else ds.field(ROLE) == role
-    if role == CHAMPION_ROLE:  # rows without a role were written before shadows existed
-        condition = ds.field(ROLE).is_null() | condition
+    condition = _condition(since, version, request_ids, role)
+    try:  # the newest file's columns: those of the version serving now
+        return _scan(files, columns, condition, pq.read_schema(files[-1]))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # older files whose columns clash with them (a hot-swap to another schema)
+    try:
+        merged = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+        return _scan(files, columns, condition, merged)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(
+            f"inference log {folder}: its files disagree on column types ({exc}); expected "
+            "the files of one model, as `flywheel serve` writes them"
+        ) from None
+
+
+def _condition(since: datetime | None, version: str | None, request_ids: list[str] | None,
+               role: str | None) -> Any:
+    import pyarrow.dataset as ds
+
+    condition = None
+    if role is not None:
+        condition = ds.field(ROLE) == role
+        if role == CHAMPION_ROLE:  # rows without a role were written before shadows existed
+            condition = ds.field(ROLE).is_null() | condition
     if since is not None:
         recent = ds.field("time") >= since
         condition = recent if condition is None else condition & recent
@@ -81,6 +93,21 @@ def read_log(
     if request_ids is not None:
         wanted = ds.field("request_id").isin(request_ids)
         condition = wanted if condition is None else condition & wanted
+    return condition
+
+
+def _scan(files: list[Path], columns: list[str], condition: Any, schema: Any) -> Any:
+    """One pass over `files` read as `schema` (a column a file lacks reads as null)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    later = [pa.field(ROLE, pa.string()), pa.field(LATENCY, pa.float64())]
+    missing = [f for f in later if f.name not in schema.names]  # older files lack them
+    schema = pa.schema([*schema, *missing]) if missing else schema
+    # Text columns come back dictionary-encoded, as Parquet stores them: no string per row.
+    text = [f.name for f in schema if f.type in (pa.string(), pa.large_string())]
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=text))
+    dataset = ds.dataset([str(f) for f in files], format=fmt, schema=schema)
     # A column the log does not hold (a personal feature dropped without a salt) is not asked
     # for: the caller sees it missing from the table instead of the read failing.
     present = [name for name in columns if name in dataset.schema.names]

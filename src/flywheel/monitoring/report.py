@@ -1,7 +1,9 @@
 """The monitor report: drift of the recent window and decay from labels, for the champion.
 
 `compute_report` is what the CLI, the monitoring flow and (through `latest.json`) the exporter
-use; it returns plain JSON-able data. A window below `monitor.min_rows` is reported as "not
+use; it returns plain JSON-able data. It reads only the model's own log and labels, and its
+streak from the model's own last report (`flywheel.model_logs`); `report_now` also writes the
+report into the model's own monitor folder. A window below `monitor.min_rows` is reported as "not
 enough traffic" and never as drift. `drifted` is the dataset verdict: Holm's rule over the
 features and the score found drift (`drift.detected`) in `monitor.persistence` consecutive
 windows; `drift.rule` states the rule and `excluded` names features not compared, and why.
@@ -18,7 +20,9 @@ from typing import Any
 from flywheel.atomic import write_atomically
 from flywheel.config import Params
 from flywheel.errors import FlywheelError, RegistryError
+from flywheel.model_logs import ModelLogs, model_logs
 from flywheel.monitoring.drift import window_drift
+from flywheel.monitoring.flush_request import WAIT_S, flush_and_wait
 from flywheel.monitoring.live import live_report
 from flywheel.monitoring.logread import read_log
 from flywheel.monitoring.profile import load_profile, profile_task, score_column
@@ -31,6 +35,13 @@ LATEST = "latest.json"
 PAGE = "report.html"
 
 
+def report_now(settings: Settings, params: Params, model_name: str | None = None) -> dict[str, Any]:
+    """Compute the report and write it where the model's exporter series come from."""
+    report = compute_report(settings, params, model_name)
+    write_report(report, report_folder(settings, params, report))
+    return report
+
+
 def compute_report(
     settings: Settings, params: Params, model_name: str | None = None
 ) -> dict[str, Any]:
@@ -39,6 +50,7 @@ def compute_report(
     from flywheel.registry import store
 
     name = registered_model(settings, params, model_name)
+    logs = model_logs(settings, name, params.promote.model_name)
     client = store.connect(settings)
     champion = store.version_by_alias(client, name, store.CHAMPION)
     if champion is None:
@@ -49,19 +61,20 @@ def compute_report(
     now = datetime.now(UTC)
     since = now - timedelta(minutes=cfg.window_minutes)
     columns = [*profile["features"], score_column(profile)]
-    table = read_log(settings.inference_log, columns, since=since, version=version)
+    flush_and_wait(logs.inference, WAIT_S)  # rows a running service has not rolled yet
+    table = read_log(logs.inference, columns, since=since, version=version)
     rows = 0 if table is None else int(table.num_rows)
     enough = rows >= cfg.min_rows
-    features, score, tests = window_drift(profile, table, cfg, _personal(settings, params))
+    features, score, tests = window_drift(profile, table, cfg, _personal(settings, params, profile))
     excluded = tests.pop("excluded")
     if table is not None:
         score["bins"] = _score_bins(profile, table)
     detected = enough and (score["drifted"] or any(f["drifted"] for f in features.values()))
     window = {"rows": rows, "start": since.isoformat(), "end": now.isoformat()}
-    run = streak(detected, _previous(settings), version, (since, now))
+    run = streak(detected, _previous(logs), version, (since, now))
     live = live_report(
-        settings.inference_log,
-        settings.feedback,
+        logs.inference,
+        logs.feedback,
         params,
         (profile_task(profile), profile.get("floors", {})),
         version,
@@ -91,8 +104,9 @@ def compute_report(
     }
 
 
-def _personal(settings: Settings, params: Params) -> dict[str, str]:
+def _personal(settings: Settings, params: Params, profile: dict[str, Any]) -> dict[str, str]:
     """Features the current spec marks personal: never compared, whatever an older profile holds.
+    Only the profile's own: params' spec is the default model's, maybe not this one's.
 
     Profiles written before personal features were left out hold their raw values, while the
     log holds hashes (or nothing): comparing them would flag every window.
@@ -105,13 +119,18 @@ def _personal(settings: Settings, params: Params) -> dict[str, str]:
     except FlywheelError as exc:
         log.warning("spec unreadable (%s): personal features known only from the profile", exc)
         return {}
-    return {f.name: PII_REASON for f in spec.features if f.pii}
+    return {f.name: PII_REASON for f in spec.features if f.pii and f.name in profile["features"]}
 
 
-def _previous(settings: Settings) -> dict[str, Any] | None:
-    """The last report written, for persistence; None when there is none or it is unreadable."""
+def report_folder(settings: Settings, params: Params, report: dict[str, Any]) -> Path:
+    """The model's own monitor folder, where its report goes (and its exporter series come from)."""
+    return model_logs(settings, report["model_name"], params.promote.model_name).monitor
+
+
+def _previous(logs: ModelLogs) -> dict[str, Any] | None:
+    """The model's last report, for persistence; None when there is none or it is unreadable."""
     try:
-        return read_report(settings.monitor)
+        return read_report(logs.monitor)
     except (OSError, ValueError) as exc:
         log.warning("previous monitor report unreadable (%s): drift streak starts again", exc)
         return None

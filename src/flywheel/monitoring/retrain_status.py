@@ -4,6 +4,8 @@ The training flow, when started for a reason (an alert, a decay), writes `retrai
 to the monitor report; the monitor exporter serves it at each scrape. So "no new data since v3"
 is a series an alert or a dashboard can show, not only a line in a run's log:
 
+Every series carries `model_name` (each model keeps its own `retrain.json`):
+
 - `flywheel_retrain_status{outcome, since_version}` 1 for the last triggered run's outcome:
   `new_rows` (labelled traffic appended), `no_new_data` (nothing appended, nothing ran),
   `no_new_traffic` (nothing appended, but the steps ran on other changes) or `refused`
@@ -15,15 +17,13 @@ is a series an alert or a dashboard can show, not only a line in a run's log:
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flywheel.atomic import write_atomically
-
-log = logging.getLogger(__name__)
+from flywheel.monitoring.gauges import Folders, GaugeSet, each_model
 
 STATUS_FILE = "retrain.json"
 OUTCOMES = ("new_rows", "no_new_data", "no_new_traffic", "refused")
@@ -45,40 +45,34 @@ def read_status(folder: Path) -> dict[str, Any] | None:
 
 
 class RetrainStatusCollector:
-    """A prometheus_client collector over `retrain.json` (read at scrape time)."""
+    """A prometheus_client collector over each model's `retrain.json` (read at scrape time)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folders: Folders) -> None:
+        self.folders = folders
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        try:
-            status = read_status(self.folder)
-        except (OSError, ValueError) as exc:
-            log.warning("retrain status in %s unreadable: %s", self.folder, exc)
-            return
-        if status is not None:
-            yield from status_families(status, GaugeMetricFamily)
+        yield from each_model(self.folders, read_status, add_status, "retrain status")
 
 
-def status_families(status: dict[str, Any], family: Any) -> Iterator[Any]:
-    """The three gauges of one status (see the module docstring)."""
+def add_status(gauges: GaugeSet, name: str, status: dict[str, Any]) -> None:
+    """The three gauges of one model's status (see the module docstring)."""
     since = str(status.get("since_version") or "none")
-    outcome = family(
+    model = {"model_name": name}
+    gauges.set(
         "flywheel_retrain_status",
         "1 for the outcome of the last triggered retrain's data refresh",
-        labels=["outcome", "since_version"],
+        {**model, "outcome": status["outcome"], "since_version": since},
+        1.0,
     )
-    outcome.add_metric([status["outcome"], since], 1.0)
-    yield outcome
-    yield family(
+    gauges.set(
         "flywheel_retrain_new_rows",
         "Labelled traffic rows the last triggered retrain appended to the training table",
-        value=float(status.get("new_rows", 0)),
+        model,
+        status.get("new_rows", 0),
     )
-    yield family(
+    gauges.set(
         "flywheel_retrain_timestamp_seconds",
         "When the last triggered retrain ended",
-        value=datetime.fromisoformat(status["finished_at"]).timestamp(),
+        model,
+        datetime.fromisoformat(status["finished_at"]).timestamp(),
     )

@@ -21,6 +21,7 @@ import pandas as pd
 
 from flywheel.config import Params
 from flywheel.data.task import Task
+from flywheel.model_logs import model_logs
 from flywheel.monitoring.feedback import read_feedback
 from flywheel.monitoring.live import live_metrics
 from flywheel.monitoring.logread import CHALLENGER_ROLE, CHAMPION_ROLE, LATENCY, ROLE, read_log
@@ -125,20 +126,17 @@ def shadow_report(log_folder: Path, feedback_folder: Path, task: Task,
             "challengers": versions}
 
 
-def compute_shadow_report(settings: Settings, params: Params, model_name: str | None,
+def compute_shadow_report(settings: Settings, params: Params, name: str, task: Task,
                           minutes: float | None = None) -> dict[str, Any]:
-    """`shadow_report` for a registered model, with the versions its aliases point at now."""
-    from flywheel.data.spec import load_spec
-    from flywheel.data.task import task_of
-    from flywheel.identity import registered_model
+    """`shadow_report` for a registered model (its own log folders, labels checked by its
+    task), with the versions its aliases point at now."""
     from flywheel.registry import store
 
-    name = registered_model(settings, params, model_name)
     client = store.connect(settings)
     aliased = {alias: store.version_by_alias(client, name, alias)
                for alias in (store.CHAMPION, store.CHALLENGER)}
-    task = task_of(load_spec(settings.root / params.data.spec))
-    report = shadow_report(settings.inference_log, settings.feedback, task,
+    logs = model_logs(settings, name, params.promote.model_name)
+    report = shadow_report(logs.inference, logs.feedback, task,
                            datetime.now(UTC), minutes or params.monitor.window_minutes)
     return {"model_name": name,
             **{alias: None if v is None else str(v.version) for alias, v in aliased.items()},

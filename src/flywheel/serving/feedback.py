@@ -3,8 +3,9 @@
 The body is `{"request_id": ..., "label": ...}` or a list of them. A batch is stored whole or
 not at all: 422 when a label is not one of the serving model's classes, or not a finite number
 for a regression (or a field is missing or too long), 404 when a request id is not in the
-inference log (not answered, not sampled, or not flushed yet: the log rolls every
-`serve.inference_log_roll_seconds`). The body gets the same
+inference log (not answered or not sampled: ids not found on disk make the log's writers write
+what they buffer, `monitoring.flush_request`, and are looked up again, so a label sent right
+after its answer is accepted). The body gets the same
 limits as `/predict`, before it is decoded: 413 over `serve.max_body_bytes` (a declared length
 is refused unread, a chunked one as soon as it passes), 408 when it is not received within
 `serve.request_body_timeout_s`, 400 deeper than `serve.max_json_depth` or not JSON (lone
@@ -26,12 +27,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from flywheel.data.task import Task
+from flywheel.model_logs import ModelLogs
 from flywheel.monitoring.feedback import (
     ACCEPTED,
     BAD_LABEL,
     UNKNOWN_REQUEST,
     RequestIndex,
-    check_feedback,
+    check_fresh,
     expected_label,
 )
 from flywheel.serving.feedback_store import store_labels
@@ -44,7 +46,6 @@ from flywheel.serving.limits import (
     parse_bounded,
 )
 from flywheel.serving.logsafe import untrusted
-from flywheel.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +55,12 @@ MAX_LABEL_CHARS = 256
 
 
 class FeedbackEndpoint:
-    def __init__(self, state: Any, task: Callable[[], Task], settings: Settings,
-                 max_files: int, max_age_s: float) -> None:
+    def __init__(self, state: Any, task: Callable[[], Task], logs: ModelLogs, max_files: int,
+                 max_age_s: float) -> None:
         self.state = state  # ServingState: metrics and the body limits
         self.task = task  # the serving model's: a champion of another task takes other labels
-        self.folder = settings.feedback
-        self.index = RequestIndex(settings.inference_log)
+        self.folder = logs.feedback  # the served model's own labels and log, never another's
+        self.index = RequestIndex(logs.inference)
         self.max_files = max_files
         self.max_age_s = max_age_s
 
@@ -72,7 +73,7 @@ class FeedbackEndpoint:
         except _Shape as exc:
             return self._answer(422, "bad_request", f"request body: {exc}")
         task = self.task()
-        parts = await run_in_threadpool(check_feedback, frame, task, self.index)
+        parts = await run_in_threadpool(check_fresh, frame, task, self.index)
         refusal = self._refusal(parts, task)
         if refusal is not None:
             return refusal
@@ -122,7 +123,7 @@ class FeedbackEndpoint:
             return self._answer(
                 404, UNKNOWN_REQUEST,
                 f"request id {untrusted(unknown.iloc[0]['request_id'], MAX_ID_CHARS)} is not in "
-                "the inference log (unknown, not sampled, or not flushed yet); nothing stored",
+                "the inference log (unknown or not sampled); nothing stored",
                 len(unknown))
         return None
 
@@ -159,10 +160,10 @@ def _labels(payload: Any) -> pd.DataFrame:
     )
 
 
-def feedback_route(state: Any, task: Callable[[], Task], settings: Settings, max_files: int,
+def feedback_route(state: Any, task: Callable[[], Task], logs: ModelLogs, max_files: int,
                    max_age_s: float) -> Route:
     # A bound method, so Starlette calls it with a Request (an instance would be taken as ASGI).
-    endpoint = FeedbackEndpoint(state, task, settings, max_files, max_age_s)
+    endpoint = FeedbackEndpoint(state, task, logs, max_files, max_age_s)
     return Route("/feedback", endpoint.handle, methods=["POST"])
 
 

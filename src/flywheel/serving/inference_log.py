@@ -14,9 +14,13 @@ just written (privacy.enforce_retention). The monitoring work reads these files 
 A hot-swapped champion that takes other columns is logged with its own (`use_spec`): what is
 buffered is written first, so one file holds one set of columns. The answer's columns are the
 task's flat ones (data/answers.py): `prediction` (text, or float64 for a regression), binary's
-`probability`, multiclass's `probability_<class>`. Each row says which `role`
-answered it (the champion, or a shadow challenger scoring the same request id off the response
-path: serving/shadow.py); readers keep the champion's rows unless asked (monitoring/logread.py).
+`probability`, multiclass's `probability_<class>`. Each row says which `role` answered it
+(the champion, or a shadow challenger scoring the same request id off the response path:
+serving/shadow.py); readers keep the champion's rows unless asked (monitoring/logread.py).
+A reader that needs rows not rolled yet asks for them through the folder
+(`monitoring.flush_request`): the writer checks at each poll and writes its buffer at once, so
+`/feedback` and `flywheel monitor` see a request answered a moment ago while files still roll
+rarely (few files for the monitor to read).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import orjson
 from flywheel.data.answers import PROBABILITY, class_column
 from flywheel.data.spec import DatasetSpec
 from flywheel.data.task import task_of
+from flywheel.monitoring.flush_request import mark_done, requested_since
 from flywheel.monitoring.logread import CHAMPION_ROLE
 from flywheel.serving.logsafe import untrusted
 from flywheel.serving.privacy import DROP, HASH, enforce_retention, pii_policy, pseudonymize
@@ -103,6 +108,7 @@ class InferenceLog:
         self._buffered_requests = 0
         self._first_row_at: float | None = None
         self._seq = 0
+        self._seen_request = 0  # the last flush request served (monitoring.flush_request)
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="flywheel-inference-log",
                                         daemon=True)
@@ -146,10 +152,21 @@ class InferenceLog:
             if closing:
                 self._flush()
                 return
-            if self._tables and (self._buffered_rows >= self.roll_rows
+            asked = requested_since(self.directory, self._seen_request)
+            if self._tables and (asked is not None or self._buffered_rows >= self.roll_rows
                                  or self._buffered_bytes >= self.max_buffered_bytes
                                  or self._time_to_roll() <= 0):
                 self._flush()
+            if asked is not None:
+                self._answer(asked)
+
+    def _answer(self, asked: int) -> None:
+        """A reader asked for what is buffered (`/feedback`, `flywheel monitor`): it is written."""
+        self._seen_request = asked
+        try:
+            mark_done(self.directory)
+        except OSError as exc:
+            logger.warning("inference log: cannot answer a flush request (%s)", exc)
 
     def _take(self) -> list[LogEntry]:
         with self._lock:

@@ -2,7 +2,8 @@
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
 the edge where BentoML needs configuration at class definition (workers, an input spec), so
-importing this module reads settings, params.yaml and a dataset spec file (never the registry);
+importing this module reads settings, params.yaml and a dataset spec file (never the registry)
+and picks the served model's own log folders (`flywheel.model_logs`);
 each worker resolves and verifies its champion once, when it starts, and polls the alias from
 there. Each loaded model carries its own request schema (serving/schema_swap.py): a request is
 validated against, and answered by, the model serving when it arrives; the spec read at import
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from flywheel.config import load_params
 from flywheel.data.task import task_of
 from flywheel.identity import registered_model
+from flywheel.model_logs import model_logs
 from flywheel.serving import schema
 from flywheel.serving.batching import GreedyBatcher
 from flywheel.serving.feedback import feedback_route, promoted_at
@@ -64,6 +66,7 @@ _SETTINGS = settings()
 _PARAMS = load_params(_SETTINGS.params_path)
 SERVE = _PARAMS.serve
 MODEL_NAME = registered_model(_SETTINGS, _PARAMS, _SETTINGS.serve_model)
+LOGS = model_logs(_SETTINGS, MODEL_NAME, _PARAMS.promote.model_name)  # this model's folders only
 SPEC = request_spec(_SETTINGS, _SETTINGS.root / _PARAMS.data.spec)  # no registry at import
 SCHEMAS = SchemaSwap(SPEC, SERVE.max_string_chars, SERVE.schema_change)
 # `bentoml serve ... --arg workers=N` (what `flywheel serve --workers` passes) overrides params.
@@ -127,7 +130,7 @@ class Flywheel:
         time_pauses(lambda generation, seconds: STATE.metrics.gc_pause.labels(
             generation=str(generation)).observe(seconds))
         STATE.inference_log = InferenceLog(
-            _SETTINGS.inference_log, SPEC,
+            LOGS.inference, SPEC,
             roll_rows=SERVE.inference_log_roll_rows,
             roll_seconds=SERVE.inference_log_roll_seconds,
             queue_size=SERVE.inference_log_queue_size,
@@ -225,6 +228,6 @@ _SERVICE.add_asgi_middleware(OpenApiDocument, state=STATE, classes=lambda: _answ
                              .classes)
 _SERVICE.mount_asgi_app(Starlette(routes=[
     Route("/metadata", _metadata, methods=["GET"]),
-    feedback_route(STATE, lambda: task_of(_answering()[1].spec), _SETTINGS,
+    feedback_route(STATE, lambda: task_of(_answering()[1].spec), LOGS,
                    SERVE.feedback_max_files, SERVE.inference_log_max_age_days * 86400),
 ]))

@@ -11,6 +11,7 @@ from pathlib import Path
 from flywheel.config import EvaluateParams, Params, load_params
 from flywheel.data.spec import DatasetSpec, load_spec
 from flywheel.identity import is_default_spec, registered_model
+from flywheel.model_logs import ModelLogs, model_logs
 from flywheel.settings import Settings, settings
 
 # Hands promote a load checker that `flywheel run`'s fast start launched ahead; None: promote
@@ -30,6 +31,11 @@ class StepContext:
     @cached_property
     def spec(self) -> DatasetSpec:
         return load_spec(self.spec_path)
+
+    @cached_property
+    def logs(self) -> ModelLogs:
+        """The model's own inference log, labels and monitor folder (`flywheel.model_logs`)."""
+        return model_logs(self.settings, self.model_name, self.params.promote.model_name)
 
     @property
     def is_default_dataset(self) -> bool:

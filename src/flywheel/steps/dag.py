@@ -36,11 +36,16 @@ class Step:
     still_current: Callable[[StepContext], bool] | None = None
 
 
+# The default dataset's spec alone (DVC reads `data.spec` from params.yaml), not all of
+# specs/: `flywheel run --data` writes another table's spec there, which must not make the
+# default's stages look changed (`dvc status`, `dvc repro`).
+SPEC_DEP = "${data.spec}"
+
 STEPS: tuple[Step, ...] = (
     Step(
         "validate",
         validate.run,
-        deps=("data", "specs", "src/flywheel/validation", "src/flywheel/steps/validate.py"),
+        deps=("data", SPEC_DEP, "src/flywheel/validation", "src/flywheel/steps/validate.py"),
         params=("data", "validate"),
         outs=("artifacts/validate",),
     ),
@@ -49,7 +54,7 @@ STEPS: tuple[Step, ...] = (
         featurize.run,
         deps=(
             "data",
-            "specs",
+            SPEC_DEP,
             "artifacts/validate/result.json",
             "src/flywheel/features",
             "src/flywheel/steps/featurize.py",
@@ -98,7 +103,7 @@ STEPS: tuple[Step, ...] = (
         "promote",
         promote.run,
         deps=(
-            "specs",
+            SPEC_DEP,
             "artifacts/validate/result.json",
             "artifacts/featurize/train.parquet",
             "artifacts/featurize/test.parquet",

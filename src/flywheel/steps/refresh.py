@@ -59,11 +59,10 @@ def refresh_from_traffic(ctx: StepContext, reason: str) -> Refresh:
             "appended"
         )
     ensure_raw_data(root)
-    found = traffic.read_traffic(ctx.settings.inference_log, ctx.settings.feedback, ctx.spec)
+    found = traffic.read_traffic(ctx.logs.inference, ctx.logs.feedback, ctx.spec)
     if found is None:
         return _nothing(
-            f"no labelled traffic (log {ctx.settings.inference_log}, labels "
-            f"{ctx.settings.feedback})"
+            f"no labelled traffic (log {ctx.logs.inference}, labels {ctx.logs.feedback})"
         )
     table = read_table(ctx.data_path)
     data_dir = root / DATA_DIR
@@ -147,7 +146,7 @@ def conclude(
         log.info("%s", line)
     if reason is not None and refresh is not None:
         write_status(
-            ctx.settings.monitor,
+            ctx.logs.monitor,
             {
                 "outcome": _outcome(refresh, ran),
                 "new_rows": refresh.new_rows,

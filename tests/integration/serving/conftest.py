@@ -168,7 +168,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     home: Path
-    log_dir: Path
+    log_dir: Path  # the served model's own folder under FLYWHEEL_INFERENCE_LOG_DIR
     output: Path
     tokens_file: Path
     client: httpx.Client = field(init=False)
@@ -232,7 +232,7 @@ def start_server(tmp: Path, registry: Registry, log_dir: Path | None = None,
              "--port", str(port)],
             cwd=tmp, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(url=f"http://127.0.0.1:{port}", process=process, home=home,
-                    log_dir=log_dir, output=output,
+                    log_dir=log_dir / registry.name, output=output,
                     tokens_file=Path(env["FLYWHEEL_TOKENS_FILE"]))
     probe = "/readyz" if wait_ready else "/livez"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S

@@ -49,7 +49,8 @@ ANSWERED: list[str] = []  # request ids the first test had answered, in order
 
 
 def feedback_dir(server: Server) -> Path:
-    return server.home.parent / "feedback"
+    """The served model's own labels (FLYWHEEL_FEEDBACK_DIR is their parent)."""
+    return server.home.parent / "feedback" / server.log_dir.name
 
 
 def logged_ids(server: Server) -> set[str]:
@@ -115,8 +116,10 @@ def test_feedback_file_from_the_cli_then_live_metrics(
     from flywheel.monitoring.live import labelled_predictions, live_metrics
 
     env = {
-        "FLYWHEEL_INFERENCE_LOG_DIR": str(labelled_server.log_dir),
-        "FLYWHEEL_FEEDBACK_DIR": str(feedback_dir(labelled_server)),
+        "FLYWHEEL_INFERENCE_LOG_DIR": str(labelled_server.log_dir.parent),
+        "FLYWHEEL_FEEDBACK_DIR": str(feedback_dir(labelled_server).parent),
+        # The server's params: its model is the default, whose log and labels these are.
+        "FLYWHEEL_PARAMS_FILE": str(labelled_server.home.parent / "params.yaml"),
     }
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"request_id": [ANSWERED[30], "nope"], "label": ["Yes", "No"]}).to_csv(bad)

@@ -89,7 +89,7 @@ def own(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Registr
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, own: Registry) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("hostile-server")
-    _old_log_files(tmp / "log")
+    _old_log_files(tmp / "log" / own.name)  # the served model's own folder
     registered_spec = next(Path(own.artifacts.removeprefix("file://")).glob("artifacts/*.spec.yaml"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FLYWHEEL_API_TOKEN", TOKEN)

@@ -89,7 +89,7 @@ def logged(server: Server) -> set[str]:
 
 
 def feedback_files(server: Server) -> list[Path]:
-    return sorted((server.home.parent / "feedback").glob("*.parquet"))
+    return sorted((server.home.parent / "feedback" / server.log_dir.name).glob("*.parquet"))
 
 
 # --- tokens and scopes ----------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_label_files_stay_few(secure: Server, records: list[dict[str, Any]]) -> 
                       secure.auth("feedback"))
         assert answer.status_code == 200, answer.text
         assert len(feedback_files(secure)) <= 4  # feedback_max_files + 1
-    stored = read_feedback(secure.home.parent / "feedback")
+    stored = read_feedback(secure.home.parent / "feedback" / secure.log_dir.name)
     assert stored is not None and set(ids) <= set(stored["request_id"])
 
 
