@@ -103,6 +103,7 @@ def test_files_of_two_column_sets_are_read_together_and_clashing_types_are_one_l
 
 def test_a_label_for_a_request_not_rolled_yet_is_accepted(tmp_path: Path) -> None:
     """The writer rolls once an hour here; asking through the folder gets the row written."""
+    from flywheel.data.task import task_of
     from flywheel.monitoring.feedback import ACCEPTED, UNKNOWN_REQUEST, RequestIndex, check_fresh
     from flywheel.serving.inference_log import InferenceLog, LogEntry
 
@@ -115,7 +116,7 @@ def test_a_label_for_a_request_not_rolled_yet_is_accepted(tmp_path: Path) -> Non
     log.start()
     try:
         labels = pd.DataFrame({"request_id": ["just-now", "never"], "label": ["Yes", "No"]})
-        parts = check_fresh(labels, list(spec.classes), RequestIndex(folder), wait_s=30)
+        parts = check_fresh(labels, task_of(spec), RequestIndex(folder), wait_s=30)
     finally:
         log.close()
     assert parts[ACCEPTED]["request_id"].tolist() == ["just-now"]
