@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flywheel.errors import ConfigError, ProjectBusy
+from flywheel.errors import ConfigError, ProjectBusy, RegistryError
 from tests.conftest import REPO, run_cli
 
 
@@ -81,8 +81,9 @@ def test_serving_beyond_loopback_needs_a_token_or_an_explicit_flag(project: Path
 
 def test_serving_another_model_without_a_champion_is_refused(project: Path) -> None:
     done = run_cli(project, "serve", "--model", "flywheel-nothing-here")
-    assert done.returncode == ConfigError.exit_code
-    assert "no flywheel-nothing-here@champion" in done.stderr
+    # the registry is asked, and says which models it has (none here): exit 5, one line
+    assert done.returncode == RegistryError.exit_code, done.stderr
+    assert "flywheel-nothing-here" in done.stderr and "none registered yet" in done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1
 
 

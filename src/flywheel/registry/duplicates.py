@@ -1,4 +1,4 @@
-"""A retrain that produced the very same model is not registered again.
+"""A retrain that produced the very same model as the champion is not registered again.
 
 Same data, params, code and seed give a byte-identical model file (every candidate is seeded);
 registering it would add a version that differs from an existing one only in its number, and
@@ -40,16 +40,14 @@ def identical_version(client: Any, name: str, sha256: str) -> Any | None:
 
 
 def not_registered(name: str, twin: Any, before: str | None) -> dict[str, Any]:
-    """promote's decision for a model identical to `twin`: nothing registered, nothing moved."""
-    # (`search_model_versions` leaves `aliases` empty: compared with the champion's number)
-    serving = (" (the champion)" if str(twin.version) == before else
-               f" (`flywheel promote --version {twin.version}` judges it again)")
+    """promote's decision for a model identical to the champion `twin`: nothing registered,
+    nothing moved."""
     return {
         "model_name": name,
         "version": str(twin.version),
         "run_id": twin.run_id,
         "promoted": False,
-        "reason": f"identical to v{twin.version}{serving}, not registered: the retrain "
+        "reason": f"identical to v{twin.version} (the champion), not registered: the retrain "
                   "produced the same model file (same data, params, code and seed)",
         "identical_to": str(twin.version),
         "champion_before": before,

@@ -115,7 +115,10 @@ def _log_register_judge(
     before = str(current.version) if current else None
     file_digest = file_sha256(inputs.model_file)
     twin = identical_version(client, inputs.model_name, file_digest)
-    if twin is not None:
+    # Only the champion's twin is skipped: a twin that never got its alias (a run killed between
+    # registering and aliasing, a rival still judging it) is registered and judged again, or a
+    # rerun could never finish what the crash interrupted.
+    if twin is not None and str(twin.version) == before:
         log.info("identical to v%s of %s, not registered", twin.version, inputs.model_name)
         return not_registered(inputs.model_name, twin, before)
 
