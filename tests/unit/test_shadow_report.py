@@ -112,3 +112,14 @@ def test_agreement_counts_classes_and_distances_of_probabilities() -> None:
     agreeing, distances = agreement(champion, challenger)
     assert agreeing == 1
     np.testing.assert_allclose(distances, [0.2])
+
+
+def test_live_comparison_without_labels_has_no_rows_for_every_task() -> None:
+    from flywheel.monitoring.shadow_report import live_comparison
+
+    rows = pd.DataFrame({"record": [0], "request_id": ["a"], "prediction_challenger": ["x"],
+                         "prediction_champion": ["x"], "probability_challenger": [0.5],
+                         "probability_champion": [0.5]})
+    for task in (BINARY, Task("multiclass", ("x", "y", "z")), Task("regression")):
+        live = live_comparison(rows, None, task)
+        assert {v["labelled_rows"] for v in live.values()} == {0}

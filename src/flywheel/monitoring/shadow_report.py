@@ -91,11 +91,10 @@ def live_comparison(rows: pd.DataFrame, labels: pd.DataFrame | None,
     """Live metrics of champion and challenger on the same labelled, scored requests, as
     monitoring/live.py computes them for the task."""
     firsts = rows[(rows["record"] == 0) & rows["prediction_challenger"].notna()]
-    if labels is None:
-        firsts = firsts.iloc[0:0]
-    else:
-        firsts = firsts.merge(labels[["request_id", "label"]].astype({"request_id": "str"}),
-                              on="request_id", how="inner")
+    if labels is None:  # no labels yet: the merge below would find none either
+        labels = pd.DataFrame({"request_id": pd.Series(dtype="str"), "label": pd.Series()})
+    firsts = firsts.merge(labels[["request_id", "label"]].astype({"request_id": "str"}),
+                          on="request_id", how="inner")
     if task.kind == "binary":
         y = (firsts["label"].astype(str) == task.classes[1]).to_numpy()
         answered = {role: firsts[f"probability_{role}"].to_numpy(dtype="float64")

@@ -73,7 +73,7 @@ def _cli(server: Server, registry: Registry, *args: str, **env: str) -> Any:
     """`flywheel ARGS` for this server's registry, params and inference log."""
     return run_cli(ROOT, *args, FLYWHEEL_PARAMS_FILE=str(server.home.parent / "params.yaml"),
                    FLYWHEEL_TRACKING_URI=registry.uri,
-                   FLYWHEEL_INFERENCE_LOG_DIR=str(server.log_dir), **env)
+                   FLYWHEEL_INFERENCE_LOG_DIR=str(server.log_dir.parent), **env)
 
 
 def _set_challenger(registry: Registry, server: Server, version: str) -> None:
