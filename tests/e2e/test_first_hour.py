@@ -161,7 +161,8 @@ def test_the_service_answers_the_swagger_example(walk: Walk) -> None:
 
 def test_the_monitor_page_renders_the_served_traffic(walk: Walk, tmp_path: Path) -> None:
     result(walk, "flywheel monitor")
-    page = walk.root / "logs" / "monitor" / "report.html"
+    page = walk.root / "logs" / "monitor" / MODEL / "report.html"  # one folder per model
+    assert f"logs/monitor/{MODEL}/report.html" in (REPO / "README.md").read_text()
     png = tmp_path / "monitor.png"
     dom = render(page.as_uri(), png)
     assert MODEL in dom and "tenure" in dom, dom[:3000]
