@@ -53,10 +53,14 @@ def test_a_busy_port_is_one_line_naming_it(root: Path, busy_port: int, command: 
 def test_a_mistyped_model_lists_the_registered_ones(root: Path) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
     for name in ("flywheel-churn", "flywheel-credit"):
         client.create_registered_model(name)
-    result = run_cli(root, "serve", "--model", "flywheel-chrun")
+    # This project's registry, whatever URI an earlier test of this worker left in the
+    # environment (MLflow's set_tracking_uri exports MLFLOW_TRACKING_URI).
+    result = run_cli(root, "serve", "--model", "flywheel-chrun", FLYWHEEL_TRACKING_URI=uri,
+                     MLFLOW_TRACKING_URI=uri)
     assert result.returncode == RegistryError.exit_code, result.stderr
     line = one_line(result)
     assert "no registered model 'flywheel-chrun'" in line
