@@ -9,21 +9,11 @@ writes a fresh run id and time into it) and looked up before logging anything.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 from flywheel.registry.store import TAG_PREFIX
 
 FILE_DIGEST_TAG = f"{TAG_PREFIX}model_file_sha256"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def identical_version(client: Any, name: str, sha256: str) -> Any | None:

@@ -28,7 +28,6 @@ from flywheel.registry.store import TAG_PREFIX, model_uri
 log = logging.getLogger(__name__)
 
 DIGEST_TAG = f"{TAG_PREFIX}model_sha256"
-CHUNK = 1 << 20
 # Written by MLflow itself into a `models:/NAME/VERSION` download (the name and version): not
 # part of what was logged, so not part of the digest.
 NOT_HASHED = frozenset({"registered_model_meta"})
@@ -42,16 +41,18 @@ class SignatureRefused(IntegrityError):
     """A version's signed record is missing, forged, or its verdict is not one accepted here."""
 
 
+def file_sha256(path: Path) -> str:
+    """One file's SHA-256, read in chunks (a model file can be large)."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def tree_sha256(folder: Path) -> str:
     """One digest over every file's relative path and content, independent of listing order."""
     lines = []
     files = (p for p in folder.rglob("*") if p.is_file())
     for path in sorted(p for p in files if p.relative_to(folder).as_posix() not in NOT_HASHED):
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                digest.update(chunk)
-        lines.append(f"{path.relative_to(folder).as_posix()}\t{digest.hexdigest()}\n")
+        lines.append(f"{path.relative_to(folder).as_posix()}\t{file_sha256(path)}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 

@@ -33,12 +33,11 @@ from flywheel.registry.compare import (
 )
 from flywheel.registry.duplicates import (
     FILE_DIGEST_TAG,
-    file_sha256,
     identical_version,
     not_registered,
 )
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
-from flywheel.registry.integrity import DIGEST_TAG, digest_of
+from flywheel.registry.integrity import DIGEST_TAG, digest_of, file_sha256
 from flywheel.registry.lineage import origin_tags
 from flywheel.registry.lock import promotion_lock
 from flywheel.registry.signing import PROMOTED, REGISTERED, REJECTED, Keyring, ensure_keyring
