@@ -150,7 +150,8 @@ def test_a_retrain_on_unchanged_inputs_registers_nothing(walk: Walk) -> None:
 
     done = result(walk, "flywheel run --force")
     assert "identical to v1 (the champion), not registered" in done.stdout, done.stdout
-    client = MlflowClient(tracking_uri=f"sqlite:///{walk.root / 'mlflow.db'}")
+    uri = f"sqlite:///{walk.root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
 
 

@@ -198,7 +198,7 @@ def champion_with_profile(store: Path) -> Registry:
     spec = load_spec(REPO / "specs" / "wa_churn.yaml")
     frame = feature_frame(spec, read_table(REPO / spec.path))
     scores = load_model(store / "model.pkl").positive_proba(frame)
-    client = mlflow.MlflowClient(tracking_uri=registry.uri)
+    client = mlflow.MlflowClient(tracking_uri=registry.uri, registry_uri=registry.uri)
     monitor = load_params(REPO / "params.yaml").monitor
     client.log_dict(registry.run_id, build_profile(spec, frame, scores, monitor), ARTIFACT)
     registry.register(commit="c0ffee1", data_md5="data-v1")

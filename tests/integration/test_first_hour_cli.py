@@ -54,11 +54,12 @@ def test_a_mistyped_model_lists_the_registered_ones(root: Path) -> None:
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     for name in ("flywheel-churn", "flywheel-credit"):
         client.create_registered_model(name)
-    # This project's registry, whatever URI an earlier test of this worker left in the
-    # environment (MLflow's set_tracking_uri exports MLFLOW_TRACKING_URI).
+    # This project's registry, whatever URIs an earlier test of this worker left behind
+    # (MLflow's set_tracking_uri exports MLFLOW_TRACKING_URI; set_registry_uri is a
+    # process global that a client without registry_uri follows).
     result = run_cli(root, "serve", "--model", "flywheel-chrun", FLYWHEEL_TRACKING_URI=uri,
                      MLFLOW_TRACKING_URI=uri)
     assert result.returncode == RegistryError.exit_code, result.stderr
