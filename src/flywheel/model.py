@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from flywheel.atomic import write_atomically
+from flywheel.data.answers import answer_frame
 from flywheel.data.io import feature_frame
 from flywheel.data.spec import DatasetSpec
 from flywheel.data.task import Task, task_of
 from flywheel.errors import DataError
 from flywheel.features.compiled import CompiledTransformer, compile_transformer
+from flywheel.images.model import ImageModel
 
 
 class Estimator(Protocol):
@@ -70,19 +72,11 @@ class TabularModel:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The answer's columns (`Task.output_columns`): the prediction, and per-class
         probabilities for classification."""
-        task = self.task
-        scores = self.scores(frame)
-        if not task.is_classification:
-            return pd.DataFrame({"prediction": scores}, index=frame.index)
-        if task.kind == "binary":
-            codes = (scores[:, 1] >= self.threshold).astype(np.int64)
-            columns: dict[str, Any] = {"prediction": task.decode(codes),
-                                       "probability": scores[:, 1]}
-        else:
-            columns = {"prediction": task.decode(scores.argmax(axis=1))}
-        columns.update(zip(task.proba_columns, scores.T, strict=True))
-        return pd.DataFrame(columns, index=frame.index)
+        return answer_frame(self.task, self.scores(frame), self.threshold, frame.index)
 
+
+# What a trained artifact is: a table's model or an image classifier; both answer alike.
+Model = TabularModel | ImageModel
 
 PROTOCOL = 4  # see _StablePickler
 
@@ -115,29 +109,29 @@ class _StablePickler(pickle._Pickler):
     dispatch[set] = save_set
 
 
-def model_bytes(model: TabularModel) -> bytes:
+def model_bytes(model: Model) -> bytes:
     """The model pickled; the same model gives the same bytes in any process."""
     buffer = io.BytesIO()
     _StablePickler(buffer, protocol=PROTOCOL).dump(model)
     return buffer.getvalue()
 
 
-def save_model(model: TabularModel, path: Path) -> None:
+def save_model(model: Model, path: Path) -> None:
     """A crash never leaves half a model where the next step looks."""
     data = model_bytes(model)
     write_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
-def model_from_bytes(data: bytes, source: Path) -> TabularModel:
+def model_from_bytes(data: bytes, source: Path) -> Model:
     """Unpickle a model whose bytes were already vouched for (a seal or a registry signature):
     unpickling runs code, so callers never hand this bytes they have not checked."""
     model = pickle.loads(data)
-    if not isinstance(model, TabularModel):
+    if not isinstance(model, TabularModel | ImageModel):
         raise DataError(f"{source}: not a Flywheel model (got {type(model).__name__})")
     return model
 
 
-def load_model(path: Path) -> TabularModel:
+def load_model(path: Path) -> Model:
     """A registered version's model file, which the registry's signature check has passed."""
     if not path.is_file():
         raise DataError(f"{path}: model not found; run the train step first")

@@ -25,6 +25,21 @@ PROBABILITY_PREFIX = "probability_"  # multiclass flat outputs: one column per c
 MONITORED_COLUMN = {"binary": PROBABILITY, "multiclass": "prediction", "regression": "prediction"}
 
 
+def answer_frame(task: Task, scores: np.ndarray, threshold: float,
+                 index: pd.Index) -> pd.DataFrame:
+    """A model's answer from its scores (`Task.output_columns`), the same for every kind of
+    model: binary predicts positive at `threshold`, multiclass the likeliest class."""
+    if not task.is_classification:
+        return pd.DataFrame({"prediction": scores}, index=index)
+    if task.kind == "binary":
+        codes = (scores[:, 1] >= threshold).astype(np.int64)
+        columns: dict[str, Any] = {"prediction": task.decode(codes), PROBABILITY: scores[:, 1]}
+    else:
+        columns = {"prediction": task.decode(scores.argmax(axis=1))}
+    columns.update(zip(task.proba_columns, scores.T, strict=True))
+    return pd.DataFrame(columns, index=index)
+
+
 def class_column(label: str) -> str:
     """The flat output column holding one class's probability."""
     return f"{PROBABILITY_PREFIX}{label}"

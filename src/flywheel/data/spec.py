@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flywheel.data.image_spec import ImageSpec
 from flywheel.errors import ConfigError
 
 # Metrics a spec's floors may name; which apply depends on its task (data/task.py).
@@ -64,7 +65,10 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    path: Path = Field(description="the table, CSV or Parquet, relative to the project root")
+    path: Path = Field(
+        description="the table (CSV or Parquet), or an image dataset's folder, relative to the "
+        "project root"
+    )
     target: str
     task: Literal["binary", "multiclass", "regression"] = "binary"
     classes: list[str] | None = Field(
@@ -78,6 +82,11 @@ class DatasetSpec(BaseModel):
         default_factory=dict,
         description="what a promoted model must reach on the test split: floors, and ceilings "
         "for brier and log_loss; they belong to the dataset because what is good depends on it",
+    )
+    image: ImageSpec | None = Field(
+        default=None,
+        description="image datasets only (data/image_spec.py): `path` is a folder of class "
+        "subfolders and `features` are the per-image statistics",
     )
 
     @model_validator(mode="after")
@@ -93,6 +102,8 @@ class DatasetSpec(BaseModel):
     def _fits_task(self) -> None:
         classes = self.classes or []
         if self.task == "regression":
+            if self.image is not None:
+                raise ValueError("an image dataset is classification: its classes are folders")
             if self.classes or self.positive_class:
                 raise ValueError("a regression target has no classes or positive_class")
             return
@@ -108,6 +119,10 @@ class DatasetSpec(BaseModel):
                 raise ValueError(f"a multiclass target needs at least 3 classes: {classes}")
             if self.positive_class is not None:
                 raise ValueError("positive_class is for binary targets")
+
+    @property
+    def is_image(self) -> bool:
+        return self.image is not None
 
     @property
     def negative_class(self) -> str:

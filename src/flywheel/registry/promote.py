@@ -21,7 +21,7 @@ from flywheel.data.spec import DatasetSpec
 from flywheel.data.task import task_of
 from flywheel.errors import RegistryError
 from flywheel.evaluation.scores import read_scores
-from flywheel.model import TabularModel
+from flywheel.model import Model
 from flywheel.pause import pause_point
 from flywheel.registry import store
 from flywheel.registry.compare import (
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 class PromoteInputs:
     """Files the earlier steps wrote; promote reads, it never recomputes."""
 
-    model: TabularModel
+    model: Model
     model_file: Path
     metrics: dict[str, float]
     # y_true, the candidate's and the champion's (when there is one) scores + features; the

@@ -12,7 +12,7 @@ from mlflow.pyfunc import PythonModel
 from flywheel.data.io import feature_frame
 from flywheel.data.rows import require_numbers
 from flywheel.data.spec import DatasetSpec, FeatureSpec
-from flywheel.model import TabularModel, load_model
+from flywheel.model import Model, load_model
 
 # What the pickled TabularModel needs to load; listed explicitly because MLflow's inference
 # of requirements costs 11-19 s a model here.
@@ -24,7 +24,7 @@ class FlywheelPyfunc(PythonModel):
     """Answers a frame of raw records with `prediction` and `probability` columns."""
 
     def load_context(self, context: Any) -> None:
-        self.model: TabularModel = load_model(Path(context.artifacts["model"]))
+        self.model: Model = load_model(Path(context.artifacts["model"]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         # The signature lets any numeric column through (ints and floats alike), so text in
@@ -69,7 +69,7 @@ def _reads_as_number(text: str) -> bool:
     return True
 
 
-def log_pyfunc(model: TabularModel, model_file: Path, sample: pd.DataFrame) -> Any:
+def log_pyfunc(model: Model, model_file: Path, sample: pd.DataFrame) -> Any:
     """Log under the active run with a signature and input example built from real rows."""
     example = feature_frame(model.spec, sample.head(5))
     import mlflow.pyfunc

@@ -21,13 +21,13 @@ from flywheel.steps.context import StepContext
 from flywheel.steps.sealed import read_sealed
 
 if TYPE_CHECKING:
-    from flywheel.model import TabularModel
+    from flywheel.model import Model
 
 TARGET = "__target__"  # the encoded target (class code or number) in the split files
 ENCODINGS_FILE = "encodings.pkl"  # featurize's fitted encodings, by name (features/encoding.py)
 SPLIT_RULE_FILE = "split_rule.json"  # how featurize split (features/split.py), for lineage
 TEST_KEYS_FILE = "test_keys.parquet"  # the test rows' id (and split_by) columns, row-aligned
-MODEL_FILE = "model.pkl"  # train's model (flywheel.model.TabularModel)
+MODEL_FILE = "model.pkl"  # train's model (flywheel.model.Model)
 FEATURIZE, TRAIN = "flywheel step featurize", "flywheel step train"  # what rewrites each
 
 
@@ -35,7 +35,7 @@ def model_path(ctx: StepContext) -> Path:
     return ctx.out("train") / MODEL_FILE
 
 
-def read_model(ctx: StepContext) -> TabularModel:
+def read_model(ctx: StepContext) -> Model:
     """train's model, unpickled only once its seal vouches for the file (steps/sealed.py)."""
     from flywheel.model import model_from_bytes
 
