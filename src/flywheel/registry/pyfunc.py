@@ -1,4 +1,9 @@
-"""The one MLflow model that is registered and served: preprocessing and estimator together."""
+"""The one MLflow model that is registered and served: preprocessing and estimator together.
+
+A table's model takes its feature columns; an image model (images/model.py) takes one `binary`
+column, `image`, holding each image's encoded bytes (PNG or JPEG, as a file holds them), and
+decodes it exactly as training did.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from mlflow.pyfunc import PythonModel
 from flywheel.data.io import feature_frame
 from flywheel.data.rows import require_numbers
 from flywheel.data.spec import DatasetSpec, FeatureSpec
+from flywheel.images.model import IMAGE_COLUMN, ImageModel
 from flywheel.model import Model, load_model
 
 # What the pickled TabularModel needs to load; listed explicitly because MLflow's inference
@@ -29,7 +35,8 @@ class FlywheelPyfunc(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         # The signature lets any numeric column through (ints and floats alike), so text in
         # one is refused here rather than imputed as if it were missing.
-        require_numbers(self.model.spec, model_input)
+        if not isinstance(self.model, ImageModel):
+            require_numbers(self.model.spec, model_input)
         return self.model.predict(model_input)
 
 
@@ -50,6 +57,9 @@ def model_signature(spec: DatasetSpec, output: pd.DataFrame) -> Any:
         return ColSpec(typed, feature.name)
 
     outputs = infer_signature(output).inputs  # the output frame's own columns and types
+    if spec.is_image:
+        return ModelSignature(inputs=Schema([ColSpec(DataType.binary, IMAGE_COLUMN)]),
+                              outputs=outputs)
     return ModelSignature(inputs=Schema([column(f) for f in spec.features]), outputs=outputs)
 
 
@@ -70,8 +80,10 @@ def _reads_as_number(text: str) -> bool:
 
 
 def log_pyfunc(model: Model, model_file: Path, sample: pd.DataFrame) -> Any:
-    """Log under the active run with a signature and input example built from real rows."""
-    example = feature_frame(model.spec, sample.head(5))
+    """Log under the active run with a signature and input example built from real rows
+    (an image model's: rows whose `image` column holds encoded image bytes)."""
+    example = (sample[[IMAGE_COLUMN]].head(5).reset_index(drop=True)
+               if isinstance(model, ImageModel) else feature_frame(model.spec, sample.head(5)))
     import mlflow.pyfunc
 
     from flywheel.data.spec import save_spec

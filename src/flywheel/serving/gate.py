@@ -98,6 +98,11 @@ class PredictGate:
         if not state.holder.ready:
             await _send_json(send, 503, {"error": state.no_model_message()}, request_id)
             return
+        if state.holder.current.image_model is not None:
+            await self._reject(send, request_id, 400, "wrong_endpoint",
+                               "the champion is an image model: POST images to /predict_image "
+                               """(multipart field 'image', or JSON {"image": "<base64>"})""")
+            return
         # The body is JSON whatever the client declared (curl -d says form-urlencoded); this also
         # keeps BentoML's multipart and pickle decoders away from public requests.
         scope = {**scope, "headers": [*((k, v) for k, v in scope["headers"]

@@ -7,7 +7,9 @@ For every state-changing request (any method but GET/HEAD/OPTIONS), in this orde
    A web page cannot then drive a loopback service through DNS rebinding or a form post.
 2. The bearer token must grant the route's scope (flywheel.tokens); otherwise 401.
 3. The body must be declared `application/json`; otherwise 415 (a browser form or `text/plain`
-   cross-site post cannot pass, and no other decoder is ever reached).
+   cross-site post cannot pass, and no other decoder is ever reached). `/predict_image` also
+   takes `multipart/form-data` (an upload): it needs the predict token like `/predict`, and it
+   decodes nothing but images (serving/image_upload.py).
 
 Reads stay open (probes, `/metrics`, the OpenAPI document), except `/metadata`, which needs
 the predict token once one is set. Nothing here reads the body: a refused request costs its
@@ -24,7 +26,10 @@ from typing import Any
 from flywheel.tokens import ADMIN, FEEDBACK, PREDICT, ScopeTokens
 
 OPEN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SCOPE_BY_PATH = {"/predict": PREDICT, "/predict_batch": PREDICT, "/feedback": FEEDBACK}
+SCOPE_BY_PATH = {"/predict": PREDICT, "/predict_batch": PREDICT, "/predict_image": PREDICT,
+                 "/feedback": FEEDBACK}
+UPLOAD_PATHS = frozenset({"/predict_image"})  # these take a multipart form as well as JSON
+FORM_TYPE = b"multipart/form-data"
 GUARDED_READS = {"/metadata": PREDICT}
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 JSON_TYPE = b"application/json"
@@ -68,6 +73,12 @@ def declares_json(content_type: bytes) -> bool:
     return content_type.split(b";", 1)[0].strip().lower() == JSON_TYPE
 
 
+def declares_accepted(path: str, content_type: bytes) -> bool:
+    """JSON everywhere; a multipart form on the upload routes too."""
+    declared = content_type.split(b";", 1)[0].strip().lower()
+    return declared == JSON_TYPE or (path in UPLOAD_PATHS and declared == FORM_TYPE)
+
+
 class RequestGuard:
     """ASGI middleware in front of every route; `on_reject(reason)` counts each refusal."""
 
@@ -103,8 +114,10 @@ class RequestGuard:
         if not self.tokens.is_open(needed) and not self.tokens.allows(
                 needed, headers.get(b"authorization", b"")):
             return 401, "unauthorized", _token_hint(needed)
-        if writes and not declares_json(headers.get(b"content-type", b"")):
-            return 415, "not_json", "send the body as JSON with Content-Type: application/json"
+        if writes and not declares_accepted(path, headers.get(b"content-type", b"")):
+            form = " or multipart/form-data" if path in UPLOAD_PATHS else ""
+            return 415, "not_json", ("send the body as JSON with Content-Type: application/json"
+                                     + form)
         return None
 
     async def _refuse(self, send: Callable[..., Any], status: int, reason: str,

@@ -71,31 +71,45 @@ class LoadedModel:
     request_schema: RequestSchema | None = None
 
     @functools.cached_property
-    def spec(self) -> DatasetSpec | None:
-        """The dataset spec inside this very model (its columns), if it is one of ours."""
+    def inner(self) -> Any:
+        """Our model inside the pyfunc (a `TabularModel` or `ImageModel`), or None."""
+        from flywheel.images.model import ImageModel
         from flywheel.model import TabularModel
 
         try:
             inner = getattr(self.pyfunc.unwrap_python_model(), "model", None)
         except Exception:  # not a python_function model of ours
             return None
-        return inner.spec if isinstance(inner, TabularModel) else None
+        return inner if isinstance(inner, TabularModel | ImageModel) else None
+
+    @property
+    def image_model(self) -> Any:
+        """The `ImageModel` this version is, or None for a table's model (or a foreign one)."""
+        from flywheel.images.model import ImageModel
+
+        return self.inner if isinstance(self.inner, ImageModel) else None
+
+    @functools.cached_property
+    def spec(self) -> DatasetSpec | None:
+        """The dataset spec inside this very model (its columns), if it is one of ours. An
+        image model's columns are what its requests are logged as: the per-image statistics
+        and the embedding summary (images/monitored.py), never the pixels."""
+        from flywheel.images.monitored import monitored_spec
+
+        if self.inner is None:
+            return None
+        return monitored_spec(self.inner.spec) if self.image_model else self.inner.spec
 
     @functools.cached_property
     def predict(self) -> Callable[[Any], Any]:
         """The registered model's own predict, past MLflow's schema enforcement.
 
         Requests were validated against the dataset spec, which is stricter than the
-        signature, before they get here; enforcing the signature again cost ~2.5 ms a request
-        and half the model time on large bodies. Any other pyfunc keeps its full predict.
+        signature, before they get here (an image was decoded by the spec's own rules);
+        enforcing the signature again cost ~2.5 ms a request and half the model time on large
+        bodies. Any other pyfunc keeps its full predict.
         """
-        from flywheel.model import TabularModel
-
-        try:
-            inner = getattr(self.pyfunc.unwrap_python_model(), "model", None)
-        except Exception:  # not a python_function model of ours: nothing to skip
-            inner = None
-        return inner.predict if isinstance(inner, TabularModel) else self.pyfunc.predict
+        return self.pyfunc.predict if self.inner is None else self.inner.predict
 
     def metadata(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,5 @@
-"""The BentoML service: `POST /predict`, `POST /feedback`, `GET /metadata`, readiness, metrics.
+"""The BentoML service: `POST /predict`, `POST /predict_image` (an image champion's uploads),
+`POST /feedback`, `GET /metadata`, readiness, metrics.
 
 Start it with `flywheel serve` (or `bentoml serve flywheel.serving.service:Flywheel`). This is
 the edge where BentoML needs configuration at class definition (workers, an input spec), so
@@ -35,6 +36,7 @@ from flywheel.serving.gate import PredictGate
 from flywheel.serving.guard import RequestGuard, parse_allowed_hosts
 from flywheel.serving.header_timeout import limit_header_time
 from flywheel.serving.heap import settle, time_pauses
+from flywheel.serving.image_request import image_route
 from flywheel.serving.index import LocalIndex
 from flywheel.serving.inference_log import InferenceLog
 from flywheel.serving.metrics import serving_metrics
@@ -82,8 +84,8 @@ STATE = ServingState(
     body_timeout_s=SERVE.request_body_timeout_s,
 )
 TOKENS = scope_tokens(_SETTINGS.root, _SETTINGS.tokens_file)
-ROUTES = ("/", "/predict", "/predict_batch", "/feedback", "/metadata", "/livez", "/readyz",
-          "/healthz", "/metrics", "/docs.json", "/schema.json")
+ROUTES = ("/", "/predict", "/predict_batch", "/predict_image", "/feedback", "/metadata", "/livez",
+          "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json")
 # Both act on classes BentoML and uvicorn build from later in this worker (see their modules).
 fold_unknown_routes(ROUTES, prefixes=("/static_content/", "/assets/"))
 limit_header_time(SERVE.header_timeout_s)
@@ -228,6 +230,7 @@ _SERVICE.add_asgi_middleware(OpenApiDocument, state=STATE, classes=lambda: _answ
                              .classes)
 _SERVICE.mount_asgi_app(Starlette(routes=[
     Route("/metadata", _metadata, methods=["GET"]),
+    image_route(STATE),
     feedback_route(STATE, lambda: task_of(_answering()[1].spec), LOGS,
                    SERVE.feedback_max_files, SERVE.inference_log_max_age_days * 86400),
 ]))
