@@ -138,6 +138,14 @@ def _logged(server: Server, request_ids: set[str]) -> pd.DataFrame:
     return frame[frame["request_id"].isin(request_ids)]
 
 
+def _wait_logged(server: Server, request_ids: set[str], rows: int) -> pd.DataFrame:
+    def found() -> list[pd.DataFrame]:  # a list: a frame has no truth value for wait_for
+        frame = _logged(server, request_ids)
+        return [frame] if len(frame) == rows else []
+
+    return wait_for(found, 30, f"{rows} rows of requests {sorted(request_ids)} in the log")[0]
+
+
 def _send_batch(server: Server, pixels: np.ndarray) -> set[str]:
     ids = set()
     for start in range(0, len(pixels), 100):
@@ -151,8 +159,7 @@ def _send_batch(server: Server, pixels: np.ndarray) -> set[str]:
 def test_logged_rows_hold_statistics_and_embedding_not_pixels(served: Server) -> None:
     response = upload(served, held_out(1)[0][0])
     request_id = response.headers["x-request-id"]
-    rows = wait_for(lambda: len(_logged(served, {request_id})) and _logged(served, {request_id}),
-                    30, "the upload's row in the inference log")
+    rows = _wait_logged(served, {request_id}, 1)
     row = rows.iloc[0]
     assert row["width"] == row["height"] == 28 and row["channels"] == 1
     assert 0 < row["mean_intensity"] < 255 and row["embedding_norm"] > 0
@@ -184,8 +191,7 @@ def test_darkened_digits_drift_on_image_statistics_and_held_out_ones_do_not(
     dark = _send_batch(served, (pixels[2300:2600] * 0.4).astype(np.uint8))
     verdicts = {}
     for name, ids in (("plain", plain), ("dark", dark)):
-        rows = wait_for(lambda ids=ids: len(_logged(served, ids)) == 300 and _logged(served, ids),
-                        30, f"the {name} batch in the inference log")
+        rows = _wait_logged(served, ids, 300)
         features, _, _ = window_drift(profile, pa.Table.from_pandas(rows), cfg)
         verdicts[name] = {n for n, result in features.items() if result["drifted"]}
     assert verdicts["plain"] == set()
