@@ -884,7 +884,9 @@ def monitor_exporter(
 
 @app.command()
 def predict(
-    source: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet file to score")],
+    source: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="CSV or Parquet file to score, or a folder of images for an "
+        "image model (files that do not decode are skipped, listed in the rejects file)")],
     output: Annotated[
         Path | None,
         typer.Option(help="Parquet to write (default artifacts/predict/<INPUT stem>.predictions"

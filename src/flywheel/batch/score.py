@@ -86,7 +86,7 @@ def score_file(settings: Settings, job: BatchJob) -> dict[str, Any]:
     tmp_rejects = job.rejects.with_name(f".{job.rejects.name}.tmp")
     job.output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        rows, rejected = _stream(job, spec, scorer, lineage, tmp_out, tmp_rejects)
+        rows, rejected = _score_source(job, spec, scorer, lineage, tmp_out, tmp_rejects)
     except BaseException:
         tmp_out.unlink(missing_ok=True)
         tmp_rejects.unlink(missing_ok=True)
@@ -150,6 +150,21 @@ def load_scoring_model(settings: Settings, name: str, version: str | None) -> An
             "run the pipeline (`flywheel run`) or pass --version"
         )
     return load_version(client, found, accept=SERVABLE if version is None else ANY_VERDICT)
+
+
+def _score_source(
+    job: BatchJob, spec: Any, scorer: Any, lineage: dict[str, str], out: Path, rejects: Path
+) -> tuple[int, int]:
+    """A table streamed in chunks, or an image model's folder (batch/score_images.py)."""
+    if spec.is_image != job.source.is_dir():
+        kind, expected = ("an image", "a folder of images") if spec.is_image else (
+            "a table's", "a CSV or Parquet file")
+        raise ConfigError(f"{job.source}: {job.model_name} is {kind} model; give it {expected}")
+    if spec.is_image:
+        from flywheel.batch.score_images import score_folder
+
+        return score_folder(job, scorer, lineage, out, rejects)
+    return _stream(job, spec, scorer, lineage, out, rejects)
 
 
 def _stream(

@@ -10,14 +10,20 @@ from other held-out digits the same way (images/monitored.py).
 from __future__ import annotations
 
 import base64
+import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from tests.conftest import run_cli
 from tests.integration.serving.conftest import (
+    ROOT,
     Registry,
     Server,
     start_server,
@@ -179,7 +185,6 @@ def test_darkened_digits_drift_on_image_statistics_and_held_out_ones_do_not(
     from flywheel.images.monitored import monitored_frame, monitored_spec
     from flywheel.monitoring.drift import window_drift
     from flywheel.monitoring.profile import build_profile
-    from tests.integration.serving.conftest import ROOT
 
     model = champion[1]
     pixels, _ = digits()
@@ -205,3 +210,45 @@ def test_monitored_columns_are_a_fixed_set(champion: tuple[Registry, Any]) -> No
     spec = monitored_spec(champion[1].spec)
     assert [f.name for f in spec.features] == [*STAT_COLUMNS, *EMBEDDING_COLUMNS]
     assert monitored_spec(spec) == spec  # idempotent: a logged spec is not extended twice
+
+
+def test_predict_dir_scores_a_folder_into_parquet_and_lists_unreadable_files(
+        tmp_path: Path, champion: tuple[Registry, Any]) -> None:
+    registry = champion[0]
+    images, labels = held_out(20)
+    folder = tmp_path / "inbox"
+    for index, (data, label) in enumerate(zip(images, labels, strict=True)):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        (folder / label / f"{index:02d}.png").write_bytes(data)
+    (folder / "notes.txt").write_text("not an image, not a listed extension\n")
+    (folder / "broken.png").write_bytes(images[0][:-30])  # truncated
+    (folder / "fake.png").write_text("label,value\n1,2\n")  # text renamed .png
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["promote"]["model_name"] = registry.name
+    params["predict"]["chunk_rows"] = 8  # several chunks: progress lines
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "FLYWHEEL_ROOT": str(ROOT),
+           "FLYWHEEL_PARAMS_FILE": str(tmp_path / "params.yaml"),
+           "FLYWHEEL_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+           "FLYWHEEL_TRACKING_URI": registry.uri, "MLFLOW_TRACKING_URI": registry.uri}
+
+    done = run_cli(ROOT, "predict", str(folder), base=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (22, 20, 2)
+    assert "22 of 22 images read" in done.stdout + done.stderr  # progress, per chunk
+    scored = pd.read_parquet(summary["output"])
+    assert scored["path"].str.startswith(tuple(f"{d}/" for d in range(10))).all()
+    truth = scored["path"].str.split("/").str[0]
+    assert (scored["prediction"] == truth).mean() >= 0.75
+    probabilities = scored[[f"probability_{d}" for d in range(10)]].sum(axis=1)
+    assert np.allclose(probabilities, 1) and set(scored["model_version"]) == {"1"}
+    rejects = pd.read_csv(summary["rejects"])
+    assert rejects["path"].tolist() == ["broken.png", "fake.png"]
+    assert rejects["problem"].str.contains("not a readable PNG or JPEG").all()
+
+    table = tmp_path / "rows.csv"
+    table.write_text("width\n28\n")
+    refused = run_cli(ROOT, "predict", str(table), base=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "is an image model; give it a folder of images" in refused.stderr
