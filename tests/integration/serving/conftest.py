@@ -83,7 +83,6 @@ def _train_and_log(store: Path, shuffle_seed: int | None = None,
     `shuffle_seed` the labels are permuted first: a champion any real retrain beats. With
     `extra_feature` the table and spec get one more numeric feature (tenure in whole years,
     0 to 10): a model with another request schema."""
-    import mlflow
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -113,6 +112,16 @@ def _train_and_log(store: Path, shuffle_seed: int | None = None,
                          candidate="logreg", threshold=0.5)
     model_file = store / "model.pkl"
     save_model(model, model_file)
+    metrics = {"test_roc_auc": 0.84, "test_pr_auc": 0.65, "test_f1": 0.6,
+               "test_accuracy": 0.8, "test_log_loss": 0.42, "test_brier": 0.14}
+    return log_in_store(store, MODEL_NAME, lambda: log_pyfunc(model, model_file, raw), metrics)
+
+
+def log_in_store(store: Path, name: str, log: Callable[[], Any],
+                 metrics: dict[str, float]) -> Registry:
+    """`log()` (logging a pyfunc, returning its info) and `metrics` under one run of a fresh
+    store in `store`: the Registry that can register it as `name`."""
+    import mlflow
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -124,14 +133,12 @@ def _train_and_log(store: Path, shuffle_seed: int | None = None,
     mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
-            info = log_pyfunc(model, model_file, raw)
-            mlflow.log_metrics({"test_roc_auc": 0.84, "test_pr_auc": 0.65, "test_f1": 0.6,
-                                "test_accuracy": 0.8, "test_log_loss": 0.42,
-                                "test_brier": 0.14})
+            info = log()
+            mlflow.log_metrics(metrics)
     finally:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  (None unsets it)
     artifacts = client.get_logged_model(info.model_id).artifact_location
-    return Registry(uri=uri, name=MODEL_NAME, model_source=artifacts,
+    return Registry(uri=uri, name=name, model_source=artifacts,
                     run_id=run.info.run_id, artifacts=artifacts)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tests.integration.serving.conftest import Registry
+from tests.integration.serving.conftest import Registry, log_in_store
 
 IMAGE_MODEL_NAME = "flywheel-digits-test"
 TRAIN_IMAGES = 1500
@@ -64,8 +63,6 @@ def network(pixels: np.ndarray, labels: np.ndarray) -> Any:
 
 def train_and_log(store: Path) -> tuple[Registry, Any]:
     """The digit model logged under a run of a fresh store, and the model itself."""
-    import mlflow
-
     from flywheel.images.model import IMAGE_COLUMN, ImageModel
     from flywheel.model import save_model
     from flywheel.registry.pyfunc import log_pyfunc
@@ -76,22 +73,11 @@ def train_and_log(store: Path) -> tuple[Registry, Any]:
                        candidate="pixels-logreg")
     model_file = store / "model.pkl"
     save_model(model, model_file)
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("image-serving-test",
-                                          artifact_location=(store / "mlruns").as_uri())
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment) as run:
-            sample = pd.DataFrame({IMAGE_COLUMN: [png(p) for p in pixels[:5]]})
-            info = log_pyfunc(model, model_file, sample)
-            mlflow.log_metrics({"test_accuracy": 0.9})
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  (None unsets it)
-    artifacts = client.get_logged_model(info.model_id).artifact_location
-    return Registry(uri=uri, name=IMAGE_MODEL_NAME, model_source=artifacts,
-                    run_id=run.info.run_id, artifacts=artifacts), model
+    sample = pd.DataFrame({IMAGE_COLUMN: [png(p) for p in pixels[:5]]})
+    registry = log_in_store(store, IMAGE_MODEL_NAME,
+                            lambda: log_pyfunc(model, model_file, sample),
+                            {"test_accuracy": 0.9})
+    return registry, model
 
 
 def held_out(count: int) -> tuple[list[bytes], list[str]]:
