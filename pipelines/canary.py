@@ -99,5 +99,6 @@ def canary(model: str | None = None, max_evaluations: int | None = None) -> dict
         if action in ("ended", ROLLBACK, PROMOTE):
             break
         time.sleep(params.eval_seconds)
-    return {"model_name": ctx.model_name, "outcome": action, "reason": reason,
+    outcome = {ROLLBACK: plan.ROLLED_BACK, PROMOTE: plan.PROMOTED}.get(action, action)
+    return {"model_name": ctx.model_name, "outcome": outcome, "reason": reason,
             "evaluations": done}

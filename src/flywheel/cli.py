@@ -288,16 +288,24 @@ def rollback(
     )
 
 
+_FORCE_OPTION = typer.Option(help="skip the gate (needs --reason, recorded on the version)")
+_REASON_OPTION = typer.Option(help="why the gate is skipped")
+
+
+def _gate_skipped_with_reason(force: bool, reason: str | None) -> None:
+    """`promote --version` and `canary start`: the gate is skipped only with a reason."""
+    if force != (reason is not None):
+        raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
+
+
 @app.command()
 def promote(
     version: Annotated[str, typer.Option(help="the registered version to make champion")],
     model: Annotated[
         str | None, typer.Option(help="registered model (default: params promote.model_name)")
     ] = None,
-    force: Annotated[
-        bool, typer.Option(help="skip the gate (needs --reason, recorded on the version)")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="why the gate is skipped")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
+    reason: Annotated[str | None, _REASON_OPTION] = None,
 ) -> None:
     """Make a chosen version champion (roll forward), judged by the same gate as the pipeline.
 
@@ -306,8 +314,7 @@ def promote(
     """
     _setup_logging()
     try:
-        if force != (reason is not None):
-            raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
+        _gate_skipped_with_reason(force, reason)
         from flywheel.steps.context import make_context
         from flywheel.steps.promote_version import promote_version
 
@@ -848,10 +855,8 @@ _MODEL_OPTION = typer.Option(help="registered model (default: params promote.mod
 def canary_start(
     version: Annotated[str, typer.Option(help="the registered version to put on canary")],
     model: Annotated[str | None, _MODEL_OPTION] = None,
-    force: Annotated[
-        bool, typer.Option(help="skip the gate (needs --reason, recorded on the version)")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="why the gate is skipped")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
+    reason: Annotated[str | None, _REASON_OPTION] = None,
 ) -> None:
     """Judge a version by the promotion gate, then alias it `canary` at its first step; no
     traffic moves until the controller (`flywheel canary run`) renews its lease.
@@ -860,8 +865,7 @@ def canary_start(
     """
     _setup_logging()
     try:
-        if force != (reason is not None):
-            raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
+        _gate_skipped_with_reason(force, reason)
         from flywheel.steps.canary import start_canary
         from flywheel.steps.context import make_context
 
