@@ -154,6 +154,8 @@ def test_a_good_canary_gets_traffic_only_under_a_lease_and_becomes_champion(
     assert _aliases(canary_registry) == {"champion": version, "previous": "1"}
     assert set(clients.statuses) == {200}
     assert clients.versions["1"] > 0 and clients.versions[version] > 0
+    wait_for(lambda: _logged_rows(canary_server, "canary"), WAIT_S,
+             "the canary's answers in the inference log under role canary")
     status = cli("canary", "status", "--json")
     assert '"state": "promoted"' in status.stdout
 
@@ -185,6 +187,13 @@ def test_a_broken_canary_is_rolled_back_and_clients_see_no_errors(
                         role="canary", model_version=version) > 0
     event = wait_for(lambda: _events("flywheel.canary.rolled_back"), WAIT_S, "the Prefect event")
     assert event[0]["payload"]["version"] == version
+
+
+def _logged_rows(server: Server, role: str) -> int:
+    from flywheel.monitoring.logread import read_log
+
+    table = read_log(server.log_dir, ["request_id"], role=role)
+    return 0 if table is None else table.num_rows
 
 
 def _events(name: str) -> list[Any]:
