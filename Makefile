@@ -20,10 +20,13 @@ export DO_NOT_TRACK ?= true
 run: install
 	$(VENV)/bin/flywheel run
 
-# Two pytest workers (pytest-xdist), each test file whole on one worker: a module's tests share
-# a project and its servers in file order. Files go out in collection order (the long e2e
-# modules first), not xdist's default of most tests first. `make test PYTEST_ARGS=`: one process.
-PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
+# One pytest worker (pytest-xdist) per core, two to four, each test file whole on one worker: a
+# module's tests share a project and its servers in file order. Files go out in collection
+# order (the long e2e modules first), not xdist's default of most tests first. Past four
+# workers the end-to-end modules' servers contend more than they gain.
+# `make test PYTEST_ARGS=`: one process.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=2; echo $$n)
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: install-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

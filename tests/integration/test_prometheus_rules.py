@@ -165,11 +165,13 @@ def dashboard_exprs() -> list[str]:
 
 def exported_metric_names() -> set[str]:
     """Series names declared in code: the service's metrics, BentoML's, the exporter's."""
+    from flywheel.serving.canary_metrics import routed_metrics
     from flywheel.serving.metrics import serving_metrics
     from flywheel.serving.shadow_metrics import shadow_metrics
 
     names = _family_names(vars(serving_metrics()).values())
     names |= _family_names(vars(shadow_metrics()).values())
+    names |= _family_names(vars(routed_metrics()).values())
     names |= {
         f"bentoml_service_request_{n}"
         for n in (

@@ -19,6 +19,7 @@ from flywheel.errors import DataError
 
 CHAMPION_ROLE = "champion"
 CHALLENGER_ROLE = "challenger"
+CANARY_ROLE = "canary"  # rows a canary version answered (serving/canary.py)
 ROLE = "role"
 LATENCY = "latency_s"
 _STAMP = re.compile(r"^inference-(\d{8}T\d{12})-")

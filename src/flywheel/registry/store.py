@@ -16,6 +16,8 @@ CHAMPION = "champion"
 PREVIOUS = "previous"
 # Scored next to the champion, off the response path, by a running service (serving/shadow.py).
 CHALLENGER = "challenger"
+# Answers a growing share of live traffic while the controller watches it (registry/canary.py).
+CANARY = "canary"
 TAG_PREFIX = "flywheel."
 
 

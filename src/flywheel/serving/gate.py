@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from flywheel.monitoring.logread import CANARY_ROLE, CHAMPION_ROLE
 from flywheel.serving.inference_log import LogEntry
 from flywheel.serving.limits import (
     NOT_PARSED,
@@ -31,7 +32,7 @@ from flywheel.serving.limits import (
     bounded_body,
     parse_bounded,
 )
-from flywheel.serving.request_io import PARSED_BODY
+from flywheel.serving.request_io import PARSED_BODY, ROUTED_MODEL
 from flywheel.serving.schema import describe_errors, invalid_reason
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ class PredictGate:
                                       (b"content-type", b"application/json")]}
         if parsed is not NOT_PARSED:  # decoded once: the endpoint validates this very value
             scope[PARSED_BODY] = parsed
+        routed = state.canary.pick(request_id, parsed) if state.canary is not None else None
+        if routed is not None:  # answered by the canary version (serving/canary.py)
+            scope[ROUTED_MODEL] = routed
         if scope["path"] == self.path and body.count(b"{") > state.max_batch_size:
             # A list that is a batch already is scored in one call on its own route, so it
             # neither waits behind nor holds up the batched small requests.
@@ -165,7 +169,8 @@ class PredictGate:
         if self.state.inference_log is not None and (
                 shadowed or sampled(request_id, self.state.sample_rate)):
             self.state.inference_log.submit(
-                LogEntry(request_id, datetime.now(UTC), body, answer, parsed))
+                LogEntry(request_id, datetime.now(UTC), body, answer, parsed,
+                         role=CANARY_ROLE if ROUTED_MODEL in scope else CHAMPION_ROLE))
 
     async def _rewrite_error(self, send: Callable[..., Any], status: int, answer: bytes,
                              body: bytes, request_id: str) -> None:

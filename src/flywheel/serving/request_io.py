@@ -27,6 +27,8 @@ from flywheel.serving.request_schema import RequestSchema
 
 # ASGI scope key under which the gate leaves the body it decoded already (flywheel.serving.gate).
 PARSED_BODY = "flywheel.parsed_body"
+# ... and the model it routed the request to, when not the champion (serving/canary.py).
+ROUTED_MODEL = "flywheel.routed_model"
 
 
 class Validated(list):  # type: ignore[type-arg]
@@ -56,7 +58,8 @@ def records_input(current: Callable[[], tuple[Any, RequestSchema]]) -> Any:
         @classmethod
         async def from_http_request(cls, request: Any, serde: Any) -> Any:
             # A plain list (not the root model): BentoML passes it on as the argument.
-            model, schema = current()
+            routed = request.scope.get(ROUTED_MODEL)
+            model, schema = (routed, routed.request_schema) if routed else current()
             if PARSED_BODY in request.scope:
                 return Validated(schema.validate(request.scope[PARSED_BODY]), model)
             return Validated(schema.validate(decode(await request.body())), model)

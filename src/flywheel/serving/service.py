@@ -31,6 +31,8 @@ from flywheel.identity import registered_model
 from flywheel.model_logs import model_logs
 from flywheel.serving import schema
 from flywheel.serving.batching import GreedyBatcher
+from flywheel.serving.canary import CanaryRoute
+from flywheel.serving.canary_metrics import routed_metrics
 from flywheel.serving.feedback import feedback_route, promoted_at
 from flywheel.serving.gate import PredictGate
 from flywheel.serving.guard import RequestGuard, parse_allowed_hosts
@@ -71,6 +73,8 @@ MODEL_NAME = registered_model(_SETTINGS, _PARAMS, _SETTINGS.serve_model)
 LOGS = model_logs(_SETTINGS, MODEL_NAME, _PARAMS.promote.model_name)  # this model's folders only
 SPEC = request_spec(_SETTINGS, _SETTINGS.root / _PARAMS.data.spec)  # no registry at import
 SCHEMAS = SchemaSwap(SPEC, SERVE.max_string_chars, SERVE.schema_change)
+# Which requests meet the canary: params' canary.route_by (request_id without a canary section).
+_CANARY_ROUTE_BY = _PARAMS.canary.route_by if _PARAMS.canary else "request_id"
 # `bentoml serve ... --arg workers=N` (what `flywheel serve --workers` passes) overrides params.
 _WORKERS = int(getattr(bentoml.use_arguments(), "workers", None) or SERVE.workers)
 
@@ -161,6 +165,9 @@ class Flywheel:
             _connect, STATE.model_name, SERVE.reload_interval_s, SCHEMAS.schema_of,
             shadow_metrics(), STATE.inference_log, sample_rate=SERVE.shadow_sample_rate,
             queue_size=SERVE.shadow_queue_size)
+        STATE.canary = CanaryRoute(_connect, STATE.model_name, SERVE.reload_interval_s,
+                                   SCHEMAS.schema_of, routed_metrics(), _CANARY_ROUTE_BY)
+        STATE.canary.start()
 
     @staticmethod
     def _swapped(outcome: str, model: LoadedModel | None, previous: str | None) -> None:
@@ -181,6 +188,8 @@ class Flywheel:
             self.watcher.stop()
         if STATE.shadow is not None:
             STATE.shadow.stop()
+        if STATE.canary is not None:
+            STATE.canary.stop()
         STATE.inference_log.close()
 
     @bentoml.api(route="/predict", input_spec=RecordsInput)
@@ -208,6 +217,12 @@ def _model_of(records: list[Any]) -> LoadedModel | None:
 def _score(records: list[Any], model: LoadedModel | None) -> list[dict[str, Any]]:
     if model is None:
         raise ServiceUnavailable(STATE.no_model_message())
+    if STATE.canary is None:  # a bento: its one model answers everything
+        return _score_with(model, records)
+    return STATE.canary.answer(model, records, _score_with, STATE.holder.current)
+
+
+def _score_with(model: LoadedModel, records: list[Any]) -> list[dict[str, Any]]:
     spec = model.request_schema.spec if model.request_schema else SPEC
     return score(model, spec, records, STATE.metrics)
 

@@ -25,6 +25,7 @@ class ServingState:
     metrics: Any = None  # ServingMetrics, created in the worker
     inference_log: Any = None  # InferenceLog, started in the worker
     shadow: Any = None  # serving/shadow.Shadow: the challenger, when shadowing is on
+    canary: Any = None  # serving/canary.CanaryRoute: routes a share to the `canary` alias
 
     def count_invalid(self, reason: str) -> None:
         if self.metrics is not None:

@@ -36,13 +36,35 @@ def promote_version(
     ctx: StepContext, version: str, force_reason: str | None = None
 ) -> dict[str, Any]:
     """Move `champion` of `ctx.model_name` to `version` if the gate passes (or is forced)."""
+    client = store.connect(ctx.settings)
+    verdict, before = judge_version(ctx, client, version, force_reason, TAG)
+    if not verdict.promote:
+        raise RegistryError(
+            f"version {version} of {ctx.model_name!r} not promoted: {verdict.reason}; "
+            "pass --force --reason TEXT to promote it anyway"
+        )
+    move_champion(client, ctx.model_name, version, before, verdict.reason)
+    return {
+        "model_name": ctx.model_name,
+        "champion": version,
+        "previous": before,
+        "forced": force_reason is not None,
+        "reason": verdict.reason,
+    }
+
+
+def judge_version(
+    ctx: StepContext, client: Any, version: str, force_reason: str | None, tag: str
+) -> tuple[Verdict, str | None]:
+    """The gate's verdict on `version` against the champion (or a forced one), recorded under
+    `tag` and signed; and the champion's version. Shared by `promote --version` and
+    `canary start`, so a canary meets exactly the gate a promotion does."""
     from flywheel.registry.integrity import verify_version
     from flywheel.registry.signing import ANY_VERDICT, FORCED, PROMOTED, REJECTED, load_keyring
     from flywheel.registry.vouch import sign_verdict
 
     model_name = ctx.model_name
     keyring = load_keyring(ctx.settings.signing_key)
-    client = store.connect(ctx.settings)
     chosen = _require_version(client, model_name, version)
     verify_version(chosen, accept=ANY_VERDICT)  # signed by us, files as registered
     current = store.version_by_alias(client, model_name, store.CHAMPION)
@@ -55,33 +77,26 @@ def promote_version(
         verdict = _gate(ctx, chosen, current)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     for key, value in {
-        f"{TAG}.at": stamp,
-        f"{TAG}.verdict": "promoted" if verdict.promote else "rejected",
-        f"{TAG}.forced": str(force_reason is not None).lower(),
-        f"{TAG}.reason": verdict.reason,
-        f"{TAG}.champion_before": before or "none",
+        f"{tag}.at": stamp,
+        f"{tag}.verdict": "promoted" if verdict.promote else "rejected",
+        f"{tag}.forced": str(force_reason is not None).lower(),
+        f"{tag}.reason": verdict.reason,
+        f"{tag}.champion_before": before or "none",
     }.items():
         client.set_model_version_tag(model_name, version, key, value[:5000])
     forced = FORCED if force_reason is not None else PROMOTED
     sign_verdict(client, keyring, chosen, forced if verdict.promote else REJECTED)
-    if not verdict.promote:
-        raise RegistryError(
-            f"version {version} of {model_name!r} not promoted: {verdict.reason}; "
-            "pass --force --reason TEXT to promote it anyway"
-        )
+    return verdict, before
+
+
+def move_champion(
+    client: Any, model_name: str, version: str, before: str | None, reason: str
+) -> None:
+    """`champion` to `version`, the one it leaves to `previous` (`flywheel rollback`)."""
     if before is not None:
         client.set_registered_model_alias(model_name, store.PREVIOUS, before)
     client.set_registered_model_alias(model_name, store.CHAMPION, version)
-    log.info(
-        "version %s of %s is champion (was %s): %s", version, model_name, before, verdict.reason
-    )
-    return {
-        "model_name": model_name,
-        "champion": version,
-        "previous": before,
-        "forced": force_reason is not None,
-        "reason": verdict.reason,
-    }
+    log.info("version %s of %s is champion (was %s): %s", version, model_name, before, reason)
 
 
 def _require_version(client: Any, model_name: str, version: str) -> Any:

@@ -153,7 +153,12 @@ def _with_years(spec: Any, raw: Any, name: str) -> tuple[Any, Any]:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     """Champion version 1, trained from the default data and tagged with its lineage."""
-    reg = _train_and_log(tmp_path_factory.mktemp("registry"))
+    return champion_registry(tmp_path_factory, "registry")
+
+
+def champion_registry(tmp_path_factory: pytest.TempPathFactory, folder: str) -> Registry:
+    """A store of its own whose version 1, the model trained here, is champion."""
+    reg = _train_and_log(tmp_path_factory.mktemp(folder))
     reg.register(commit="c0ffee1", data_md5="data-v1")
     return reg
 
