@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # How often what piled up goes to the child: rare enough to wake the thread seldom and hand
 # over many requests at once, often enough that the list stays short.
-SEND_INTERVAL_S = 0.05
+SEND_INTERVAL_S = 0.2
 # Requests scored in one call at most (one message to the child).
 MAX_JOBS_PER_MESSAGE = 64
 MAX_PENDING_BYTES = 64 * 1024 * 1024
