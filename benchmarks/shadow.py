@@ -6,7 +6,9 @@ service on loopback (`bentoml serve`, one worker, every request shadowed:
 share the cores with the server) at 1 and 8 clients, in rounds that alternate the champion
 alone and with a `challenger` alias on a second version of the same model, so slow drift of a
 shared machine falls on both. Prints per round and client count the p50 and p99 of both, the
-p50 difference, non-200 answers, and the requests shadowed and dropped.
+p50 difference, non-200 answers, the CPU milliseconds per request of the service's worker, of
+the challenger's process (serving/shadow_child.py) and of `hey` itself (the load generator
+shares the cores), and the requests shadowed, dropped and failed.
 
     .venv/bin/python benchmarks/shadow.py [--requests 1000] [--single 300] [--rounds 2]
 """
