@@ -15,8 +15,8 @@ woken per request, since each wake-up takes the interpreter lock from the reques
 small per-request results become the `flywheel_shadow_*` series here
 (serving/shadow_metrics.py). Measured (benchmarks/shadow.py, README): scored in a thread of the
 worker, the challenger's model call cost the worker ~5 ms of CPU per request under the same
-interpreter lock as the champion's, +11 to +39 ms at the median; handing the bytes over cost
-nothing measurable.
+interpreter lock as the champion's (+11 to +38 ms at the median); handing the bytes over
+alone cost nothing measurable, so only the scoring moved out.
 
 A child that dies (a native crash in its library, a kill, out of memory) costs clients
 nothing: its requests in flight and waiting are counted as errors (`reason="crash"`), the

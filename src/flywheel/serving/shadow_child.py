@@ -7,9 +7,10 @@ the worker sends (serving/shadow_scoring.py), writes the challenger's inference-
 itself (its own Parquet files in the model's log folder, answering flush requests like any
 writer) and sends back one small `Scored` per message and one `Reloaded` per load attempt.
 
-Why a process: scored in a thread of the worker, the challenger's model call took the
-interpreter lock from the champion's requests (+11 to +39 ms at the median, README); here it
-has its own, and a native crash in its library kills only this process. It exits when the
+Why a process: scored in a thread of the worker, the challenger's model call cost the worker
+~5 ms of CPU per request under the interpreter lock the champion's requests need (+11 to +38
+ms at the champion's median, benchmarks/shadow.py); here it has its own, and a native crash in
+its library kills only this process. It exits when the
 alias is gone (after reporting `removed`), when the worker closes the jobs pipe or dies (end
 of file), or on SIGTERM, writing its buffered log rows first each time.
 """
@@ -38,10 +39,12 @@ logger = logging.getLogger(__name__)
 # How long the loop waits for jobs before it checks whether the alias is still there.
 IDLE_WAIT_S = 0.5
 # Scoring and logging run at the lowest CPU priority (Linux: per thread; the alias's watcher
-# keeps the normal one, so a new version still loads in seconds on a busy machine). The
-# challenger then gets only CPU the champion's requests do not want: measured on a saturated
-# 2-core machine at normal priority, its model calls added +30 to +170 ms at the champion's
-# median. Without spare CPU its queue fills and requests are dropped, counted, not delayed.
+# keeps the normal one, so a new version loads as fast as before). The challenger then gets
+# only CPU the champion's requests do not want. Measured on a saturated 2-core machine: at
+# normal priority, fed every 0.05 s, it took 5-6 ms of CPU per request at 8 clients and the
+# champion's median rose +62 to +171 ms; at nice 19, fed every 0.2 s (bigger calls), 1.1-1.3
+# ms, within the run-to-run noise. Without spare CPU its queue fills and requests are
+# dropped and counted, never delayed.
 SCORING_NICE = 19
 
 
