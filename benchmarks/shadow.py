@@ -6,7 +6,9 @@ service on loopback (`bentoml serve`, one worker, every request shadowed:
 share the cores with the server) at 1 and 8 clients, in rounds that alternate the champion
 alone and with a `challenger` alias on a second version of the same model, so slow drift of a
 shared machine falls on both. Prints per round and client count the p50 and p99 of both, the
-p50 difference, non-200 answers, and the requests shadowed and dropped.
+p50 difference, non-200 answers, the CPU milliseconds per request of the service's worker, of
+the challenger's process (serving/shadow_child.py) and of `hey` itself (the load generator
+shares the cores), and the requests shadowed, dropped and failed.
 
     .venv/bin/python benchmarks/shadow.py [--requests 1000] [--single 300] [--rounds 2]
 """
@@ -35,11 +37,43 @@ from tests.integration.serving.conftest import (  # noqa: E402  (helpers shared 
 )
 from tests.integration.serving.test_service import sample_value, scrape  # noqa: E402
 
+SHADOW_CHILD = "flywheel.serving.shadow_child"  # how the challenger's process is told apart
+
+
+def cpu_seconds(server: Server) -> dict[str, float]:
+    """CPU time so far of the serve processes: the worker(s) and any shadow child, apart."""
+    import psutil
+
+    totals = {"serve": 0.0, "shadow": 0.0}
+    for process in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            times = process.cpu_times()
+            kind = "shadow" if SHADOW_CHILD in " ".join(process.cmdline()) else "serve"
+        except psutil.NoSuchProcess:
+            continue
+        totals[kind] += times.user + times.system
+    return totals
+
+
+def timed_hey(server: Server, body: Path, requests: int, clients: int) -> dict[str, float]:
+    """One hey run, with the CPU ms per request it cost hey itself and each serve process."""
+    import resource
+
+    before, hey_before = cpu_seconds(server), resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = hey(server.url, body, "-n", str(requests), "-c", str(clients))
+    after, hey_after = cpu_seconds(server), resource.getrusage(resource.RUSAGE_CHILDREN)
+    per_request = 1000 / found["requests"]
+    found["hey_cpu_ms"] = per_request * (hey_after.ru_utime + hey_after.ru_stime
+                                         - hey_before.ru_utime - hey_before.ru_stime)
+    for kind in after:
+        found[f"{kind}_cpu_ms"] = per_request * (after[kind] - before[kind])
+    return found
+
 
 def measure(server: Server, body: Path, requests: int, single: int) -> dict[str, dict]:
     hey(server.url, body, "-n", "30", "-c", "1")  # connections and first-call costs
-    return {"c1": hey(server.url, body, "-n", str(single), "-c", "1"),
-            "c8": hey(server.url, body, "-n", str(requests), "-c", "8")}
+    return {"c1": timed_hey(server, body, single, 1),
+            "c8": timed_hey(server, body, requests, 8)}
 
 
 def set_challenger(registry: Registry, server: Server, version: str | None) -> None:
@@ -81,7 +115,8 @@ def run(args: argparse.Namespace, tmp: Path) -> list[dict]:
         families = scrape(server)
         totals = {name: sample_value(families, name) for name in (
             "flywheel_shadow_requests_total", "flywheel_shadow_dropped_requests_total",
-            "flywheel_shadow_errors_total")}
+            "flywheel_shadow_errors_total", "flywheel_shadow_latency_seconds_sum",
+            "flywheel_shadow_latency_seconds_count")}
     finally:
         stop_server(server)
     print(json.dumps(totals))
@@ -89,12 +124,15 @@ def run(args: argparse.Namespace, tmp: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["round clients  alone p50/p99 ms   shadowed p50/p99 ms   p50 +ms  non-200"]
+    lines = ["round clients  alone p50/p99 ms   shadowed p50/p99 ms   p50 +ms  non-200"
+             "   CPU ms/request alone: serve hey; shadowed: serve shadow hey"]
     for row in rows:
         a, s = row["alone"], row["shadowed"]
         lines.append(f"{row['round']:>5} {row['clients']:>7}  {a['p50_ms']:7.2f} "
                      f"{a['p99_ms']:7.2f}    {s['p50_ms']:7.2f} {s['p99_ms']:7.2f}    "
-                     f"{s['p50_ms'] - a['p50_ms']:+7.2f}  {a['non_200'] + s['non_200']}")
+                     f"{s['p50_ms'] - a['p50_ms']:+7.2f}  {a['non_200'] + s['non_200']:7d}"
+                     f"   {a['serve_cpu_ms']:5.2f} {a['hey_cpu_ms']:5.2f};  "
+                     f"{s['serve_cpu_ms']:5.2f} {s['shadow_cpu_ms']:5.2f} {s['hey_cpu_ms']:5.2f}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import pytest
 from flywheel.data.task import Task
 from flywheel.monitoring.logread import read_log
 from flywheel.monitoring.shadow_report import shadow_report
-from flywheel.serving.shadow import agreement
+from flywheel.serving.shadow_scoring import agreement
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 T = NOW - timedelta(minutes=5)

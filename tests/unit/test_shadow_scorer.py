@@ -1,4 +1,4 @@
-"""The shadow worker on a stub challenger: one call for what piled up, errors per request.
+"""The challenger's scoring on a stub: one call for what piled up, errors per request.
 
 The stub is a pyfunc whose predict raises when any record has `tenure` 119 (valid input): scored
 together with good requests, a bad one must not make them count as errors.
@@ -6,8 +6,6 @@ together with good requests, a bad one must not make them count as errors.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -16,7 +14,7 @@ from flywheel.config import load_params
 from flywheel.data.spec import load_spec
 from flywheel.serving.registry_watch import LoadedModel
 from flywheel.serving.schema_swap import SchemaSwap
-from flywheel.serving.shadow import ShadowJob, _challenger_answers
+from flywheel.serving.shadow_scoring import challenger_answers
 from tests.conftest import REPO
 from tests.integration.serving.conftest import sample_records
 
@@ -41,16 +39,11 @@ def _challenger(pyfunc: StubPyfunc) -> LoadedModel:
     return LoadedModel(pyfunc=pyfunc, name="m", version="2", request_schema=schema)
 
 
-def _job(records: Any) -> ShadowJob:
-    body = json.dumps(records).encode()
-    return ShadowJob("id", datetime.now(UTC), body, None, b"[]")
-
-
 def test_piled_up_requests_are_one_call_and_errors_stay_with_their_request() -> None:
     good = sample_records()[:3]
     pyfunc = StubPyfunc()
     model = _challenger(pyfunc)
-    outcomes = _challenger_answers(model, [_job(good[0]), _job(good[1:3])])
+    outcomes = challenger_answers(model, [good[0], good[1:3]])
     assert pyfunc.calls == 1
     assert [len(a or []) for a, _ in outcomes] == [1, 2]
     assert all(reason is None for _, reason in outcomes)
@@ -58,7 +51,7 @@ def test_piled_up_requests_are_one_call_and_errors_stay_with_their_request() -> 
     bad = {**good[0], "tenure": 119}
     invalid = {**good[0], "tenure": "many"}
     pyfunc.calls = 0
-    outcomes = _challenger_answers(model, [_job(good[0]), _job(bad), _job(invalid)])
+    outcomes = challenger_answers(model, [good[0], bad, invalid])
     assert [reason for _, reason in outcomes] == [None, "predict", "invalid"]
     assert outcomes[0][0] == [{"prediction": "No", "probability": 0.25,
                                "probabilities": {"No": 0.75, "Yes": 0.25}, "model_version": "2",

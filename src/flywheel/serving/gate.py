@@ -165,7 +165,7 @@ class PredictGate:
         answer = b"".join(chunks)
         # A shadowed request's champion row is always logged: the comparison needs both.
         shadowed = self.state.shadow is not None and self.state.shadow.offer(
-            request_id, body, parsed, answer)
+            request_id, body, answer)
         if self.state.inference_log is not None and (
                 shadowed or sampled(request_id, self.state.sample_rate)):
             self.state.inference_log.submit(

@@ -266,6 +266,7 @@ class RegistryWatcher:
         self._client: Any = None
         self._failed_version: str | None = None
         self._failed_polls = 0  # consecutive polls that could not reach the registry
+        self.aliased: bool | None = None  # the alias existed at the last poll (None: no poll yet)
         for key, value in FAIL_FAST_ENV.items():
             os.environ.setdefault(key, value)  # MLflow reads them on every request
         self._stop = threading.Event()
@@ -291,6 +292,7 @@ class RegistryWatcher:
             self._client = None
             self._poll_failed(exc, current)
             return
+        self.aliased = version is not None
         if self._failed_polls:  # at the outage's level, so it shows wherever the outage did
             logger.warning("registry reachable again after %d failed polls", self._failed_polls)
             self._failed_polls = 0

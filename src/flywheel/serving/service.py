@@ -58,6 +58,7 @@ from flywheel.serving.schema_swap import SchemaSwap
 from flywheel.serving.scoring import score
 from flywheel.serving.shadow import start_shadow
 from flywheel.serving.shadow_metrics import shadow_metrics
+from flywheel.serving.shadow_pipe import ChallengerSetup
 from flywheel.serving.state import ServingState
 from flywheel.settings import settings
 from flywheel.tokens import scope_tokens
@@ -87,6 +88,16 @@ STATE = ServingState(
     max_json_depth=SERVE.max_json_depth,
     body_timeout_s=SERVE.request_body_timeout_s,
 )
+# The inference log's options: this worker's log and its shadow challenger's process's.
+_LOG_OPTIONS: dict[str, Any] = {
+    "directory": LOGS.inference,
+    "roll_rows": SERVE.inference_log_roll_rows,
+    "roll_seconds": SERVE.inference_log_roll_seconds,
+    "queue_size": SERVE.inference_log_queue_size,
+    "pii_salt": _SETTINGS.pii_salt.get_secret_value() if _SETTINGS.pii_salt else None,
+    "max_age_s": SERVE.inference_log_max_age_days * 86400,
+    "max_bytes": SERVE.inference_log_max_bytes,
+}
 TOKENS = scope_tokens(_SETTINGS.root, _SETTINGS.tokens_file)
 ROUTES = ("/", "/predict", "/predict_batch", "/predict_image", "/feedback", "/metadata", "/livez",
           "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json")
@@ -135,16 +146,7 @@ class Flywheel:
         STATE.metrics = serving_metrics()
         time_pauses(lambda generation, seconds: STATE.metrics.gc_pause.labels(
             generation=str(generation)).observe(seconds))
-        STATE.inference_log = InferenceLog(
-            LOGS.inference, SPEC,
-            roll_rows=SERVE.inference_log_roll_rows,
-            roll_seconds=SERVE.inference_log_roll_seconds,
-            queue_size=SERVE.inference_log_queue_size,
-            metrics=STATE.metrics,
-            pii_salt=_SETTINGS.pii_salt.get_secret_value() if _SETTINGS.pii_salt else None,
-            max_age_s=SERVE.inference_log_max_age_days * 86400,
-            max_bytes=SERVE.inference_log_max_bytes,
-        )
+        STATE.inference_log = InferenceLog(spec=SPEC, metrics=STATE.metrics, **_LOG_OPTIONS)
         STATE.inference_log.start()
         self.batcher = GreedyBatcher(_score, SERVE.max_batch_size,
                                      observe=STATE.metrics.batch_requests.observe)
@@ -162,8 +164,9 @@ class Flywheel:
         self.watcher.check_once()  # ready at once when a champion exists
         self.watcher.start()
         STATE.shadow = start_shadow(
-            _connect, STATE.model_name, SERVE.reload_interval_s, SCHEMAS.schema_of,
-            shadow_metrics(), STATE.inference_log, sample_rate=SERVE.shadow_sample_rate,
+            ChallengerSetup(STATE.model_name, SERVE.reload_interval_s, SPEC,
+                            SERVE.max_string_chars, SERVE.schema_change, _LOG_OPTIONS),
+            _connect, shadow_metrics(), sample_rate=SERVE.shadow_sample_rate,
             queue_size=SERVE.shadow_queue_size)
         STATE.canary = CanaryRoute(_connect, STATE.model_name, SERVE.reload_interval_s,
                                    SCHEMAS.schema_of, routed_metrics(), _CANARY_ROUTE_BY)

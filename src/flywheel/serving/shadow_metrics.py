@@ -30,6 +30,7 @@ class ShadowMetrics:
     distance: Any
     reloads: Any
     challenger: Any
+    crashes: Any
 
     def loaded(self, version: str | None, previous: str | None) -> None:
         """The challenger gauge: 1 for the version shadowing now, 0 for the one it replaced."""
@@ -51,7 +52,8 @@ def shadow_metrics() -> ShadowMetrics:
                          version),
         errors=Counter("flywheel_shadow_errors",
                        "Requests the challenger failed to score, by reason (invalid: the "
-                       "record does not fit its schema; predict: its model raised)",
+                       "record does not fit its schema; predict: its model raised; crash: "
+                       "lost with its process)",
                        [*version, "reason"]),
         dropped=Counter("flywheel_shadow_dropped_requests",
                         "Sampled requests not shadowed because the challenger's queue was full"),
@@ -74,4 +76,7 @@ def shadow_metrics() -> ShadowMetrics:
         challenger=Gauge("flywheel_shadow_challenger_info",
                          "1 for the registry version shadowing the champion now",
                          ["model_version"], multiprocess_mode="livemax"),
+        crashes=Counter("flywheel_shadow_process_crashes",
+                        "Times the challenger's process died (a native crash, a kill, out of "
+                        "memory); another is started after a backoff"),
     )

@@ -3,7 +3,7 @@ response path, and clients never see it.
 
 One server and one registry of this module's own (the session registry's champion is left
 alone); tests run in file order: answers without a challenger first, then a good challenger,
-a broken one, an unsigned one, and the alias removed.
+its process killed mid-traffic, a broken one, an unsigned one, and the alias removed.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -33,6 +36,10 @@ from tests.integration.serving.test_service import sample_value, scrape
 pytestmark = pytest.mark.slow
 
 RELOAD_WAIT_S = 60
+# A new challenger process starts Python, imports and loads the model: seconds on a quiet
+# machine, over a minute measured on a 2-core one at a load average of 17.
+RESTART_WAIT_S = 240
+CHILD_MODULE = "flywheel.serving.shadow_child"  # the challenger's process, by its command line
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +159,58 @@ def test_a_challenger_scores_the_same_requests_and_clients_see_only_the_champion
     assert compared["agreement_rate"] == 1.0 and compared["errors"] == 0
     assert compared["records"] == len(bodies) - 1 + 5
     assert set(ids) <= _logged_ids(shadow_server, "challenger")
+
+
+def _challenger_processes(server: Server) -> list[psutil.Process]:
+    found = []
+    for process in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if CHILD_MODULE in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _traffic(server: Server, bodies: list[bytes], expected: list[bytes],
+             stop: threading.Event, seen: list[bool]) -> None:
+    """Send the bodies over and over until `stop`; per answer, whether it was the champion's."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        while not stop.is_set():
+            for body, answer in zip(bodies, expected, strict=True):
+                response = client.post("/predict", content=body,
+                                       headers={"content-type": "application/json"})
+                seen.append(response.status_code == 200 and response.content == answer)
+
+
+def test_a_killed_challenger_process_costs_clients_nothing_and_comes_back(
+        shadow_server: Server, shadow_registry: Registry, bodies: list[bytes],
+        champion_only: list[bytes]) -> None:
+    version = str(shadow_registry.client().get_model_version_by_alias(
+        shadow_registry.name, "challenger").version)
+    (child,) = _challenger_processes(shadow_server)
+    stop, seen = threading.Event(), list[bool]()
+    sender = threading.Thread(target=_traffic,
+                              args=(shadow_server, bodies, champion_only, stop, seen))
+    sender.start()
+    try:
+        wait_for(lambda: len(seen) >= len(bodies), RELOAD_WAIT_S, "traffic to flow")
+        child.kill()  # SIGKILL: what a native crash in the challenger's library looks like
+        wait_for(lambda: sample_value(scrape(shadow_server),
+                                      "flywheel_shadow_process_crashes_total") == 1,
+                 RELOAD_WAIT_S, "the crash to be counted")
+        wait_for(lambda: [p for p in _challenger_processes(shadow_server) if p.pid != child.pid],
+                 RELOAD_WAIT_S, "a new challenger process")
+        wait_for(lambda: sample_value(scrape(shadow_server), "flywheel_shadow_challenger_info",
+                                      model_version=version) == 1, RESTART_WAIT_S,
+                 "the new process to load the challenger")
+        resumed = _shadowed(shadow_server, version)
+        wait_for(lambda: _shadowed(shadow_server, version) > resumed, RESTART_WAIT_S,
+                 "shadowing to resume")
+    finally:
+        stop.set()
+        sender.join(60)
+    assert len(seen) > len(bodies) and all(seen)  # every answer the champion's, byte for byte
 
 
 def _logged_ids(server: Server, role: str) -> set[str]:
