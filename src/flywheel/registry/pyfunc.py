@@ -29,7 +29,8 @@ class FlywheelPyfunc(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         # The signature lets any numeric column through (ints and floats alike), so text in
         # one is refused here rather than imputed as if it were missing.
-        require_numbers(self.model.spec, model_input)
+        if not self.model.spec.is_image:  # an image model decodes its `image` column itself
+            require_numbers(self.model.spec, model_input)
         return self.model.predict(model_input)
 
 
@@ -71,8 +72,11 @@ def _reads_as_number(text: str) -> bool:
 
 def log_pyfunc(model: Model, model_file: Path, sample: pd.DataFrame) -> Any:
     """Log under the active run with a signature and input example built from real rows."""
-    example = feature_frame(model.spec, sample.head(5))
     import mlflow.pyfunc
+
+    if model.spec.is_image:
+        return _log_image_pyfunc(model, model_file, sample)
+    example = feature_frame(model.spec, sample.head(5))
 
     from flywheel.data.spec import save_spec
 
@@ -86,5 +90,29 @@ def log_pyfunc(model: Model, model_file: Path, sample: pd.DataFrame) -> Any:
         signature=model_signature(model.spec, model.predict(example)),
         input_example=example,
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in RUNTIME_PACKAGES],
+        metadata={"positive_class": model.spec.positive_class, "candidate": model.candidate},
+    )
+
+
+def _log_image_pyfunc(model: Model, model_file: Path, sample: pd.DataFrame) -> Any:
+    """An image model takes a frame whose `image` column holds each image's encoded bytes
+    (images/model.py); no input example, since MLflow would store raw bytes as JSON."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, DataType, Schema
+
+    from flywheel.data.spec import save_spec
+    from flywheel.images.model import IMAGE_COLUMN
+
+    spec_file = model_file.with_name(f"{model_file.stem}.{SPEC_ARTIFACT}.yaml")
+    save_spec(model.spec, spec_file)
+    inputs = Schema([ColSpec(DataType.binary, IMAGE_COLUMN)])
+    outputs = infer_signature(model.predict(sample.head(5)[[IMAGE_COLUMN]])).inputs
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=FlywheelPyfunc(),
+        artifacts={"model": str(model_file), SPEC_ARTIFACT: str(spec_file)},
+        signature=ModelSignature(inputs=inputs, outputs=outputs),
+        pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in (*RUNTIME_PACKAGES, "pillow")],
         metadata={"positive_class": model.spec.positive_class, "candidate": model.candidate},
     )
