@@ -101,7 +101,7 @@ class CNNParams(_Section):
     channels: list[int] = Field(default=[16, 32], min_length=1, description="per conv block")
     hidden: int = Field(default=64, ge=1, description="the penultimate layer: the embedding")
     dropout: float = Field(default=0.1, ge=0, lt=1)
-    lr: float = Field(default=0.002, gt=0)
+    lr: float = Field(default=0.003, gt=0)
     batch_size: int = Field(default=64, ge=1)
     max_epochs: int = Field(default=12, ge=1)
     patience: int = Field(default=3, ge=1, description="epochs without a better valid loss")

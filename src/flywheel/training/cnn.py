@@ -1,11 +1,11 @@
 """A small convolutional network for an image dataset, trained with early stopping.
 
 Read it top to bottom: build the network, seed, loop over epochs (augment, step, score on
-valid, keep the best weights in memory), restore the best, wrap them for inference. Conv blocks
-(conv 3x3, ReLU, 2x2 max-pool) then an adaptive pool to 7x7 make any image size fit one head;
-the head's hidden layer is the embedding monitoring compares. The wrapper (`CNNClassifier`)
-holds plain numpy weights and rebuilds the module on the CPU when first used, so what is
-pickled into the ImageModel loads and serves without a GPU and pickles to the same bytes.
+valid, keep the best weights in memory), restore the best, wrap them for inference. Conv
+blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool) then an adaptive pool to 7x7 make any image
+size fit one head; the head's hidden layer is the embedding monitoring compares. The wrapper
+(`CNNClassifier`) holds plain numpy weights and rebuilds the module on the CPU when first used,
+so what is pickled into the ImageModel loads and serves without a GPU.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         width = channels
         for out in blocks:
-            layers += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                       nn.ReLU(), nn.MaxPool2d(2)]
             width = out
         layers.append(nn.AdaptiveAvgPool2d(POOLED))
         self.features = nn.Sequential(*layers)
@@ -112,6 +113,8 @@ def fit_cnn(
     net = SmallCNN(**config).to(choice.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     scaler = torch.amp.GradScaler(enabled=choice.grad_scaler)
+    # The step size decays to zero over max_epochs: few epochs still end on fine steps.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.max_epochs)
     x_train, y_train = _tensors(train, choice.device)
     x_valid, y_valid = _tensors(valid, choice.device)
     best_loss, best_state, best_epoch, epoch = math.inf, None, 0, 0
@@ -128,6 +131,7 @@ def fit_cnn(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+        schedule.step()
         loss_now = _valid_loss(net, x_valid, y_valid, choice)
         if loss_now < best_loss:
             best_loss, best_epoch, best_state = loss_now, epoch, copy.deepcopy(net.state_dict())
