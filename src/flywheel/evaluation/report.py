@@ -62,9 +62,11 @@ def evaluate_scores(
     frame: pd.DataFrame,
     champion_proba: np.ndarray | None,
     champion_label: str | None,
+    sections: str = "",
 ) -> Evaluation:
     """Evaluate the candidate (and the champion, when given) on the same test rows; `proba` and
-    `champion_proba` are the scores the task judges (evaluation/scores.py).
+    `champion_proba` are the scores the task judges (evaluation/scores.py); `sections` is more
+    HTML for the report (an image dataset's gallery of mistakes).
 
     Every task writes metrics.json (flat candidate metrics, for `dvc metrics`), slices.json
     (records with a `model` field), plots/*.png and report.html. Binary adds
@@ -73,7 +75,8 @@ def evaluate_scores(
     residual). The evaluate step writes them, whole or not at all.
     """
     if task.kind != "binary":
-        return _task_evaluation(task, y_true, proba, params, frame, champion_proba, champion_label)
+        return _task_evaluation(task, y_true, proba, params, frame, champion_proba, champion_label,
+                                sections)
     y, p = check_scores(y_true, proba)
     models: dict[str, np.ndarray] = {"candidate": p}
     if champion_proba is not None:
@@ -87,7 +90,7 @@ def evaluate_scores(
         f"{int(y.size)} test rows, {int(y.sum())} positive; decision threshold "
         f"{params.threshold:g}."
     )
-    page = render_report(metrics, slices, pngs, champion_label, summary)
+    page = render_report(metrics, slices, pngs, champion_label, summary, sections)
     files = {
         "metrics.json": _json(metrics["candidate"]),
         "slices.json": _json(slices),
@@ -108,6 +111,7 @@ def _task_evaluation(
     frame: pd.DataFrame,
     champion_scores: np.ndarray | None,
     champion_label: str | None,
+    sections: str = "",
 ) -> Evaluation:
     """A multiclass or regression evaluation: its parts, written like the binary files."""
     models = {"candidate": scores}
@@ -120,7 +124,8 @@ def _task_evaluation(
         y = np.asarray(y_true, dtype="float64")
         parts = regression_parts(y, models, params, frame)
     page = render_report(
-        parts.metrics, parts.slices, parts.pngs, champion_label, parts.summary, parts.sections
+        parts.metrics, parts.slices, parts.pngs, champion_label, parts.summary,
+        parts.sections + sections,
     )
     files = {
         "metrics.json": _json(parts.metrics["candidate"]),

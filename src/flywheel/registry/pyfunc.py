@@ -23,7 +23,7 @@ from flywheel.model import Model, load_model
 # What the pickled TabularModel needs to load; listed explicitly because MLflow's inference
 # of requirements costs 11-19 s a model here.
 SPEC_ARTIFACT = "spec"  # artifact key of the dataset spec logged with every model
-RUNTIME_PACKAGES = ("scikit-learn", "torch", "pandas", "numpy", "pydantic", "pyyaml")
+RUNTIME_PACKAGES = ("scikit-learn", "torch", "pandas", "numpy", "pydantic", "pyyaml", "pillow")
 
 
 class FlywheelPyfunc(PythonModel):

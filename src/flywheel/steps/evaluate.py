@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from flywheel.atomic import write_folder
 from flywheel.data.task import Task
@@ -41,6 +42,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         test,
         drawn.proba if drawn else None,
         f"version {drawn.version}" if drawn else None,
+        _gallery(ctx, task, y, proba, test) if ctx.spec.is_image else "",
     )
     predictions = test.drop(columns=TARGET).assign(y_true=y, **score_columns("candidate", proba))
     champion = None
@@ -67,6 +69,18 @@ def run(ctx: StepContext) -> dict[str, Any]:
             **{k: round(v, 4) for k, v in champion["metrics"].items()},
         }
     return summary
+
+
+def _gallery(ctx: StepContext, task: Task, y: np.ndarray, proba: np.ndarray,
+             test: pd.DataFrame) -> str:
+    """The worst misclassified test images (evaluation/gallery.py); `proba` as judged: a
+    binary task's P(positive) becomes the two columns the gallery ranks."""
+    from flywheel.evaluation.gallery import gallery_html
+    from flywheel.images.folder import IMAGE_BYTES_COLUMN, PATH_COLUMN
+
+    columns = np.column_stack([1 - proba, proba]) if proba.ndim == 1 else proba
+    return gallery_html(task, y, columns, list(test[IMAGE_BYTES_COLUMN]),
+                        list(test[PATH_COLUMN]))
 
 
 def _champion_record(

@@ -27,6 +27,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.features.encoding import fit_encoding
     from flywheel.features.split import split_rows, split_rule
 
+    if ctx.spec.is_image:
+        return _run_images(ctx)
     spec, cfg = ctx.spec, ctx.params.featurize
     keys = list(dict.fromkeys([*spec.id_columns, *([cfg.split_by] if cfg.split_by else [])]))
     frame = read_table(ctx.data_path, columns=[*spec.feature_names, spec.target, *keys])
@@ -58,4 +60,33 @@ def run(ctx: StepContext) -> dict[str, Any]:
             del part
         data = pickle.dumps(encodings, protocol=pickle.HIGHEST_PROTOCOL)
         write_sealed(out / ENCODINGS_FILE, data, ctx.settings.signing_key)
+    return sizes
+
+
+def _run_images(ctx: StepContext) -> dict[str, Any]:
+    """An image folder: one row per file (path, sha256, the encoded bytes the model decodes,
+    the statistics), split by a hash of the file's content alone, so adding images never moves
+    one already there. No encodings: the model decodes its own input (images/decode.py)."""
+    from flywheel.data.io import target_vector
+    from flywheel.data.task import task_of
+    from flywheel.features.split import content_rule, split_rows
+    from flywheel.images.folder import SHA_COLUMN, image_table
+
+    spec = ctx.spec
+    assert spec.image is not None
+    table = image_table(ctx.data_path, spec.image, spec.target)
+    y = target_vector(spec, table)
+    table = table.drop(columns=spec.target).assign(**{TARGET: y})
+    rule = content_rule(table[[SHA_COLUMN]], ctx.params.featurize)
+    splits = split_rows(table, y, rule, task_of(spec))
+    sizes = {}
+    with replacing_dir(ctx.out("featurize")) as out:
+        (out / SPLIT_RULE_FILE).write_text(json.dumps(rule.to_dict(), indent=2))
+        table.take(splits["test"])[[SHA_COLUMN]].reset_index(drop=True).to_parquet(
+            out / TEST_KEYS_FILE, index=False
+        )
+        for name, rows in splits.items():
+            table.take(rows).reset_index(drop=True).to_parquet(out / f"{name}.parquet",
+                                                               index=False)
+            sizes[name] = len(rows)
     return sizes

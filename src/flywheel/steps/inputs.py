@@ -93,3 +93,17 @@ def training_inputs(
         for kind in sorted(kinds)
     }
     return inputs, encodings, train[TARGET].to_numpy(), valid[TARGET].to_numpy()
+
+
+def decoded_split(ctx: StepContext, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """An image dataset's split as the networks take it: pixels (n, C, H, W) in [0, 1], decoded
+    through `images/decode.py` as serving will, and the class codes."""
+    from flywheel.images.decode import decode_image, to_batch
+    from flywheel.images.folder import IMAGE_BYTES_COLUMN, PATH_COLUMN
+
+    image = ctx.spec.image
+    assert image is not None
+    frame = read_split(ctx, name)
+    decoded = [decode_image(bytes(data), image, path)
+               for data, path in zip(frame[IMAGE_BYTES_COLUMN], frame[PATH_COLUMN], strict=True)]
+    return to_batch(decoded), frame[TARGET].to_numpy()

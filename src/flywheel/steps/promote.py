@@ -123,7 +123,12 @@ def _reference_profile(
 
     frame = pd.read_parquet(ctx.out("featurize") / "train.parquet")
     scores = judged_scores(model.task, model.scores(held_out))
-    return {ARTIFACT: build_profile(ctx.spec, frame, scores, ctx.params.monitor)}
+    spec = ctx.spec
+    if spec.is_image:  # the columns an image request's log row holds: stats and embedding
+        from flywheel.images.monitored import monitored_frame, monitored_spec
+
+        spec, frame = monitored_spec(spec), monitored_frame(model, model.decode(frame))
+    return {ARTIFACT: build_profile(spec, frame, scores, ctx.params.monitor)}
 
 
 def _lineage(ctx: StepContext) -> dict[str, str]:
@@ -133,7 +138,7 @@ def _lineage(ctx: StepContext) -> dict[str, str]:
     recorded hash can be checked out; a table outside it is traced by its file md5.
     """
     from flywheel.data.snapshot import is_tracked, snapshot
-    from flywheel.registry.lineage import file_md5, git_commit
+    from flywheel.registry.lineage import git_commit
 
     root = ctx.settings.root
     validation = json.loads((ctx.out("validate") / "result.json").read_text())
@@ -146,10 +151,19 @@ def _lineage(ctx: StepContext) -> dict[str, str]:
         "validation": f"{validation['suite_name']}: {stats['successful_expectations']}/"
         f"{stats['evaluated_expectations']} expectations met on {stats['rows']} rows",
         "git_commit": commit,
-        "data_md5": snap.md5 if snap else file_md5(ctx.data_path),
+        "data_md5": snap.md5 if snap else _content_hash(ctx.data_path),
         **({"data_dvc": snap.dvc_file} if snap else {}),
         "dataset": ctx.spec.name,
     }
+
+
+def _content_hash(path: Path) -> str:
+    """A table outside data.dvc by its md5; an image folder outside it by the SHA-256 of its
+    files' names and digests."""
+    from flywheel.registry.integrity import tree_sha256
+    from flywheel.registry.lineage import file_md5
+
+    return f"sha256:{tree_sha256(path)}" if path.is_dir() else file_md5(path)
 
 
 def _champion_scores(

@@ -12,10 +12,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from flywheel.steps.context import StepContext
-from flywheel.steps.inputs import MODEL_FILE, training_inputs
+from flywheel.steps.inputs import MODEL_FILE, decoded_split, training_inputs
 from flywheel.steps.sealed import write_sealed
+from flywheel.training.launcher import rank_outputs
 
 if TYPE_CHECKING:
+    from flywheel.data.task import Task
     from flywheel.model import TabularModel
     from flywheel.training.candidates import CandidateResult
 
@@ -31,9 +33,10 @@ def run(ctx: StepContext) -> dict[str, Any]:
         selection_key,
         train_candidates,
     )
-    from flywheel.training.launcher import rank_outputs
 
     cfg, task = ctx.params.train, task_of(ctx.spec)
+    if ctx.spec.is_image:
+        return _run_images(ctx, task)
     kinds = {encoding_for(c) for c in cfg.candidates}
     inputs, encodings, y_train, y_valid = training_inputs(ctx, kinds)
     with rank_outputs(ctx.out("train")) as out:
@@ -44,21 +47,49 @@ def run(ctx: StepContext) -> dict[str, Any]:
         best = select_best(results, cfg.selection_metric, task)
         write_sealed(out / MODEL_FILE, model_bytes(_model(ctx, best, encodings)),
                      ctx.settings.signing_key)
-        table = [
-            {
-                "name": r.name,
-                "valid": r.valid_metrics,  # timings go to the log: same inputs, same bytes
-                "details": r.details,
-                "selected": r is best,
-            }
-            for r in results
-        ]
-        (out / "candidates.json").write_text(json.dumps(table, indent=2, default=str))
-    key = selection_key(cfg.selection_metric, task)
+        (out / "candidates.json").write_text(_candidates_json(results, best))
+    return _summary(results, best, selection_key(cfg.selection_metric, task))
+
+
+def _summary(results: list[CandidateResult], best: CandidateResult, key: str) -> dict[str, Any]:
     return {
         "selected": best.name,
         "valid": {r.name: round(r.valid_metrics[key], 4) for r in results},
     }
+
+
+def _candidates_json(results: list[CandidateResult], best: CandidateResult) -> str:
+    table = [
+        {
+            "name": r.name,
+            "valid": r.valid_metrics,  # timings go to the log: same inputs, same bytes
+            "details": r.details,
+            "selected": r is best,
+        }
+        for r in results
+    ]
+    return json.dumps(table, indent=2, default=str)
+
+
+def _run_images(ctx: StepContext, task: Task) -> dict[str, Any]:
+    """An image dataset: the CNN and the pixel baseline on decoded pixels, the better on the
+    valid split wrapped with the spec's decoding as an ImageModel."""
+    from flywheel.images.model import ImageModel
+    from flywheel.model import model_bytes
+    from flywheel.training.candidates import select_best, selection_key
+    from flywheel.training.images import train_image_candidates
+
+    cfg = ctx.params.train
+    train, valid = decoded_split(ctx, "train"), decoded_split(ctx, "valid")
+    with rank_outputs(ctx.out("train")) as out:
+        results = train_image_candidates(cfg, task, train, valid, log.info)
+        best = select_best(results, cfg.selection_metric, task)
+        params = cfg.cnn.model_dump() if best.name == "cnn" else cfg.logreg.model_dump()
+        model = ImageModel(spec=ctx.spec, network=best.estimator, candidate=best.name,
+                           params=params, valid_metrics=best.valid_metrics)
+        write_sealed(out / MODEL_FILE, model_bytes(model), ctx.settings.signing_key)
+        (out / "candidates.json").write_text(_candidates_json(results, best))
+    return _summary(results, best, selection_key(cfg.selection_metric, task))
 
 
 def _model(ctx: StepContext, best: CandidateResult, encodings: dict[str, Any]) -> TabularModel:

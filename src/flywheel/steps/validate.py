@@ -28,18 +28,20 @@ def run(ctx: StepContext) -> dict[str, Any]:
     _ensure_default_data(ctx)
     path, out = ctx.data_path, ctx.out("validate")
     data = {"path": _shown(ctx, path), "md5": file_md5(path) if path.is_file() else None}
-    unreadable: DataError | None = None
+    unreadable: DataError | ValidationFailed | None = None
     with replacing_dir(out) as staging:
         try:
-            frame = read_table(path)
+            frame = _image_metadata(ctx) if ctx.spec.is_image else read_table(path)
             report, record = validate_frame(ctx.spec, frame, ctx.params.validate_, staging / "docs")
-        except DataError as exc:
+        except (DataError, ValidationFailed) as exc:
             unreadable = exc
             shutil.rmtree(staging / "docs", ignore_errors=True)
             record = {"success": False, "error": str(exc)}
         (staging / "result.json").write_text(
             json.dumps({**record, "data": data}, indent=2, default=str)
         )
+    if isinstance(unreadable, ValidationFailed):
+        raise unreadable  # an image folder's check: its line names the file or class
     if unreadable is not None:
         raise DataError(f"{unreadable} (md5 {data['md5']}; file left as it is)") from unreadable
     if not report.success:
@@ -49,6 +51,15 @@ def run(ctx: StepContext) -> dict[str, Any]:
             f"{ctx.spec.name!r}: {problems} (report: {out / 'docs' / 'index.html'})"
         )
     return {"rows": len(frame), "expectations": report.statistics.get("evaluated_expectations")}
+
+
+def _image_metadata(ctx: StepContext) -> Any:
+    """An image folder's per-file table (path, class, statistics) once its own checks pass:
+    what Great Expectations validates and Data Docs show, as a table's rows."""
+    from flywheel.images.folder import IMAGE_BYTES_COLUMN
+    from flywheel.validation.images import checked_image_table
+
+    return checked_image_table(ctx.spec, ctx.data_path).drop(columns=IMAGE_BYTES_COLUMN)
 
 
 def _ensure_default_data(ctx: StepContext) -> None:
