@@ -94,6 +94,18 @@ class MLPParams(_Section):
         return self
 
 
+class HalvingParams(_Section):
+    """Successive halving (training/halving.py): the rungs' rows and who goes on."""
+
+    min_rows: int = Field(
+        default=50_000, ge=100, description="rows of the first rung; a smaller table: one rung"
+    )
+    factor: int = Field(default=3, ge=2, description="rows grow by this per rung; the best "
+                        "1/factor go on")
+    margin: float = Field(default=0.005, ge=0, description="also go on: within this of the "
+                          "rung's best selection score (the metric's units)")
+
+
 BUILTIN_CANDIDATES = ("logreg", "hgb", "mlp")
 # Bring your own model (training/custom.py): `package.module:factory`
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -115,6 +127,16 @@ class TrainParams(_Section):
     logreg: LogRegParams
     hgb: HGBParams
     mlp: MLPParams
+    workers: int | None = Field(
+        default=None, ge=1, description="candidate fits at a time; none: every core"
+    )
+    budget_s: float | None = Field(
+        default=None, gt=0, description="no rung starts that is forecast to end past this"
+    )
+    max_candidate_s: float | None = Field(
+        default=None, gt=0, description="a candidate stops before a fit forecast past this"
+    )
+    halving: HalvingParams = Field(default_factory=HalvingParams)
 
     @field_validator("candidates")
     @classmethod

@@ -38,6 +38,7 @@ from flywheel.registry.duplicates import (
 )
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of, file_sha256
+from flywheel.registry.candidate_runs import log_candidate_runs
 from flywheel.registry.lineage import origin_tags
 from flywheel.registry.lock import promotion_lock
 from flywheel.registry.signing import PROMOTED, REGISTERED, REJECTED, Keyring, ensure_keyring
@@ -207,6 +208,8 @@ def _log_run(params: Params, inputs: PromoteInputs) -> None:
         mlflow.log_artifacts(str(folder), artifact_path=name)
     for path, content in inputs.logged_dicts.items():
         mlflow.log_dict(content, path)
+    if "training" in inputs.artifact_dirs:
+        log_candidate_runs(inputs.artifact_dirs["training"] / "candidates.json")
 
 
 @dataclass(frozen=True)

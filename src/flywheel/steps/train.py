@@ -1,8 +1,9 @@
 """train: fit every candidate on the train split, select on the valid split, save the best.
 
-Load the encoded matrices → `training.candidates.train_candidates` and `select_best` → write
-model.pkl (sealed: steps/sealed.py) and candidates.json (rank 0's alone under a multi-node
-launcher).
+Load the encoded matrices → `training.rungs.search_candidates` (successive halving, the fits
+of a rung concurrent) and `select_best` among the finalists → write model.pkl (sealed:
+steps/sealed.py) and candidates.json, with the compute each candidate got (rank 0's alone under
+a multi-node launcher).
 """
 
 from __future__ import annotations
@@ -20,45 +21,50 @@ if TYPE_CHECKING:
     from flywheel.training.candidates import CandidateResult
 
 log = logging.getLogger(__name__)
+CANDIDATES_FILE = "candidates.json"
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.data.task import task_of
     from flywheel.model import model_bytes
-    from flywheel.training.candidates import (
-        encoding_for,
-        select_best,
-        selection_key,
-        train_candidates,
-    )
+    from flywheel.training.candidates import encoding_for, select_best, selection_key
     from flywheel.training.launcher import rank_outputs
+    from flywheel.training.rungs import search_candidates
 
     cfg, task = ctx.params.train, task_of(ctx.spec)
     kinds = {encoding_for(c) for c in cfg.candidates}
     inputs, encodings, y_train, y_valid = training_inputs(ctx, kinds)
     with rank_outputs(ctx.out("train")) as out:
-        results = train_candidates(
+        searched = search_candidates(
             cfg, inputs, y_train, y_valid, checkpoint_dir=out, progress=log.info, task=task
         )
         del inputs
-        best = select_best(results, cfg.selection_metric, task)
+        best = select_best(searched.finalists, cfg.selection_metric, task)
         write_sealed(out / MODEL_FILE, model_bytes(_model(ctx, best, encodings)),
                      ctx.settings.signing_key)
-        table = [
+        table: list[dict[str, Any]] = [
             {
                 "name": r.name,
-                "valid": r.valid_metrics,  # timings go to the log: same inputs, same bytes
+                "valid": r.valid_metrics,
                 "details": r.details,
+                "compute": r.compute,  # rows, seconds, rung reached, why it stopped
                 "selected": r is best,
             }
-            for r in results
-        ]
-        (out / "candidates.json").write_text(json.dumps(table, indent=2, default=str))
+            for r in searched.results
+        ] + [{"name": name, "valid": {}, "details": {}, "compute": compute, "selected": False}
+             for name, compute in searched.failed.items()]
+        (out / CANDIDATES_FILE).write_text(json.dumps(table, indent=2, default=str))
     key = selection_key(cfg.selection_metric, task)
     return {
         "selected": best.name,
-        "valid": {r.name: round(r.valid_metrics[key], 4) for r in results},
+        "valid": {r.name: round(r.valid_metrics[key], 4) for r in searched.results},
+        "compute": {row["name"]: _compute_line(row["compute"]) for row in table},
     }
+
+
+def _compute_line(compute: dict[str, Any]) -> str:
+    """One candidate's compute for the run summary: rows, seconds, and why it stopped."""
+    return f"{compute['rows']} rows, {compute['seconds']} s, {compute['stopped']}"
 
 
 def _model(ctx: StepContext, best: CandidateResult, encodings: dict[str, Any]) -> TabularModel:
