@@ -24,6 +24,7 @@ from flywheel.evaluation.scores import read_scores
 from flywheel.model import TabularModel
 from flywheel.pause import pause_point
 from flywheel.registry import store
+from flywheel.registry.candidate_runs import log_candidate_runs
 from flywheel.registry.compare import (
     TARGET_TAG,
     compare,
@@ -38,7 +39,6 @@ from flywheel.registry.duplicates import (
 )
 from flywheel.registry.gate import Check, Verdict, judge, prior_metrics
 from flywheel.registry.integrity import DIGEST_TAG, digest_of, file_sha256
-from flywheel.registry.candidate_runs import log_candidate_runs
 from flywheel.registry.lineage import origin_tags
 from flywheel.registry.lock import promotion_lock
 from flywheel.registry.signing import PROMOTED, REGISTERED, REJECTED, Keyring, ensure_keyring
