@@ -106,6 +106,18 @@ class HalvingParams(_Section):
                           "rung's best selection score (the metric's units)")
 
 
+class SearchParams(_Section):
+    """Optional hyperparameter search with Optuna (training/tuning.py); off: the main job stays
+    fast."""
+
+    enabled: bool = False
+    candidate: Literal["logreg", "hgb", "mlp"] | None = Field(
+        default=None, description="whose hyperparameters; none: the halving winner's"
+    )
+    n_trials: int = Field(default=20, ge=1)
+    timeout_s: float | None = Field(default=300, gt=0, description="no trial starts after this")
+
+
 BUILTIN_CANDIDATES = ("logreg", "hgb", "mlp")
 # Bring your own model (training/custom.py): `package.module:factory`
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -137,6 +149,7 @@ class TrainParams(_Section):
         default=None, gt=0, description="a candidate stops before a fit forecast past this"
     )
     halving: HalvingParams = Field(default_factory=HalvingParams)
+    search: SearchParams = Field(default_factory=SearchParams)
 
     @field_validator("candidates")
     @classmethod

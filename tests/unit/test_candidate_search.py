@@ -80,9 +80,9 @@ def test_a_rung_forecast_past_the_budget_is_not_started(xor, tmp_path) -> None:
     assert hgb.compute["stopped"].startswith("budget_s: rung 1 (900 rows)")
 
 
-def test_a_table_under_the_first_rung_trains_as_a_plain_fit_on_two_workers(xor, tmp_path) -> None:
+def test_one_rung_of_every_row_trains_as_a_plain_fit_on_two_workers(xor, tmp_path) -> None:
     inputs, y_train, y_valid = xor
-    whole = params(workers=2, halving=HalvingParams(min_rows=10_000))
+    whole = params(workers=2, halving=HalvingParams(min_rows=3000))  # rungs: [3000]
     searched = search_candidates(whole, inputs, y_train, y_valid, tmp_path)
     plain = train_candidates(params(), inputs, y_train, y_valid, tmp_path)
     assert [r.valid_metrics for r in searched.results] == [r.valid_metrics for r in plain]

@@ -1,8 +1,10 @@
-"""One nested MLflow run per candidate the search fitted, under the version's training run.
+"""One nested MLflow run per candidate the search fitted, and per Optuna trial, under the
+version's training run.
 
 The runs table then shows, for every candidate and not only the registered one, its valid
 scores and the compute the search gave it (rows, seconds, rung reached) with why it stopped,
-read from the train step's candidates.json.
+read from the train step's candidates.json; and each trial of `train.search` (search.json)
+with its settings, rows reached, score and whether it was pruned.
 """
 
 from __future__ import annotations
@@ -28,3 +30,20 @@ def log_candidate_runs(candidates_file: Path) -> None:
             mlflow.log_metrics({f"valid_{k}": v for k, v in row["valid"].items()} | {
                 f"compute_{k}": float(compute[k]) for k in ("rows", "seconds", "rung")
                 if k in compute})
+
+
+def log_trial_runs(search_file: Path) -> None:
+    """A nested run per Optuna trial, inside the active run (nothing when the search was off)."""
+    import mlflow
+
+    if not search_file.is_file():
+        return
+    study = json.loads(search_file.read_text())
+    for trial in study["trials"]:
+        with mlflow.start_run(run_name=f"trial-{study['candidate']}-{trial['number']}",
+                              nested=True):
+            mlflow.log_params(trial["params"])
+            mlflow.set_tags({"flywheel.candidate": study["candidate"],
+                             "flywheel.trial_state": trial["state"]})
+            mlflow.log_metrics({f"valid_{study['metric']}": trial["value"],
+                                "compute_rows": float(trial["rows"])})

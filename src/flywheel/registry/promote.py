@@ -24,7 +24,7 @@ from flywheel.evaluation.scores import read_scores
 from flywheel.model import TabularModel
 from flywheel.pause import pause_point
 from flywheel.registry import store
-from flywheel.registry.candidate_runs import log_candidate_runs
+from flywheel.registry.candidate_runs import log_candidate_runs, log_trial_runs
 from flywheel.registry.compare import (
     TARGET_TAG,
     compare,
@@ -210,6 +210,7 @@ def _log_run(params: Params, inputs: PromoteInputs) -> None:
         mlflow.log_dict(content, path)
     if "training" in inputs.artifact_dirs:
         log_candidate_runs(inputs.artifact_dirs["training"] / "candidates.json")
+        log_trial_runs(inputs.artifact_dirs["training"] / "search.json")
 
 
 @dataclass(frozen=True)

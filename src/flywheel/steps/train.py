@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.steps.context import StepContext
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CANDIDATES_FILE = "candidates.json"
+SEARCH_FILE = "search.json"  # the Optuna study, when train.search is on
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -38,8 +40,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
         searched = search_candidates(
             cfg, inputs, y_train, y_valid, checkpoint_dir=out, progress=log.info, task=task
         )
-        del inputs
         best = select_best(searched.finalists, cfg.selection_metric, task)
+        tuned = _tuned(ctx, inputs, (y_train, y_valid), out, best) if cfg.search.enabled else None
+        del inputs
+        results = searched.results + ([tuned] if tuned else [])
+        best = select_best([best, tuned], cfg.selection_metric, task) if tuned else best
         write_sealed(out / MODEL_FILE, model_bytes(_model(ctx, best, encodings)),
                      ctx.settings.signing_key)
         table: list[dict[str, Any]] = [
@@ -50,7 +55,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 "compute": r.compute,  # rows, seconds, rung reached, why it stopped
                 "selected": r is best,
             }
-            for r in searched.results
+            for r in results
         ] + [{"name": name, "valid": {}, "details": {}, "compute": compute, "selected": False}
              for name, compute in searched.failed.items()]
         (out / CANDIDATES_FILE).write_text(json.dumps(table, indent=2, default=str))
@@ -58,8 +63,28 @@ def run(ctx: StepContext) -> dict[str, Any]:
     return {
         "selected": best.name,
         "valid": {r.name: round(r.valid_metrics[key], 4) for r in searched.results},
-        "compute": {row["name"]: _compute_line(row["compute"]) for row in table},
+        "compute": {row["name"] + (" (search)" if row["details"].get("params") else ""):
+                    _compute_line(row["compute"]) for row in table},
     }
+
+
+def _tuned(ctx: StepContext, inputs: dict[str, Any], y: tuple[Any, Any], out: Path,
+           best: CandidateResult) -> CandidateResult | None:
+    """The Optuna search's best full fit (`train.search`), written with its trials to
+    search.json; None when it tunes nothing (a bring-your-own winner) or no trial finished."""
+    from flywheel.data.task import task_of
+    from flywheel.training.candidates import selection_key
+    from flywheel.training.custom import is_custom
+    from flywheel.training.tuning import tune
+
+    cfg, task = ctx.params.train, task_of(ctx.spec)
+    name = cfg.search.candidate or best.name
+    if is_custom(name):
+        log.warning("train.search tunes built-in candidates only; %s won, nothing searched", name)
+        return None
+    tuned = tune(cfg, name, inputs, y, out, task, selection_key(cfg.selection_metric, task))
+    (out / SEARCH_FILE).write_text(json.dumps(tuned.summary(), indent=2, default=str))
+    return tuned.best
 
 
 def _compute_line(compute: dict[str, Any]) -> str:
@@ -82,8 +107,8 @@ def _model(ctx: StepContext, best: CandidateResult, encodings: dict[str, Any]) -
         estimator=best.estimator,
         candidate=best.name,
         threshold=0.5,  # evaluate's param decides; promote stamps it on the registered model
-        params=dict(cfg.custom.get(best.name, {})) if custom else (
-            getattr(cfg, best.name).model_dump()),
+        params=dict(cfg.custom.get(best.name, {})) if custom else best.details.get(
+            "params", getattr(cfg, best.name).model_dump()),
         valid_metrics=best.valid_metrics,
         origin=best.details.get("origin", {}) if custom else {},
     )

@@ -98,14 +98,13 @@ def search_candidates(
     say = progress or (lambda _msg: None)
     rule = params.halving
     ledger = _Ledger(rung_rows(len(y_train), rule.min_rows, rule.factor))
-    order = np.random.default_rng(params.seed).permutation(len(y_train))
+    order = subsample_order(len(y_train), params.seed)
     started, alive = time.perf_counter(), list(params.candidates)
     for rung, rows in enumerate(ledger.plan):
-        rows_used = None if rows == len(y_train) else np.sort(order[:rows])
         say(f"rung {rung}: {', '.join(alive)} on {rows} of {len(y_train)} rows")
-        jobs = [_job(params, task, inputs[encoding_for(name)], (y_train, y_valid), rows_used,
-                     name, checkpoint_dir) for name in alive]
-        for job, outcome in zip(jobs, _fits(jobs, params), strict=True):
+        jobs = [rung_job(params, task, inputs[encoding_for(name)], (y_train, y_valid),
+                         rows_of(order, rows), name, checkpoint_dir) for name in alive]
+        for job, outcome in zip(jobs, _fits(jobs, _workers(params, rows)), strict=True):
             ledger.record(job.name, rung, outcome)
         fitted = [name for name in alive if name not in ledger.stopped]
         if rung == len(ledger.plan) - 1 or not fitted:
@@ -116,8 +115,19 @@ def search_candidates(
     return _searched(params, ledger, say)
 
 
-def _job(params: TrainParams, task: Task, data: Matrices, y: tuple[np.ndarray, np.ndarray],
-         rows: np.ndarray | None, name: str, checkpoint_dir: Path) -> FitJob:
+def subsample_order(rows: int, seed: int) -> np.ndarray:
+    """The seeded order in which training rows join the rungs: rung k's rows are its first
+    rows (nested: every rung holds the rows of the one before)."""
+    return np.random.default_rng(seed).permutation(rows)
+
+
+def rows_of(order: np.ndarray, rows: int) -> np.ndarray | None:
+    """A rung's training rows, in table order; None on the last rung (all rows, as they are)."""
+    return None if rows == len(order) else np.sort(order[:rows])
+
+
+def rung_job(params: TrainParams, task: Task, data: Matrices, y: tuple[np.ndarray, np.ndarray],
+             rows: np.ndarray | None, name: str, checkpoint_dir: Path) -> FitJob:
     """A candidate's fit on `rows` of the training split (None: all of them, as they are)."""
     if rows is not None:
         data = Matrices(data.train[rows], data.valid, data.categorical)
@@ -125,9 +135,16 @@ def _job(params: TrainParams, task: Task, data: Matrices, y: tuple[np.ndarray, n
     return FitJob(name, params, task, data, y, checkpoint_dir)
 
 
-def _fits(jobs: list[FitJob], params: TrainParams) -> list[Outcome[CandidateResult]]:
+def _workers(params: TrainParams, rows: int) -> int:
+    """Fits at a time on `rows` rows: below `halving.min_rows` one after another in this
+    process, since each pool worker first imports scikit-learn and torch (seconds), more than
+    such fits take (the default table trains as before)."""
+    return workers_for(params) if rows >= params.halving.min_rows else 1
+
+
+def _fits(jobs: list[FitJob], workers: int) -> list[Outcome[CandidateResult]]:
     """The rung's fits; a user error (bad params, bad data) stops the search as it would alone."""
-    outcomes = map_fits(fit_job, jobs, workers=workers_for(params))
+    outcomes = map_fits(fit_job, jobs, workers=workers)
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome.raised, FlywheelError):
             unwrap(outcome, job.name)
@@ -151,7 +168,7 @@ def _next_rung(params: TrainParams, task: Task, ledger: _Ledger, fitted: list[st
     for name in over_limit(forecasts, params.max_candidate_s):
         ledger.stopped[name] = (f"max_candidate_s: its fit on {next_rows} rows is forecast at "
                                 f"{forecasts.pop(name):.0f} s")
-    if not rung_fits_budget(list(forecasts.values()), workers_for(params), spent_s,
+    if not rung_fits_budget(list(forecasts.values()), _workers(params, next_rows), spent_s,
                             params.budget_s):
         for name in forecasts:
             ledger.stopped[name] = (f"budget_s: rung {rung + 1} ({next_rows} rows) is forecast "
