@@ -73,7 +73,9 @@ def rss_samples(command: list[str], **kwargs: object) -> tuple[float, list[tuple
             pass
         time.sleep(0.2)
     if process.returncode != 0:
-        raise RuntimeError(f"{command[:3]} exited with {process.returncode}")
+        log = kwargs.get("stdout")
+        tail = Path(log.name).read_text()[-3000:] if hasattr(log, "name") else ""
+        raise RuntimeError(f"{command[:3]} exited with {process.returncode}\n{tail}")
     return time.perf_counter() - started, samples
 
 
@@ -93,8 +95,9 @@ def step_peaks(
     return dict(reversed(peaks.items()))
 
 
-def bare(table: Path) -> None:
-    """Read, split as featurize does, fit default HGB with native categoricals, score test."""
+def bare(table: Path, target: str = "churn") -> None:
+    """Read, split as featurize does, fit default HGB with native categoricals, score test.
+    The positive class is the target's last level in sorted order ("Yes" of churn)."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -104,7 +107,8 @@ def bare(table: Path) -> None:
     from flywheel.features.split import content_rule, split_frame
 
     frame = pd.read_parquet(table)
-    y = (frame.pop("churn") == "Yes").to_numpy(dtype=np.int64)
+    labels = frame.pop(target).astype(str)
+    y = (labels == sorted(labels.unique())[-1]).to_numpy(dtype=np.int64)
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             top = frame[column].value_counts().index[:254]  # HGB takes at most 255 levels
@@ -118,23 +122,36 @@ def bare(table: Path) -> None:
     print(json.dumps({"roc_auc": float(roc_auc_score(parts["test"]["y"], proba))}))
 
 
-def platform(table: Path, workdir: Path) -> tuple[float, float, float]:
-    """`flywheel run --data` in a copy of the project: wall s, peak MiB, test ROC-AUC."""
+def measure_bare(table: Path, workdir: Path, target: str = "churn") -> tuple[float, float, float]:
+    """The bare script as a fresh process: wall s, peak MiB, test ROC-AUC."""
+    out = workdir / "bare.json"
+    with out.open("w") as fh:
+        wall, peak = peak_rss_run(
+            [sys.executable, __file__, "--bare", str(table), "--target", target], stdout=fh
+        )
+    return wall, peak, json.loads(out.read_text().strip().splitlines()[-1])["roc_auc"]
+
+
+def platform(table: Path, workdir: Path, target: str = "churn",
+             train: dict[str, Any] | None = None) -> tuple[float, float, float]:
+    """`flywheel run --data` in a copy of the project, `train` params changed as given (by
+    default the `hgb` candidate alone): wall s, peak MiB, test ROC-AUC."""
     import yaml
 
     project, env = copy_project(workdir)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["candidates"] = ["hgb"]
+    params["train"].update({"candidates": ["hgb"]} if train is None else train)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     report = workdir / "report.json"
     command = [str(Path(sys.executable).parent / "flywheel"), "run", "--data", str(table)]
-    wall, samples = rss_samples(
-        [*command, "--target", "churn", "--report", str(report)],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with (workdir / "run.log").open("w") as log:  # read it when the run fails
+        wall, samples = rss_samples(
+            [*command, "--target", target, "--report", str(report)],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     peak = max((rss for _, rss in samples), default=0.0)
     steps = json.loads(report.read_text())["steps"]
     peaks = step_peaks(steps, samples, wall)
@@ -149,12 +166,7 @@ def platform(table: Path, workdir: Path) -> tuple[float, float, float]:
 def measure(rows: int, workdir: Path) -> dict[str, float]:
     table = workdir / f"scale_{rows}.parquet"
     make_table(rows, table)
-    bare_out = workdir / "bare.json"
-    with bare_out.open("w") as fh:
-        bare_wall, bare_peak = peak_rss_run(
-            [sys.executable, __file__, "--bare", str(table)], stdout=fh
-        )
-    bare_auc = json.loads(bare_out.read_text().strip().splitlines()[-1])["roc_auc"]
+    bare_wall, bare_peak, bare_auc = measure_bare(table, workdir)
     wall, peak, auc = platform(table, workdir / f"run_{rows}")
     return {
         "rows": rows,
@@ -193,9 +205,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--bare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--target", default="churn", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        bare(args.bare)
+        bare(args.bare, args.target)
         return
     results = []
     with tempfile.TemporaryDirectory() as workdir:

@@ -112,6 +112,30 @@ class CNNParams(_Section):
 
 ImageCandidate = Literal["cnn", "pixel_logreg"]  # pixel_logreg: logreg on 14x14 pixels
 IMAGE_CANDIDATES: tuple[ImageCandidate, ...] = ("cnn", "pixel_logreg")
+class HalvingParams(_Section):
+    """Successive halving (training/halving.py): the rungs' rows and who goes on."""
+
+    min_rows: int = Field(
+        default=50_000, ge=100, description="rows of the first rung; a smaller table: one rung"
+    )
+    factor: int = Field(default=3, ge=2, description="rows grow by this per rung; the best "
+                        "1/factor go on")
+    margin: float = Field(default=0.005, ge=0, description="also go on: within this of the "
+                          "rung's best selection score (the metric's units)")
+
+
+class SearchParams(_Section):
+    """Optional hyperparameter search with Optuna (training/tuning.py); off: the main job stays
+    fast."""
+
+    enabled: bool = False
+    candidate: Literal["logreg", "hgb", "mlp"] | None = Field(
+        default=None, description="whose hyperparameters; none: the halving winner's"
+    )
+    n_trials: int = Field(default=20, ge=1)
+    timeout_s: float | None = Field(default=300, gt=0, description="no trial starts after this")
+
+
 BUILTIN_CANDIDATES = ("logreg", "hgb", "mlp")
 # Bring your own model (training/custom.py): `package.module:factory`
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -138,6 +162,17 @@ class TrainParams(_Section):
         default=list(IMAGE_CANDIDATES), min_length=1
     )
     cnn: CNNParams = Field(default_factory=CNNParams)
+    workers: int | None = Field(
+        default=None, ge=1, description="candidate fits at a time; none: every core"
+    )
+    budget_s: float | None = Field(
+        default=None, gt=0, description="no rung starts that is forecast to end past this"
+    )
+    max_candidate_s: float | None = Field(
+        default=None, gt=0, description="a candidate stops before a fit forecast past this"
+    )
+    halving: HalvingParams = Field(default_factory=HalvingParams)
+    search: SearchParams = Field(default_factory=SearchParams)
 
     @field_validator("candidates")
     @classmethod

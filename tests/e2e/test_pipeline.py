@@ -214,9 +214,15 @@ def test_mlflow_runs_are_told_apart_in_a_model_training_experiment(root: Path) -
 
     experiment = client().get_experiment_by_name(MODEL)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    names = [r.info.run_name for r in client().search_runs([experiment.experiment_id])]
+    runs = client().search_runs([experiment.experiment_id])
+    names = [r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(names) == len(set(names)) >= 3
     assert all(re.fullmatch(r"wa_churn-(logreg|hgb|mlp)-\d{8}-\d{6}", n) for n in names), names
+    # under each, a nested run per candidate the search fitted, with the compute it got
+    nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert nested and {r.info.run_name for r in nested} <= {
+        "candidate-logreg", "candidate-hgb", "candidate-mlp"}
+    assert all(r.data.metrics["compute_rows"] > 0 for r in nested)
 
 
 def test_flywheel_ui_opens_the_runs_table_with_metric_columns(root: Path) -> None:
@@ -224,7 +230,8 @@ def test_flywheel_ui_opens_the_runs_table_with_metric_columns(root: Path) -> Non
     from tests.e2e.test_mlflow_ui import check_ui
 
     experiment = client().get_experiment_by_name(MODEL)
-    names = [r.info.run_name for r in client().search_runs([experiment.experiment_id])]
+    runs = client().search_runs([experiment.experiment_id])
+    names = [r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags]
     check_ui(root, names, "test_roc_auc")
 
 

@@ -180,3 +180,15 @@ def test_a_fifth_of_a_deviation_is_caught_at_volume(rows: int) -> None:
     rng = np.random.default_rng(rows)
     caught = np.mean([numeric_p(rng, rows, 0.2, STRICTEST) <= STRICTEST for _ in range(200)])
     assert caught >= 0.95
+
+
+def test_an_arrow_backed_column_in_several_chunks_profiles_as_one() -> None:
+    """A large Parquet table reads into Arrow-backed columns of several chunks (promote on
+    AER/Fertility's 254k rows failed here); the profile is that of the same values in one."""
+    import pandas as pd
+    import pyarrow as pa
+
+    chunks = [["a"] * 30 + ["b"] * 20, ["a"] * 10 + ["c"] * 40]
+    chunked = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks)))
+    plain = pd.Series(chunks[0] + chunks[1])
+    assert categorical_profile(chunked, 10, 30, 0) == categorical_profile(plain, 10, 30, 0)

@@ -118,7 +118,10 @@ def categorical_profile(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = pc.dictionary_encode(pc.cast(pa.array(values, from_pandas=True), pa.string()))
+    raw = pa.array(values, from_pandas=True)
+    if isinstance(raw, pa.ChunkedArray):  # an Arrow-backed column of a large table: one array
+        raw = raw.combine_chunks()
+    array = pc.dictionary_encode(pc.cast(raw, pa.string()))
     names = np.asarray(array.dictionary.to_pylist(), dtype=object)
     codes = pc.fill_null(array.indices, -1).to_numpy(zero_copy_only=False)
     kept, counts = split_counts(codes, names.size, min_level_rows, max_levels, seed)

@@ -22,6 +22,20 @@ def origin_tags(origin: dict[str, str]) -> dict[str, str]:
     return {f"custom_model.{key}": value for key, value in origin.items()}
 
 
+def search_tags(search_file: Path) -> dict[str, str]:
+    """The hyperparameter search's outcome (training/tuning.py, written by the train step) as a
+    lineage entry: which candidate, its best settings and score, and how many trials; nothing
+    when the search was off."""
+    import json
+
+    if not search_file.is_file():
+        return {}
+    study = json.loads(search_file.read_text())
+    best = {key: study[key] for key in ("candidate", "metric", "best_params", "best_value")}
+    best["trials"] = len(study["trials"])
+    return {"search": json.dumps(best, separators=(",", ":"), default=str)}
+
+
 def git_commit(root: Path) -> str:
     """HEAD's hash, suffixed `-dirty` when tracked files differ or untracked files exist.
 

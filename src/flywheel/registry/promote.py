@@ -24,6 +24,7 @@ from flywheel.evaluation.scores import read_scores
 from flywheel.model import Model
 from flywheel.pause import pause_point
 from flywheel.registry import store
+from flywheel.registry.candidate_runs import log_candidate_runs, log_trial_runs
 from flywheel.registry.compare import (
     TARGET_TAG,
     compare,
@@ -207,6 +208,9 @@ def _log_run(params: Params, inputs: PromoteInputs) -> None:
         mlflow.log_artifacts(str(folder), artifact_path=name)
     for path, content in inputs.logged_dicts.items():
         mlflow.log_dict(content, path)
+    if "training" in inputs.artifact_dirs:
+        log_candidate_runs(inputs.artifact_dirs["training"] / "candidates.json")
+        log_trial_runs(inputs.artifact_dirs["training"] / "search.json")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from flywheel.atomic import write_atomically
+from flywheel.registry.lineage import search_tags
 from flywheel.steps.champion import SPLIT_RULE_TAG, score_champion
 from flywheel.steps.context import StepContext
 from flywheel.steps.inputs import (
@@ -46,6 +47,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     model = replace(read_model(ctx), threshold=ctx.evaluate_params.threshold)
     lineage = {
         **_lineage(ctx),
+        **search_tags(ctx.out("train") / "search.json"),
         "candidate": model.candidate,
         "trained_at": _written_at(model_path(ctx)),
         **ctx.run_tags,

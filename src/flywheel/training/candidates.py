@@ -11,6 +11,8 @@ principle 6).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ import numpy as np
 
 from flywheel.config import TrainParams
 from flywheel.data.task import Task, lower_is_better
-from flywheel.errors import ConfigError, DataError
+from flywheel.errors import ConfigError, DataError, FlywheelError
 from flywheel.training.custom import encoding_of, is_custom, load_factory, origin
+from flywheel.training.executor import Outcome, map_fits
 
 if TYPE_CHECKING:
     from flywheel.features.encoding import Encoding
@@ -41,6 +44,8 @@ class CandidateResult:
     valid_metrics: dict[str, float]
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    # what the search gave it: rows, seconds, rung reached, why it stopped (training/rungs.py)
+    compute: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,52 @@ def encoding_for(name: str) -> str:
     return ENCODINGS[name]
 
 
+@dataclass(frozen=True)
+class FitJob:
+    """One candidate's fit, as plain data so it pickles into a worker (training/executor.py)."""
+
+    name: str
+    params: TrainParams
+    task: Task
+    data: Matrices
+    y: tuple[np.ndarray, np.ndarray]  # y_train, y_valid
+    checkpoint_dir: Path
+    # where a bring-your-own factory imports from: a pool's worker may predate a change to it
+    import_path: tuple[str, ...] = field(default_factory=lambda: tuple(sys.path))
+
+
+def fit_job(job: FitJob) -> CandidateResult:
+    """Fit one candidate and score it on the valid split; module-level, so it pickles."""
+    data, (y_train, y_valid), task = job.data, job.y, job.task
+    sys.path[:0] = [entry for entry in job.import_path if entry not in sys.path]
+    _check_shapes(data.train, y_train, data.valid, y_valid, task)
+    started = time.perf_counter()
+    fit = _fit_custom(job.name) if is_custom(job.name) else _FITTERS[job.name]
+    estimator, details = fit(job.params, task, data, job.y, job.checkpoint_dir, log.info)
+    seconds = time.perf_counter() - started
+    metrics = valid_metrics(y_valid, predictions(estimator, data.valid, task), task)
+    return CandidateResult(job.name, estimator, metrics, seconds, details)
+
+
+def workers_for(params: TrainParams) -> int:
+    """Fits at a time: `train.workers`, else every core; one when the MLP trains on several
+    ranks (DDP launches its own processes, and a launched rank must not fork fits)."""
+    from flywheel.training.launcher import launched_rank
+
+    if params.mlp.nproc > 1 or launched_rank() is not None:
+        return 1
+    return params.workers or os.cpu_count() or 1
+
+
+def unwrap(outcome: Outcome[CandidateResult], name: str) -> CandidateResult:
+    """The fit's result, or its error raised again: a user error keeps its type (and exit code)."""
+    if outcome.value is not None:
+        return outcome.value
+    if isinstance(outcome.raised, FlywheelError):
+        raise outcome.raised
+    raise RuntimeError(f"train: candidate {name} failed: {outcome.error}") from outcome.raised
+
+
 def train_candidates(
     params: TrainParams,
     inputs: Mapping[str, Matrices],
@@ -73,24 +124,28 @@ def train_candidates(
     progress: Callable[[str], None] | None = None,
     task: Task = BINARY,
 ) -> list[CandidateResult]:
-    """Fit each of `params.candidates` in order on its encoding (`inputs` by ENCODINGS' names);
-    every one sees the same rows and seed."""
+    """Fit each of `params.candidates` on its encoding (`inputs` by ENCODINGS' names) on all
+    rows, `workers_for(params)` at a time; every one sees the same rows and seed. Results come
+    in the order of params."""
     say = progress or (lambda _msg: None)
-    results = []
-    for name in params.candidates:
-        data = inputs[encoding_for(name)]
-        _check_shapes(data.train, y_train, data.valid, y_valid, task)
-        say(f"training {name} on {len(data.train)} rows x {data.train.shape[1]} features")
-        started = time.perf_counter()
-        fit = _fit_custom(name) if is_custom(name) else _FITTERS[name]
-        estimator, details = fit(params, task, data, (y_train, y_valid), checkpoint_dir, say)
-        seconds = time.perf_counter() - started
-        metrics = valid_metrics(y_valid, predictions(estimator, data.valid, task), task)
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        say(f"{name}: valid {shown} in {seconds:.1f} s")
-        log.info("candidate %s: %s in %.2f s (%s)", name, metrics, seconds, details)
-        results.append(CandidateResult(name, estimator, metrics, seconds, details))
+    jobs = [FitJob(name, params, task, inputs[encoding_for(name)], (y_train, y_valid),
+                   checkpoint_dir) for name in params.candidates]
+    for job in jobs:
+        say(f"training {job.name} on {len(job.data.train)} rows x {job.data.train.shape[1]} "
+            "features")
+    outcomes = map_fits(fit_job, jobs, workers=workers_for(params))
+    results = [unwrap(outcome, job.name) for outcome, job in zip(outcomes, jobs, strict=True)]
+    for result in results:
+        report(result, say)
     return results
+
+
+def report(result: CandidateResult, say: Callable[[str], None]) -> None:
+    """One line per fitted candidate, to the progress callback and the log."""
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.valid_metrics.items())
+    say(f"{result.name}: valid {shown} in {result.seconds:.1f} s")
+    log.info("candidate %s: %s in %.2f s (%s)", result.name, result.valid_metrics,
+             result.seconds, result.details)
 
 
 def selection_key(metric: str, task: Task = BINARY) -> str:
