@@ -115,6 +115,9 @@ class TrainParams(_Section):
     logreg: LogRegParams
     hgb: HGBParams
     mlp: MLPParams
+    # Where candidate fits run: local processes, or Dask tasks (training/dask_backend.py) on a
+    # local cluster, or on the one FLYWHEEL_DASK_ADDRESS names (that setting alone selects Dask).
+    executor: Literal["local", "dask"] = Field(default="local")
 
     @field_validator("candidates")
     @classmethod
