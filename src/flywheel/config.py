@@ -39,6 +39,10 @@ class ValidateParams(_Section):
     min_class_fraction: float = Field(
         gt=0, lt=0.5, description="smallest share the rarest target class may have"
     )
+    # A file up to this size is read whole (fastest); a larger one in batches, so a table
+    # larger than memory is validated holding one batch (data/io.py table_batches).
+    whole_table_max_mb: float = Field(default=512, gt=0, description="larger files: batches")
+    batch_rows: int = Field(default=500_000, ge=1000, description="rows per batch when batched")
 
 
 class FeaturizeParams(_Section):
