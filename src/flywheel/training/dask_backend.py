@@ -65,6 +65,8 @@ def map_fits_dask(
     if not jobs:
         return []
     with _client(address, workers) as client:
+        log.info("%d fits as Dask tasks on %s (%d workers)", len(jobs),
+                 client.scheduler.address, len(client.scheduler_info()["workers"]))
         shared = client.scatter(fit, broadcast=True, hash=False)
         futures = client.map(_timed, jobs, fit=shared, pure=False, key=_keys(len(jobs)))
         return _gather(client, futures, timeout_s)
