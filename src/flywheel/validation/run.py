@@ -49,9 +49,10 @@ def validate_frame(
 def validate_batches(
     spec: DatasetSpec, batches: Iterable[pd.DataFrame], params: ValidateParams, docs_dir: Path
 ) -> tuple[ValidationReport, dict[str, Any]]:
-    """`validate_frame` for a table read batch by batch (`data.io.table_batches`): one batch in
-    memory at a time, each run against the same suite, the verdict decided on the counts of all
-    (validation/merge.py). Data Docs show each batch's run."""
+    """`validate_frame` for a table read batch by batch (`data.io.table_batches`): each batch
+    run against the same suite, the verdict decided on the counts of all (validation/merge.py).
+    Memory holds at most three batches (the one at hand, the first, and the first that fails,
+    kept for the report's examples), never the table. Data Docs show each batch's run."""
     started = time.perf_counter()
     batches = iter(batches)
     first = next(batches)
