@@ -10,7 +10,7 @@ FLYWHEEL_DASK_ADDRESS, nothing else.
 `fit` travels once per worker (scattered with `broadcast`, so a killed worker takes no only copy
 with it), not once per task through the scheduler; each job travels with its task. Workers must
 be able to import what `fit` is made of: on a cluster of our own image (infra/k8s/dask) they can.
-`distributed` is imported inside the functions: it costs ~1 s and most runs never use it
+`distributed` is imported inside the functions: it costs seconds and most runs never use it
 (docs/architecture.md, principle 6).
 """
 
