@@ -39,6 +39,10 @@ class ValidateParams(_Section):
     min_class_fraction: float = Field(
         gt=0, lt=0.5, description="smallest share the rarest target class may have"
     )
+    # A file up to this size is read whole (fastest); a larger one in batches, so a table
+    # larger than memory is validated holding one batch (data/io.py table_batches).
+    whole_table_max_mb: float = Field(default=512, gt=0, description="larger files: batches")
+    batch_rows: int = Field(default=500_000, ge=1000, description="rows per batch when batched")
 
 
 class FeaturizeParams(_Section):
@@ -173,6 +177,9 @@ class TrainParams(_Section):
     )
     halving: HalvingParams = Field(default_factory=HalvingParams)
     search: SearchParams = Field(default_factory=SearchParams)
+    # Where candidate fits run: local processes, or Dask tasks (training/dask_backend.py) on a
+    # local cluster, or on the one FLYWHEEL_DASK_ADDRESS names (that setting alone selects Dask).
+    executor: Literal["local", "dask"] = Field(default="local")
 
     @field_validator("candidates")
     @classmethod

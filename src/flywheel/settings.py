@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         "store under the project",
     )
 
+    dask_address: str | None = Field(
+        default=None,
+        description="tcp://HOST:PORT of a Dask scheduler: candidate fits run as tasks on its "
+        "workers (training/dask_backend.py); unset: `train.executor` decides",
+    )
+
     dvc_experiment: str | None = Field(
         default=None,
         validation_alias="DVC_EXP_NAME",

@@ -489,6 +489,92 @@ def test_training_job_names_only_what_exists() -> None:
     assert any(env["FLYWHEEL_ARTIFACTS_DIR"].startswith(path) for path in mounted)
 
 
+# --- candidate fits on Dask -------------------------------------------------------------------
+
+DASK = INFRA / "k8s/dask"
+DASK_MEMBER = "flywheel.io/dask-member"  # what the Dask NetworkPolicy admits
+
+
+def dask_cli(container: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The `dask SUBCOMMAND` a container runs, parsed by the subcommand's own click command
+    (found through dask's `dask_cli` entry points, as the `dask` program finds it)."""
+    from importlib.metadata import entry_points
+
+    assert container["command"] == ["dask"]
+    sub, *args = container["args"]
+    (command,) = [e.load() for e in entry_points(group="dask_cli") if e.name == sub]
+    env = {e["name"]: "4294967296" for e in container.get("env", [])}  # resolved by kubelet
+    expanded = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in args]
+    return sub, command.make_context(f"dask {sub}", expanded).params
+
+
+def test_dask_manifests_match_the_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    docs = render(DASK)
+    assert {d["kind"] for d in docs} == {"Deployment", "Service", "NetworkPolicy", "Job"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        assert doc["metadata"]["namespace"] == "flywheel"
+
+
+def test_dask_path_names_only_what_exists() -> None:
+    """The train Job reaches the scheduler's Service by FLYWHEEL_DASK_ADDRESS alone; workers
+    join that address; every flag is one the `dask` CLI accepts; the volume is training's."""
+    docs = render(DASK)
+    deployments, job = by_kind(docs, "Deployment"), by_kind(docs, "Job")["flywheel-train-dask"]
+    service = by_kind(docs, "Service")["flywheel-dask-scheduler"]
+    (scheduler,) = _containers(deployments["flywheel-dask-scheduler"])
+    (worker,) = _containers(deployments["flywheel-dask-worker"])
+    (train,) = job["spec"]["template"]["spec"]["containers"]
+    sub, scheduled = dask_cli(scheduler)
+    assert sub == "scheduler" and scheduled["host"] == "0.0.0.0"
+    (comm,) = [p for p in service["spec"]["ports"] if p["name"] == "comm"]
+    assert int(scheduled["port"]) == comm["port"]
+    assert comm["targetPort"] in {p["name"] for p in scheduler["ports"]}
+    address = f"tcp://{service['metadata']['name']}:{comm['port']}"
+    env = {e["name"]: e.get("value") for e in train["env"]}
+    assert env["FLYWHEEL_DASK_ADDRESS"] == address
+    sub, working = dask_cli(worker)
+    assert sub == "worker" and working["scheduler"] == address and working["nthreads"] == 1
+    limit = next(e for e in worker["env"] if e["name"] == "MEMORY_LIMIT")
+    assert limit["valueFrom"]["resourceFieldRef"]["resource"] == "limits.memory"
+    assert worker["resources"]["limits"]["memory"]
+    assert train["command"] == ["flywheel"] and train["args"] == ["step", "train"]
+    for deployment in deployments.values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= (
+        deployments["flywheel-dask-scheduler"]["spec"]["template"]["metadata"]["labels"].items())
+    for container in (scheduler, worker, train):
+        assert container["image"].split(":")[0] in IMAGES
+        assert {n for n in env_names(container) if n.startswith("FLYWHEEL_")} <= settings_env()
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    claims = by_kind(render(TRAINING), "PersistentVolumeClaim")
+    assert volumes["project"]["persistentVolumeClaim"]["claimName"] in claims
+    assert env["FLYWHEEL_ARTIFACTS_DIR"].startswith(train["volumeMounts"][0]["mountPath"])
+
+
+def test_only_the_dask_members_reach_the_dask_cluster() -> None:
+    """Dask runs whatever code it is sent: its NetworkPolicy covers the scheduler and the
+    workers and admits only pods labelled as members, which the train Job is."""
+    docs = render(DASK)
+    (policy,) = by_kind(docs, "NetworkPolicy").values()
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    assert selected == source["podSelector"]["matchLabels"] == {DASK_MEMBER: "true"}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    templates = [d["spec"]["template"] for d in docs if d["kind"] in {"Deployment", "Job"}]
+    assert len(templates) == 3
+    for template in templates:
+        assert template["metadata"]["labels"].items() >= selected.items()
+        assert_runs_as_the_image_user(template["spec"])
+    job = by_kind(docs, "Job")["flywheel-train-dask"]["spec"]["template"]
+    assert job["metadata"]["labels"].get(REGISTRY_CLIENT) == "true"
+    assert "flywheel-signing" not in json.dumps(job)  # trains; never signs
+
+
 # --- Prefect Kubernetes work pools ----------------------------------------------------------
 
 TEMPLATES = INFRA / "prefect"

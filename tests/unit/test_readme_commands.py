@@ -37,6 +37,9 @@ COVERED: dict[str, str] = {
     r"kubectl apply -k infra/k8s/training": (
         f"{MANIFESTS}::test_training_job_matches_the_kubernetes_schemas"
     ),
+    r"kubectl apply -k infra/k8s/dask": (
+        f"{MANIFESTS}::test_dask_manifests_match_the_kubernetes_schemas"
+    ),
     r"prefect work-pool create \w+ --type kubernetes "
     r"--base-job-template infra/prefect/k8s(-gpu)?-job-template\.json": (
         f"{MANIFESTS}::test_job_template_is_accepted_by_prefect_kubernetes"

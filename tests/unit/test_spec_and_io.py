@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flywheel.data.infer import infer_spec
-from flywheel.data.io import feature_frame, read_table, target_vector
+from flywheel.data.io import feature_frame, read_table, table_batches, target_vector
 from flywheel.data.spec import DatasetSpec, load_spec, save_spec
 from flywheel.errors import ConfigError, DataError
 
@@ -108,6 +108,32 @@ def test_read_table_names_the_problem(tmp_path: Path, content: bytes, message: s
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read_table(path)
+    with pytest.raises(DataError, match=message):
+        next(table_batches(path, rows=1000))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_table_batches_are_the_table_in_order(tmp_path: Path, suffix: str) -> None:
+    frame = pd.DataFrame({"a": np.arange(2500, dtype="float64"), "plan": ["x", "y"] * 1250})
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path, row_group_size=700)  # batches cross row groups
+    else:
+        frame.to_csv(path, index=False)
+    batches = list(table_batches(path, rows=1000))
+    assert [len(b) for b in batches] == [1000, 1000, 500]
+    whole = pd.concat(batches, ignore_index=True)
+    pd.testing.assert_frame_equal(whole, read_table(path))
+
+
+def test_table_batches_name_a_bad_row_past_the_first_batch(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "1,2\n" * 1500 + "1,2,3,4\n")
+    batches = table_batches(path, rows=1000)
+    assert len(next(batches)) == 1000
+    with pytest.raises(DataError, match="not a readable CSV table .*ParserError"):
+        next(batches)
+
 
 
 def test_read_table_rejects_other_formats(tmp_path: Path) -> None:

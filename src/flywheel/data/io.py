@@ -5,6 +5,8 @@ Reading never guesses silently: an unreadable or empty file is a `DataError` nam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +24,64 @@ TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file by its suffix; `columns`: only those (and only those read
     from disk, for Parquet), ignoring names the file lacks so the caller's check names them."""
+    _check_file(path)
+    with _readable(path):
+        if path.suffix.lower() == ".csv":
+            wanted = None if columns is None else set(columns).__contains__
+            frame = pd.read_csv(path, skipinitialspace=True, usecols=wanted)
+        else:
+            frame = pd.read_parquet(path, columns=_present(path, columns))
+    if frame.empty:
+        raise DataError(f"{path}: the table has no data rows")
+    return frame
+
+
+def table_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """The table as frames of at most `rows` rows, for a reader that must not hold it whole.
+
+    Parquet through Arrow's batch reader; CSV through the same pandas parser `read_table` uses,
+    in chunks, so a batch holds what the whole read would (dtypes inferred per batch). Errors
+    are `read_table`'s, for a bad row past the first batch too.
+    """
+    _check_file(path)
+    with _readable(path):
+        chunks = _chunks(path, rows)
+        first = next(chunks, None)
+    if first is None or first.empty:
+        raise DataError(f"{path}: the table has no data rows")
+    chunk: pd.DataFrame | None = first
+    while chunk is not None:
+        yield chunk
+        with _readable(path):
+            chunk = next(chunks, None)
+
+
+def _chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    if path.suffix.lower() == ".csv":
+        with pd.read_csv(path, skipinitialspace=True, chunksize=rows) as reader:
+            yield from reader
+        return
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+
+
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise DataError(f"{path}: expected a .csv or .parquet file, got {path.suffix or 'none'}")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (expected a header row and data rows)")
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """A parser's failure as one `DataError` line naming the file and the parser's reason."""
     try:
-        if path.suffix.lower() == ".csv":
-            wanted = None if columns is None else set(columns).__contains__
-            frame = pd.read_csv(path, skipinitialspace=True, usecols=wanted)
-        else:
-            frame = pd.read_parquet(path, columns=_present(path, columns))
+        yield
     except (
         UnicodeDecodeError,
         pd.errors.ParserError,
@@ -46,9 +94,6 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
         raise DataError(
             f"{path}: not a readable {kind} table ({type(exc).__name__}: {reason})"
         ) from exc
-    if frame.empty:
-        raise DataError(f"{path}: the table has no data rows")
-    return frame
 
 
 def _present(path: Path, columns: list[str] | None) -> list[str] | None:

@@ -133,7 +133,7 @@ def train_candidates(
     for job in jobs:
         say(f"training {job.name} on {len(job.data.train)} rows x {job.data.train.shape[1]} "
             "features")
-    outcomes = map_fits(fit_job, jobs, workers=workers_for(params))
+    outcomes = map_fits(fit_job, jobs, workers=workers_for(params), executor=params.executor)
     results = [unwrap(outcome, job.name) for outcome, job in zip(outcomes, jobs, strict=True)]
     for result in results:
         report(result, say)

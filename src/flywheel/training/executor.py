@@ -13,29 +13,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
+
+from flywheel.settings import settings
+from flywheel.training.outcome import Outcome
+
+__all__ = ["Outcome", "map_fits", "timed"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Outcome(Generic[R]):
-    """A job's result, or the error it raised (as text, and the exception itself so a user
-    error keeps its exit code), and the seconds the fit took where it ran."""
-
-    value: R | None
-    seconds: float
-    error: str | None = None
-    raised: Exception | None = None
-
-
-def map_fits(fit: Callable[[T], R], jobs: Sequence[T], *, workers: int) -> list[Outcome[R]]:
+def map_fits(fit: Callable[[T], R], jobs: Sequence[T], *, workers: int,
+             executor: str = "local") -> list[Outcome[R]]:
     """`fit(job)` for every job, at most `workers` at a time; one Outcome per job, in order.
 
     An exception in one fit is that job's Outcome, not the caller's: the other fits finish.
+    Dask runs them instead (training/dask_backend.py) when FLYWHEEL_DASK_ADDRESS names a
+    cluster, or on a local one when `executor` (`train.executor`) is "dask".
     """
+    address = settings().dask_address
+    if address or executor == "dask":
+        from flywheel.training.dask_backend import map_fits_dask
+
+        return map_fits_dask(fit, jobs, workers=workers, address=address or None)
     if workers <= 1 or len(jobs) <= 1:
         return [timed(fit, job) for job in jobs]
     from joblib import Parallel, delayed

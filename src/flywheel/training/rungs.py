@@ -104,7 +104,8 @@ def search_candidates(
         say(f"rung {rung}: {', '.join(alive)} on {rows} of {len(y_train)} rows")
         jobs = [rung_job(params, task, inputs[encoding_for(name)], (y_train, y_valid),
                          rows_of(order, rows), name, checkpoint_dir) for name in alive]
-        for job, outcome in zip(jobs, _fits(jobs, _workers(params, rows)), strict=True):
+        outcomes = _fits(jobs, _workers(params, rows), params.executor)
+        for job, outcome in zip(jobs, outcomes, strict=True):
             ledger.record(job.name, rung, outcome)
         fitted = [name for name in alive if name not in ledger.stopped]
         if rung == len(ledger.plan) - 1 or not fitted:
@@ -142,9 +143,10 @@ def _workers(params: TrainParams, rows: int) -> int:
     return workers_for(params) if rows >= params.halving.min_rows else 1
 
 
-def _fits(jobs: list[FitJob], workers: int) -> list[Outcome[CandidateResult]]:
+def _fits(jobs: list[FitJob], workers: int,
+          executor: str) -> list[Outcome[CandidateResult]]:
     """The rung's fits; a user error (bad params, bad data) stops the search as it would alone."""
-    outcomes = map_fits(fit_job, jobs, workers=workers)
+    outcomes = map_fits(fit_job, jobs, workers=workers, executor=executor)
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome.raised, FlywheelError):
             unwrap(outcome, job.name)

@@ -6,8 +6,10 @@ and `flywheel --help` must stay fast (docs/architecture.md, principle 6).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from flywheel.data.task import category_text, task_of
 from flywheel.errors import DataError
 from flywheel.validation.describe import failures_from_results
 from flywheel.validation.html_safe import html_safe_frame
+from flywheel.validation.merge import merge_results
 from flywheel.validation.report import ValidationReport
 from flywheel.validation.suite import build_suite, suite_name
 
@@ -40,20 +43,54 @@ def validate_frame(
     into `docs_dir` (its API writes a site, it does not return one); the step hands it a
     staging folder that it swaps in whole.
     """
+    return validate_batches(spec, [frame], params, docs_dir)
+
+
+def validate_batches(
+    spec: DatasetSpec, batches: Iterable[pd.DataFrame], params: ValidateParams, docs_dir: Path
+) -> tuple[ValidationReport, dict[str, Any]]:
+    """`validate_frame` for a table read batch by batch (`data.io.table_batches`): each batch
+    run against the same suite, the verdict decided on the counts of all (validation/merge.py).
+    Memory holds at most three batches (the one at hand, the first, and the first that fails,
+    kept for the report's examples), never the table. Data Docs show each batch's run."""
     started = time.perf_counter()
-    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    batches = iter(batches)
+    first = next(batches)
+    duplicated = sorted({str(c) for c in first.columns[first.columns.duplicated()]})
     if duplicated:
         raise DataError(f"the table has duplicate column names {duplicated}; rename them")
-    present = {c for c in frame.columns if isinstance(c, str)}
-    prepared = html_safe_frame(_as_text_categories(spec, frame, present))
+    present = {c for c in first.columns if isinstance(c, str)}
+    context, definition = _suite_context(spec, params, present, docs_dir)
+    raws: list[dict[str, Any]] = []
+    sample, sample_passed, rows = first, True, 0
+    for batch in itertools.chain([first], batches):
+        prepared = html_safe_frame(_as_text_categories(spec, batch, present))
+        raws.append(_run_batch(spec, definition, prepared))
+        if len(raws) == 1 or (sample_passed and not raws[-1].get("success")):
+            # the first batch that fails shows the failures' examples (report wording)
+            sample, sample_passed = prepared, bool(raws[-1].get("success"))
+        rows += len(batch)
+    _build_docs(spec, context, docs_dir)
+    raw = merge_results(raws)
+    return _reported(spec, raw, sample, rows, first.shape[1], docs_dir, started)
 
-    raw = _run_suite(spec, prepared, params, present, docs_dir)
-    failures = failures_from_results(raw.get("results", []), spec, prepared)
+
+def _reported(
+    spec: DatasetSpec,
+    raw: dict[str, Any],
+    sample: pd.DataFrame,
+    rows: int,
+    columns: int,
+    docs_dir: Path,
+    started: float,
+) -> tuple[ValidationReport, dict[str, Any]]:
+    """The report and result.json's record from the (merged) GE result."""
+    failures = failures_from_results(raw.get("results", []), spec, sample)
     statistics: dict[str, int | float] = {
         k: v for k, v in (raw.get("statistics") or {}).items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
-    statistics.update(rows=len(frame), columns=frame.shape[1])
+    statistics.update(rows=rows, columns=columns)
     report = ValidationReport(
         success=bool(raw.get("success")) and not failures,
         failures=failures,
@@ -67,24 +104,17 @@ def validate_frame(
     )
     record = {**report.to_dict(), "summary": report.summary(), "docs_pages": pages,
               "ge_result": raw}
-    log.info("validated %d rows against %s in %.2f s: %s", len(frame), report.suite_name,
+    log.info("validated %d rows against %s in %.2f s: %s", rows, report.suite_name,
              time.perf_counter() - started, "passed" if report.success else "FAILED")
     return report, record
 
 
-def _run_suite(
-    spec: DatasetSpec,
-    frame: pd.DataFrame,
-    params: ValidateParams,
-    present: set[str],
-    docs_dir: Path,
-) -> dict[str, Any]:
+def _suite_context(
+    spec: DatasetSpec, params: ValidateParams, present: set[str], docs_dir: Path
+) -> tuple[Any, Any]:
     """One throwaway ephemeral context per run: no project folder, nothing shared between runs."""
     import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    from flywheel.validation.offline_docs import make_offline
 
     context = gx.get_context(mode="ephemeral")
     # The "Calculating Metrics" bars go to stderr per expectation and drown the step's log.
@@ -110,13 +140,24 @@ def _run_suite(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{spec.name}_validation", data=batch, suite=suite)
     )
-    run_id = RunIdentifier(run_name=f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+    return context, definition
+
+
+def _run_batch(spec: DatasetSpec, definition: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_id = RunIdentifier(run_name=f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}")
     result = definition.run(
         batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT, run_id=run_id
     )
+    return result.to_json_dict()  # type: ignore[no-any-return]
+
+
+def _build_docs(spec: DatasetSpec, context: Any, docs_dir: Path) -> None:
+    from flywheel.validation.offline_docs import make_offline
+
     context.build_data_docs(site_names=[DOCS_SITE])
     make_offline(docs_dir, asset_name=f"{spec.name} ({spec.path})")
-    return result.to_json_dict()
 
 
 def _as_text_categories(spec: DatasetSpec, frame: pd.DataFrame, present: set[str]) -> pd.DataFrame:
