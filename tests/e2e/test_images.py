@@ -1,7 +1,9 @@
 """An image folder through the whole loop with real parts: `flywheel example mnist`, then
 `flywheel run --data data/mnist` validates (Great Expectations on the per-image table), splits
 by content hash, trains the CNN and the pixel baseline, evaluates (with the gallery of
-mistakes) and registers a signed champion whose held-out accuracy is at least 95%. Adding
+mistakes) and registers a signed champion whose held-out accuracy is at least 95%; `flywheel
+serve` answers uploads of digits it never saw (multipart, real `bentoml serve` on 127.0.0.1)
+at least as well, and `flywheel monitor` reads their logged statistics for drift. Adding
 images keeps every old file on its side of the split, and `flywheel data checkout` brings back
 the exact folder the version was trained on (real DVC). A folder with a broken file stops the
 run in one line, exit 4, with nothing registered. One project for the module (e2e time is
@@ -11,17 +13,23 @@ scarce): the digits train once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
 from flywheel.errors import ValidationFailed
 from flywheel.images.mnist_example import write_mnist
+from tests.alerting import start
 from tests.conftest import make_project, project_in_use, run_cli
+from tests.integration.serving.conftest import free_port
 
 pytestmark = pytest.mark.slow
 PER_CLASS = 450  # of the 500 bundled: the rest arrive later as "new images"
@@ -76,6 +84,37 @@ def test_two_commands_reach_a_champion_with_95_percent_held_out(root: Path) -> N
     candidates = json.loads((out / "train" / "candidates.json").read_text())
     assert [c["name"] for c in candidates] == ["cnn", "pixel_logreg"]
     assert (root / "specs" / "mnist.yaml").is_file() and MODEL in registered(root)
+
+
+def test_the_served_champion_answers_uploads_of_unseen_digits(root: Path) -> None:
+    unseen = root.parent / "unseen"
+    write_mnist(unseen, per_class=ADDED, first=PER_CLASS)  # never in the project's folder
+    files = sorted(unseen.rglob("*.png"))
+    port = free_port()
+    with ExitStack() as stack:
+        running = start(stack, "serve-mnist",
+                        [str(Path(sys.executable).parent / "flywheel"), "serve", "--port",
+                         str(port), "--model", MODEL],
+                        cwd=root, env={**os.environ, "FLYWHEEL_ROOT": str(root)},
+                        url=f"http://127.0.0.1:{port}", probe="/readyz")
+        client = stack.enter_context(httpx.Client(base_url=running.url, timeout=30))
+        right = 0
+        for path in files:
+            answer = client.post("/predict_image",
+                                 files={"image": (path.name, path.read_bytes(), "image/png")})
+            assert answer.status_code == 200, answer.text
+            (first,) = answer.json()
+            assert first["model_name"] == MODEL and set(first["probabilities"]) == {
+                str(d) for d in range(10)}
+            right += first["prediction"] == path.parent.name
+        assert right / len(files) >= 0.95, f"{right} of {len(files)} unseen digits"
+        report = run_cli(root, "monitor", "--json", "--model", MODEL)
+    assert report.returncode == 0, report.stderr[-3000:]
+    drift = json.loads(report.stdout)
+    assert drift["window"]["rows"] == len(files), drift["window"]
+    compared = set(drift["features"])  # the statistics and the embedding summary
+    assert {"mean_intensity", "std_intensity", "embedding_norm"} <= compared, compared
+    assert not drift["features"]["mean_intensity"]["drifted"]  # the same source of digits
 
 
 def test_new_images_keep_old_ones_in_their_splits_and_checkout_restores(root: Path) -> None:
