@@ -142,13 +142,8 @@ def _log_register_judge(
         verdict = _experiment_holds(verdict, params, settings)
         record = _Signed(keyring, version, sha256)
         verdict, now = _settle(client, inputs.model_name, record, before, verdict, numbers)
-        log.info(
-            "version %s of %s: %s (%s)",
-            version,
-            inputs.model_name,
-            "promoted" if verdict.promote else "not promoted",
-            verdict.reason,
-        )
+        log.info("version %s of %s: %s (%s)", version, inputs.model_name,
+                 "promoted" if verdict.promote else "not promoted", verdict.reason)
         return {
             "model_name": inputs.model_name,
             "version": version,
