@@ -23,7 +23,8 @@ def log_candidate_runs(candidates_file: Path) -> None:
         return
     for row in json.loads(candidates_file.read_text()):
         compute: dict[str, Any] = row.get("compute", {})
-        with mlflow.start_run(run_name=f"candidate-{row['name']}", nested=True):
+        with mlflow.start_run(run_name=f"candidate-{row['name']}", nested=True,
+                              experiment_id=_parent_experiment()):
             mlflow.set_tags({"flywheel.candidate": row["name"],
                              "flywheel.selected": str(row["selected"]).lower(),
                              "flywheel.stopped": str(compute.get("stopped", ""))[:5000]})
@@ -41,9 +42,19 @@ def log_trial_runs(search_file: Path) -> None:
     study = json.loads(search_file.read_text())
     for trial in study["trials"]:
         with mlflow.start_run(run_name=f"trial-{study['candidate']}-{trial['number']}",
-                              nested=True):
+                              nested=True, experiment_id=_parent_experiment()):
             mlflow.log_params(trial["params"])
             mlflow.set_tags({"flywheel.candidate": study["candidate"],
                              "flywheel.trial_state": trial["state"]})
             mlflow.log_metrics({f"valid_{study['metric']}": trial["value"],
                                 "compute_rows": float(trial["rows"])})
+
+
+def _parent_experiment() -> str:
+    """The active run's experiment: a nested run otherwise goes to the process's current
+    experiment (MLflow's default one here), not its parent's, and nobody would see it."""
+    import mlflow
+
+    active = mlflow.active_run()
+    assert active is not None, "called inside the version's training run"
+    return str(active.info.experiment_id)

@@ -39,8 +39,10 @@ pytestmark = pytest.mark.slow
 
 WAIT_S = 90
 CANARY = {"steps": [0.2, 0.5, 1.0], "step_seconds": 3, "eval_seconds": 1, "lease_seconds": 8,
-          # Same model both sides: p95s of a few ms differ by noise on a shared machine.
-          "max_latency_ratio": 5.0, "max_error_excess": 0.01}
+          # Same model both sides: p95s of a few ms differ by noise on a shared machine, and a
+          # broken canary's failed call plus the champion's answer can be several times slower
+          # under load; these tests judge errors (the latency bound: promtool and unit tests).
+          "max_latency_ratio": 50.0, "max_error_excess": 0.01}
 
 
 @pytest.fixture(scope="module")
