@@ -16,6 +16,10 @@ from flywheel.training.halving import (
 def test_rungs_grow_by_the_factor_and_end_on_every_row() -> None:
     assert rung_rows(100_000, 5_000, 3) == [5_000, 15_000, 45_000, 100_000]
     assert rung_rows(45_000, 5_000, 3) == [5_000, 15_000, 45_000]  # no rung twice
+    # 150,000 is over half of 152,808: the full fit follows 50,000 directly
+    assert rung_rows(152_808, 50_000, 3) == [50_000, 152_808]
+    assert rung_rows(100_000, 50_000, 3) == [50_000, 100_000]  # exactly half stays a rung
+    assert rung_rows(90_000, 50_000, 3) == [90_000]  # over half: one rung of all rows
 
 
 def test_a_table_smaller_than_the_first_rung_is_one_rung_of_all_rows() -> None:

@@ -89,20 +89,41 @@ def test_v2_on_the_whole_table_tests_no_row_v1_trained_on(table: pd.DataFrame) -
     assert not trained_on(v2_test, v1).any()  # the mask the gate uses says the same
 
 
-def test_content_keyed_split_is_stable_and_duplicates_never_straddle(
+def test_content_keyed_split_is_stable_and_equal_features_never_straddle(
     table: pd.DataFrame,
 ) -> None:
     spec = SPEC.model_copy(update={"id_columns": []})
     content = table.drop(columns="rownames")
     rule = split_rule(spec, PARAMS.featurize, content)
-    assert rule.key_columns == [*SPEC.feature_names, "__target__"]
+    assert rule.key_columns == list(SPEC.feature_names)  # the target is not part of the key
     codes = pd.Series(assign(content, rule), index=content.index)
     shuffled = content.sample(frac=1.0, random_state=3).iloc[: len(content) // 2]
     assert np.array_equal(assign(shuffled, rule), codes[shuffled.index].to_numpy())
-    dupes = content.duplicated(keep=False)
-    assert dupes.sum() > 10  # the default table has exact duplicates
-    sides = codes[dupes].groupby([content[dupes][c] for c in content.columns]).nunique()
+    features = list(SPEC.feature_names)
+    dupes = content.duplicated(subset=features, keep=False)
+    assert dupes.sum() > 10  # the default table has rows with identical features
+    sides = codes[dupes].groupby([content[dupes][c] for c in features]).nunique()
     assert (sides == 1).all()
+    relabelled = content.assign(__target__=1 - content["__target__"])
+    assert np.array_equal(assign(relabelled, rule), codes.to_numpy())  # labels move no row
+
+
+def test_rows_sharing_features_but_not_labels_are_not_cut_by_label() -> None:
+    """Keyed on features and target, the rows of one feature vector would be cut by label:
+    all its positives on one side, its negatives on another, so a model learns the opposite
+    of what test shows. Keyed on features, each vector's label mix goes whole to one side."""
+    rng = np.random.default_rng(0)
+    vector = rng.integers(0, 40, 20_000)  # 40 distinct feature vectors
+    y = (rng.random(20_000) < 0.2 + 0.6 * (vector % 2)).astype(int)
+    frame = pd.DataFrame({"x": vector, "__target__": y})
+    rule = SplitRule(method="hash", key_columns=["x"], seed=0, test_size=0.2, valid_size=0.2)
+    codes = assign(frame, rule)
+    per_vector = pd.Series(codes).groupby(vector).nunique()
+    assert (per_vector == 1).all()
+    for side in (0, 2):  # each side keeps its vectors' own positive rate
+        taken = codes == side
+        rates = pd.Series(y[taken]).groupby(vector[taken]).mean()
+        assert ((rates > 0.5) == (rates.index % 2 == 1)).all()
 
 
 def test_reordering_rows_or_columns_changes_no_assignment(table: pd.DataFrame) -> None:

@@ -31,6 +31,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from flywheel.data.task import task_of
     from flywheel.model import model_bytes
     from flywheel.training.candidates import encoding_for, select_best, selection_key
+    from flywheel.training.executor import release_workers
     from flywheel.training.launcher import rank_outputs
     from flywheel.training.rungs import search_candidates
 
@@ -45,6 +46,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         )
         best = select_best(searched.finalists, cfg.selection_metric, task)
         tuned = _tuned(ctx, inputs, (y_train, y_valid), out, best) if cfg.search.enabled else None
+        release_workers()
         del inputs
         results = searched.results + ([tuned] if tuned else [])
         best = select_best([best, tuned], cfg.selection_metric, task) if tuned else best

@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 
 
 def rung_rows(total: int, min_rows: int, factor: int) -> list[int]:
-    """Rows per rung: min_rows, min_rows*factor, ... while below `total`, then `total`."""
+    """Rows per rung: min_rows, min_rows*factor, ... while at most half of `total`, then
+    `total`. A rung on more than half the rows costs over half a full fit and tells little the
+    full fit would not (152,808 rows by 3 from 50,000 would fit 150,000 rows, then 152,808)."""
     rows, sizes = min_rows, []
-    while rows < total:
+    while rows < total and 2 * rows <= total:
         sizes.append(rows)
         rows *= factor
     return [*sizes, total]

@@ -86,10 +86,11 @@ def fit_mlp(
     shuffle_gen = torch.Generator().manual_seed(seed)
 
     # The whole table goes to the device once: tabular data is small next to GPU memory,
-    # and per-batch host->device copies would dominate a network this size.
+    # and per-batch host->device copies would dominate a network this size. A pool worker gets
+    # its arrays as read-only memory maps, which torch will not wrap: those are copied.
     head = head_for(task, y_train)
     data = [
-        _to_device(torch.from_numpy(np.asarray(a, dtype=np.float32)), device)
+        _to_device(torch.from_numpy(np.require(a, np.float32, ["W"])), device)
         for a in (X_train, head.scaled(y_train), X_valid, head.scaled(y_valid))
     ]
     input_dim = data[0].shape[1]
