@@ -30,6 +30,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flywheel.errors import DataError
 from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
@@ -82,11 +83,16 @@ def evaluate_once(ctx: StepContext, prometheus_url: str, seen: int) -> tuple[str
 
 def live_of(ctx: StepContext, progress: plan.Progress) -> LiveAccuracy | None:
     """Labelled requests of both roles since the canary started (classification only: see
-    flywheel.monitoring.canary_live)."""
+    flywheel.monitoring.canary_live). An unreadable log judges errors and latency alone rather
+    than stopping the controller (whose lease would lapse and stall the canary)."""
     if ctx.spec.task == "regression":
         return None
-    return live_accuracy(ctx.logs.inference, ctx.logs.feedback, progress.version,
-                         datetime.fromtimestamp(progress.plan.started_at, UTC))
+    try:
+        return live_accuracy(ctx.logs.inference, ctx.logs.feedback, progress.version,
+                             datetime.fromtimestamp(progress.plan.started_at, UTC))
+    except DataError as exc:
+        logger.warning("canary %s: live accuracy not read: %s", progress.version, exc)
+        return None
 
 
 def rollback(ctx: StepContext, client: Any, progress: plan.Progress, reason: str) -> None:

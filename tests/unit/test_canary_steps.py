@@ -6,6 +6,7 @@ processes is tests/integration/serving/test_canary.py."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,7 +164,11 @@ def test_steps_must_rise_to_one(steps: list[float]) -> None:
         CanaryParams(steps=steps, **fields)
 
 
-def test_live_accuracy_counts_first_records_per_role_from_the_log(tmp_path: Path) -> None:
+AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture()
+def labelled_log(tmp_path: Path) -> tuple[Path, Path]:
     """Champion: c1 right (its second record, wrong, is not the request's), c2 wrong; canary
     version 2: k1 right, k2 right, k3 unlabelled; an older canary version 9: not counted."""
     import pyarrow as pa
@@ -172,21 +177,47 @@ def test_live_accuracy_counts_first_records_per_role_from_the_log(tmp_path: Path
     log, feedback = tmp_path / "log", tmp_path / "feedback"
     log.mkdir()
     feedback.mkdir()
-    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     rows = [("c1", "champion", "1", "Yes"), ("c1", "champion", "1", "No"),
             ("c2", "champion", "1", "No"), ("k1", "canary", "2", "Yes"),
             ("k2", "canary", "2", "No"), ("k3", "canary", "2", "No"), ("o1", "canary", "9", "No")]
     ids, roles, versions, predictions = (list(c) for c in zip(*rows, strict=True))
     pq.write_table(pa.table({"request_id": ids, "role": roles, "model_version": versions,
                              "prediction": predictions,
-                             "time": pa.array([at] * len(ids), pa.timestamp("us", tz="UTC"))}),
+                             "time": pa.array([AT] * len(ids), pa.timestamp("us", tz="UTC"))}),
                    log / "inference-20261203T120000000000-1-00001.parquet")
     pd.DataFrame({"request_id": ["c1", "c2", "k1", "k2", "o1"],
                   "label": ["Yes", "Yes", "Yes", "No", "Yes"],
-                  "received_at": [at] * 5}).to_parquet(feedback / "labels.parquet")
+                  "received_at": [AT] * 5}).to_parquet(feedback / "labels.parquet")
+    return log, feedback
+
+
+def test_live_accuracy_counts_first_records_per_role_from_the_log(
+        labelled_log: tuple[Path, Path], tmp_path: Path) -> None:
+    log, feedback = labelled_log
     since = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
     assert live_accuracy(log, feedback, "2", since) == LiveAccuracy(2, 2, 2, 1)
     assert live_accuracy(log, tmp_path / "none", "2", since) is None
+    assert live_accuracy(log, feedback, "2", datetime(2026, 12, 3, 13, 0, tzinfo=UTC)) == (
+        LiveAccuracy(0, 0, 0, 0))  # nothing logged since the canary started
+
+
+def test_the_controller_reads_live_accuracy_since_the_canary_started_for_classifiers(
+        labelled_log: tuple[Path, Path]) -> None:
+    from types import SimpleNamespace
+
+    from pipelines.canary import live_of
+
+    log, feedback = labelled_log
+    logs = SimpleNamespace(inference=log, feedback=feedback)
+    started = Progress("2", replace(PLAN, started_at=AT.timestamp() - 60), 0, 0.05, 0.0, 0.0,
+                       RUNNING)
+    binary = SimpleNamespace(spec=SimpleNamespace(task="binary"), logs=logs)
+    assert live_of(binary, started) == LiveAccuracy(2, 2, 2, 1)
+    regression = SimpleNamespace(spec=SimpleNamespace(task="regression"), logs=logs)
+    assert live_of(regression, started) is None
+    later = Progress("2", replace(PLAN, started_at=AT.timestamp() + 60), 0, 0.05, 0.0, 0.0,
+                     RUNNING)
+    assert live_of(binary, later) == LiveAccuracy(0, 0, 0, 0)
 
 
 def test_the_step_count_query_is_the_one_promtool_pins() -> None:
