@@ -59,6 +59,10 @@ def test_binomial_tail_by_hand() -> None:
     assert math.isclose(by_hand, 0.014103, abs_tol=1e-6)  # 1 - 0.60577 - 0.30441 - 0.07572
     assert binomial_tail(0, 10, 0.3) == 1.0 and binomial_tail(11, 10, 0.3) == 0.0
     assert binomial_tail(1, 10, 0.0) == 0.0  # no errors allowed: any error is significant
+    assert binomial_tail(10, 10, 0.01) == pytest.approx(1e-20)  # every call failed: 0.01^10
+    # both branches agree where they meet: P(X >= 1 | 100, 0.01) = 1 - 0.99^100 = 0.633968
+    assert binomial_tail(1, 100, 0.01) == pytest.approx(1 - 0.99**100)
+    assert binomial_tail(2, 100, 0.01) == pytest.approx(1 - 0.99**100 - 0.99**99)
 
 
 def test_errors_on_a_handful_of_records_roll_back_only_when_significant() -> None:

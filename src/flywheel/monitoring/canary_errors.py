@@ -20,18 +20,29 @@ ALPHA = 0.05  # the chance of rolling back a canary whose true error ratio is ex
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p), summed exactly over the k terms below it in log
-    space (no scipy in the controller's path; k is small whenever it matters)."""
+    """P(X >= k) for X ~ Binomial(n, p), summed exactly in log space (no scipy in the
+    controller's path). Above the mode the terms from k on only fall, so they are summed until
+    they stop counting (a tail of 1e-20 stays 1e-20, not 1 - 1 = 0); below it, one minus the
+    k terms under k."""
     if k <= 0:
         return 1.0
     if k > n or p <= 0.0:
         return 0.0
     if p >= 1.0:
         return 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    below = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                         + i * log_p + (n - i) * log_q) for i in range(k))
-    return max(0.0, 1.0 - below)
+
+    def term(i: int) -> float:
+        return math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + i * math.log(p) + (n - i) * math.log1p(-p))
+
+    if k > (n + 1) * p:
+        tail = 0.0
+        for i in range(k, n + 1):
+            tail += (value := term(i))
+            if value <= tail * 1e-17:
+                break
+        return min(1.0, tail)
+    return max(0.0, 1.0 - sum(term(i) for i in range(k)))
 
 
 def error_breach(errors: int, records: int, champion_ratio: float, max_excess: float,
