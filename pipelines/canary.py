@@ -2,13 +2,16 @@
 
 Deployed as `flywheel-canary/controller` (prefect.yaml), started by `flywheel canary run` or the
 deployment; each evaluation is a task run in the UI. Every `canary.eval_seconds` it reads the
-canary-against-champion series Prometheus records (flywheel.monitoring.canary_slo) and then:
+canary's and the champion's records and errors over the step and their latency ratio from
+Prometheus, and their live accuracy where labels arrived from the inference log
+(flywheel.monitoring.canary_slo), and then:
 
 - a breach: rolls back at once (share 0, alias removed, `flywheel.canary_rolled_back_reason` on
   the version, a `flywheel.canary.rolled_back` Prefect event, an error line in the log; the
   services' `flywheel_canary_rolled_back_timestamp_seconds` fires FlywheelCanaryRolledBack);
-- a step that lasted `step_seconds` with every figure in bounds: the next share, or, after the
-  step before the last, promotion (champion -> the version, the old one -> `previous`);
+- a step that lasted `step_seconds`, saw `min_records` canary records and kept every bound: the
+  next share, or, after the step before the last, promotion (champion -> the version, the old
+  one -> `previous`);
 - otherwise holds, renewing the lease.
 
 All state is in the registry (flywheel.registry.canary): a controller that restarts carries on
@@ -21,11 +24,14 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flywheel.errors import DataError
+from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
     PROMOTE,
@@ -53,13 +59,13 @@ def evaluate_once(ctx: StepContext, prometheus_url: str, seen: int) -> tuple[str
     progress = plan.read_progress(client, ctx.model_name)
     if progress is None or progress.state != plan.RUNNING:
         return "ended", "no running canary", seen
+    now = time.time()
     try:
-        evaluation = evaluate(prometheus_url)
+        evaluation = evaluate(prometheus_url, progress, now, live_of(ctx, progress))
     except PrometheusUnreachable as exc:
         logger.warning("canary %s: %s; lease not renewed", progress.version, exc)
         return "blind", str(exc), seen
     seen += evaluation.has_traffic
-    now = time.time()
     action, reason = next_action(progress, evaluation, now)
     if action == ROLLBACK:
         reason = f"{reason} (step {progress.step + 1}, evaluation {seen} with canary traffic)"
@@ -73,6 +79,20 @@ def evaluate_once(ctx: StepContext, prometheus_url: str, seen: int) -> tuple[str
         plan.write(client, ctx.model_name, step)
         logger.info("canary %s: %s; share %.0f%%", progress.version, reason, step.share * 100)
     return action, reason, seen
+
+
+def live_of(ctx: StepContext, progress: plan.Progress) -> LiveAccuracy | None:
+    """Labelled requests of both roles since the canary started (classification only: see
+    flywheel.monitoring.canary_live). An unreadable log judges errors and latency alone rather
+    than stopping the controller (whose lease would lapse and stall the canary)."""
+    if ctx.spec.task == "regression":
+        return None
+    try:
+        return live_accuracy(ctx.logs.inference, ctx.logs.feedback, progress.version,
+                             datetime.fromtimestamp(progress.plan.started_at, UTC))
+    except DataError as exc:
+        logger.warning("canary %s: live accuracy not read: %s", progress.version, exc)
+        return None
 
 
 def rollback(ctx: StepContext, client: Any, progress: plan.Progress, reason: str) -> None:

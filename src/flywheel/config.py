@@ -337,6 +337,10 @@ class CanaryParams(_Section):
                                     "minus the champion's, at most")
     max_latency_ratio: float = Field(gt=0, description="canary p95 model-call time "
                                      "over the champion's, at most")
+    min_records: int = Field(100, ge=1, description="canary records a step must have seen "
+                             "before it may pass")
+    max_metric_drop: float = Field(0.02, ge=0, le=1, description="canary live accuracy below "
+                                   "the champion's on labelled requests, at most")
     prometheus_url: str = Field(min_length=1, description="where the canary rules are evaluated")
 
     @field_validator("steps")

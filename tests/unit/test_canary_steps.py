@@ -1,14 +1,24 @@
-"""The canary's decisions, by hand: which bound breaks, when a step passes, what the lease
-routes, and which key a request is routed by. Pure functions; the end-to-end run on real
+"""The canary's decisions, by hand: which bound breaks (errors by an exact binomial test on few
+records, latency, live accuracy), when a step passes, what the lease routes, and which key a
+request is routed by. Pure functions; the end-to-end run on real
 processes is tests/integration/serving/test_canary.py."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from flywheel.config import CanaryParams
+from flywheel.monitoring.canary_errors import binomial_tail, error_breach
+from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy, metric_breach
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
+    CANARY_COUNT,
     HOLD,
     PROMOTE,
     ROLLBACK,
@@ -18,10 +28,19 @@ from flywheel.monitoring.canary_slo import (
 )
 from flywheel.registry.canary import RUNNING, STOPPED, Plan, Progress, advanced, renewed, status
 from flywheel.serving.canary import route_key
+from tests.conftest import REPO
 
 PLAN = Plan(steps=[0.05, 0.25, 0.5, 1.0], step_seconds=60, eval_seconds=10, lease_seconds=30,
-            max_error_excess=0.01, max_latency_ratio=1.5, started_at=1000.0)
-GOOD = Evaluation(canary_records_per_s=2.0, error_excess=0.0, latency_ratio=1.1)
+            max_error_excess=0.01, max_latency_ratio=1.5, started_at=1000.0, min_records=100,
+            max_metric_drop=0.02, min_labelled_rows=50)
+GOOD = Evaluation(canary_records=120, canary_errors=0, champion_records=2000,
+                  champion_errors=0, latency_ratio=1.1)
+
+
+def _seen(records: int, errors: int = 0, ratio: float | None = 1.0,
+          live: LiveAccuracy | None = None) -> Evaluation:
+    """A canary's counts over the step beside a champion with 1000 records and no errors."""
+    return Evaluation(records, errors, 1000, 0, ratio, live)
 
 
 def _at(step: int, started: float = 1000.0, lease: float = 1030.0,
@@ -29,28 +48,89 @@ def _at(step: int, started: float = 1000.0, lease: float = 1030.0,
     return Progress("2", PLAN, step, PLAN.steps[step], started, lease, state)
 
 
+def test_binomial_tail_by_hand() -> None:
+    assert binomial_tail(1, 5, 0.01) == pytest.approx(1 - 0.99**5)  # 0.04901
+    assert binomial_tail(1, 20, 0.01) == pytest.approx(1 - 0.99**20)  # 0.18209
+    # P(X >= 2 | 20, 0.01) = 1 - 0.99^20 - 20 * 0.01 * 0.99^19 = 0.016859
+    assert binomial_tail(2, 20, 0.01) == pytest.approx(0.016859, abs=1e-6)
+    # P(X >= 3 | 100, 0.005) = 1 - 0.995^100 - 100*0.005*0.995^99 - 4950*0.005^2*0.995^98
+    by_hand = 1 - 0.995**100 - 0.5 * 0.995**99 - 4950 * 0.005**2 * 0.995**98
+    assert binomial_tail(3, 100, 0.005) == pytest.approx(by_hand)
+    assert math.isclose(by_hand, 0.014103, abs_tol=1e-6)  # 1 - 0.60577 - 0.30441 - 0.07572
+    assert binomial_tail(0, 10, 0.3) == 1.0 and binomial_tail(11, 10, 0.3) == 0.0
+    assert binomial_tail(1, 10, 0.0) == 0.0  # no errors allowed: any error is significant
+    assert binomial_tail(10, 10, 0.01) == pytest.approx(1e-20)  # every call failed: 0.01^10
+    # both branches agree where they meet: P(X >= 1 | 100, 0.01) = 1 - 0.99^100 = 0.633968
+    assert binomial_tail(1, 100, 0.01) == pytest.approx(1 - 0.99**100)
+    assert binomial_tail(2, 100, 0.01) == pytest.approx(1 - 0.99**100 - 0.99**99)
+
+
+def test_errors_on_a_handful_of_records_roll_back_only_when_significant() -> None:
+    # bound 0 + 0.01: 1 error in 5 is significant (0.049 <= 0.05), 1 in 20 is not (0.182)
+    assert error_breach(1, 5, 0.0, 0.01, 100) is not None
+    assert error_breach(1, 20, 0.0, 0.01, 100) is None
+    assert error_breach(2, 20, 0.0, 0.01, 100) is not None  # 0.0169
+    assert error_breach(1, 1, 0.0, 0.01, 100) is not None  # a canary failing every call: 0.01
+    # the champion's own ratio raises the bound: 0.04 + 0.01; P(X >= 2 | 20, 0.05) = 0.264
+    assert error_breach(2, 20, 0.04, 0.01, 100) is None
+    assert error_breach(0, 1000, 0.0, 0.01, 100) is None
+
+
+def test_with_min_records_the_observed_excess_is_held_to_the_bound() -> None:
+    # 2 errors in 100 against a bound of 0.01: P(X >= 2 | 100, 0.01) = 0.264, not significant,
+    # but 100 >= min_records and the excess 0.02 > 0.01
+    assert binomial_tail(2, 100, 0.01) == pytest.approx(
+        1 - 0.99**100 - 100 * 0.01 * 0.99**99)
+    reason = error_breach(2, 100, 0.0, 0.01, 100)
+    assert reason is not None and "excess 0.0200" in reason and "min_records" in reason
+    assert error_breach(2, 99, 0.0, 0.01, 100) is None  # one record short: no verdict yet
+    assert error_breach(1, 100, 0.0, 0.01, 100) is None  # excess 0.01: at the bound, kept
+
+
 def test_breach_names_the_bound_it_broke() -> None:
     assert breach(GOOD, PLAN) is None
-    assert breach(Evaluation(2.0, 0.01, 1.5), PLAN) is None  # at the bounds: kept
-    errors = breach(Evaluation(2.0, 0.0101, 1.0), PLAN)
-    assert errors is not None and "0.0101" in errors and "max_error_excess" in errors
-    slow = breach(Evaluation(2.0, 0.0, 1.51), PLAN)
+    assert breach(_seen(100, 1, 1.5), PLAN) is None  # at the bounds: kept
+    errors = breach(_seen(5, 1), PLAN)
+    assert errors is not None and "1 of 5" in errors and "max_error_excess" in errors
+    slow = breach(_seen(5, 0, 1.51), PLAN)
     assert slow is not None and "1.51x" in slow and "max_latency_ratio" in slow
 
 
+def test_a_slow_canary_rolls_back_even_before_min_records() -> None:
+    for records in (3, 100, 5000):
+        action, reason = next_action(_at(0), _seen(records, 0, 1.51), now=1001.0)
+        assert action == ROLLBACK and "max_latency_ratio" in reason
+    assert next_action(_at(0), _seen(3, 0, 1.5), now=1001.0)[0] == HOLD
+
+
+def test_live_accuracy_drop_is_judged_with_enough_labels_on_both_sides() -> None:
+    # champion 45/50 = 0.90, canary 43/50 = 0.86: a drop of 0.04 > 0.02
+    worse = LiveAccuracy(canary_rows=50, canary_right=43, champion_rows=50, champion_right=45)
+    reason = metric_breach(worse, 0.02, 50)
+    assert reason is not None and "0.8600" in reason and "0.0400" in reason
+    assert metric_breach(worse, 0.02, 51) is None  # fewer labels than min_labelled_rows
+    assert metric_breach(worse, 0.04, 50) is None  # 0.04 at the bound: kept
+    assert metric_breach(None, 0.02, 1) is None  # no labels at all
+    action, why = next_action(_at(0), _seen(120, live=worse), now=1100.0)
+    assert action == ROLLBACK and "max_metric_drop" in why
+    better = LiveAccuracy(50, 49, 50, 45)
+    assert next_action(_at(0), _seen(120, live=better), now=1100.0)[0] == ADVANCE
+
+
 def test_a_breach_rolls_back_at_once_whatever_the_step() -> None:
-    bad = Evaluation(2.0, 0.5, 1.0)
+    bad = _seen(10, 5)
     for step in range(3):
         assert next_action(_at(step), bad, now=1001.0)[0] == ROLLBACK
 
 
-def test_a_step_holds_until_it_lasted_step_seconds_with_every_figure() -> None:
+def test_a_step_holds_until_it_lasted_step_seconds_with_min_records() -> None:
     assert next_action(_at(0), GOOD, now=1059.0)[0] == HOLD
     assert next_action(_at(0), GOOD, now=1060.0)[0] == ADVANCE
-    no_traffic = Evaluation(None, None, None)
-    assert next_action(_at(0), no_traffic, now=5000.0)[0] == HOLD
-    no_latency = Evaluation(2.0, 0.0, None)
-    assert next_action(_at(0), no_latency, now=5000.0)[0] == HOLD
+    assert next_action(_at(0), _seen(0, ratio=None), now=5000.0)[0] == HOLD
+    action, reason = next_action(_at(0), _seen(99), now=5000.0)
+    assert action == HOLD and "99 of 100" in reason
+    assert next_action(_at(0), _seen(100), now=5000.0)[0] == ADVANCE
+    assert next_action(_at(0), _seen(100, ratio=None), now=5000.0)[0] == HOLD
 
 
 def test_passing_the_step_before_the_last_promotes() -> None:
@@ -86,3 +166,67 @@ def test_steps_must_rise_to_one(steps: list[float]) -> None:
                   max_error_excess=0.01, max_latency_ratio=1.5, prometheus_url="http://x")
     with pytest.raises(ValueError, match="steps"):
         CanaryParams(steps=steps, **fields)
+
+
+AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture()
+def labelled_log(tmp_path: Path) -> tuple[Path, Path]:
+    """Champion: c1 right (its second record, wrong, is not the request's), c2 wrong; canary
+    version 2: k1 right, k2 right, k3 unlabelled; an older canary version 9: not counted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log, feedback = tmp_path / "log", tmp_path / "feedback"
+    log.mkdir()
+    feedback.mkdir()
+    rows = [("c1", "champion", "1", "Yes"), ("c1", "champion", "1", "No"),
+            ("c2", "champion", "1", "No"), ("k1", "canary", "2", "Yes"),
+            ("k2", "canary", "2", "No"), ("k3", "canary", "2", "No"), ("o1", "canary", "9", "No")]
+    ids, roles, versions, predictions = (list(c) for c in zip(*rows, strict=True))
+    pq.write_table(pa.table({"request_id": ids, "role": roles, "model_version": versions,
+                             "prediction": predictions,
+                             "time": pa.array([AT] * len(ids), pa.timestamp("us", tz="UTC"))}),
+                   log / "inference-20261203T120000000000-1-00001.parquet")
+    pd.DataFrame({"request_id": ["c1", "c2", "k1", "k2", "o1"],
+                  "label": ["Yes", "Yes", "Yes", "No", "Yes"],
+                  "received_at": [AT] * 5}).to_parquet(feedback / "labels.parquet")
+    return log, feedback
+
+
+def test_live_accuracy_counts_first_records_per_role_from_the_log(
+        labelled_log: tuple[Path, Path], tmp_path: Path) -> None:
+    log, feedback = labelled_log
+    since = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+    assert live_accuracy(log, feedback, "2", since) == LiveAccuracy(2, 2, 2, 1)
+    assert live_accuracy(log, tmp_path / "none", "2", since) is None
+    assert live_accuracy(log, feedback, "2", datetime(2026, 12, 3, 13, 0, tzinfo=UTC)) == (
+        LiveAccuracy(0, 0, 0, 0))  # nothing logged since the canary started
+
+
+def test_the_controller_reads_live_accuracy_since_the_canary_started_for_classifiers(
+        labelled_log: tuple[Path, Path]) -> None:
+    from types import SimpleNamespace
+
+    from pipelines.canary import live_of
+
+    log, feedback = labelled_log
+    logs = SimpleNamespace(inference=log, feedback=feedback)
+    started = Progress("2", replace(PLAN, started_at=AT.timestamp() - 60), 0, 0.05, 0.0, 0.0,
+                       RUNNING)
+    binary = SimpleNamespace(spec=SimpleNamespace(task="binary"), logs=logs)
+    assert live_of(binary, started) == LiveAccuracy(2, 2, 2, 1)
+    regression = SimpleNamespace(spec=SimpleNamespace(task="regression"), logs=logs)
+    assert live_of(regression, started) is None
+    later = Progress("2", replace(PLAN, started_at=AT.timestamp() + 60), 0, 0.05, 0.0, 0.0,
+                     RUNNING)
+    assert live_of(binary, later) == LiveAccuracy(0, 0, 0, 0)
+
+
+def test_the_step_count_query_is_the_one_promtool_pins() -> None:
+    """infra/prometheus/tests/canary_test.yml computes 36 records and 9 errors by hand with
+    exactly the query the controller sends."""
+    pinned = (REPO / "infra/prometheus/tests/canary_test.yml").read_text()
+    for kind in ("records", "errors"):
+        assert CANARY_COUNT.format(kind=kind, version="2", window=180) in pinned

@@ -40,6 +40,10 @@ class Plan:
     max_latency_ratio: float
     started_at: float
     forced_reason: str | None = None
+    # Plans recorded before these bounds existed read with the shipped defaults.
+    min_records: int = 100
+    max_metric_drop: float = 0.02
+    min_labelled_rows: int = 200
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ CANARY = {"steps": [0.2, 0.5, 1.0], "step_seconds": 3, "eval_seconds": 1, "lease
           # Same model both sides: p95s of a few ms differ by noise on a shared machine, and a
           # broken canary's failed call plus the champion's answer can be several times slower
           # under load; these tests judge errors (the latency bound: promtool and unit tests).
-          "max_latency_ratio": 50.0, "max_error_excess": 0.01}
+          "max_latency_ratio": 50.0, "max_error_excess": 0.01, "min_records": 20}
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_a_good_canary_gets_traffic_only_under_a_lease_and_becomes_champion(
     assert '"state": "promoted"' in status.stdout
 
 
-def test_a_broken_canary_is_rolled_back_and_clients_see_no_errors(
+def test_a_broken_canary_is_rolled_back_within_two_evaluations_and_clients_see_no_errors(
         canary_server: Server, canary_registry: Registry, cli: Any,
         records: list[dict[str, Any]], tmp_path: Path) -> None:
     source = _broken_copy(canary_registry, tmp_path / "broken")
@@ -180,12 +180,12 @@ def test_a_broken_canary_is_rolled_back_and_clients_see_no_errors(
     assert "canary" not in _aliases(canary_registry)
     reason = canary_registry.client().get_model_version(canary_registry.name, version).tags[
         "flywheel.canary_rolled_back_reason"]
-    assert "error ratio" in reason
-    # Rolled back before the last step. Not asserted: "within two evaluations that saw canary
-    # traffic", which holds on a quiet machine but took 4 under a loaded full run (the rate1m
-    # error series lag the first canary requests): issue 21's open point.
-    step = int(reason.rsplit("(step ", 1)[1].split(",")[0])
-    assert step < len(CANARY["steps"]), reason
+    assert "canary errors" in reason and "max_error_excess" in reason
+    # Within two evaluations, counted from the first that saw canary traffic: the controller's
+    # own count is the clock (wall time stretches on a loaded machine, evaluations do not).
+    seen = int(reason.rsplit("evaluation ", 1)[1].split(" ", 1)[0])
+    print(f"broken canary rolled back at evaluation {seen} with canary traffic: {reason}")
+    assert 1 <= seen <= 2, reason
     errors = sum(n for code, n in clients.statuses.items() if code != 200)
     assert errors < 0.01 * sum(clients.statuses.values()), clients.statuses
     assert sample_value(scrape(canary_server), "flywheel_routed_errors_total",
