@@ -112,6 +112,19 @@ class CNNParams(_Section):
     shift: int = Field(default=2, ge=0, description="augmentation: random shift, pixels")
     rotation: float = Field(default=10.0, ge=0, le=180, description="augmentation: degrees")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    nproc: int = Field(default=1, ge=1, description="processes for DDP (one per GPU); 1: no DDP")
+    ddp_timeout_s: float = Field(
+        default=300, gt=0, description="longest wait on another rank before failing"
+    )
+
+    @model_validator(mode="after")
+    def _batch_splits_over_ranks(self) -> CNNParams:
+        if self.batch_size % self.nproc:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc} "
+                "(each process steps on batch_size / nproc images)"
+            )
+        return self
 
 
 ImageCandidate = Literal["cnn", "pixel_logreg"]  # pixel_logreg: logreg on 14x14 pixels
