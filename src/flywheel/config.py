@@ -74,6 +74,13 @@ class HGBParams(_Section):
     )
 
 
+def _check_batch_splits(batch_size: int, nproc: int, what: str) -> None:
+    """Under DDP each rank steps on batch_size / nproc of them: the split must be exact."""
+    if batch_size % nproc:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of nproc {nproc} "
+                         f"(each process steps on batch_size / nproc {what})")
+
+
 class MLPParams(_Section):
     hidden_sizes: list[int] = Field(min_length=1)
     dropout: float = Field(ge=0, lt=1)
@@ -90,11 +97,7 @@ class MLPParams(_Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> MLPParams:
-        if self.batch_size % self.nproc:
-            raise ValueError(
-                f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc} "
-                "(each process steps on batch_size / nproc rows)"
-            )
+        _check_batch_splits(self.batch_size, self.nproc, "rows")
         return self
 
 
@@ -119,11 +122,7 @@ class CNNParams(_Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> CNNParams:
-        if self.batch_size % self.nproc:
-            raise ValueError(
-                f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc} "
-                "(each process steps on batch_size / nproc images)"
-            )
+        _check_batch_splits(self.batch_size, self.nproc, "images")
         return self
 
 

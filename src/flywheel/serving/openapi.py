@@ -1,11 +1,12 @@
 """The OpenAPI document at `/docs.json` (and the Swagger page at `/` that reads it), completed.
 
 BentoML documents only its own API methods: `/metadata`, `/feedback` and `/predict_image`,
-mounted beside them, were missing. Its `info` block carried BentoML's README, five badge images from shields.io and
-badgen.net (broken offline, and blocked by the page's Content-Security-Policy anyway) and the
-version "None" of a service served from source. Here the document BentoML builds is passed
-through and those parts are replaced: the page then shows this service, its model and every
-route. The request body's example comes from the spec itself (`schema.example_record`).
+mounted beside them, were missing. Its `info` block carried BentoML's README, five badge
+images from shields.io and badgen.net (broken offline, and blocked by the page's
+Content-Security-Policy anyway) and the version "None" of a service served from source. Here
+the document BentoML builds is passed through and those parts are replaced: the page then
+shows this service, its model and every route. The request body's example comes from the
+spec itself (`schema.example_record`).
 """
 
 from __future__ import annotations

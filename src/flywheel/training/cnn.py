@@ -230,7 +230,8 @@ def load_checkpoint(path: Path) -> CNNClassifier:
                          {k: v.numpy() for k, v in checkpoint["state_dict"].items()})
 
 
-def _tensors(split: tuple[np.ndarray, np.ndarray], device: str) -> tuple[torch.Tensor, ...]:
+def _tensors(split: tuple[np.ndarray, np.ndarray], device: torch.device
+             ) -> tuple[torch.Tensor, ...]:
     return torch.from_numpy(split[0]).to(device), torch.from_numpy(
         split[1].astype("int64")).to(device)
 

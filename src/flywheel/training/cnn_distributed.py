@@ -33,6 +33,7 @@ from flywheel.training.launcher import launched_rank
 Images = tuple[np.ndarray, np.ndarray]  # to_batch pixels (n, C, H, W), class codes (n,)
 Fitted = tuple[CNNClassifier, dict[str, Any]]
 SECTION = "train.cnn"
+RANK_MODULE = "flywheel.training.cnn_distributed"  # what torchrun runs: `run_rank` per rank
 
 
 def fit_cnn_distributed(
@@ -83,7 +84,7 @@ def _launch(params: CNNParams, seed: int, data: tuple[Images, Images, int],
             "params": params.model_dump(), "seed": seed, "classes": classes,
             "checkpoint_dir": str(checkpoint_dir.resolve()),
         }))
-        details = run_torchrun("flywheel.training.cnn_distributed", job, params.nproc, SECTION, progress)
+        details = run_torchrun(RANK_MODULE, job, params.nproc, SECTION, progress)
     return load_checkpoint(checkpoint_dir / CHECKPOINT_NAME), details
 
 
