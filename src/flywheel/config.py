@@ -74,6 +74,13 @@ class HGBParams(_Section):
     )
 
 
+def _check_batch_splits(batch_size: int, nproc: int, what: str) -> None:
+    """Under DDP each rank steps on batch_size / nproc of them: the split must be exact."""
+    if batch_size % nproc:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of nproc {nproc} "
+                         f"(each process steps on batch_size / nproc {what})")
+
+
 class MLPParams(_Section):
     hidden_sizes: list[int] = Field(min_length=1)
     dropout: float = Field(ge=0, lt=1)
@@ -90,11 +97,7 @@ class MLPParams(_Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> MLPParams:
-        if self.batch_size % self.nproc:
-            raise ValueError(
-                f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc} "
-                "(each process steps on batch_size / nproc rows)"
-            )
+        _check_batch_splits(self.batch_size, self.nproc, "rows")
         return self
 
 
@@ -112,6 +115,15 @@ class CNNParams(_Section):
     shift: int = Field(default=2, ge=0, description="augmentation: random shift, pixels")
     rotation: float = Field(default=10.0, ge=0, le=180, description="augmentation: degrees")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    nproc: int = Field(default=1, ge=1, description="processes for DDP (one per GPU); 1: no DDP")
+    ddp_timeout_s: float = Field(
+        default=300, gt=0, description="longest wait on another rank before failing"
+    )
+
+    @model_validator(mode="after")
+    def _batch_splits_over_ranks(self) -> CNNParams:
+        _check_batch_splits(self.batch_size, self.nproc, "images")
+        return self
 
 
 ImageCandidate = Literal["cnn", "pixel_logreg"]  # pixel_logreg: logreg on 14x14 pixels

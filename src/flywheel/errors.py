@@ -23,6 +23,10 @@ class DataError(FlywheelError):
     exit_code = 3
 
 
+class IncompatibleModel(DataError):
+    """A saved model was written by code whose network layout this version cannot rebuild."""
+
+
 class ValidationFailed(FlywheelError):
     """The data failed its expectation suite; nothing downstream may run."""
 

@@ -65,7 +65,7 @@ def test_the_document_gets_its_info_and_the_routes_bentoml_left_out() -> None:
     document = complete(bentoml_doc, None, "flywheel-churn", ["No", "Yes"])
     assert document["info"]["version"] != "None" and "shields" not in str(document)
     assert "flywheel-churn@champion" in document["info"]["description"]
-    assert set(document["paths"]) == {"/predict", "/metadata", "/feedback"}
+    assert set(document["paths"]) == {"/predict", "/metadata", "/feedback", "/predict_image"}
 
 
 def test_a_model_pickles_to_the_same_bytes_in_any_process(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
 """The OpenAPI document at `/docs.json` (and the Swagger page at `/` that reads it), completed.
 
-BentoML documents only its own API methods: `/metadata` and `/feedback`, mounted beside them,
-were missing. Its `info` block carried BentoML's README, five badge images from shields.io and
-badgen.net (broken offline, and blocked by the page's Content-Security-Policy anyway) and the
-version "None" of a service served from source. Here the document BentoML builds is passed
-through and those parts are replaced: the page then shows this service, its model and every
-route. The request body's example comes from the spec itself (`schema.example_record`).
+BentoML documents only its own API methods: `/metadata`, `/feedback` and `/predict_image`,
+mounted beside them, were missing. Its `info` block carried BentoML's README, five badge
+images from shields.io and badgen.net (broken offline, and blocked by the page's
+Content-Security-Policy anyway) and the version "None" of a service served from source. Here
+the document BentoML builds is passed through and those parts are replaced: the page then
+shows this service, its model and every route. The request body's example comes from the
+spec itself (`schema.example_record`).
 """
 
 from __future__ import annotations
@@ -51,10 +52,51 @@ def _label(classes: list[str]) -> dict[str, Any]:
     }
 
 
+_IMAGE = {"type": "string", "format": "binary", "description": "a PNG or JPEG file"}
+_IMAGE_ANSWER = {
+    "type": "array", "description": "one answer per image, in the order sent",
+    "items": {"type": "object", "properties": {
+        "prediction": {"type": "string", "description": "the class"},
+        "probabilities": {"type": "object", "additionalProperties": {"type": "number"},
+                          "description": "per class"},
+        **{key: {"type": "string"} for key in ("model_name", "model_version", "git_commit",
+                                                "data_md5")},
+    }},
+}
+
+
+def _image_route() -> dict[str, Any]:
+    """`/predict_image` (serving/image_request.py): an image champion's uploads, form or JSON."""
+    encoded = {"type": "object", "required": ["image"],
+               "properties": {"image": {"type": "string", "format": "byte"}}}
+    return {"post": {
+        "summary": "an image champion's answer per uploaded image (field `image`, repeatable)",
+        "security": [{"bearer": []}], "tags": ["Flywheel"],
+        "requestBody": {"required": True, "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                               "properties": {"image": _IMAGE}}},
+            "application/json": {"schema": {"oneOf": [
+                encoded, {"type": "array", "items": encoded, "minItems": 1}]}},
+        }},
+        "responses": _answers(_IMAGE_ANSWER, **{
+            "400": "the champion takes records (POST them to /predict), or a malformed body",
+            "401": "predict token missing or wrong",
+            "403": "the Host header is not this service's",
+            "408": "the body did not arrive within the time limit",
+            "413": "an image over image.max_bytes, or the body over its limit",
+            "415": "a body that is neither a multipart form nor JSON",
+            "422": "no field `image`, or one that is not an image of the spec's size, "
+                   "channels and mode",
+            "503": "no model to serve, and why"}),
+    }}
+
+
 def routes_beside_bentoml(classes: list[str]) -> dict[str, Any]:
-    """The paths of `/metadata` and `/feedback` (mounted beside BentoML's API methods)."""
+    """The paths of `/metadata`, `/feedback` and `/predict_image` (mounted beside BentoML's
+    API methods)."""
     label = _label(classes)
     return {
+        "/predict_image": _image_route(),
         "/metadata": {"get": {
             "summary": "the model serving now: version, lineage, test metrics, request fields",
             "security": [{"bearer": []}], "tags": ["Flywheel"],
@@ -85,8 +127,9 @@ def complete(document: dict[str, Any], model: Any, model_name: str,
     document["info"] = {
         "title": f"Flywheel: {model_name}",
         "version": version("flywheel"),
-        "description": f"{serving} Send records to `/predict`; `/metadata` describes the "
-                       "model; `/feedback` takes true labels (feedback token).",
+        "description": f"{serving} Send records to `/predict` (an image champion's images "
+                       "to `/predict_image`); `/metadata` describes the model; `/feedback` "
+                       "takes true labels (feedback token).",
     }
     document.setdefault("paths", {}).update(routes_beside_bentoml(classes))
     document.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.data.spec import DatasetSpec
+from flywheel.errors import IncompatibleModel
 from flywheel.registry.integrity import IntegrityError, SignatureRefused
 from flywheel.registry.lineage import UNKNOWN
 from flywheel.registry.status import describe_version
@@ -133,7 +134,10 @@ def load_version(client: Any, version: Any, accept: frozenset[str] | None = None
     from flywheel.registry.integrity import load_verified
     from flywheel.registry.signing import SERVABLE
 
-    pyfunc = load_verified(version, accept=SERVABLE if accept is None else accept)
+    try:
+        pyfunc = load_verified(version, accept=SERVABLE if accept is None else accept)
+    except IncompatibleModel as exc:  # raised while unpickling, which cannot know the version
+        raise IncompatibleModel(f"{version.name} version {version.version}: {exc}") from None
     info = describe_version(client, version)
     return LoadedModel(
         pyfunc=pyfunc,
@@ -328,9 +332,10 @@ class RegistryWatcher:
         try:
             loaded = load_version(self._client, version, self.accept)
             return self.prepare(loaded, current) if self.prepare else loaded
-        except (IntegrityError, SchemaRefused) as exc:
+        except (IntegrityError, SchemaRefused, IncompatibleModel) as exc:
             outcome = ("signature_refused" if isinstance(exc, SignatureRefused) else
-                       "schema_refused" if isinstance(exc, SchemaRefused) else "integrity_error")
+                       "schema_refused" if isinstance(exc, SchemaRefused) else
+                       "failure" if isinstance(exc, IncompatibleModel) else "integrity_error")
             reason = f"{REFUSALS[outcome]}: {' '.join(str(exc).split())[:500]}"
         except Exception as exc:
             outcome, unexpected = "failure", exc  # not ours to explain: keep its traceback

@@ -92,7 +92,7 @@ def _run_images(ctx: StepContext, task: Task) -> dict[str, Any]:
     cfg = ctx.params.train
     train, valid = decoded_split(ctx, "train"), decoded_split(ctx, "valid")
     with rank_outputs(ctx.out("train")) as out:
-        results = train_image_candidates(cfg, task, train, valid, log.info)
+        results = train_image_candidates(cfg, task, train, valid, log.info, out)
         for r in results:
             r.compute = {"rows": len(train[0]),
                          "seconds": round(r.seconds, 1), "rung": 0, "stopped": "all rows"}

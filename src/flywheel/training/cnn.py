@@ -5,15 +5,18 @@ valid, keep the best weights in memory), restore the best, wrap them for inferen
 blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool) then an adaptive pool to 7x7 make any image
 size fit one head; the head's hidden layer is the embedding monitoring compares. The wrapper
 (`CNNClassifier`) holds plain numpy weights and rebuilds the module on the CPU when first used,
-so what is pickled into the ImageModel loads and serves without a GPU.
+so what is pickled into the ImageModel loads and serves without a GPU. It records the layout's
+`ARCHITECTURE` version: code that changes the layout raises it, and a network of a version the
+code does not know is refused when it is unpickled, with one line, rather than failing on the
+first request with a shape error.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,9 +24,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from flywheel.atomic import write_atomically
 from flywheel.config import CNNParams
+from flywheel.errors import ConfigError, IncompatibleModel
 from flywheel.training.device import DeviceChoice, choose_device
+from flywheel.training.ranks import SINGLE, Group
 
+# SmallCNN's layout: conv blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool), adaptive pool to
+# 7x7, hidden layer, dropout, head. Version 1 is also every network pickled before versions.
+ARCHITECTURE = 1
+KNOWN_ARCHITECTURES = (1,)
+CHECKPOINT_NAME = "cnn.pt"
 POOLED = 7  # the adaptive pool's side: the head sees channels x 7 x 7 numbers (28 / 2 / 2)
 SCORE_BATCH = 512  # images per forward pass when scoring
 
@@ -55,12 +66,19 @@ class SmallCNN(nn.Module):
 class CNNClassifier:
     """The trained network as served: `predict_proba` and `embed` on `decode.to_batch` input."""
 
-    config: dict[str, Any]  # SmallCNN's arguments
+    config: dict[str, Any]  # SmallCNN's arguments: the block widths, hidden, dropout, classes
     weights: dict[str, np.ndarray]
+    architecture: int = ARCHITECTURE
     _module: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "weights": self.weights, "_module": None}
+        return {"config": self.config, "weights": self.weights,
+                "architecture": self.architecture, "_module": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        architecture = state.get("architecture", 1)  # pickled before versions: the first layout
+        check_architecture(architecture, f"CNN network (blocks {state['config'].get('blocks')})")
+        self.__dict__.update({**state, "architecture": architecture, "_module": None})
 
     def module(self) -> SmallCNN:
         if self._module is None:
@@ -85,6 +103,16 @@ class CNNClassifier:
         return self._run(batch, embed=True)
 
 
+def check_architecture(version: object, what: str) -> None:
+    """Refuse a network whose layout version this code cannot rebuild, in one line."""
+    if version not in KNOWN_ARCHITECTURES:
+        raise IncompatibleModel(
+            f"{what}: architecture version {version!r} is unknown to this Flywheel, which "
+            f"loads version(s) {', '.join(map(str, KNOWN_ARCHITECTURES))}; load it with the "
+            "Flywheel that trained it, or retrain"
+        )
+
+
 def augment(x: torch.Tensor, params: CNNParams, generator: torch.Generator) -> torch.Tensor:
     """Each image rotated by up to `rotation` degrees and shifted by up to `shift` pixels."""
     n, _, height, width = x.shape
@@ -101,52 +129,109 @@ def augment(x: torch.Tensor, params: CNNParams, generator: torch.Generator) -> t
 
 def fit_cnn(
     params: CNNParams, seed: int, train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray], classes: int,
+    valid: tuple[np.ndarray, np.ndarray], classes: int, group: Group | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[CNNClassifier, dict[str, Any]]:
     """Train on `train` (images, class codes), stop when the valid loss stops improving, and
-    return the best epoch's network with what happened (epochs, device, images per second)."""
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    return the best epoch's network with what happened (epochs, device, images per second).
+
+    One process alone (`group` None), or one rank of DDP (cnn_distributed.py): each rank steps
+    on its shard of every batch, DDP averages the gradients, and the valid loss is averaged
+    over ranks so all of them stop at the same epoch. The best weights go to
+    `checkpoint_dir`/cnn.pt, from rank 0 only.
+    """
+    group = group or SINGLE
+    torch.manual_seed(seed)  # the same initial weights on every rank
     choice = choose_device(params.device)
+    device = group.device(choice.device)
     config: dict[str, Any] = {"channels": int(train[0].shape[1]), "blocks": list(params.channels),
               "hidden": params.hidden, "dropout": params.dropout, "classes": classes}
-    net = SmallCNN(**config).to(choice.device)
+    net = SmallCNN(**config).to(device)
+    data = (*_tensors(train, device), *_tensors(valid, device))
+    started = time.perf_counter()
+    run = _epochs(net, data, params, seed, choice, group)
+    seconds = time.perf_counter() - started
+    if not run.best_state:  # every epoch's valid loss was NaN: the fit diverged
+        raise ConfigError(f"train.cnn: valid loss was never finite in {run.epochs} epochs; "
+                          f"lower lr (now {params.lr})")
+    network = CNNClassifier(config, {k: v.float().numpy() for k, v in run.best_state.items()})
+    if checkpoint_dir is not None and group.is_main:
+        save_checkpoint(checkpoint_dir / CHECKPOINT_NAME, network, run.best_epoch, seed)
+    details = {"epochs": run.epochs, "best_epoch": run.best_epoch,
+               "best_valid_loss": run.best_loss, "device": choice.device, "amp": choice.amp,
+               "nproc": group.world_size, "architecture": ARCHITECTURE,
+               "train_images_per_s": round(run.epochs * len(train[0]) / max(seconds, 1e-9), 1)}
+    return network, details
+
+
+@dataclass
+class _Run:
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    epochs: int = 0
+
+
+def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, seed: int,
+            choice: DeviceChoice, group: Group) -> _Run:
+    """The epoch loop: augment and step on this rank's rows, score on valid, keep the best.
+
+    Alone the order is a permutation of every row; under DDP each rank takes its
+    DistributedSampler shard and steps on batch_size / world_size of them, which with the
+    averaged gradients is the single process's step on batch_size images.
+    """
+    x_train, y_train, x_valid, y_valid = data
+    # Augmentation differs per rank (rank 0 alone draws what one process would).
+    generator = torch.Generator().manual_seed(seed + group.rank)
+    step_net = group.wrap(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     scaler = torch.amp.GradScaler(enabled=choice.grad_scaler)
     # The step size decays to zero over max_epochs: few epochs still end on fine steps.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.max_epochs)
-    x_train, y_train = _tensors(train, choice.device)
-    x_valid, y_valid = _tensors(valid, choice.device)
-    best_loss, best_state, best_epoch, epoch = math.inf, None, 0, 0
-    started = time.perf_counter()
+    local_batch, run = group.local_batch(params.batch_size), _Run()
     for epoch in range(1, params.max_epochs + 1):
-        net.train()
-        order = torch.randperm(len(x_train), generator=generator).to(choice.device)
-        for start in range(0, len(order), params.batch_size):
-            rows = order[start:start + params.batch_size]
+        step_net.train()
+        order = group.epoch_order(len(x_train), generator, seed, epoch).to(x_train.device)
+        for start in range(0, len(order), local_batch):
+            rows = order[start:start + local_batch]
             with _autocast(choice):
-                logits = net(augment(x_train[rows], params, generator))
+                logits = step_net(augment(x_train[rows], params, generator))
                 loss = F.cross_entropy(logits.float(), y_train[rows])
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
         schedule.step()
-        loss_now = _valid_loss(net, x_valid, y_valid, choice)
-        if loss_now < best_loss:
-            best_loss, best_epoch, best_state = loss_now, epoch, copy.deepcopy(net.state_dict())
-        elif epoch - best_epoch >= params.patience:
+        run.epochs = epoch
+        loss_now = group.mean(_valid_loss(net, x_valid, y_valid, choice))
+        if loss_now < run.best_loss:
+            run.best_loss, run.best_epoch = loss_now, epoch
+            run.best_state = {k: v.detach().to("cpu", copy=True)
+                              for k, v in net.state_dict().items()}
+        elif epoch - run.best_epoch >= params.patience:
             break
-    seconds = time.perf_counter() - started
-    assert best_state is not None  # the first epoch always improves on infinity
-    weights = {k: v.detach().float().cpu().numpy() for k, v in best_state.items()}
-    details = {"epochs": epoch, "best_epoch": best_epoch, "best_valid_loss": best_loss,
-               "device": choice.device, "amp": choice.amp,
-               "train_images_per_s": round(epoch * len(x_train) / max(seconds, 1e-9), 1)}
-    return CNNClassifier(config, weights), details
+    return run
 
 
-def _tensors(split: tuple[np.ndarray, np.ndarray], device: str) -> tuple[torch.Tensor, ...]:
+def save_checkpoint(path: Path, network: CNNClassifier, epoch: int, seed: int) -> None:
+    """The best epoch's network as plain tensors (loads with `weights_only`), config included."""
+    checkpoint = {"architecture": ARCHITECTURE, "config": network.config, "epoch": epoch,
+                  "seed": seed,
+                  "state_dict": {k: torch.from_numpy(v) for k, v in network.weights.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def load_checkpoint(path: Path) -> CNNClassifier:
+    """The network `save_checkpoint` wrote; an architecture this code does not know is refused."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    check_architecture(checkpoint.get("architecture"), str(path))
+    return CNNClassifier(checkpoint["config"],
+                         {k: v.numpy() for k, v in checkpoint["state_dict"].items()})
+
+
+def _tensors(split: tuple[np.ndarray, np.ndarray], device: torch.device
+             ) -> tuple[torch.Tensor, ...]:
     return torch.from_numpy(split[0]).to(device), torch.from_numpy(
         split[1].astype("int64")).to(device)
 

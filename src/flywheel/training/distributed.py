@@ -9,6 +9,7 @@ Either way each rank joins the process group (NCCL on GPUs, gloo on CPU), runs t
 loop on its shard with a `Group`, and rank 0 alone writes the checkpoint and the outputs, so
 evaluate and promote see the same result as from one process. Every wait is bounded: torchrun
 stops all ranks when one dies, and the collectives time out after `train.mlp.ddp_timeout_s`.
+The CNN (`cnn_distributed.py`) goes through the same `run_torchrun`, `joined` and error files.
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def _fit_as_rank(
             f"train.mlp.batch_size {params.batch_size} must be a multiple of the launcher's "
             f"WORLD_SIZE {world_size}"
         )
-    with _joined(params) as (group, choice):
+    with joined(params.device, params.ddp_timeout_s) as (group, choice):
         if group.is_main:
             (progress or _say)(f"mlp: DistributedDataParallel, rank 0 of {world_size} (launcher)")
         try:
@@ -111,13 +112,15 @@ def _fit_as_rank(
 
 
 @contextmanager
-def _joined(params: MLPParams) -> Iterator[tuple[Group, DeviceChoice]]:
-    """Join the launcher's process group as the rank its environment names, for the block."""
+def joined(device: str, timeout_s: float) -> Iterator[tuple[Group, DeviceChoice]]:
+    """Join the launcher's process group as the rank its environment names, for the block.
+
+    `device` is the model's `device` param; the collectives give up after `timeout_s`."""
     import torch.distributed as dist
 
     from flywheel.training.device import choose_device
 
-    choice = choose_device(params.device)
+    choice = choose_device(device)
     backend = "nccl" if choice.device == "cuda" else "gloo"
     group = Group(
         rank=int(os.environ["RANK"]),
@@ -127,7 +130,7 @@ def _joined(params: MLPParams) -> Iterator[tuple[Group, DeviceChoice]]:
     )
     if backend == "nccl":
         torch.cuda.set_device(group.local_rank)
-    dist.init_process_group(backend, timeout=timedelta(seconds=params.ddp_timeout_s))
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     try:
         yield group, choice
     finally:
@@ -145,7 +148,7 @@ def _launch(
     """Run the fit on `params.nproc` local ranks under torchrun and return rank 0's result."""
     from flywheel.training.mlp import CHECKPOINT_NAME, MLPFit, load_checkpoint
 
-    _check_devices(params)
+    check_devices(params.nproc, params.device, "train.mlp")
     say = progress or (lambda _msg: None)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="flywheel-ddp-") as scratch:
@@ -165,42 +168,66 @@ def _launch(
                 }
             )
         )
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={params.nproc}",
-            "--max-restarts=0",
-            "-m",
-            "flywheel.training.distributed",
-            str(job),
-        ]
-        say(f"mlp: DistributedDataParallel on {params.nproc} processes (torchrun)")
-        # One intra-op thread per rank unless the user chose: ranks already fill the cores.
-        env = {"OMP_NUM_THREADS": "1", **os.environ}
-        returncode = subprocess.run(command, check=False, env=env).returncode
-        if returncode != 0:
-            raise _rank_error(job, params.nproc, returncode)
-        details = json.loads((job / DETAILS_NAME).read_text())
+        details = run_torchrun("flywheel.training.distributed", job, params.nproc, "train.mlp", say)
     estimator, _ = load_checkpoint(checkpoint_dir / CHECKPOINT_NAME)
     return MLPFit(estimator, details)
 
 
-def _check_devices(params: MLPParams) -> None:
+def run_torchrun(
+    module: str, job: Path, nproc: int, section: str, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """`python -m module job` on `nproc` local ranks under torchrun; rank 0's details.
+
+    Every model's local DDP goes through here: `module` is the one whose `__main__` trains one
+    rank from the job folder and has rank 0 write `details.json` there; `section` (the params
+    section, e.g. train.cnn) names the model in errors.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "--max-restarts=0",
+        "-m",
+        module,
+        str(job),
+    ]
+    say(f"{section.removeprefix('train.')}: DistributedDataParallel on {nproc} processes "
+        "(torchrun)")
+    # One intra-op thread per rank unless the user chose: ranks already fill the cores.
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
+    returncode = subprocess.run(command, check=False, env=env).returncode
+    if returncode != 0:
+        raise _rank_error(job, nproc, returncode, section)
+    return json.loads((job / DETAILS_NAME).read_text())  # type: ignore[no-any-return]
+
+
+def check_devices(nproc: int, device: str, section: str) -> None:
+    """On CUDA, one GPU per rank: more ranks than visible GPUs is a config error."""
     from flywheel.training.device import choose_device
 
-    if choose_device(params.device).device != "cuda":
+    if choose_device(device).device != "cuda":
         return
     visible = torch.cuda.device_count()
-    if params.nproc > visible:
+    if nproc > visible:
         raise ConfigError(
-            f"train.mlp.nproc is {params.nproc} but {visible} CUDA device(s) are "
+            f"{section}.nproc is {nproc} but {visible} CUDA device(s) are "
             "visible; lower nproc or set device: cpu"
         )
 
 
-def _rank_error(job: Path, nproc: int, returncode: int) -> FlywheelError:
+@contextmanager
+def reporting_failure(job: Path, rank: int) -> Iterator[None]:
+    """A rank's exception, also written to the job folder for the launching process to raise."""
+    try:
+        yield
+    except BaseException as exc:
+        (job / f"rank{rank}.error").write_text(json.dumps(_failure(exc)))
+        raise
+
+
+def _rank_error(job: Path, nproc: int, returncode: int, section: str) -> FlywheelError:
     """The first failing rank's own error, as the error class it raised when it was ours.
 
     The first one written is the cause; the others are ranks that lost their peer after it.
@@ -211,10 +238,10 @@ def _rank_error(job: Path, nproc: int, returncode: int) -> FlywheelError:
         if isinstance(kind, type) and issubclass(kind, FlywheelError):
             return kind(failure["message"])
         return TrainingFailed(
-            f"train.mlp: {path.stem} of {nproc} failed: {failure['type']}: {failure['message']}"
+            f"{section}: {path.stem} of {nproc} failed: {failure['type']}: {failure['message']}"
         )
     return TrainingFailed(
-        f"train.mlp: distributed training on {nproc} processes exited with "
+        f"{section}: distributed training on {nproc} processes exited with "
         f"{returncode} before a rank reported an error (see the log above)"
     )
 
@@ -227,27 +254,26 @@ def _run_rank(job: Path) -> None:
     spec = json.loads((job / "job.json").read_text())
     params = MLPParams.model_validate(spec["params"])
     task = Task(spec["task"][0], tuple(spec["task"][1])) if spec.get("task") else None
-    with _joined(params) as (group, choice):
-        try:
-            data = np.load(job / "data.npz")
-            fit = fit_mlp(
-                params,
-                spec["seed"],
-                data["X_train"],
-                data["y_train"],
-                data["X_valid"],
-                data["y_valid"],
-                Path(spec["checkpoint_dir"]),
-                progress=_say,
-                choice=choice,
-                group=group,
-                task=task,
-            )
-            if group.is_main:
-                (job / DETAILS_NAME).write_text(json.dumps(fit.details))
-        except BaseException as exc:
-            (job / f"rank{group.rank}.error").write_text(json.dumps(_failure(exc)))
-            raise
+    with (
+        joined(params.device, params.ddp_timeout_s) as (group, choice),
+        reporting_failure(job, group.rank),
+    ):
+        data = np.load(job / "data.npz")
+        fit = fit_mlp(
+            params,
+            spec["seed"],
+            data["X_train"],
+            data["y_train"],
+            data["X_valid"],
+            data["y_valid"],
+            Path(spec["checkpoint_dir"]),
+            progress=_say,
+            choice=choice,
+            group=group,
+            task=task,
+        )
+        if group.is_main:
+            (job / DETAILS_NAME).write_text(json.dumps(fit.details))
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:

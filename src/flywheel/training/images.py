@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,14 @@ Images = tuple[np.ndarray, np.ndarray]  # to_batch pixels (n, C, H, W), class co
 
 def train_image_candidates(
     params: TrainParams, task: Task, train: Images, valid: Images,
-    progress: Callable[[str], None],
+    progress: Callable[[str], None], checkpoint_dir: Path,
 ) -> list[CandidateResult]:
+    """Each candidate fitted and scored on valid; the CNN's checkpoint goes to `checkpoint_dir`."""
     results = []
     for name in params.image_candidates:
         progress(f"training {name} on {len(train[0])} images of {train[0].shape[1:]}")
         started = time.perf_counter()
-        network, details = _fit(name, params, task, train, valid)
+        network, details = _fit(name, params, task, (train, valid), checkpoint_dir, progress)
         seconds = time.perf_counter() - started
         metrics = valid_metrics(valid[1], network.predict_proba(valid[0]), task)
         progress(f"{name}: valid {', '.join(f'{k} {v:.4f}' for k, v in metrics.items())} "
@@ -37,12 +39,20 @@ def train_image_candidates(
     return results
 
 
-def _fit(name: str, params: TrainParams, task: Task, train: Images, valid: Images
-         ) -> tuple[Any, dict[str, Any]]:
+def _fit(name: str, params: TrainParams, task: Task, splits: tuple[Images, Images],
+         checkpoint_dir: Path, progress: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """The CNN on several ranks (`train.cnn.nproc` above 1, or started by a launcher) or alone;
+    the pixel baseline alone."""
+    train, valid = splits
     if name == "cnn":
         from flywheel.training.cnn import fit_cnn
+        from flywheel.training.cnn_distributed import fit_cnn_distributed
 
-        return fit_cnn(params.cnn, params.seed, train, valid, len(task.classes))
+        classes = len(task.classes)
+        return fit_cnn_distributed(
+            params.cnn, params.seed, train, valid, classes, checkpoint_dir, progress
+        ) or fit_cnn(params.cnn, params.seed, train, valid, classes,
+                     checkpoint_dir=checkpoint_dir)
     from flywheel.training.pixels import fit_pixel_logreg
 
     return fit_pixel_logreg(params.logreg, params.seed, train)

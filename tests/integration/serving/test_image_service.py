@@ -136,6 +136,17 @@ def test_records_sent_to_an_image_champion_are_pointed_at_its_endpoint(served: S
     assert "/predict_image" in response.json()["error"]
 
 
+def test_the_openapi_document_lists_the_upload_endpoint(served: Server) -> None:
+    doc = served.client.get("/docs.json").json()
+    post = doc["paths"]["/predict_image"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["image"] and form["properties"]["image"]["format"] == "binary"
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]["items"]
+    assert {"prediction", "probabilities", "model_version"} <= set(answer["properties"])
+    assert {"413", "422", "503"} <= set(post["responses"])
+    assert "/predict_image" in doc["info"]["description"]
+
+
 def _logged(server: Server, request_ids: set[str]) -> pd.DataFrame:
     files = sorted(server.log_dir.glob("*.parquet"))
     frame = pd.concat([pd.read_parquet(f) for f in files]) if files else pd.DataFrame()

@@ -1,0 +1,91 @@
+"""The pickled CNN records its layout's version; one this code does not know is refused in one
+line when it is unpickled: by the service (which keeps the champion it serves) and by every
+other load (`flywheel predict` goes through the same `load_version`)."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from flywheel.errors import DataError, IncompatibleModel
+from flywheel.training.cnn import ARCHITECTURE, CNNClassifier, SmallCNN
+
+CONFIG = {"channels": 1, "blocks": [2], "hidden": 4, "dropout": 0.0, "classes": 2}
+
+
+def network(architecture: int = ARCHITECTURE) -> CNNClassifier:
+    weights = {k: v.numpy() for k, v in SmallCNN(**CONFIG).state_dict().items()}
+    return CNNClassifier(dict(CONFIG), weights, architecture=architecture)
+
+
+def test_the_architecture_and_blocks_travel_with_the_pickle() -> None:
+    again = pickle.loads(pickle.dumps(network()))
+    assert again.architecture == ARCHITECTURE == 1 and again.config["blocks"] == [2]
+    assert again.predict_proba(np.zeros((3, 1, 8, 8), dtype=np.float32)).shape == (3, 2)
+
+
+def test_a_network_pickled_before_versions_loads_as_the_first_layout() -> None:
+    old = CNNClassifier.__new__(CNNClassifier)  # what unpickling an old file does
+    old.__setstate__({"config": dict(CONFIG), "weights": network().weights, "_module": None})
+    assert old.architecture == 1
+    assert old.predict_proba(np.zeros((1, 1, 8, 8), dtype=np.float32)).shape == (1, 2)
+
+
+def test_an_unknown_architecture_is_refused_in_one_line() -> None:
+    with pytest.raises(IncompatibleModel) as raised:
+        pickle.loads(pickle.dumps(network(architecture=99)))
+    message = str(raised.value)
+    assert "\n" not in message and isinstance(raised.value, DataError)
+    assert "CNN network (blocks [2])" in message
+    assert "architecture version 99" in message and "loads version(s) 1" in message
+
+
+class Client:
+    def get_run(self, run_id: str) -> None:
+        return None
+
+
+def test_the_service_keeps_its_champion_when_the_new_one_is_of_an_unknown_architecture(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flywheel.registry import integrity
+    from flywheel.serving import registry_watch
+    from flywheel.serving.registry_watch import LoadedModel, ModelHolder, RegistryWatcher
+
+    stored = pickle.dumps(network(architecture=99))  # the files the new version holds
+    version = SimpleNamespace(name="flywheel-digits", version="2", run_id=None, tags={},
+                              creation_timestamp=0)
+    monkeypatch.setattr(registry_watch, "version_by_alias", lambda *_args: version)
+    monkeypatch.setattr(integrity, "load_verified", lambda *_a, **_k: pickle.loads(stored))
+    holder, reloads = ModelHolder(), []
+    holder.current = LoadedModel(pyfunc=None, name="flywheel-digits", version="1")
+    watcher = RegistryWatcher(holder, Client, "flywheel-digits", 60.0,
+                              lambda *args: reloads.append(args))
+    with caplog.at_level(logging.ERROR, logger=registry_watch.__name__):
+        watcher.check_once()
+
+    assert holder.current.version == "1" and reloads == [("failure", None, "1")]
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None  # a user's problem: one line, no traceback
+    line = record.getMessage()
+    assert "flywheel-digits version 2: CNN network (blocks [2])" in line
+    assert "architecture version 99" in line and line.endswith("keeping 1")
+    assert holder.refused is not None and "architecture version 99" in holder.refused
+
+
+def test_the_loader_flywheel_predict_uses_names_the_version_it_could_not_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flywheel.registry import integrity
+    from flywheel.serving.registry_watch import load_version
+
+    stored = pickle.dumps(network(architecture=99))
+    monkeypatch.setattr(integrity, "load_verified", lambda *_a, **_k: pickle.loads(stored))
+    version: Any = SimpleNamespace(name="flywheel-digits", version="7", run_id=None)
+    with pytest.raises(IncompatibleModel, match=r"^flywheel-digits version 7: CNN network"):
+        load_version(Client(), version)
