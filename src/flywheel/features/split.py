@@ -22,7 +22,8 @@ rows with identical features always sit on the same side and a corrected label n
 row. The target stays out of the key on purpose: with it, the rows sharing a feature vector are
 cut by their label, so on a table of few distinct feature vectors (AER/Fertility: 254,654 rows,
 9,276 vectors) a label-`yes` cell lands in test while its `no` twin trains, and test ROC-AUC
-falls below chance (0.33; keyed on the features alone 0.63, a random split 0.62). Stratification is kept in expectation, not forced: cutting each class at its
+falls below chance (0.33; keyed on the features alone 0.63, a random split 0.62).
+Stratification is kept in expectation, not forced: cutting each class at its
 own quantiles would make a row's side depend on the other rows. Each class's share of a split is
 binomial around the configured share (tests/unit/test_split.py bounds it on the default table).
 
