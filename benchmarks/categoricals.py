@@ -49,7 +49,7 @@ def _split(table: Path) -> tuple[Any, dict[str, Any], Any]:
     params = load_params(REPO / "params.yaml")
     y = target_vector(spec, frame)
     table = feature_frame(spec, frame).assign(y=y)
-    parts = split_frame(table, y, content_rule(table.drop(columns="y"), params.featurize))
+    parts = split_frame(table, y, content_rule(table, params.featurize, copies=True))
     return spec, parts, params
 
 

@@ -55,7 +55,7 @@ def bare() -> dict[str, float]:
 
     y = target_vector(spec, frame)
     table = feature_frame(spec, frame).assign(y=y)
-    parts = split_frame(table, y, content_rule(table.drop(columns="y"), params.featurize))
+    parts = split_frame(table, y, content_rule(table, params.featurize, copies=True))
     encodings = {
         kind: fit_encoding(spec, parts["train"], kind, params.featurize.max_categories)
         for kind in ("one_hot", "native")

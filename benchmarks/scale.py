@@ -115,7 +115,7 @@ def bare(table: Path, target: str = "churn") -> None:
             frame[column] = pd.Categorical(frame[column].where(frame[column].isin(top), "other"))
     params = load_params(REPO / "params.yaml").featurize
     table = frame.assign(y=y)
-    parts = split_frame(table, y, content_rule(frame, params))  # keyed on features, as featurize
+    parts = split_frame(table, y, content_rule(table, params, copies=True))  # as featurize
     model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
     model.fit(parts["train"].drop(columns="y"), parts["train"]["y"])
     proba = model.predict_proba(parts["test"].drop(columns="y"))[:, 1]

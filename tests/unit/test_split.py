@@ -89,41 +89,49 @@ def test_v2_on_the_whole_table_tests_no_row_v1_trained_on(table: pd.DataFrame) -
     assert not trained_on(v2_test, v1).any()  # the mask the gate uses says the same
 
 
-def test_content_keyed_split_is_stable_and_equal_features_never_straddle(
+def test_content_keyed_split_numbers_copies_and_appending_moves_no_row(
     table: pd.DataFrame,
 ) -> None:
     spec = SPEC.model_copy(update={"id_columns": []})
     content = table.drop(columns="rownames")
     rule = split_rule(spec, PARAMS.featurize, content)
-    assert rule.key_columns == list(SPEC.feature_names)  # the target is not part of the key
-    codes = pd.Series(assign(content, rule), index=content.index)
-    shuffled = content.sample(frac=1.0, random_state=3).iloc[: len(content) // 2]
-    assert np.array_equal(assign(shuffled, rule), codes[shuffled.index].to_numpy())
-    features = list(SPEC.feature_names)
-    dupes = content.duplicated(subset=features, keep=False)
-    assert dupes.sum() > 10  # the default table has rows with identical features
-    sides = codes[dupes].groupby([content[dupes][c] for c in features]).nunique()
-    assert (sides == 1).all()
-    relabelled = content.assign(__target__=1 - content["__target__"])
-    assert np.array_equal(assign(relabelled, rule), codes.to_numpy())  # labels move no row
+    assert rule.key_columns == [*SPEC.feature_names, "__target__"] and rule.copies
+    codes = assign(content, rule)
+    single = ~content.duplicated(keep=False).to_numpy()
+    assert (~single).sum() > 10  # the default table has exact duplicates
+    # a row with no copy keeps the plain content hash: the rule before copy numbers
+    plain = assign(content, SplitRule(**{**rule.to_dict(), "copies": False}))
+    assert np.array_equal(codes[single], plain[single])
+    # appended rows, copies of old ones included, move no old row
+    grown = pd.concat([content, content.iloc[:500]], ignore_index=True)
+    assert np.array_equal(assign(grown, rule)[: len(content)], codes)
+    # reordered: rows with no copy keep their side; each copy group keeps its sides' counts
+    shuffled = content.sample(frac=1.0, random_state=3)
+    after = pd.Series(assign(shuffled, rule), index=shuffled.index).sort_index().to_numpy()
+    assert np.array_equal(after[single], codes[single])
+    groups = [content[c] for c in content.columns]
+    assert (pd.Series(after).groupby(groups).value_counts().sort_index()
+            .equals(pd.Series(codes).groupby(groups).value_counts().sort_index()))
 
 
-def test_rows_sharing_features_but_not_labels_are_not_cut_by_label() -> None:
-    """Keyed on features and target, the rows of one feature vector would be cut by label:
-    all its positives on one side, its negatives on another, so a model learns the opposite
-    of what test shows. Keyed on features, each vector's label mix goes whole to one side."""
+def test_copies_of_a_row_are_split_like_other_rows_not_cut_by_label() -> None:
+    """40 feature vectors, 20,000 rows: without copy numbers each (vector, label) cell goes
+    whole to one side, so a side holds a vector's positives or its negatives; with them each
+    side keeps every vector's own positive rate (0.2 or 0.8), up to binomial noise."""
     rng = np.random.default_rng(0)
-    vector = rng.integers(0, 40, 20_000)  # 40 distinct feature vectors
+    vector = rng.integers(0, 40, 20_000)
     y = (rng.random(20_000) < 0.2 + 0.6 * (vector % 2)).astype(int)
     frame = pd.DataFrame({"x": vector, "__target__": y})
-    rule = SplitRule(method="hash", key_columns=["x"], seed=0, test_size=0.2, valid_size=0.2)
-    codes = assign(frame, rule)
-    per_vector = pd.Series(codes).groupby(vector).nunique()
-    assert (per_vector == 1).all()
-    for side in (0, 2):  # each side keeps its vectors' own positive rate
-        taken = codes == side
-        rates = pd.Series(y[taken]).groupby(vector[taken]).mean()
-        assert ((rates > 0.5) == (rates.index % 2 == 1)).all()
+    rule = SplitRule(method="hash", key_columns=["x", "__target__"], seed=0, test_size=0.2,
+                     valid_size=0.2, copies=True)
+    for copies, biased in ((False, True), (True, False)):
+        codes = assign(frame, SplitRule(**{**rule.to_dict(), "copies": copies}))
+        test = codes == 2
+        rates = pd.Series(y[test]).groupby(vector[test]).mean().reindex(range(40))
+        truth = 0.2 + 0.6 * (np.arange(40) % 2)
+        # 500 rows a vector, ~100 in test: 4 standard errors of a rate is at most 0.2
+        off = (rates.fillna(-1) - truth).abs() > 0.2
+        assert off.any() == biased
 
 
 def test_reordering_rows_or_columns_changes_no_assignment(table: pd.DataFrame) -> None:

@@ -17,12 +17,16 @@ it uses only BLAKE2b and 64-bit integer arithmetic that we spell out here):
 3. u = (h >> 11) / 2**53. Rows with u < test_size are test, u < test_size + valid_size valid,
    the rest train.
 
-Keys: the spec's `id_columns` when it has any, otherwise every feature (not the target), so
-rows with identical features always sit on the same side and a corrected label never moves a
-row. The target stays out of the key on purpose: with it, the rows sharing a feature vector are
-cut by their label, so on a table of few distinct feature vectors (AER/Fertility: 254,654 rows,
-9,276 vectors) a label-`yes` cell lands in test while its `no` twin trains, and test ROC-AUC
-falls below chance (0.33; keyed on the features alone 0.63, a random split 0.62).
+Keys: the spec's `id_columns` when it has any (a row keeps its split when a label is corrected),
+otherwise the row's content, every feature plus the target, and its copy number: the k-th of
+k+1 identical rows folds k in after its cells (`h = mix(h XOR mix(k + GOLDEN))` for k >= 1;
+the first copy keeps the plain content hash). Identical rows cannot be told apart, so the
+numbering depends on their count alone, not on row order, and appending rows never moves one.
+Without copy numbers every copy of a (features, label) cell went to one side: on a table of few
+distinct feature vectors (AER/Fertility: 254,654 rows, 14,289 distinct rows) the `yes` rows of
+a vector landed in test while its `no` rows trained, and test ROC-AUC fell below chance (0.33;
+0.62 with copy numbers, as with a random split: benchmarks/split_bias.py). Rules recorded
+before copy numbers existed (`copies` false) are applied as they were.
 Stratification is kept in expectation, not forced: cutting each class at its
 own quantiles would make a row's side depend on the other rows. Each class's share of a split is
 binomial around the configured share (tests/unit/test_split.py bounds it on the default table).
@@ -46,6 +50,7 @@ from flywheel.data.task import Task
 from flywheel.errors import DataError
 
 HASH_SCHEME = "blake2b-cells+splitmix64-v1"
+TARGET_KEY = "__target__"  # the encoded target featurize writes (steps/inputs.TARGET)
 GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: the usual SplitMix64 increment
 CANONICAL_NAN = 0x7FF8000000000000
 SPLITS = ("train", "valid", "test")  # codes 0, 1, 2
@@ -63,6 +68,7 @@ class SplitRule:
     split_by: str | None = None
     cutoffs: dict[str, Any] = field(default_factory=dict)  # time: valid_from, test_from
     scheme: str = HASH_SCHEME
+    copies: bool = False  # identical rows numbered (content keys); older rules lack it
 
     def to_dict(self) -> dict[str, Any]:
         """The rule as JSON-able data, for the registered version's lineage."""
@@ -81,10 +87,10 @@ def split_rule(spec: DatasetSpec, params: FeaturizeParams, frame: pd.DataFrame) 
     """The rule featurize applies to `frame`; a time split's cut points are read off it."""
     if params.test_size + params.valid_size >= 0.9:
         raise DataError("featurize: test_size + valid_size leaves under 10% of rows to train on")
-    keys = list(spec.id_columns) or list(spec.feature_names)
+    keys = list(spec.id_columns) or [*spec.feature_names, TARGET_KEY]
     common = _shares(params)
     if params.split_by is None:
-        return SplitRule(method="hash", key_columns=keys, **common)
+        return SplitRule(method="hash", key_columns=keys, copies=not spec.id_columns, **common)
     times = _times(frame, params.split_by)
     test_from, valid_from = np.quantile(
         times, [1 - params.test_size, 1 - params.test_size - params.valid_size], method="higher"
@@ -93,10 +99,13 @@ def split_rule(spec: DatasetSpec, params: FeaturizeParams, frame: pd.DataFrame) 
     return SplitRule("time", keys, split_by=params.split_by, cutoffs=cutoffs, **common)
 
 
-def content_rule(frame: pd.DataFrame, params: FeaturizeParams) -> SplitRule:
-    """A hash rule keyed on every column of `frame` (benchmarks and tables without a spec)."""
+def content_rule(frame: pd.DataFrame, params: FeaturizeParams, copies: bool = False) -> SplitRule:
+    """A hash rule keyed on every column of `frame` (benchmarks, and image files by content
+    hash, where byte-identical files belong on one side); `copies` numbers identical rows as
+    a table without id columns does."""
     common = _shares(params)
-    return SplitRule(method="hash", key_columns=list(map(str, frame.columns)), **common)
+    return SplitRule(method="hash", key_columns=list(map(str, frame.columns)), copies=copies,
+                     **common)
 
 
 def _shares(params: FeaturizeParams) -> dict[str, Any]:
@@ -110,7 +119,7 @@ def assign(frame: pd.DataFrame, rule: SplitRule) -> np.ndarray:
         t = _times(frame, rule.split_by)
         cut = rule.cutoffs
         return np.where(t >= cut["test_from"], 2, np.where(t >= cut["valid_from"], 1, 0))
-    u = unit_hash(frame, rule.key_columns, rule.seed)
+    u = unit_hash(frame, rule.key_columns, rule.seed, copies=rule.copies)
     return np.where(u < rule.test_size, 2, np.where(u < rule.test_size + rule.valid_size, 1, 0))
 
 
@@ -182,8 +191,10 @@ def split_frame(
     }
 
 
-def unit_hash(frame: pd.DataFrame, columns: list[str], seed: int) -> np.ndarray:
-    """u in [0, 1) per row from its `columns` (see the module docstring for the exact scheme)."""
+def unit_hash(frame: pd.DataFrame, columns: list[str], seed: int,
+              copies: bool = False) -> np.ndarray:
+    """u in [0, 1) per row from its `columns`, and with `copies` its copy number among rows
+    identical in them (see the module docstring for the exact scheme)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(
@@ -193,6 +204,9 @@ def unit_hash(frame: pd.DataFrame, columns: list[str], seed: int) -> np.ndarray:
     h = np.full(len(frame), mix(np.uint64((seed + GOLDEN) % 2**64)), dtype=np.uint64)
     for column in columns:
         h = mix(h ^ cell_codes(frame[column]))
+    if copies:
+        k = pd.Series(h).groupby(h, sort=False).cumcount().to_numpy(dtype=np.uint64)
+        h = np.where(k > 0, mix(h ^ mix(k + np.uint64(GOLDEN))), h)
     return (h >> np.uint64(11)).astype(np.float64) / 2.0**53
 
 
