@@ -8,7 +8,7 @@ canary's (a 5% step). The controller looks every `--look` canary calls with the 
 (the slow-call test, flywheel.monitoring.canary_latency.latency_breach, the champion's p95
 interpolated in its bucket as Prometheus's histogram_quantile does), and judges the step's p95
 ratio (p95_breach) when the step would pass. Prints the share of trials rolled back in a step
-that ends with 100 and with 500 canary calls: for a canary as fast as the champion (false
+that ends with 100 and with 500 canary calls, and by the slow-call test alone: for a canary as fast as the champion (false
 rollbacks) and for one whose every call takes 2x as long (the power).
 
     .venv/bin/python benchmarks/canary_latency.py [--trials 2000] [--ratio 1.5] [--look 10]
@@ -61,8 +61,9 @@ def p95(buckets: list[tuple[float, int]]) -> float:
 
 def rolled_back(rng: np.random.Generator, slower: float, ratio: float, look: int,
                 stalls: float) -> list[bool]:
-    """Per checkpoint c: whether a step that ends with c canary calls rolls the canary back,
-    by the slow-call test at any evaluation up to c or by the p95 ratio when it would pass."""
+    """Per checkpoint c: whether the slow-call test rolled the canary back at an evaluation up
+    to c calls, and whether a step that ends with c canary calls rolls it back (that test, or
+    the step's p95 ratio when it would pass)."""
     canary = call_times(rng, CHECKPOINTS[-1], slower, stalls)
     champion = call_times(rng, 19 * CHECKPOINTS[-1], 1.0, stalls)
     fired, outcomes = False, []
@@ -71,7 +72,7 @@ def rolled_back(rng: np.random.Generator, slower: float, ratio: float, look: int
         reference = p95(theirs)
         fired = fired or latency_breach(mine, reference, ratio) is not None
         if n in CHECKPOINTS:
-            outcomes.append(fired or p95_breach(p95(mine) / reference, n, ratio) is not None)
+            outcomes += [fired, fired or p95_breach(p95(mine) / reference, n, ratio) is not None]
     return outcomes
 
 
@@ -87,9 +88,10 @@ def main() -> None:
     for name, slower in (("equally fast (false rollbacks)", 1.0), ("2x slower (power)", 2.0)):
         outcomes = np.array([rolled_back(rng, slower, args.ratio, args.look, args.stalls)
                              for _ in range(args.trials)])
+        shares = outcomes.mean(axis=0).reshape(len(CHECKPOINTS), 2)
         print(f"{name:32s} " + "  ".join(
-            f"step of {c} calls: {share:.3f}"
-            for c, share in zip(CHECKPOINTS, outcomes.mean(axis=0), strict=True)))
+            f"step of {c} calls: {both:.3f} (slow-call test alone {alone:.3f})"
+            for c, (alone, both) in zip(CHECKPOINTS, shares, strict=True)))
 
 
 if __name__ == "__main__":
