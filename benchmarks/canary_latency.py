@@ -2,14 +2,15 @@
 
 Simulates what the controller sees over one step on a noisy machine: the champion's and the
 canary's model-call times (lognormal around 2 ms, sigma 0.4, with a share of stalls of 3-10x,
-3% unless `--stalls` says, that hit both alike), bucketed as `flywheel_routed_call_seconds` buckets them
-(flywheel.serving.canary_metrics.CALL_BUCKETS), the champion taking 19 calls for each of the
-canary's (a 5% step). The controller looks every `--look` canary calls with the counts so far
-(the slow-call test, flywheel.monitoring.canary_latency.latency_breach, the champion's p95
-interpolated in its bucket as Prometheus's histogram_quantile does), and judges the step's p95
-ratio (p95_breach) when the step would pass. Prints the share of trials rolled back in a step
-that ends with 100 and with 500 canary calls, and by the slow-call test alone: for a canary as fast as the champion (false
-rollbacks) and for one whose every call takes 2x as long (the power).
+3% unless `--stalls` says, that hit both alike), bucketed as `flywheel_routed_call_seconds`
+buckets them (flywheel.serving.canary_metrics.CALL_BUCKETS), the champion taking 19 calls for
+each of the canary's (a 5% step). The controller looks every `--look` canary calls with the
+counts so far (the slow-call test, flywheel.monitoring.canary_latency.latency_breach, the
+champion's p95 interpolated in its bucket as Prometheus's histogram_quantile does), and judges
+the step's p95 ratio (p95_breach) when the step would pass. Prints the share of trials rolled
+back in a step that ends with 100 and with 500 canary calls, and by the slow-call test alone:
+for a canary as fast as the champion (false rollbacks) and for one whose every call takes 2x
+as long (the power).
 
     .venv/bin/python benchmarks/canary_latency.py [--trials 2000] [--ratio 1.5] [--look 10]
         [--stalls 0.03]

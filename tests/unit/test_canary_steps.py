@@ -1,6 +1,6 @@
 """The canary's decisions, by hand: which bound breaks (errors and slow calls by exact binomial
-tests on few records, the step's p95 ratio, live accuracy), when a step passes, what the lease routes, and which key a
-request is routed by. Pure functions; the end-to-end run on real
+tests on few records, the step's p95 ratio, live accuracy), when a step passes, what the lease
+routes, and which key a request is routed by. Pure functions; the end-to-end run on real
 processes is tests/integration/serving/test_canary.py."""
 
 from __future__ import annotations

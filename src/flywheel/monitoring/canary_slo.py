@@ -4,10 +4,10 @@ Errors and records are counted over the current step (`increase()` of the servic
 since the step started, read over Prometheus's HTTP API) and judged by
 flywheel.monitoring.canary_errors, which stays sound on a handful of records; call times too
 (the canary's `flywheel_routed_call_seconds` buckets and both roles' p95 over the step), judged
-by flywheel.monitoring.canary_latency the same way; the live accuracy, where labels arrived, comes from the inference
-log (flywheel.monitoring.canary_live). A series Prometheus does not have yet is None: no
-evidence, which holds the step but never promotes it. A step passes only with
-`canary.min_records` canary records seen over it.
+by flywheel.monitoring.canary_latency the same way; the live accuracy, where labels arrived,
+comes from the inference log (flywheel.monitoring.canary_live). A series Prometheus does not
+have yet is None: no evidence, which holds the step but never promotes it. A step passes only
+with `canary.min_records` canary records and timed calls seen over it.
 """
 
 from __future__ import annotations
@@ -91,8 +91,9 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
 
     A breach rolls back at once, whatever the step. A step passes once it has lasted
     `step_seconds`, the canary answered `min_records` records and timed as many calls over it,
-    and its p95 ratio over the step keeps `max_latency_ratio` (over it: rolled back); passing the step before the last share (1.0) promotes, since at 100% there is no
-    champion traffic left to compare with.
+    and its p95 ratio over the step keeps `max_latency_ratio` (over it: rolled back); passing
+    the step before the last share (1.0) promotes, since at 100% there is no champion traffic
+    left to compare with.
     """
     reason = breach(evaluation, progress.plan)
     if reason is not None:
