@@ -148,6 +148,13 @@ def test_a_slow_canary_rolls_back_on_evidence_before_min_records() -> None:
     assert next_action(_at(0), _seen(3, 0, 5.0), now=5000.0)[0] == HOLD  # 3 of 100 records
 
 
+def test_an_evaluation_with_timed_canary_calls_saw_canary_traffic() -> None:
+    """The controller counts evaluations from the first with canary traffic; timed calls are
+    traffic even when the records counter's increase has not reached Prometheus yet."""
+    assert _seen(0, calls=6).has_traffic and _seen(6, calls=0).has_traffic
+    assert not _seen(0).has_traffic
+
+
 def test_the_step_holds_its_p95_ratio_to_the_bound_when_it_would_pass() -> None:
     action, reason = next_action(_at(0), _seen(100, 0, 1.51), now=1060.0)
     assert action == ROLLBACK and "1.51x" in reason and "100 canary calls" in reason

@@ -62,7 +62,9 @@ class Evaluation:
 
     @property
     def has_traffic(self) -> bool:
-        return self.canary_records > 0
+        """Canary records or timed calls seen: either is evidence an evaluation judged (the two
+        counters' first increase can reach Prometheus at different scrapes)."""
+        return self.canary_records > 0 or self.canary_calls > 0
 
     @property
     def champion_error_ratio(self) -> float:
