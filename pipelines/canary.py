@@ -2,16 +2,16 @@
 
 Deployed as `flywheel-canary/controller` (prefect.yaml), started by `flywheel canary run` or the
 deployment; each evaluation is a task run in the UI. Every `canary.eval_seconds` it reads the
-canary's and the champion's records and errors over the step and their latency ratio from
+canary's and the champion's records, errors and model-call times over the step from
 Prometheus, and their live accuracy where labels arrived from the inference log
 (flywheel.monitoring.canary_slo), and then:
 
 - a breach: rolls back at once (share 0, alias removed, `flywheel.canary_rolled_back_reason` on
   the version, a `flywheel.canary.rolled_back` Prefect event, an error line in the log; the
   services' `flywheel_canary_rolled_back_timestamp_seconds` fires FlywheelCanaryRolledBack);
-- a step that lasted `step_seconds`, saw `min_records` canary records and kept every bound: the
-  next share, or, after the step before the last, promotion (champion -> the version, the old
-  one -> `previous`);
+- a step that lasted `step_seconds`, saw `min_records` canary records and timed calls and kept
+  every bound, its p95 ratio over the step included: the next share, or, after the step before
+  the last, promotion (champion -> the version, the old one -> `previous`);
 - otherwise holds, renewing the lease.
 
 All state is in the registry (flywheel.registry.canary): a controller that restarts carries on

@@ -348,7 +348,8 @@ class CanaryParams(_Section):
     max_error_excess: float = Field(ge=0, le=1, description="canary error ratio "
                                     "minus the champion's, at most")
     max_latency_ratio: float = Field(gt=0, description="canary p95 model-call time "
-                                     "over the champion's, at most")
+                                     "over the champion's, at most (judged on the share of "
+                                     "canary calls past this x the champion's p95)")
     min_records: int = Field(100, ge=1, description="canary records a step must have seen "
                              "before it may pass")
     max_metric_drop: float = Field(0.02, ge=0, le=1, description="canary live accuracy below "

@@ -1,6 +1,6 @@
-"""The canary's decisions, by hand: which bound breaks (errors by an exact binomial test on few
-records, latency, live accuracy), when a step passes, what the lease routes, and which key a
-request is routed by. Pure functions; the end-to-end run on real
+"""The canary's decisions, by hand: which bound breaks (errors and slow calls by exact binomial
+tests on few records, the step's p95 ratio, live accuracy), when a step passes, what the lease
+routes, and which key a request is routed by. Pure functions; the end-to-end run on real
 processes is tests/integration/serving/test_canary.py."""
 
 from __future__ import annotations
@@ -15,10 +15,15 @@ import pytest
 
 from flywheel.config import CanaryParams
 from flywheel.monitoring.canary_errors import binomial_tail, error_breach
+from flywheel.monitoring.canary_latency import latency_breach, slow_calls
 from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy, metric_breach
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
+    CALL_BUCKETS,
+    CALL_P95,
     CANARY_COUNT,
+    CANARY_SELECTOR,
+    CHAMPION_SELECTOR,
     HOLD,
     PROMOTE,
     ROLLBACK,
@@ -33,14 +38,26 @@ from tests.conftest import REPO
 PLAN = Plan(steps=[0.05, 0.25, 0.5, 1.0], step_seconds=60, eval_seconds=10, lease_seconds=30,
             max_error_excess=0.01, max_latency_ratio=1.5, started_at=1000.0, min_records=100,
             max_metric_drop=0.02, min_labelled_rows=50)
+CHAMPION_P95 = 0.004  # x 1.5 = 0.006: a canary call is slow past the bound 0.01 of _calls
+
+
+def _calls(calls: int, slow: int = 0) -> tuple[tuple[float, int], ...]:
+    """Cumulative call-time buckets: `slow` of `calls` past 0.01 s, the rest within 0.005 s."""
+    return ((0.005, calls - slow), (0.01, calls - slow), (math.inf, calls))
+
+
 GOOD = Evaluation(canary_records=120, canary_errors=0, champion_records=2000,
-                  champion_errors=0, latency_ratio=1.1)
+                  champion_errors=0, latency_ratio=1.1, champion_p95=CHAMPION_P95,
+                  canary_buckets=_calls(120, 2))
 
 
 def _seen(records: int, errors: int = 0, ratio: float | None = 1.0,
-          live: LiveAccuracy | None = None) -> Evaluation:
-    """A canary's counts over the step beside a champion with 1000 records and no errors."""
-    return Evaluation(records, errors, 1000, 0, ratio, live)
+          live: LiveAccuracy | None = None, slow: int = 0,
+          calls: int | None = None) -> Evaluation:
+    """A canary's counts over the step (one timed call a record that did not fail, unless
+    `calls` says) beside a champion with 1000 records, no errors and a p95 of 4 ms."""
+    calls = records - errors if calls is None else calls
+    return Evaluation(records, errors, 1000, 0, ratio, live, CHAMPION_P95, _calls(calls, slow))
 
 
 def _at(step: int, started: float = 1000.0, lease: float = 1030.0,
@@ -92,15 +109,57 @@ def test_breach_names_the_bound_it_broke() -> None:
     assert breach(_seen(100, 1, 1.5), PLAN) is None  # at the bounds: kept
     errors = breach(_seen(5, 1), PLAN)
     assert errors is not None and "1 of 5" in errors and "max_error_excess" in errors
-    slow = breach(_seen(5, 0, 1.51), PLAN)
-    assert slow is not None and "1.51x" in slow and "max_latency_ratio" in slow
+    slow = breach(_seen(10, slow=4), PLAN)
+    assert slow is not None and "4 of 10" in slow and "max_latency_ratio" in slow
+    assert "0.01 s" in slow  # the first bucket bound at or past 1.5 x 0.004
 
 
-def test_a_slow_canary_rolls_back_even_before_min_records() -> None:
-    for records in (3, 100, 5000):
-        action, reason = next_action(_at(0), _seen(records, 0, 1.51), now=1001.0)
-        assert action == ROLLBACK and "max_latency_ratio" in reason
-    assert next_action(_at(0), _seen(3, 0, 1.5), now=1001.0)[0] == HOLD
+def test_slow_calls_are_counted_past_the_first_bucket_bound_at_the_threshold() -> None:
+    buckets = ((0.005, 90), (0.006, 95), (0.0072, 97), (math.inf, 100))
+    assert slow_calls(buckets, 0.0055) == (5, 100, 0.006)  # rounded up to 0.006
+    assert slow_calls(buckets, 0.0072) == (3, 100, 0.0072)  # a bound equal to it counts
+    assert slow_calls(buckets, 1.0) == (0, 100, math.inf)  # past every finite bound
+    assert slow_calls((), 0.001) == (0, 0, math.inf)
+
+
+def test_slow_calls_roll_back_only_when_significantly_over_five_percent() -> None:
+    # P(X >= k | X ~ Binomial(n, 0.05)) <= 0.01, by hand:
+    # 1 of 1: 0.05 (a first slow call alone is not a slow canary); 2 of 2: 0.0025
+    assert latency_breach(_calls(1, 1), CHAMPION_P95, 1.5) is None
+    assert latency_breach(_calls(2, 2), CHAMPION_P95, 1.5) is not None
+    # 10 calls: P(X >= 3) = 1 - 0.95^10 - 10*0.05*0.95^9 - 45*0.05^2*0.95^8 = 0.011504 > 0.01
+    # and P(X >= 4) = 0.011504 - 120*0.05^3*0.95^7 = 0.001028 <= 0.01
+    by_hand = 1 - 0.95**10 - 0.5 * 0.95**9 - 45 * 0.0025 * 0.95**8
+    assert math.isclose(by_hand, 0.011504, abs_tol=1e-6)
+    assert binomial_tail(3, 10, 0.05) == pytest.approx(by_hand)
+    assert latency_breach(_calls(10, 3), CHAMPION_P95, 1.5) is None
+    reason = latency_breach(_calls(10, 4), CHAMPION_P95, 1.5)
+    assert reason is not None and "p = 0.001" in reason
+    # a looser bound, 3 x 0.004 = 0.012, is past these buckets' last finite bound: none counted
+    assert latency_breach(_calls(10, 4), CHAMPION_P95, 3.0) is None
+    assert latency_breach(_calls(10, 10), None, 1.5) is None  # no champion calls to compare
+
+
+def test_a_slow_canary_rolls_back_on_evidence_before_min_records() -> None:
+    action, reason = next_action(_at(0), _seen(10, slow=4), now=1001.0)
+    assert action == ROLLBACK and "max_latency_ratio" in reason
+    # a p95 ratio of a few calls is no evidence: only the step's verdict judges it
+    assert next_action(_at(0), _seen(3, 0, 5.0), now=1001.0)[0] == HOLD
+    assert next_action(_at(0), _seen(3, 0, 5.0), now=5000.0)[0] == HOLD  # 3 of 100 records
+
+
+def test_an_evaluation_with_timed_canary_calls_saw_canary_traffic() -> None:
+    """The controller counts evaluations from the first with canary traffic; timed calls are
+    traffic even when the records counter's increase has not reached Prometheus yet."""
+    assert _seen(0, calls=6).has_traffic and _seen(6, calls=0).has_traffic
+    assert not _seen(0).has_traffic
+
+
+def test_the_step_holds_its_p95_ratio_to_the_bound_when_it_would_pass() -> None:
+    action, reason = next_action(_at(0), _seen(100, 0, 1.51), now=1060.0)
+    assert action == ROLLBACK and "1.51x" in reason and "100 canary calls" in reason
+    assert next_action(_at(0), _seen(100, 0, 1.51), now=1059.0)[0] == HOLD  # not judged yet
+    assert next_action(_at(0), _seen(100, 0, 1.5), now=1060.0)[0] == ADVANCE  # at the bound
 
 
 def test_live_accuracy_drop_is_judged_with_enough_labels_on_both_sides() -> None:
@@ -129,6 +188,8 @@ def test_a_step_holds_until_it_lasted_step_seconds_with_min_records() -> None:
     assert next_action(_at(0), _seen(0, ratio=None), now=5000.0)[0] == HOLD
     action, reason = next_action(_at(0), _seen(99), now=5000.0)
     assert action == HOLD and "99 of 100" in reason
+    action, reason = next_action(_at(0), _seen(120, calls=99), now=5000.0)  # batched records
+    assert action == HOLD and "99 of 100" in reason and "timed calls" in reason
     assert next_action(_at(0), _seen(100), now=5000.0)[0] == ADVANCE
     assert next_action(_at(0), _seen(100, ratio=None), now=5000.0)[0] == HOLD
 
@@ -230,3 +291,6 @@ def test_the_step_count_query_is_the_one_promtool_pins() -> None:
     pinned = (REPO / "infra/prometheus/tests/canary_test.yml").read_text()
     for kind in ("records", "errors"):
         assert CANARY_COUNT.format(kind=kind, version="2", window=180) in pinned
+    assert CALL_BUCKETS.format(version="2", window=180) in pinned
+    for selector in (CANARY_SELECTOR, CHAMPION_SELECTOR):
+        assert CALL_P95.format(selector=selector.format(version="2"), window=180) in pinned

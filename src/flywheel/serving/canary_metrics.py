@@ -13,7 +13,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from flywheel.serving.shadow_metrics import LATENCY_BUCKETS
+# 1.2x apart from 0.5 ms to 9.4 s: the controller counts canary calls past the first bound at or
+# above canary.max_latency_ratio x the champion's p95 (flywheel.monitoring.canary_latency), so a
+# coarse ladder (1-2.5-5) would round a 1.5x threshold up past 2x and miss a 2x slower canary.
+CALL_BUCKETS = tuple(float(f"{0.0005 * 1.2**i:.3g}") for i in range(55))
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def routed_metrics() -> RoutedMetrics:
                        "are answered again by the champion)", labels),
         seconds=Histogram("flywheel_routed_call_seconds",
                           "Time of one model call, by role and version", labels,
-                          buckets=LATENCY_BUCKETS),
+                          buckets=CALL_BUCKETS),
         share=Gauge("flywheel_canary_share",
                     "Share of requests this service routes to the canary version now (0: "
                     "none, or its lease lapsed)", ["model_version"],

@@ -3,8 +3,8 @@ controller flow against the session's Prefect server, and the CLI as a user type
 
 One registry, one server and one Prometheus for the module; tests run in file order: a good
 canary (no traffic before a lease, traffic under one, none once it lapsed, then promoted by the
-controller with no human step), then a broken one rolled back. Clients send requests all
-along; every answer is checked.
+controller with no human step), then a broken one and a slow one rolled back. Clients send
+requests all along; every answer is checked.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ pytestmark = pytest.mark.slow
 
 WAIT_S = 90
 CANARY = {"steps": [0.2, 0.5, 1.0], "step_seconds": 3, "eval_seconds": 1, "lease_seconds": 8,
-          # Same model both sides: p95s of a few ms differ by noise on a shared machine, and a
-          # broken canary's failed call plus the champion's answer can be several times slower
-          # under load; these tests judge errors (the latency bound: promtool and unit tests).
-          "max_latency_ratio": 50.0, "max_error_excess": 0.01, "min_records": 20}
+          # Latency is judged on counts (flywheel.monitoring.canary_latency): a good canary's
+          # few slow calls on a shared machine are no evidence, a 2x bound holds for it.
+          "max_latency_ratio": 2.0, "max_error_excess": 0.01, "min_records": 50}
+SLOW_TREES = 1500  # a forest this large takes ~150 ms a call: several x the champion
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +192,54 @@ def test_a_broken_canary_is_rolled_back_within_two_evaluations_and_clients_see_n
                         role="canary", model_version=version) > 0
     event = wait_for(lambda: _events("flywheel.canary.rolled_back"), WAIT_S, "the Prefect event")
     assert event[0]["payload"]["version"] == version
+
+
+def test_a_slow_canary_is_rolled_back_within_two_evaluations_on_its_slow_calls(
+        canary_server: Server, canary_registry: Registry, cli: Any,
+        records: list[dict[str, Any]], tmp_path: Path) -> None:
+    source = _slow_copy(canary_registry, records, tmp_path / "slow")
+    version = canary_registry.register(commit="slow", data_md5="data-v1",
+                                       source=source.as_uri(), champion=False)
+    champion_before = _aliases(canary_registry)["champion"]
+    started = cli("canary", "start", "--version", version, "--force", "--reason", "test")
+    assert started.returncode == 0, started.stderr
+    with Clients(canary_server, records) as clients:
+        done = cli("canary", "run")
+    assert done.returncode == 0 and "canary rolled_back" in done.stdout, done.stdout + done.stderr
+    assert _aliases(canary_registry)["champion"] == champion_before
+    assert "canary" not in _aliases(canary_registry)
+    reason = canary_registry.client().get_model_version(canary_registry.name, version).tags[
+        "flywheel.canary_rolled_back_reason"]
+    assert "canary calls slower than" in reason and "max_latency_ratio" in reason, reason
+    seen = int(reason.rsplit("evaluation ", 1)[1].split(" ", 1)[0])
+    print(f"slow canary rolled back at evaluation {seen} with canary traffic: {reason}")
+    assert 1 <= seen <= 2, reason
+    assert set(clients.statuses) == {200}, clients.statuses  # slower answers, never errors
+    assert clients.versions[version] > 0  # it did answer before the rollback
+
+
+def _slow_copy(registry: Registry, records: list[dict[str, Any]], folder: Path) -> Path:
+    """The trained model's files with its estimator swapped for a forest of SLOW_TREES trees
+    fitted to the champion's own answers: the same kind of answers, each call several times
+    slower. Registered and signed like any version."""
+    import pickle
+    import shutil
+
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+
+    from flywheel.data.io import feature_frame
+
+    shutil.copytree(Path(registry.artifacts.removeprefix("file://")), folder)
+    (model_file,) = folder.rglob("model.pkl")
+    model = pickle.loads(model_file.read_bytes())
+    matrix = model._compiled.transform(feature_frame(model.spec, pd.DataFrame(records)))
+    answers = model.estimator.predict(matrix)
+    assert len(set(answers)) == 2, "the sample records must draw both answers"
+    model.estimator = RandomForestClassifier(n_estimators=SLOW_TREES, max_depth=4, n_jobs=1,
+                                             random_state=0).fit(matrix, answers)
+    model_file.write_bytes(pickle.dumps(model))
+    return folder
 
 
 def _logged_rows(server: Server, role: str) -> int:
