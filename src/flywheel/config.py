@@ -118,7 +118,8 @@ class CNNParams(_Section):
     max_epochs: int = Field(default=12, ge=1)
     min_steps: int = Field(default=400, ge=0, description="a small training split trains "
                            "more epochs than max_epochs, up to this many batches in all")
-    patience: int = Field(default=3, ge=1, description="epochs without a better valid loss")
+    patience: int = Field(default=3, ge=1, description="epochs without a better valid loss "
+                          "(stretched in the same ratio when min_steps adds epochs)")
     shift: int = Field(default=2, ge=0, description="augmentation: random shift, pixels")
     rotation: float = Field(default=10.0, ge=0, le=180, description="augmentation: degrees")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -96,3 +96,23 @@ def test_a_spec_pickled_before_background_existed_lays_over_white() -> None:
     again.__setstate__(state)
     assert again.background == "white"
     assert pickle.loads(pickle.dumps(again)) == RGB_FIT
+
+
+def test_an_image_folder_s_suite_holds_it_to_the_image_rules_not_the_table_bounds() -> None:
+    from flywheel.config import load_params
+    from flywheel.data.spec import DatasetSpec
+    from flywheel.images.stats import stat_features
+    from flywheel.validation.suite import build_suite
+
+    classes = [f"class_{i}" for i in range(20)]
+    spec = DatasetSpec(name="pets", path=Path("data/pets"), target="label", task="multiclass",
+                       classes=classes, features=stat_features(),
+                       image=RGB_FIT.model_copy(update={"min_per_class": 10,
+                                                        "max_imbalance": 4.0}))
+    table = load_params(Path("params.yaml")).validate_
+    assert (table.min_rows, table.min_class_fraction) == (500, 0.05)  # a table's bounds
+    suite = build_suite(spec, table)
+    checks = {(e.meta["check"], e.meta.get("cls")): e for e in suite.expectations}
+    assert checks[("row_count", None)].min_value == 200  # 10 a class x 20 classes
+    # the smallest class beside 19 four times its size: 1 / (1 + 19 x 4) = 1 / 77
+    assert checks[("class_balance", "class_3")].mostly == pytest.approx(1 / 77)

@@ -148,15 +148,16 @@ def test_the_cnn_learns_a_toy_task_and_pickles_to_a_cpu_network(tmp_path: Path) 
     assert list(again.predict(frame).columns)[:2] == ["prediction", "probability"]
 
 
-@pytest.mark.parametrize("rows, min_steps, epochs", [
-    (627, 400, 20),  # ceil(627 / 32) = 20 steps an epoch; ceil(400 / 20) = 20 epochs
-    (300, 400, 40),  # 10 steps an epoch
-    (3200, 400, 12),  # 100 steps an epoch: max_epochs already makes 1,200
-    (627, 0, 12),
+@pytest.mark.parametrize("rows, min_steps, epochs, patience", [
+    (627, 400, 20, 5),  # ceil(627 / 32) = 20 steps an epoch; 400 / 20 = 20; 3 x 20 / 12 = 5
+    (129, 400, 80, 20),  # 5 steps an epoch; 3 x 80 / 12 = 20
+    (3200, 400, 12, 3),  # 100 steps an epoch: max_epochs already makes 1,200
+    (627, 0, 12, 3),
 ])
-def test_a_small_training_split_trains_more_epochs(rows: int, min_steps: int,
-                                                   epochs: int) -> None:
-    from flywheel.training.cnn import epoch_count
+def test_a_small_training_split_trains_more_epochs_with_as_much_patience(
+    rows: int, min_steps: int, epochs: int, patience: int
+) -> None:
+    from flywheel.training.cnn import epoch_plan
 
-    params = CNNParams(batch_size=32, max_epochs=12, min_steps=min_steps)
-    assert epoch_count(params, rows) == epochs
+    params = CNNParams(batch_size=32, max_epochs=12, patience=3, min_steps=min_steps)
+    assert epoch_plan(params, rows) == (epochs, patience)

@@ -200,7 +200,7 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
     step_net = group.wrap(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     scaler = torch.amp.GradScaler(enabled=choice.grad_scaler)
-    epochs = epoch_count(params, len(x_train))
+    epochs, patience = epoch_plan(params, len(x_train))
     # The step size decays to zero over the epochs: few epochs still end on fine steps.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     local_batch, run = group.local_batch(params.batch_size), _Run()
@@ -223,17 +223,22 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
             run.best_loss, run.best_epoch = loss_now, epoch
             run.best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in net.state_dict().items()}
-        elif epoch - run.best_epoch >= params.patience:
+        elif epoch - run.best_epoch >= patience:
             break
     return run
 
 
-def epoch_count(params: CNNParams, rows: int) -> int:
-    """`max_epochs`, or more for a small training split: enough epochs for `min_steps` steps of
-    `batch_size` images (a few hundred images make a few steps an epoch, too few to learn
-    from in `max_epochs`; the count is the global batch's, so every DDP rank agrees)."""
+def epoch_plan(params: CNNParams, rows: int) -> tuple[int, int]:
+    """The epochs to train and the patience, for `rows` training images.
+
+    `max_epochs`, or more for a small training split: enough epochs for `min_steps` steps of
+    `batch_size` images (a few hundred images make a few steps an epoch, too few to learn from
+    in `max_epochs`). The patience stretches with them, the same share of the schedule: three
+    epochs of five steps would stop a fit before it had begun. Counted on the global batch,
+    so every DDP rank agrees."""
     steps_per_epoch = math.ceil(rows / params.batch_size)
-    return max(params.max_epochs, math.ceil(params.min_steps / max(steps_per_epoch, 1)))
+    epochs = max(params.max_epochs, math.ceil(params.min_steps / max(steps_per_epoch, 1)))
+    return epochs, math.ceil(params.patience * epochs / params.max_epochs)
 
 
 def save_checkpoint(path: Path, network: CNNClassifier, epoch: int, seed: int) -> None:
