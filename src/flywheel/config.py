@@ -105,13 +105,21 @@ class CNNParams(_Section):
     """The image classifier (training/cnn.py); sized to train the MNIST example on 2 CPU cores
     in well under two minutes."""
 
-    channels: list[int] = Field(default=[16, 32], min_length=1, description="per conv block")
+    channels: list[int] = Field(default=[16, 32, 64], min_length=1,
+                                description="per conv block")
+    pool: int = Field(default=1, ge=1, description="side of the pool before the head: 1 sees "
+                      "what is in the image wherever it is, 7 also where")
+    standardize: bool = Field(default=True, description="each image to zero mean and unit "
+                              "spread per channel before the first conv")
     hidden: int = Field(default=64, ge=1, description="the penultimate layer: the embedding")
     dropout: float = Field(default=0.1, ge=0, lt=1)
     lr: float = Field(default=0.003, gt=0)
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=32, ge=1)
     max_epochs: int = Field(default=12, ge=1)
-    patience: int = Field(default=3, ge=1, description="epochs without a better valid loss")
+    min_steps: int = Field(default=400, ge=0, description="a small training split trains "
+                           "more epochs than max_epochs, up to this many batches in all")
+    patience: int = Field(default=3, ge=1, description="epochs without a better valid loss "
+                          "(stretched in the same ratio when min_steps adds epochs)")
     shift: int = Field(default=2, ge=0, description="augmentation: random shift, pixels")
     rotation: float = Field(default=10.0, ge=0, le=180, description="augmentation: degrees")
     device: Literal["auto", "cpu", "cuda"] = "auto"

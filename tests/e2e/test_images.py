@@ -6,50 +6,28 @@ serve` answers uploads of digits it never saw (multipart, real `bentoml serve` o
 at least as well, and `flywheel monitor` reads their logged statistics for drift. Adding
 images keeps every old file on its side of the split, and `flywheel data checkout` brings back
 the exact folder the version was trained on (real DVC). A folder with a broken file stops the
-run in one line, exit 4, with nothing registered. One project for the module (e2e time is
-scarce): the digits train once.
+run in one line, exit 4, with nothing registered. One project for the module
+(tests/e2e/conftest.py): the digits train once.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sqlite3
-import sys
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
 from flywheel.errors import ValidationFailed
 from flywheel.images.mnist_example import write_mnist
-from tests.alerting import start
-from tests.conftest import make_project, project_in_use, run_cli
-from tests.integration.serving.conftest import free_port
+from tests.conftest import run_cli
+from tests.e2e.conftest import registered, served, upload
 
 pytestmark = pytest.mark.slow
 PER_CLASS = 450  # of the 500 bundled: the rest arrive later as "new images"
 ADDED = 50
 MODEL = "flywheel-mnist"
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Path]:
-    root = make_project(tmp_path_factory.mktemp("images") / "project")
-    with project_in_use(root, chdir=True, PREFECT_API_URL=prefect_server):
-        yield root
-
-
-def registered(root: Path) -> set[str]:
-    db = root / "mlflow.db"
-    if not db.is_file():
-        return set()
-    with sqlite3.connect(db) as con:
-        return {name for (name,) in con.execute("select name from registered_models")}
 
 
 def sides(root: Path) -> dict[str, str]:
@@ -90,20 +68,10 @@ def test_the_served_champion_answers_uploads_of_unseen_digits(root: Path) -> Non
     unseen = root.parent / "unseen"
     write_mnist(unseen, per_class=ADDED, first=PER_CLASS)  # never in the project's folder
     files = sorted(unseen.rglob("*.png"))
-    port = free_port()
-    with ExitStack() as stack:
-        running = start(stack, "serve-mnist",
-                        [str(Path(sys.executable).parent / "flywheel"), "serve", "--port",
-                         str(port), "--model", MODEL],
-                        cwd=root, env={**os.environ, "FLYWHEEL_ROOT": str(root)},
-                        url=f"http://127.0.0.1:{port}", probe="/readyz")
-        client = stack.enter_context(httpx.Client(base_url=running.url, timeout=30))
+    with served(root, MODEL) as client:
         right = 0
         for path in files:
-            answer = client.post("/predict_image",
-                                 files={"image": (path.name, path.read_bytes(), "image/png")})
-            assert answer.status_code == 200, answer.text
-            (first,) = answer.json()
+            first = upload(client, path)
             assert first["model_name"] == MODEL and set(first["probabilities"]) == {
                 str(d) for d in range(10)}
             right += first["prediction"] == path.parent.name

@@ -25,7 +25,7 @@ def network(architecture: int = ARCHITECTURE) -> CNNClassifier:
 
 def test_the_architecture_and_blocks_travel_with_the_pickle() -> None:
     again = pickle.loads(pickle.dumps(network()))
-    assert again.architecture == ARCHITECTURE == 1 and again.config["blocks"] == [2]
+    assert again.architecture == ARCHITECTURE == 2 and again.config["blocks"] == [2]
     assert again.predict_proba(np.zeros((3, 1, 8, 8), dtype=np.float32)).shape == (3, 2)
 
 
@@ -36,13 +36,32 @@ def test_a_network_pickled_before_versions_loads_as_the_first_layout() -> None:
     assert old.predict_proba(np.zeros((1, 1, 8, 8), dtype=np.float32)).shape == (1, 2)
 
 
+def test_a_first_layout_config_rebuilds_the_7x7_head_without_standardizing() -> None:
+    old = SmallCNN(**CONFIG)  # a version 1 config: no pool, no standardize
+    assert not old.standardize and old.embedding[1].in_features == 2 * 7 * 7
+    new = SmallCNN(**CONFIG, pool=1, standardize=True)
+    assert new.embedding[1].in_features == 2 * 1 * 1
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_standardized_answers_do_not_move_with_the_light(standardize: bool) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    net = SmallCNN(**{**CONFIG, "blocks": [4]}, pool=1, standardize=standardize).eval()
+    x = torch.rand(3, 1, 8, 8)
+    with torch.inference_mode():
+        shift = (net(x) - net(x + 0.3)).abs().max().item()  # every pixel 0.3 lighter
+    assert (shift < 1e-4) == standardize, shift
+
+
 def test_an_unknown_architecture_is_refused_in_one_line() -> None:
     with pytest.raises(IncompatibleModel) as raised:
         pickle.loads(pickle.dumps(network(architecture=99)))
     message = str(raised.value)
     assert "\n" not in message and isinstance(raised.value, DataError)
     assert "CNN network (blocks [2])" in message
-    assert "architecture version 99" in message and "loads version(s) 1" in message
+    assert "architecture version 99" in message and "loads version(s) 1, 2" in message
 
 
 class Client:

@@ -52,7 +52,7 @@ def test_the_spec_of_a_uniform_folder_holds_its_size_classes_and_task(tmp_path: 
     assert spec.floors == {"macro_f1": pytest.approx(0.24, abs=0.001)}
 
 
-def test_mixed_sizes_and_modes_take_the_most_common_and_resize_fit(tmp_path: Path) -> None:
+def test_mixed_sizes_and_modes_take_the_median_size_and_resize_fit(tmp_path: Path) -> None:
     root = write_folder(tmp_path / "pets", {"cat": 3, "dog": 2}, size=(8, 8))
     (root / "dog" / "odd.png").write_bytes(png(np.zeros((5, 7, 3)), mode="RGB"))
     (root / "dog" / "broken.png").write_bytes(b"not an image at all")  # left for validation
@@ -146,3 +146,18 @@ def test_the_cnn_learns_a_toy_task_and_pickles_to_a_cpu_network(tmp_path: Path) 
     frame = pd.DataFrame({IMAGE_COLUMN: [png(np.full((8, 8), v)) for v in (10, 200)]})
     assert again.predict(frame).equals(model.predict(frame))
     assert list(again.predict(frame).columns)[:2] == ["prediction", "probability"]
+
+
+@pytest.mark.parametrize("rows, min_steps, epochs, patience", [
+    (627, 400, 20, 5),  # ceil(627 / 32) = 20 steps an epoch; 400 / 20 = 20; 3 x 20 / 12 = 5
+    (129, 400, 80, 20),  # 5 steps an epoch; 3 x 80 / 12 = 20
+    (3200, 400, 12, 3),  # 100 steps an epoch: max_epochs already makes 1,200
+    (627, 0, 12, 3),
+])
+def test_a_small_training_split_trains_more_epochs_with_as_much_patience(
+    rows: int, min_steps: int, epochs: int, patience: int
+) -> None:
+    from flywheel.training.cnn import epoch_plan
+
+    params = CNNParams(batch_size=32, max_epochs=12, patience=3, min_steps=min_steps)
+    assert epoch_plan(params, rows) == (epochs, patience)

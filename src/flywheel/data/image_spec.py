@@ -10,7 +10,7 @@ This block says what every file must decode to, and how a file that does not is 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,8 +26,11 @@ class ImageSpec(BaseModel):
     mode: Literal["L", "RGB"] = Field(description="grey (L) or colour (RGB)")
     resize: Literal["none", "fit"] = Field(
         default="none",
-        description="none: another size or mode is a validation error; fit: resized (bilinear) "
-        "and converted to mode",
+        description="none: another size or mode is a validation error; fit: transparency laid "
+        "over background, converted to mode and resized (bilinear) to width x height",
+    )
+    background: Literal["white", "black"] = Field(
+        default="white", description="what a transparent pixel is laid over (resize: fit)"
     )
     extensions: list[str] = Field(default_factory=lambda: [".png", ".jpg", ".jpeg"])
     min_per_class: int = Field(default=10, ge=1, description="fewest images a class may have")
@@ -36,6 +39,15 @@ class ImageSpec(BaseModel):
         description="largest class count over smallest class count, at most",
     )
     max_bytes: int = Field(default=5_000_000, ge=1, description="largest file or upload accepted")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A spec pickled before a field existed (a registered model carries its spec) takes
+        that field's default, rather than failing when the field is first read."""
+        values = state["__dict__"]
+        for name, info in type(self).model_fields.items():
+            if name not in values:
+                values[name] = info.get_default(call_default_factory=True)
+        super().__setstate__(state)
 
     @property
     def channels(self) -> int:

@@ -7,6 +7,13 @@ renamed `.png` is refused by its bytes, not its name), the byte count and the pi
 bounded before decoding (a decompression bomb is refused, not allocated), and a truncated file
 fails (`verify` checks a PNG's checksums and end chunk, `load` a JPEG's data) where Pillow
 would otherwise pad it with grey or not notice.
+
+Under `resize: fit` every readable file becomes the spec's pixels by one declared rule: a
+transparent pixel (RGBA, LA, a palette's or grey PNG's transparency) is laid over
+`image.background`, the result converted to `mode` and resized (bilinear, antialiased; the
+aspect ratio is not kept) to `width` x `height`. A JPEG larger than that is decoded at a
+reduced scale first (libjpeg's DCT scaling, `draft`): a phone photo costs a fraction of its
+full decode, and every door decodes the same bytes to the same pixels.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from flywheel.errors import DataError
 
 FORMATS = ("PNG", "JPEG")
 # Pixels an image may have before it is decoded, as a multiple of the spec's own size (and at
-# least a 1024x1024 image): enough for a photo that `resize: fit` shrinks, not for a bomb.
+# least a 4096x4096 image, a 12-megapixel phone photo): enough for a photo that `resize: fit`
+# shrinks, not for a bomb.
 MAX_PIXEL_FACTOR = 64
-MIN_PIXEL_LIMIT = 1024 * 1024
+MIN_PIXEL_LIMIT = 4096 * 4096
+BACKGROUNDS = {"white": 255, "black": 0}  # image.background, per channel
 
 
 @dataclass(frozen=True)
@@ -54,17 +63,22 @@ def decode_image(data: bytes, spec: ImageSpec, name: str) -> Decoded:
             if width * height > pixel_limit(spec):
                 raise DataError(f"{name}: {width}x{height} pixels, more than this spec accepts "
                                 f"({pixel_limit(spec)} pixels)")
+            stored = (width, height, len(image.getbands()), len(data))
+            if spec.resize == "fit" and image.format == "JPEG":
+                image.draft(spec.mode, (spec.width, spec.height))  # no-op unless it shrinks
             image.load()
-            return _fit(image, spec, name, len(data))
+            return _fit(image, spec, name, stored)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
             Image.DecompressionBombError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"{name}: not a readable PNG or JPEG image ({reason})") from None
 
 
-def _fit(image: Image.Image, spec: ImageSpec, name: str, nbytes: int) -> Decoded:
-    width, height = image.size
-    channels = len(image.getbands())
+def _fit(image: Image.Image, spec: ImageSpec, name: str, stored: tuple[int, int, int, int]
+         ) -> Decoded:
+    """`stored`: the file's width, height, channels and bytes (what its statistics report),
+    as it was before a JPEG's reduced-scale decoding."""
+    width, height, channels, nbytes = stored
     if spec.resize == "none":
         if (width, height) != (spec.width, spec.height):
             raise DataError(f"{name}: {width}x{height} pixels, expected {spec.width}x"
@@ -72,12 +86,22 @@ def _fit(image: Image.Image, spec: ImageSpec, name: str, nbytes: int) -> Decoded
         if image.mode != spec.mode:
             raise DataError(f"{name}: mode {image.mode}, expected {spec.mode} "
                             "(image.resize: none)")
-    converted = image.convert(spec.mode)
+    converted = _opaque(image, spec).convert(spec.mode)
     if converted.size != (spec.width, spec.height):
         converted = converted.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
     pixels = np.asarray(converted, dtype=np.uint8).reshape(spec.height, spec.width,
                                                            spec.channels)
     return Decoded(pixels=pixels, width=width, height=height, channels=channels, nbytes=nbytes)
+
+
+def _opaque(image: Image.Image, spec: ImageSpec) -> Image.Image:
+    """The image laid over the spec's background where it has transparency, else itself
+    (`convert` alone would keep whatever colour a transparent pixel happens to store)."""
+    if not image.has_transparency_data:
+        return image
+    rgba = image.convert("RGBA")
+    shade = BACKGROUNDS[spec.background]
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (shade, shade, shade, 255)), rgba)
 
 
 def to_batch(decoded: list[Decoded]) -> np.ndarray:

@@ -1,17 +1,23 @@
 """Infer an image dataset's spec from its folder, for the user to read, edit and commit.
 
 The rules, each visible in the YAML written: the classes are the subfolders (two make a binary
-task, more a multiclass one); the expected size is the most common one among the files, and
-the mode grey (`L`) when most files are grey, else `RGB`; `resize: fit` only when the files
-differ in size or mode (a uniform folder is held to its own size, so an odd file arriving later
-is refused, not silently stretched). Only headers are read here: a file that cannot even be
-opened is left for validation to name.
+task, more a multiclass one); the mode is grey (`L`) when most files are grey, else `RGB`; the
+size is the files' own when they all share it, else the median width by the median height
+(the most common size of a folder of assorted sizes is an accident of a few files). A size
+over `WORKING_SIDE` pixels on its longer side is scaled down to it, keeping its aspect ratio:
+the network trains and serves at that working size (a 224x224 photo becomes 64x64, so a CPU
+trains in minutes; raise `width` and `height` in the spec for more detail at more cost).
+`resize: fit` (decode.py: transparency over white, converted, resized) when the files differ
+in size or mode or are scaled down; a uniform folder at its own size gets `resize: none`, so an
+odd file arriving later is refused, not silently stretched. Only headers are read here: a file
+that cannot even be opened is left for validation to name.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from statistics import median
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
@@ -27,6 +33,7 @@ from flywheel.images.stats import stat_features
 
 LABEL = "label"  # an image dataset's target: the class subfolder
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # Pillow modes read as one channel
+WORKING_SIDE = 64  # the longest side an inferred spec trains at
 
 
 def infer_image_spec(
@@ -53,7 +60,8 @@ def infer_image_spec(
         raise DataError(f"{root}: no readable PNG or JPEG file in its class subfolders")
     kind = _task(len(folders), task)
     classes = [f.name for f in folders]
-    (width, height), mode = sizes.most_common(1)[0][0], modes.most_common(1)[0][0]
+    (width, height), mode = _working_size(sizes), modes.most_common(1)[0][0]
+    uniform = len(sizes) == 1 and len(modes) == 1 and (width, height) in sizes
     labels = pd.Series([c for c in classes for _ in range(counts[c])], dtype=object)
     return DatasetSpec(
         name=name, path=path, target=LABEL, task=kind, classes=classes,
@@ -61,8 +69,18 @@ def infer_image_spec(
         features=stat_features(),
         floors=inferred_floors(kind, labels),
         image=ImageSpec(width=width, height=height, mode=mode,  # type: ignore[arg-type]
-                        resize="fit" if len(sizes) > 1 or len(modes) > 1 else "none"),
+                        resize="none" if uniform else "fit"),
     )
+
+
+def _working_size(sizes: Counter[tuple[int, int]]) -> tuple[int, int]:
+    """The files' size (the median width and height when they differ), its longer side scaled
+    down to `WORKING_SIDE` when over it."""
+    widths = [w for (w, _), n in sizes.items() for _ in range(n)]
+    heights = [h for (_, h), n in sizes.items() for _ in range(n)]
+    width, height = round(median(widths)), round(median(heights))
+    scale = min(1.0, WORKING_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _header(file: Path) -> tuple[tuple[int, int], str] | None:

@@ -1,9 +1,12 @@
 """A small convolutional network for an image dataset, trained with early stopping.
 
 Read it top to bottom: build the network, seed, loop over epochs (augment, step, score on
-valid, keep the best weights in memory), restore the best, wrap them for inference. Conv
-blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool) then an adaptive pool to 7x7 make any image
-size fit one head; the head's hidden layer is the embedding monitoring compares. The wrapper
+valid, keep the best weights in memory), restore the best, wrap them for inference. Each image
+is first standardized (per channel, to zero mean and unit spread: a shape is the same shape in
+any colours or light), then conv blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool) and an
+adaptive pool make any image size fit one head: pooled to 1x1 (the default) the head sees what
+was found, wherever it was in the image; to 7x7 (the first layout) also where. The head's
+hidden layer is the embedding monitoring compares. The wrapper
 (`CNNClassifier`) holds plain numpy weights and rebuilds the module on the CPU when first used,
 so what is pickled into the ImageModel loads and serves without a GPU. It records the layout's
 `ARCHITECTURE` version: code that changes the layout raises it, and a network of a version the
@@ -31,31 +34,38 @@ from flywheel.training.device import DeviceChoice, choose_device
 from flywheel.training.ranks import SINGLE, Group
 
 # SmallCNN's layout: conv blocks (conv 3x3, batch norm, ReLU, 2x2 max-pool), adaptive pool to
-# 7x7, hidden layer, dropout, head. Version 1 is also every network pickled before versions.
-ARCHITECTURE = 1
-KNOWN_ARCHITECTURES = (1,)
+# 7x7, hidden layer, dropout, head. Version 1 is also every network pickled before versions;
+# version 2 adds the per-image standardization and the pool's side to the config (a version 1
+# config has neither: no standardization, 7x7, as it was trained).
+ARCHITECTURE = 2
+KNOWN_ARCHITECTURES = (1, 2)
 CHECKPOINT_NAME = "cnn.pt"
-POOLED = 7  # the adaptive pool's side: the head sees channels x 7 x 7 numbers (28 / 2 / 2)
+POOLED = 7  # version 1's pool side: the head sees channels x 7 x 7 numbers (28 / 2 / 2)
+SPREAD_FLOOR = 0.05  # added to a flat image's spread, so standardizing it divides by no zero
 SCORE_BATCH = 512  # images per forward pass when scoring
 
 
 class SmallCNN(nn.Module):
     def __init__(self, channels: int, blocks: list[int], hidden: int, dropout: float,
-                 classes: int) -> None:
+                 classes: int, pool: int = POOLED, standardize: bool = False) -> None:
         super().__init__()
+        self.standardize = standardize
         layers: list[nn.Module] = []
         width = channels
         for out in blocks:
             layers += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
                        nn.ReLU(), nn.MaxPool2d(2)]
             width = out
-        layers.append(nn.AdaptiveAvgPool2d(POOLED))
+        layers.append(nn.AdaptiveAvgPool2d(pool))
         self.features = nn.Sequential(*layers)
-        self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(width * POOLED * POOLED, hidden),
+        self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(width * pool * pool, hidden),
                                        nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, classes))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.standardize:
+            spread = x.std(dim=(2, 3), keepdim=True) + SPREAD_FLOOR
+            x = (x - x.mean(dim=(2, 3), keepdim=True)) / spread
         return self.embedding(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +107,10 @@ class CNNClassifier:
         return np.concatenate(parts).astype("float64")
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch, embed=False)
+        """Rows summing to 1 in float64 (float32's softmax is off by ~1e-7, which metrics that
+        check for probabilities warn about)."""
+        scores = self._run(batch, embed=False)
+        return scores / scores.sum(axis=1, keepdims=True)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         return self._run(batch, embed=True)
@@ -145,7 +158,8 @@ def fit_cnn(
     choice = choose_device(params.device)
     device = group.device(choice.device)
     config: dict[str, Any] = {"channels": int(train[0].shape[1]), "blocks": list(params.channels),
-              "hidden": params.hidden, "dropout": params.dropout, "classes": classes}
+              "hidden": params.hidden, "dropout": params.dropout, "classes": classes,
+              "pool": params.pool, "standardize": params.standardize}
     net = SmallCNN(**config).to(device)
     data = (*_tensors(train, device), *_tensors(valid, device))
     started = time.perf_counter()
@@ -186,10 +200,11 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
     step_net = group.wrap(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
     scaler = torch.amp.GradScaler(enabled=choice.grad_scaler)
-    # The step size decays to zero over max_epochs: few epochs still end on fine steps.
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.max_epochs)
+    epochs, patience = epoch_plan(params, len(x_train))
+    # The step size decays to zero over the epochs: few epochs still end on fine steps.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     local_batch, run = group.local_batch(params.batch_size), _Run()
-    for epoch in range(1, params.max_epochs + 1):
+    for epoch in range(1, epochs + 1):
         step_net.train()
         order = group.epoch_order(len(x_train), generator, seed, epoch).to(x_train.device)
         for start in range(0, len(order), local_batch):
@@ -208,9 +223,22 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
             run.best_loss, run.best_epoch = loss_now, epoch
             run.best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in net.state_dict().items()}
-        elif epoch - run.best_epoch >= params.patience:
+        elif epoch - run.best_epoch >= patience:
             break
     return run
+
+
+def epoch_plan(params: CNNParams, rows: int) -> tuple[int, int]:
+    """The epochs to train and the patience, for `rows` training images.
+
+    `max_epochs`, or more for a small training split: enough epochs for `min_steps` steps of
+    `batch_size` images (a few hundred images make a few steps an epoch, too few to learn from
+    in `max_epochs`). The patience stretches with them, the same share of the schedule: three
+    epochs of five steps would stop a fit before it had begun. Counted on the global batch,
+    so every DDP rank agrees."""
+    steps_per_epoch = math.ceil(rows / params.batch_size)
+    epochs = max(params.max_epochs, math.ceil(params.min_steps / max(steps_per_epoch, 1)))
+    return epochs, math.ceil(params.patience * epochs / params.max_epochs)
 
 
 def save_checkpoint(path: Path, network: CNNClassifier, epoch: int, seed: int) -> None:

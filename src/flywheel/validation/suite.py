@@ -53,6 +53,7 @@ def build_suite(
     # duplicates this list cannot have.
     expectations: list[Any] = []
     add = expectations.append
+    params = image_bounds(spec, params)
 
     add(gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows, meta=_meta("row_count")))
     for column in [*spec.feature_names, spec.target]:
@@ -82,6 +83,20 @@ def build_suite(
     if here(spec.target):
         expectations += _target_expectations(spec, params)
     return gx.ExpectationSuite(name=suite_name(spec), expectations=expectations)
+
+
+def image_bounds(spec: DatasetSpec, params: ValidateParams) -> ValidateParams:
+    """An image folder's size and balance are its spec's `image:` rules, not the tables'
+    `validate` bounds (500 rows, 5% a class would refuse 300 photos, or 20 classes a few
+    images short of even): at least `min_per_class` a class, and the smallest share the
+    `max_imbalance` bound allows, 1 / (1 + (classes - 1) x max_imbalance)."""
+    if spec.image is None:
+        return params
+    classes = len(spec.classes or [])
+    return params.model_copy(update={
+        "min_rows": spec.image.min_per_class * classes,
+        "min_class_fraction": 1 / (1 + (classes - 1) * spec.image.max_imbalance),
+    })
 
 
 def _target_expectations(spec: DatasetSpec, params: ValidateParams) -> list[Any]:
