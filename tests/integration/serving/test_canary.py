@@ -166,20 +166,10 @@ def test_a_broken_canary_is_rolled_back_within_two_evaluations_and_clients_see_n
         canary_server: Server, canary_registry: Registry, cli: Any,
         records: list[dict[str, Any]], tmp_path: Path) -> None:
     source = _broken_copy(canary_registry, tmp_path / "broken")
-    version = canary_registry.register(commit="broken", data_md5="data-v1",
-                                       source=source.as_uri(), champion=False)
-    champion_before = _aliases(canary_registry)["champion"]
-    started = cli("canary", "start", "--version", version, "--force", "--reason", "test")
-    assert started.returncode == 0, started.stderr
-    with Clients(canary_server, records) as clients:
-        done = cli("canary", "run")
-    assert done.returncode == 0 and "canary rolled_back" in done.stdout, done.stdout + done.stderr
+    version, reason, clients, done = _rolled_back_canary(
+        canary_server, canary_registry, cli, records, source, "broken")
     assert f"canary {version} of {canary_registry.name} rolled back" in " ".join(
         done.stdout.split())  # the log line
-    assert _aliases(canary_registry)["champion"] == champion_before
-    assert "canary" not in _aliases(canary_registry)
-    reason = canary_registry.client().get_model_version(canary_registry.name, version).tags[
-        "flywheel.canary_rolled_back_reason"]
     assert "canary errors" in reason and "max_error_excess" in reason
     # Within two evaluations, counted from the first that saw canary traffic: the controller's
     # own count is the clock (wall time stretches on a loaded machine, evaluations do not).
@@ -198,24 +188,36 @@ def test_a_slow_canary_is_rolled_back_within_two_evaluations_on_its_slow_calls(
         canary_server: Server, canary_registry: Registry, cli: Any,
         records: list[dict[str, Any]], tmp_path: Path) -> None:
     source = _slow_copy(canary_registry, records, tmp_path / "slow")
-    version = canary_registry.register(commit="slow", data_md5="data-v1",
-                                       source=source.as_uri(), champion=False)
-    champion_before = _aliases(canary_registry)["champion"]
-    started = cli("canary", "start", "--version", version, "--force", "--reason", "test")
-    assert started.returncode == 0, started.stderr
-    with Clients(canary_server, records) as clients:
-        done = cli("canary", "run")
-    assert done.returncode == 0 and "canary rolled_back" in done.stdout, done.stdout + done.stderr
-    assert _aliases(canary_registry)["champion"] == champion_before
-    assert "canary" not in _aliases(canary_registry)
-    reason = canary_registry.client().get_model_version(canary_registry.name, version).tags[
-        "flywheel.canary_rolled_back_reason"]
+    version, reason, clients, _ = _rolled_back_canary(
+        canary_server, canary_registry, cli, records, source, "slow")
     assert "canary calls slower than" in reason and "max_latency_ratio" in reason, reason
     seen = int(reason.rsplit("evaluation ", 1)[1].split(" ", 1)[0])
     print(f"slow canary rolled back at evaluation {seen} with canary traffic: {reason}")
     assert 1 <= seen <= 2, reason
     assert set(clients.statuses) == {200}, clients.statuses  # slower answers, never errors
     assert clients.versions[version] > 0  # it did answer before the rollback
+
+
+def _rolled_back_canary(server: Server, registry: Registry, cli: Any,
+                        records: list[dict[str, Any]], source: Path,
+                        commit: str) -> tuple[str, str, Clients, Any]:
+    """Register `source` as a non-champion version, force it into a canary and run the
+    controller under client traffic until it ends; asserts it ended rolled back with the
+    champion unchanged and the alias gone. Returns the version, the recorded reason, the
+    clients and the controller's finished process."""
+    version = registry.register(commit=commit, data_md5="data-v1", source=source.as_uri(),
+                                champion=False)
+    champion_before = _aliases(registry)["champion"]
+    started = cli("canary", "start", "--version", version, "--force", "--reason", "test")
+    assert started.returncode == 0, started.stderr
+    with Clients(server, records) as clients:
+        done = cli("canary", "run")
+    assert done.returncode == 0 and "canary rolled_back" in done.stdout, done.stdout + done.stderr
+    assert _aliases(registry)["champion"] == champion_before
+    assert "canary" not in _aliases(registry)
+    reason = registry.client().get_model_version(registry.name, version).tags[
+        "flywheel.canary_rolled_back_reason"]
+    return version, reason, clients, done
 
 
 def _slow_copy(registry: Registry, records: list[dict[str, Any]], folder: Path) -> Path:
