@@ -14,7 +14,12 @@ import pandas as pd
 import pytest
 
 from flywheel.config import CanaryParams
-from flywheel.monitoring.canary_errors import binomial_tail, error_breach
+from flywheel.monitoring.canary_errors import (
+    binomial_tail,
+    error_breach,
+    error_excess,
+    upper_limit,
+)
 from flywheel.monitoring.canary_latency import latency_breach, slow_calls
 from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy, metric_breach
 from flywheel.monitoring.canary_slo import (
@@ -82,33 +87,69 @@ def test_binomial_tail_by_hand() -> None:
     assert binomial_tail(2, 100, 0.01) == pytest.approx(1 - 0.99**100 - 0.99**99)
 
 
+def test_the_champion_ratio_is_taken_at_its_upper_confidence_limit() -> None:
+    # no errors in M records: P(X <= 0 | M, p) = (1 - p)^M = level, p = 1 - level^(1/M)
+    assert upper_limit(0, 1000, 0.005) == pytest.approx(1 - 0.005 ** (1 / 1000))  # 0.005284
+    # 1 error in 2: P(X <= 1 | 2, p) = 1 - p^2 = level, p = sqrt(1 - level)
+    assert upper_limit(1, 2, 0.005) == pytest.approx(0.995**0.5)
+    assert upper_limit(3, 3, 0.005) == 1.0
+
+
+# the champion of _seen: 0 errors in 1000 records, U = 0.005284; with the bound 0.01, the canary
+# is tested against b = 0.015284 at ALPHA / 2 = 0.005
+B = 1 - 0.005 ** (1 / 1000) + 0.01
+
+
 def test_errors_on_a_handful_of_records_roll_back_only_when_significant() -> None:
-    # bound 0 + 0.01: 1 error in 5 is significant (0.049 <= 0.05), 1 in 20 is not (0.182)
-    assert error_breach(1, 5, 0.0, 0.01, 100) is not None
-    assert error_breach(1, 20, 0.0, 0.01, 100) is None
-    assert error_breach(2, 20, 0.0, 0.01, 100) is not None  # 0.0169
-    assert error_breach(1, 1, 0.0, 0.01, 100) is not None  # a canary failing every call: 0.01
-    # the champion's own ratio raises the bound: 0.04 + 0.01; P(X >= 2 | 20, 0.05) = 0.264
-    assert error_breach(2, 20, 0.04, 0.01, 100) is None
-    assert error_breach(0, 1000, 0.0, 0.01, 100) is None
+    # 1 error in 1 is p = b = 0.0153 and holds; 2 in 2 is b^2 = 0.00023 and rolls back
+    assert error_breach(1, 1, 0, 1000, 0.01) is None
+    assert binomial_tail(2, 2, B) == pytest.approx(B**2)
+    assert error_breach(2, 2, 0, 1000, 0.01) is not None
+    # 1 in 5: 1 - (1 - b)^5 = 0.0741, holds
+    assert binomial_tail(1, 5, B) == pytest.approx(1 - (1 - B) ** 5)
+    assert error_breach(1, 5, 0, 1000, 0.01) is None
+    # 2 in 20: 1 - (1 - b)^20 - 20 b (1 - b)^19 = 0.0370, holds; 3 in 20: 0.00335, rolls back
+    assert binomial_tail(2, 20, B) == pytest.approx(1 - (1 - B) ** 20 - 20 * B * (1 - B) ** 19)
+    assert error_breach(2, 20, 0, 1000, 0.01) is None
+    assert binomial_tail(3, 20, B) == pytest.approx(
+        1 - (1 - B) ** 20 - 20 * B * (1 - B) ** 19 - 190 * B**2 * (1 - B) ** 18)
+    assert error_breach(3, 20, 0, 1000, 0.01) is not None
+    # the champion's own errors raise the bound: 40 of 1000 (U = 0.0564) + 0.01
+    assert error_breach(3, 20, 40, 1000, 0.01) is None
+    assert error_breach(0, 1000, 0, 1000, 0.01) is None
+    # a champion with no records over the step: nothing to compare with, no verdict
+    assert error_breach(5, 5, 0, 0, 0.01) is None
 
 
-def test_with_min_records_the_observed_excess_is_held_to_the_bound() -> None:
-    # 2 errors in 100 against a bound of 0.01: P(X >= 2 | 100, 0.01) = 0.264, not significant,
-    # but 100 >= min_records and the excess 0.02 > 0.01
-    assert binomial_tail(2, 100, 0.01) == pytest.approx(
-        1 - 0.99**100 - 100 * 0.01 * 0.99**99)
-    reason = error_breach(2, 100, 0.0, 0.01, 100)
-    assert reason is not None and "excess 0.0200" in reason and "min_records" in reason
-    assert error_breach(2, 99, 0.0, 0.01, 100) is None  # one record short: no verdict yet
-    assert error_breach(1, 100, 0.0, 0.01, 100) is None  # excess 0.01: at the bound, kept
+def test_a_noisy_champion_ratio_does_not_roll_a_good_canary_back() -> None:
+    # at a 50% step both have 100 records; the champion's 0 errors in 100 is no proof its true
+    # ratio is 0: U = 1 - 0.005^(1/100) = 0.0516, and 3 canary errors in 100 hold
+    assert upper_limit(0, 100, 0.005) == pytest.approx(1 - 0.005 ** (1 / 100))
+    assert error_breach(3, 100, 0, 100, 0.005) is None
+    # taken as exactly 0, the bound 0.005 would have made it p = 0.014, 4 errors p = 0.0017
+    assert binomial_tail(4, 100, 0.005) < 0.005
+    assert error_breach(4, 100, 0, 100, 0.005) is None
+
+
+def test_an_observed_excess_over_the_bound_holds_the_step_but_never_rolls_back() -> None:
+    # 2 errors in 100 against 0 of 1000 and the bound 0.01: not significant (tail at b:
+    # 0.45), so no rollback; but the observed excess 0.02 > 0.01 keeps the step from passing
+    assert error_breach(2, 100, 0, 1000, 0.01) is None
+    reason = error_excess(2, 100, 0, 1000, 0.01)
+    assert reason is not None and "excess 0.0200" in reason and "2 of 100" in reason
+    assert error_excess(1, 100, 0, 1000, 0.01) is None  # excess 0.01: at the bound, kept
+    assert error_excess(3, 100, 20, 1000, 0.01) is None  # 0.03 - 0.02: at the bound
+    assert error_excess(0, 0, 0, 1000, 0.01) is None
+    action, why = next_action(_at(0), _seen(100, 2, calls=100), now=1060.0)
+    assert action == HOLD and "excess 0.0200" in why
+    assert next_action(_at(0), _seen(200, 2, calls=200), now=1060.0)[0] == ADVANCE  # 0.01
 
 
 def test_breach_names_the_bound_it_broke() -> None:
     assert breach(GOOD, PLAN) is None
     assert breach(_seen(100, 1, 1.5), PLAN) is None  # at the bounds: kept
-    errors = breach(_seen(5, 1), PLAN)
-    assert errors is not None and "1 of 5" in errors and "max_error_excess" in errors
+    errors = breach(_seen(5, 2), PLAN)  # P(X >= 2 | 5, 0.0153) = 0.0023
+    assert errors is not None and "2 of 5" in errors and "max_error_excess" in errors
     slow = breach(_seen(10, slow=4), PLAN)
     assert slow is not None and "4 of 10" in slow and "max_latency_ratio" in slow
     assert "0.01 s" in slow  # the first bucket bound at or past 1.5 x 0.004

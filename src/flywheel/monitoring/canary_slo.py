@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flywheel.errors import FlywheelError
-from flywheel.monitoring.canary_errors import error_breach
+from flywheel.monitoring.canary_errors import error_breach, error_excess
 from flywheel.monitoring.canary_latency import Buckets, latency_breach, p95_breach
 from flywheel.monitoring.canary_live import LiveAccuracy, metric_breach
 from flywheel.registry.canary import Plan, Progress
@@ -66,16 +66,12 @@ class Evaluation:
         counters' first increase can reach Prometheus at different scrapes)."""
         return self.canary_records > 0 or self.canary_calls > 0
 
-    @property
-    def champion_error_ratio(self) -> float:
-        return self.champion_errors / self.champion_records if self.champion_records else 0.0
-
 
 def breach(evaluation: Evaluation, plan: Plan) -> str | None:
     """Why the canary must roll back now, in one line; None while it keeps its bounds."""
     errors = error_breach(evaluation.canary_errors, evaluation.canary_records,
-                          evaluation.champion_error_ratio, plan.max_error_excess,
-                          plan.min_records)
+                          evaluation.champion_errors, evaluation.champion_records,
+                          plan.max_error_excess)
     if errors is not None:
         return errors
     slow = latency_breach(evaluation.canary_buckets, evaluation.champion_p95,
@@ -93,7 +89,8 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
 
     A breach rolls back at once, whatever the step. A step passes once it has lasted
     `step_seconds`, the canary answered `min_records` records and timed as many calls over it,
-    and its p95 ratio over the step keeps `max_latency_ratio` (over it: rolled back); passing
+    its observed error excess keeps the bound (over it, not significantly: the step holds) and
+    its p95 ratio over the step keeps `max_latency_ratio` (over it: rolled back); passing
     the step before the last share (1.0) promotes, since at 100% there is no champion traffic
     left to compare with.
     """
@@ -108,6 +105,11 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
         return HOLD, (f"step {progress.step + 1} ({share}) has {seen} of "
                       f"{progress.plan.min_records} canary records and timed calls "
                       "(canary.min_records)")
+    over = error_excess(evaluation.canary_errors, evaluation.canary_records,
+                        evaluation.champion_errors, evaluation.champion_records,
+                        progress.plan.max_error_excess)
+    if over is not None:
+        return HOLD, f"step {progress.step + 1} ({share}) holds: {over}"
     if evaluation.latency_ratio is None:
         return HOLD, f"step {progress.step + 1} ({share}) has no latency ratio yet"
     slow = p95_breach(evaluation.latency_ratio, evaluation.canary_calls,
