@@ -31,7 +31,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flywheel.errors import DataError
-from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy
+from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy, live_errors
+from flywheel.monitoring.canary_mae import LiveErrors
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
     PROMOTE,
@@ -81,15 +82,15 @@ def evaluate_once(ctx: StepContext, prometheus_url: str, seen: int) -> tuple[str
     return action, reason, seen
 
 
-def live_of(ctx: StepContext, progress: plan.Progress) -> LiveAccuracy | None:
-    """Labelled requests of both roles since the canary started (classification only: see
-    flywheel.monitoring.canary_live). An unreadable log judges errors and latency alone rather
-    than stopping the controller (whose lease would lapse and stall the canary)."""
-    if ctx.spec.task == "regression":
-        return None
+def live_of(ctx: StepContext, progress: plan.Progress) -> LiveAccuracy | LiveErrors | None:
+    """Labelled requests of both roles since the canary started: right answers of a classifier,
+    absolute errors of a regression (flywheel.monitoring.canary_live). An unreadable log judges
+    errors and latency alone rather than stopping the controller (whose lease would lapse and
+    stall the canary)."""
+    read = live_errors if ctx.spec.task == "regression" else live_accuracy
     try:
-        return live_accuracy(ctx.logs.inference, ctx.logs.feedback, progress.version,
-                             datetime.fromtimestamp(progress.plan.started_at, UTC))
+        return read(ctx.logs.inference, ctx.logs.feedback, progress.version,
+                    datetime.fromtimestamp(progress.plan.started_at, UTC))
     except DataError as exc:
         logger.warning("canary %s: live accuracy not read: %s", progress.version, exc)
         return None

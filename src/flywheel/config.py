@@ -362,6 +362,10 @@ class CanaryParams(_Section):
                              "before it may pass")
     max_metric_drop: float = Field(0.02, ge=0, le=1, description="canary live accuracy below "
                                    "the champion's on labelled requests, at most")
+    max_mae_increase: float = Field(0.05, ge=0, description="a regression canary's live mean "
+                                    "absolute error over the champion's, at most, relative")
+    require_labels: bool = Field(False, description="the step before the last holds until "
+                                 "both roles have monitor.min_labelled_rows labelled requests")
     prometheus_url: str = Field(min_length=1, description="where the canary rules are evaluated")
 
     @field_validator("steps")

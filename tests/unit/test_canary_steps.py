@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from flywheel.config import CanaryParams
@@ -21,7 +20,14 @@ from flywheel.monitoring.canary_errors import (
     upper_limit,
 )
 from flywheel.monitoring.canary_latency import latency_breach, slow_calls
-from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy, metric_breach
+from flywheel.monitoring.canary_live import (
+    LiveAccuracy,
+    drop_z,
+    live_accuracy,
+    metric_breach,
+    metric_excess,
+)
+from flywheel.monitoring.canary_mae import LiveErrors
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
     CALL_BUCKETS,
@@ -39,6 +45,7 @@ from flywheel.monitoring.canary_slo import (
 from flywheel.registry.canary import RUNNING, STOPPED, Plan, Progress, advanced, renewed, status
 from flywheel.serving.canary import route_key
 from tests.conftest import REPO
+from tests.unit.canary_log import AT, write_log
 
 PLAN = Plan(steps=[0.05, 0.25, 0.5, 1.0], step_seconds=60, eval_seconds=10, lease_seconds=30,
             max_error_excess=0.01, max_latency_ratio=1.5, started_at=1000.0, min_records=100,
@@ -203,18 +210,39 @@ def test_the_step_holds_its_p95_ratio_to_the_bound_when_it_would_pass() -> None:
     assert next_action(_at(0), _seen(100, 0, 1.5), now=1060.0)[0] == ADVANCE  # at the bound
 
 
-def test_live_accuracy_drop_is_judged_with_enough_labels_on_both_sides() -> None:
-    # champion 45/50 = 0.90, canary 43/50 = 0.86: a drop of 0.04 > 0.02
-    worse = LiveAccuracy(canary_rows=50, canary_right=43, champion_rows=50, champion_right=45)
-    reason = metric_breach(worse, 0.02, 50)
-    assert reason is not None and "0.8600" in reason and "0.0400" in reason
-    assert metric_breach(worse, 0.02, 51) is None  # fewer labels than min_labelled_rows
-    assert metric_breach(worse, 0.04, 50) is None  # 0.04 at the bound: kept
+def test_live_accuracy_drop_z_by_hand() -> None:
+    # canary 150/200, champion 180/200, d = 0.02: Agresti-Caffo p = 151/202 = 0.747525 and
+    # 181/202 = 0.896040; spread sqrt((0.896040 * 0.103960 + 0.747525 * 0.252475) / 202)
+    # = 0.037356; z = (0.148515 - 0.02) / 0.037356 = 3.4403
+    live = LiveAccuracy(canary_rows=200, canary_right=150, champion_rows=200, champion_right=180)
+    assert drop_z(live, 0.02) == pytest.approx(3.4403, abs=1e-4)
+
+
+def test_a_live_accuracy_drop_rolls_back_only_when_significantly_over_the_bound() -> None:
+    worse = LiveAccuracy(canary_rows=200, canary_right=150, champion_rows=200, champion_right=180)
+    reason = metric_breach(worse, 0.02, 200)  # z 3.44: p = 0.00029
+    assert reason is not None and "0.7500" in reason and "0.1500" in reason and "0.00029" in reason
+    assert metric_breach(worse, 0.02, 201) is None  # fewer labels than min_labelled_rows
     assert metric_breach(None, 0.02, 1) is None  # no labels at all
     action, why = next_action(_at(0), _seen(120, live=worse), now=1100.0)
     assert action == ROLLBACK and "max_metric_drop" in why
-    better = LiveAccuracy(50, 49, 50, 45)
+    # 160/200 against 180/200: a drop of 0.10, z = 2.224, p = 0.013 > 0.01: not yet
+    assert metric_breach(LiveAccuracy(200, 160, 200, 180), 0.02, 200) is None
+    better = LiveAccuracy(200, 190, 200, 180)
     assert next_action(_at(0), _seen(120, live=better), now=1100.0)[0] == ADVANCE
+
+
+def test_a_chance_drop_over_the_bound_holds_the_step() -> None:
+    # 170/200 against 176/200: a drop of 0.03 over 0.02, but z = 0.2825, p = 0.39
+    noisy = LiveAccuracy(canary_rows=200, canary_right=170, champion_rows=200, champion_right=176)
+    assert metric_breach(noisy, 0.02, 200) is None
+    reason = metric_excess(noisy, 0.02, 200)
+    assert reason is not None and "0.0300" in reason and "not significant" in reason
+    assert metric_excess(noisy, 0.03, 200) is None  # at the bound: kept
+    assert metric_excess(noisy, 0.02, 201) is None  # too few labels: no verdict
+    action, why = next_action(_at(0), _seen(120, live=noisy), now=1100.0)
+    assert action == HOLD and "max_metric_drop" in why
+    assert next_action(_at(0), _seen(120, live=noisy), now=1059.0)[0] == HOLD  # not judged
 
 
 def test_a_breach_rolls_back_at_once_whatever_the_step() -> None:
@@ -270,31 +298,17 @@ def test_steps_must_rise_to_one(steps: list[float]) -> None:
         CanaryParams(steps=steps, **fields)
 
 
-AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture()
 def labelled_log(tmp_path: Path) -> tuple[Path, Path]:
     """Champion: c1 right (its second record, wrong, is not the request's), c2 wrong; canary
     version 2: k1 right, k2 right, k3 unlabelled; an older canary version 9: not counted."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    log, feedback = tmp_path / "log", tmp_path / "feedback"
-    log.mkdir()
-    feedback.mkdir()
     rows = [("c1", "champion", "1", "Yes"), ("c1", "champion", "1", "No"),
             ("c2", "champion", "1", "No"), ("k1", "canary", "2", "Yes"),
             ("k2", "canary", "2", "No"), ("k3", "canary", "2", "No"), ("o1", "canary", "9", "No")]
-    ids, roles, versions, predictions = (list(c) for c in zip(*rows, strict=True))
-    pq.write_table(pa.table({"request_id": ids, "role": roles, "model_version": versions,
-                             "prediction": predictions,
-                             "time": pa.array([AT] * len(ids), pa.timestamp("us", tz="UTC"))}),
-                   log / "inference-20261203T120000000000-1-00001.parquet")
-    pd.DataFrame({"request_id": ["c1", "c2", "k1", "k2", "o1"],
-                  "label": ["Yes", "Yes", "Yes", "No", "Yes"],
-                  "received_at": [AT] * 5}).to_parquet(feedback / "labels.parquet")
-    return log, feedback
+    return write_log(tmp_path, rows, {"c1": "Yes", "c2": "Yes", "k1": "Yes", "k2": "No",
+                                      "o1": "Yes"})
 
 
 def test_live_accuracy_counts_first_records_per_role_from_the_log(
@@ -320,7 +334,7 @@ def test_the_controller_reads_live_accuracy_since_the_canary_started_for_classif
     binary = SimpleNamespace(spec=SimpleNamespace(task="binary"), logs=logs)
     assert live_of(binary, started) == LiveAccuracy(2, 2, 2, 1)
     regression = SimpleNamespace(spec=SimpleNamespace(task="regression"), logs=logs)
-    assert live_of(regression, started) is None
+    assert live_of(regression, started) == LiveErrors(0, 0.0, 0.0, 0, 0.0, 0.0)  # no numbers
     later = Progress("2", replace(PLAN, started_at=AT.timestamp() + 60), 0, 0.05, 0.0, 0.0,
                      RUNNING)
     assert live_of(binary, later) == LiveAccuracy(0, 0, 0, 0)
@@ -335,3 +349,17 @@ def test_the_step_count_query_is_the_one_promtool_pins() -> None:
     assert CALL_BUCKETS.format(version="2", window=180) in pinned
     for selector in (CANARY_SELECTOR, CHAMPION_SELECTOR):
         assert CALL_P95.format(selector=selector.format(version="2"), window=180) in pinned
+
+
+def test_with_require_labels_promotion_waits_for_enough_labels_on_both_sides() -> None:
+    strict = replace(PLAN, require_labels=True)  # min_labelled_rows 50
+    last = Progress("2", strict, 2, strict.steps[2], 1000.0, 1030.0, RUNNING)
+    action, why = next_action(last, _seen(120, live=LiveAccuracy(49, 45, 400, 360)), now=1060.0)
+    assert action == HOLD and "49 canary and 400 champion" in why and "require_labels" in why
+    assert next_action(last, _seen(120), now=1060.0)[0] == HOLD  # no labels at all
+    assert next_action(last, _seen(120, live=LiveAccuracy(50, 45, 400, 360)),
+                       now=1060.0)[0] == PROMOTE
+    # an earlier step advances without labels: only promotion waits for them
+    first = Progress("2", strict, 0, strict.steps[0], 1000.0, 1030.0, RUNNING)
+    assert next_action(first, _seen(120), now=1060.0)[0] == ADVANCE
+    assert next_action(_at(2), _seen(120), now=1060.0)[0] == PROMOTE  # the default: no wait

@@ -19,7 +19,8 @@ from typing import Any
 from flywheel.errors import FlywheelError
 from flywheel.monitoring.canary_errors import error_breach, error_excess
 from flywheel.monitoring.canary_latency import Buckets, latency_breach, p95_breach
-from flywheel.monitoring.canary_live import LiveAccuracy, metric_breach
+from flywheel.monitoring.canary_live import LiveAccuracy, metric_breach, metric_excess
+from flywheel.monitoring.canary_mae import LiveErrors, mae_breach, mae_excess
 from flywheel.registry.canary import Plan, Progress
 
 # Counted over the step: `{window}` is the seconds since it started.
@@ -51,7 +52,7 @@ class Evaluation:
     champion_records: int
     champion_errors: int
     latency_ratio: float | None
-    live: LiveAccuracy | None = None
+    live: LiveAccuracy | LiveErrors | None = None
     champion_p95: float | None = None
     canary_buckets: Buckets = ()
 
@@ -78,6 +79,8 @@ def breach(evaluation: Evaluation, plan: Plan) -> str | None:
                           plan.max_latency_ratio)
     if slow is not None:
         return slow
+    if isinstance(evaluation.live, LiveErrors):
+        return mae_breach(evaluation.live, plan.max_mae_increase, plan.min_labelled_rows)
     return metric_breach(evaluation.live, plan.max_metric_drop, plan.min_labelled_rows)
 
 
@@ -89,10 +92,10 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
 
     A breach rolls back at once, whatever the step. A step passes once it has lasted
     `step_seconds`, the canary answered `min_records` records and timed as many calls over it,
-    its observed error excess keeps the bound (over it, not significantly: the step holds) and
-    its p95 ratio over the step keeps `max_latency_ratio` (over it: rolled back); passing
-    the step before the last share (1.0) promotes, since at 100% there is no champion traffic
-    left to compare with.
+    its observed error excess and live accuracy drop keep their bounds (over one, not
+    significantly: the step holds) and its p95 ratio over the step keeps `max_latency_ratio`
+    (over it: rolled back); passing the step before the last share (1.0) promotes, since at
+    100% there is no champion traffic left to compare with.
     """
     reason = breach(evaluation, progress.plan)
     if reason is not None:
@@ -108,6 +111,7 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
     over = error_excess(evaluation.canary_errors, evaluation.canary_records,
                         evaluation.champion_errors, evaluation.champion_records,
                         progress.plan.max_error_excess)
+    over = over or _live_excess(evaluation.live, progress.plan)
     if over is not None:
         return HOLD, f"step {progress.step + 1} ({share}) holds: {over}"
     if evaluation.latency_ratio is None:
@@ -117,12 +121,34 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
     if slow is not None:
         return ROLLBACK, slow
     if progress.step + 1 >= len(progress.plan.steps) - 1:
+        unlabelled = _too_few_labels(evaluation.live, progress.plan)
+        if unlabelled is not None:
+            return HOLD, f"step {progress.step + 1} ({share}) waits for labels: {unlabelled}"
         return PROMOTE, f"passed every step up to {share} within its bounds"
     return ADVANCE, f"step {progress.step + 1} ({share}) passed within its bounds"
 
 
+def _live_excess(live: LiveAccuracy | LiveErrors | None, plan: Plan) -> str | None:
+    """The live metric's hold reason: accuracy for a classifier, MAE for a regression."""
+    if isinstance(live, LiveErrors):
+        return mae_excess(live, plan.max_mae_increase, plan.min_labelled_rows)
+    return metric_excess(live, plan.max_metric_drop, plan.min_labelled_rows)
+
+
+def _too_few_labels(live: LiveAccuracy | LiveErrors | None, plan: Plan) -> str | None:
+    """With `canary.require_labels`, why promotion waits: too few labelled requests on a side
+    for the live accuracy to be judged (monitor.min_labelled_rows); None otherwise."""
+    if not plan.require_labels:
+        return None
+    rows = (live.canary_rows, live.champion_rows) if live is not None else (0, 0)
+    if min(rows) >= plan.min_labelled_rows:
+        return None
+    return (f"{rows[0]} canary and {rows[1]} champion labelled requests of "
+            f"{plan.min_labelled_rows} each (canary.require_labels)")
+
+
 def evaluate(prometheus_url: str, progress: Progress, now: float,
-             live: LiveAccuracy | None = None) -> Evaluation:
+             live: LiveAccuracy | LiveErrors | None = None) -> Evaluation:
     """Read the counts and call times over the current step;
     `PrometheusUnreachable` when Prometheus does not answer."""
     window = max(1, math.ceil(now - progress.step_started))

@@ -44,6 +44,8 @@ class Plan:
     min_records: int = 100
     max_metric_drop: float = 0.02
     min_labelled_rows: int = 200
+    require_labels: bool = False
+    max_mae_increase: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def start_canary(ctx: StepContext, version: str, force_reason: str | None) -> di
     plan = canary.Plan(params.steps, params.step_seconds, params.eval_seconds,
                        params.lease_seconds, params.max_error_excess, params.max_latency_ratio,
                        time.time(), force_reason, params.min_records,
-                       params.max_metric_drop, ctx.params.monitor.min_labelled_rows)
+                       params.max_metric_drop, ctx.params.monitor.min_labelled_rows,
+                       params.require_labels, params.max_mae_increase)
     canary.begin(client, ctx.model_name, version, plan)
     return {"model_name": ctx.model_name, "version": version, "champion": champion,
             "steps": params.steps, "reason": verdict.reason}
