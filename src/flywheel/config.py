@@ -146,6 +146,9 @@ class HalvingParams(_Section):
                         "1/factor go on")
     margin: float = Field(default=0.005, ge=0, description="also go on: within this of the "
                           "rung's best selection score (the metric's units)")
+    max_cost_ratio: float | None = Field(
+        default=1.5, gt=0, description="one that goes on only for the margin: its next fit "
+        "forecast at most this times the leader's; null: no cost limit")
 
 
 class SearchParams(_Section):

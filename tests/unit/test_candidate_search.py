@@ -46,19 +46,37 @@ def test_the_loser_stops_on_the_first_rung_and_the_winner_fits_every_row(xor, tm
     # on after each
     assert logreg.compute["rows"] == 300 and logreg.compute["rung"] == 0
     assert logreg.compute["stopped"].startswith("halved at rung 0 (300 rows): roc_auc")
-    assert hgb.compute | {"seconds": 0} == {"rows": 3000, "rung": 2, "rungs": 3, "seconds": 0,
-                                           "stopped": ALL_ROWS}
+    assert logreg.compute["stopped"].endswith("(hgb)")  # the rung's leader, named
+    assert hgb.compute | {"seconds": 0, "fits": []} == {
+        "rows": 3000, "rung": 2, "rungs": 3, "seconds": 0, "fits": [], "stopped": ALL_ROWS}
     assert hgb.compute["seconds"] > 0
+    assert hgb.compute["seconds"] == pytest.approx(sum(hgb.compute["fits"]), abs=0.03)
+    assert len(hgb.compute["fits"]) == 3 and len(logreg.compute["fits"]) == 1
     assert searched.finalists == [hgb]
     assert hgb.valid_metrics["roc_auc"] > 0.9 > 0.6 > logreg.valid_metrics["roc_auc"]
 
 
 def test_a_candidate_within_the_margin_goes_on(xor, tmp_path) -> None:
     inputs, y_train, y_valid = xor
-    wide = params(halving=HalvingParams(min_rows=300, factor=3, margin=1.0))
+    wide = params(halving=HalvingParams(min_rows=300, factor=3, margin=1.0, max_cost_ratio=None))
     searched = search_candidates(wide, inputs, y_train, y_valid, tmp_path)
     assert [r.compute["rows"] for r in searched.results] == [3000, 3000]
     assert len(searched.finalists) == 2
+
+
+def test_a_candidate_the_margin_alone_keeps_stops_when_it_costs_past_the_ratio(
+        xor, tmp_path) -> None:
+    inputs, y_train, y_valid = xor
+    # margin 1.0 keeps logreg, but any fit costs more than 1e-9 times hgb's (the leader's)
+    dear = params(halving=HalvingParams(min_rows=300, factor=3, margin=1.0, max_cost_ratio=1e-9))
+    searched = search_candidates(dear, inputs, y_train, y_valid, tmp_path)
+    logreg, hgb = searched.results
+    assert logreg.compute["rung"] == 0 and hgb.compute["rows"] == 3000
+    assert logreg.compute["stopped"].startswith("max_cost_ratio at rung 0 (300 rows): within "
+                                                "margin (roc_auc 0.")
+    assert ", hgb) but its fit on 900 rows is forecast at" in logreg.compute["stopped"]
+    assert "x hgb's" in logreg.compute["stopped"]
+    assert searched.finalists == [hgb]
 
 
 def test_a_fit_forecast_past_max_candidate_s_stops_and_selection_stays_on_equal_rows(

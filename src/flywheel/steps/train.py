@@ -126,8 +126,11 @@ def _tuned(ctx: StepContext, inputs: dict[str, Any], y: tuple[Any, Any], out: Pa
 
 
 def _compute_line(compute: dict[str, Any]) -> str:
-    """One candidate's compute for the run summary: rows, seconds, and why it stopped."""
-    return f"{compute['rows']} rows, {compute['seconds']} s, {compute['stopped']}"
+    """One candidate's compute for the run summary: rows, seconds (per rung when several), and
+    why it stopped."""
+    fits = compute.get("fits", [])
+    per_rung = f" ({' + '.join(f'{s:g}' for s in fits)} by rung)" if len(fits) > 1 else ""
+    return f"{compute['rows']} rows, {compute['seconds']} s{per_rung}, {compute['stopped']}"
 
 
 def _model(ctx: StepContext, best: CandidateResult, encodings: dict[str, Any]) -> TabularModel:

@@ -4,8 +4,8 @@ Each rung fits the candidates still in the race concurrently (training/executor.
 training rows (a seeded subsample, nested from rung to rung; the last rung is every row in its
 own order, so a table smaller than the first rung trains exactly as a plain fit of all the
 candidates) and scores them on the whole valid split. What each candidate got, its rows,
-seconds, rung and why it stopped, goes with its result (`CandidateResult.compute`) to
-candidates.json, the MLflow run and the run summary.
+seconds (in all and per rung), rung and why it stopped, goes with its result
+(`CandidateResult.compute`) to candidates.json, the MLflow run and the run summary.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ from flywheel.training.candidates import (
 )
 from flywheel.training.executor import Outcome, map_fits
 from flywheel.training.halving import (
+    best_first,
     forecast_seconds,
     over_limit,
     rung_fits_budget,
     rung_rows,
     survivors,
+    too_costly,
 )
 
 log = logging.getLogger(__name__)
@@ -65,11 +67,13 @@ class _Ledger:
     last: dict[str, CandidateResult] = field(default_factory=dict)
     rung: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # all its fits together
+    fits: dict[str, list[float]] = field(default_factory=dict)  # each rung's, what forecasts use
     latest: dict[str, float] = field(default_factory=dict)  # its last fit's, scoring included
     stopped: dict[str, str] = field(default_factory=dict)
 
     def record(self, name: str, rung: int, outcome: Outcome[CandidateResult]) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + outcome.seconds
+        self.fits.setdefault(name, []).append(round(outcome.seconds, 2))
         self.latest[name] = outcome.seconds
         if outcome.value is None:
             self.stopped[name] = f"failed at rung {rung}: {outcome.error}"
@@ -80,7 +84,7 @@ class _Ledger:
     def compute(self, name: str) -> dict[str, Any]:
         rung = self.rung.get(name, 0)
         return {"rows": self.plan[rung], "seconds": round(self.seconds.get(name, 0.0), 2),
-                "rung": rung, "rungs": len(self.plan),
+                "rung": rung, "rungs": len(self.plan), "fits": self.fits.get(name, []),
                 "stopped": self.stopped.get(name, ALL_ROWS)}
 
 
@@ -160,13 +164,14 @@ def _next_rung(params: TrainParams, task: Task, ledger: _Ledger, fitted: list[st
     scores = {name: ledger.last[name].valid_metrics[key] for name in fitted}
     keep = survivors(scores, factor=params.halving.factor, margin=params.halving.margin,
                      lower_is_better=lower_is_better(key))
-    best = max(scores.values()) if not lower_is_better(key) else min(scores.values())
+    leader = best_first(scores, lower_is_better(key))[0]
     rows, next_rows = ledger.plan[rung], ledger.plan[rung + 1]
     for name in fitted:
         if name not in keep:
             ledger.stopped[name] = (f"halved at rung {rung} ({rows} rows): {key} "
-                                    f"{scores[name]:.4f}, best {best:.4f}")
+                                    f"{scores[name]:.4f}, best {scores[leader]:.4f} ({leader})")
     forecasts = {name: forecast_seconds(ledger.latest[name], rows, next_rows) for name in keep}
+    _drop_costly(params, key, scores, forecasts, ledger, rung, leader)
     for name in over_limit(forecasts, params.max_candidate_s):
         ledger.stopped[name] = (f"max_candidate_s: its fit on {next_rows} rows is forecast at "
                                 f"{forecasts.pop(name):.0f} s")
@@ -177,6 +182,22 @@ def _next_rung(params: TrainParams, task: Task, ledger: _Ledger, fitted: list[st
                                     f"past {params.budget_s:.0f} s")
         return []
     return list(forecasts)
+
+
+def _drop_costly(params: TrainParams, key: str, scores: dict[str, float],
+                 forecasts: dict[str, float], ledger: _Ledger, rung: int, leader: str) -> None:
+    """Stop (out of `forecasts`) each candidate the margin alone kept whose next fit is
+    forecast past `halving.max_cost_ratio` times the leader's (halving.too_costly)."""
+    rows, next_rows = ledger.plan[rung], ledger.plan[rung + 1]
+    for name in too_costly(scores, forecasts, factor=params.halving.factor,
+                           lower_is_better=lower_is_better(key),
+                           max_cost_ratio=params.halving.max_cost_ratio):
+        seconds, best_s = forecasts.pop(name), forecasts[leader]
+        ledger.stopped[name] = (
+            f"max_cost_ratio at rung {rung} ({rows} rows): within margin ({key} "
+            f"{scores[name]:.4f} vs best {scores[leader]:.4f}, {leader}) but its fit on "
+            f"{next_rows} rows is forecast at {seconds:.1f} s, {seconds / best_s:.1f}x "
+            f"{leader}'s {best_s:.1f} s (limit {params.halving.max_cost_ratio:g}x)")
 
 
 def _searched(params: TrainParams, ledger: _Ledger, say: Callable[[str], None]) -> Searched:
