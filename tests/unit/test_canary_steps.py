@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flywheel.config import CanaryParams
 from flywheel.monitoring.canary_errors import (
@@ -363,3 +364,20 @@ def test_with_require_labels_promotion_waits_for_enough_labels_on_both_sides() -
     first = Progress("2", strict, 0, strict.steps[0], 1000.0, 1030.0, RUNNING)
     assert next_action(first, _seen(120), now=1060.0)[0] == ADVANCE
     assert next_action(_at(2), _seen(120), now=1060.0)[0] == PROMOTE  # the default: no wait
+
+
+def test_an_image_model_is_refused_a_canary_in_one_line() -> None:
+    """`/predict_image` uploads always meet the champion, so a canary of an image model would
+    never see traffic and hold forever: refused before the registry is touched."""
+    from types import SimpleNamespace
+
+    from flywheel.errors import ConfigError
+    from flywheel.steps.canary import start_canary
+
+    params = SimpleNamespace(canary=CanaryParams.model_validate(
+        yaml.safe_load((REPO / "params.yaml").read_text())["canary"]))
+    ctx = SimpleNamespace(params=params, spec=SimpleNamespace(is_image=True),
+                          model_name="flywheel-mnist")
+    with pytest.raises(ConfigError, match="'flywheel-mnist' is an image model") as raised:
+        start_canary(ctx, "2", None)  # type: ignore[arg-type]
+    assert "\n" not in str(raised.value)

@@ -34,6 +34,10 @@ def canary_params(ctx: StepContext) -> CanaryParams:
 def start_canary(ctx: StepContext, version: str, force_reason: str | None) -> dict[str, Any]:
     """Judge `version`, then record its plan and alias it `canary`."""
     params = canary_params(ctx)
+    if ctx.spec.is_image:
+        raise ConfigError(f"{ctx.model_name!r} is an image model: canaries route `/predict` "
+                          "records only, `/predict_image` uploads always meet the champion; "
+                          "promote it with `flywheel promote --version N` instead")
     if params.route_by != "request_id" and params.route_by not in ctx.spec.feature_names:
         raise ConfigError(f"canary.route_by: {params.route_by!r} is not a request field of "
                           f"{ctx.spec_path.name}; expected request_id or one of its features")
