@@ -92,7 +92,7 @@ def live_of(ctx: StepContext, progress: plan.Progress) -> LiveAccuracy | LiveErr
         return read(ctx.logs.inference, ctx.logs.feedback, progress.version,
                     datetime.fromtimestamp(progress.plan.started_at, UTC))
     except DataError as exc:
-        logger.warning("canary %s: live accuracy not read: %s", progress.version, exc)
+        logger.warning("canary %s: live metric not read: %s", progress.version, exc)
         return None
 
 

@@ -16,7 +16,7 @@ rules, as for errors (canary_errors.py), once both sides have min_labelled_rows 
   p_canary (1 - p_canary) / (rows_canary + 2)), and the canary rolls back when P(Z >= z) <=
   ALPHA. A few hundred labels' accuracies are noisy (0.04 apart by chance at 200 each), so
   holding the observed drop to d at every evaluation, as an earlier version did, rolled back
-  about a third of canaries as good as the champion;
+  18-37% of canaries as accurate as the champion (README "Canary");
 - **hold** (`metric_excess`, when a step would pass): a step never passes while the observed
   drop is over d; it gathers labels until the test rolls it back or the drop falls within d.
 """

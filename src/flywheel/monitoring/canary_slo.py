@@ -92,7 +92,7 @@ def next_action(progress: Progress, evaluation: Evaluation, now: float) -> tuple
 
     A breach rolls back at once, whatever the step. A step passes once it has lasted
     `step_seconds`, the canary answered `min_records` records and timed as many calls over it,
-    its observed error excess and live accuracy drop keep their bounds (over one, not
+    its observed error excess and live metric keep their bounds (over one, not
     significantly: the step holds) and its p95 ratio over the step keeps `max_latency_ratio`
     (over it: rolled back); passing the step before the last share (1.0) promotes, since at
     100% there is no champion traffic left to compare with.
