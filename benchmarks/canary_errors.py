@@ -88,7 +88,8 @@ def main() -> None:
     for champion_p in (0.001, 0.01):
         for label, extra in (("as good as the champion (false)", 0.0),
                              ("exactly at the bound", args.excess), ("+1% errors", 0.01),
-                             ("+2% errors", 0.02), ("+5% errors", 0.05)):
+                             ("+2% errors", 0.02), ("+5% errors", 0.05),
+                             ("+20% errors", 0.2)):
             scenario(label, champion_p, champion_p + extra, args)
         scenario("fails every call", champion_p, 1.0, args)
 
