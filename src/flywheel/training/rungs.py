@@ -66,25 +66,26 @@ class _Ledger:
     plan: list[int]
     last: dict[str, CandidateResult] = field(default_factory=dict)
     rung: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)  # all its fits together
-    fits: dict[str, list[float]] = field(default_factory=dict)  # each rung's, what forecasts use
-    latest: dict[str, float] = field(default_factory=dict)  # its last fit's, scoring included
+    fits: dict[str, list[float]] = field(default_factory=dict)  # each rung's, scoring included
     stopped: dict[str, str] = field(default_factory=dict)
 
     def record(self, name: str, rung: int, outcome: Outcome[CandidateResult]) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + outcome.seconds
-        self.fits.setdefault(name, []).append(round(outcome.seconds, 2))
-        self.latest[name] = outcome.seconds
+        self.fits.setdefault(name, []).append(outcome.seconds)
         if outcome.value is None:
             self.stopped[name] = f"failed at rung {rung}: {outcome.error}"
             log.warning("candidate %s failed at rung %d: %s", name, rung, outcome.error)
             return
         self.last[name], self.rung[name] = outcome.value, rung
 
+    def latest(self, name: str) -> float:
+        """Its last fit's seconds: what the forecast of its next fit scales."""
+        return self.fits[name][-1]
+
     def compute(self, name: str) -> dict[str, Any]:
         rung = self.rung.get(name, 0)
-        return {"rows": self.plan[rung], "seconds": round(self.seconds.get(name, 0.0), 2),
-                "rung": rung, "rungs": len(self.plan), "fits": self.fits.get(name, []),
+        fits = self.fits.get(name, [])
+        return {"rows": self.plan[rung], "seconds": round(sum(fits), 2),
+                "rung": rung, "rungs": len(self.plan), "fits": [round(s, 2) for s in fits],
                 "stopped": self.stopped.get(name, ALL_ROWS)}
 
 
@@ -170,7 +171,7 @@ def _next_rung(params: TrainParams, task: Task, ledger: _Ledger, fitted: list[st
         if name not in keep:
             ledger.stopped[name] = (f"halved at rung {rung} ({rows} rows): {key} "
                                     f"{scores[name]:.4f}, best {scores[leader]:.4f} ({leader})")
-    forecasts = {name: forecast_seconds(ledger.latest[name], rows, next_rows) for name in keep}
+    forecasts = {name: forecast_seconds(ledger.latest(name), rows, next_rows) for name in keep}
     _drop_costly(params, key, scores, forecasts, ledger, rung, leader)
     for name in over_limit(forecasts, params.max_candidate_s):
         ledger.stopped[name] = (f"max_candidate_s: its fit on {next_rows} rows is forecast at "
