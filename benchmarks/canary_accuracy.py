@@ -36,10 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flywheel.monitoring.canary_live import (  # noqa: E402
     ALPHA,
     LiveAccuracy,
+    LiveErrors,
     metric_breach,
     metric_excess,
 )
-from flywheel.monitoring.canary_mae import LiveErrors, mae_breach, mae_excess  # noqa: E402
+from flywheel.monitoring.canary_mae import mae_breach, mae_excess  # noqa: E402
 
 SHARES = (0.05, 0.25, 0.5)  # params.yaml canary.steps up to the one whose pass promotes
 Observe = Callable[[np.random.Generator, int, int], np.ndarray]

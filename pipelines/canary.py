@@ -31,8 +31,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flywheel.errors import DataError
-from flywheel.monitoring.canary_live import LiveAccuracy, live_accuracy, live_errors
-from flywheel.monitoring.canary_mae import LiveErrors
+from flywheel.monitoring.canary_live import LiveAccuracy, LiveErrors, live_accuracy, live_errors
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
     PROMOTE,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.monitoring.canary_live import live_errors
-from flywheel.monitoring.canary_mae import LiveErrors, mae_breach, mae_excess, mae_z
+from flywheel.monitoring.canary_live import LiveErrors, live_errors
+from flywheel.monitoring.canary_mae import mae_breach, mae_excess, mae_z
 from flywheel.monitoring.canary_slo import HOLD, ROLLBACK, Evaluation, next_action
 from flywheel.registry.canary import RUNNING, Plan, Progress
 from tests.unit.canary_log import write_log

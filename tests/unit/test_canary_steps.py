@@ -23,12 +23,12 @@ from flywheel.monitoring.canary_errors import (
 from flywheel.monitoring.canary_latency import latency_breach, slow_calls
 from flywheel.monitoring.canary_live import (
     LiveAccuracy,
+    LiveErrors,
     drop_z,
     live_accuracy,
     metric_breach,
     metric_excess,
 )
-from flywheel.monitoring.canary_mae import LiveErrors
 from flywheel.monitoring.canary_slo import (
     ADVANCE,
     CALL_BUCKETS,

@@ -5,7 +5,7 @@ role `canary` by the canary's version, and rows answered in role `champion`) sin
 started, joins each request's first record to its latest label (as monitoring/live.py does),
 and counts the answers equal to their label. Both sides cover the same window. A regression's
 answer is never equal to its label: `live_errors` gives its absolute errors instead, judged
-by canary_mae.py against a relative bound.
+by canary_mae.py against a relative bound (`LiveErrors` lives here, beside `LiveAccuracy`).
 
 The canary must keep its accuracy at most d = canary.max_metric_drop below the champion's. Two
 rules, as for errors (canary_errors.py), once both sides have min_labelled_rows labels:
@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from flywheel.monitoring.canary_mae import LiveErrors
 from flywheel.monitoring.feedback import read_feedback
 from flywheel.monitoring.logread import CANARY_ROLE, CHAMPION_ROLE, read_log
 
@@ -47,6 +46,24 @@ class LiveAccuracy:
     champion_right: int
 
 
+@dataclass(frozen=True)
+class LiveErrors:
+    """Per role: labelled requests, and the sum of their absolute errors and of its squares."""
+
+    canary_rows: int
+    canary_abs: float
+    canary_sq: float
+    champion_rows: int
+    champion_abs: float
+    champion_sq: float
+
+
+def labelled_enough(live: LiveAccuracy | LiveErrors, min_rows: int) -> bool:
+    """Both roles have `min_rows` labelled requests (monitor.min_labelled_rows, the count the
+    decay verdict needs too): fewer labels say nothing either way."""
+    return min(live.canary_rows, live.champion_rows) >= min_rows
+
+
 ALPHA = 0.01  # per evaluation: how often a canary exactly d below the champion rolls back
 
 
@@ -61,11 +78,8 @@ def drop_z(live: LiveAccuracy, max_drop: float) -> float:
 
 def metric_breach(live: LiveAccuracy | None, max_drop: float, min_rows: int) -> str | None:
     """Why the canary's live accuracy rolls it back, in one line; None unless its drop below the
-    champion's is significantly over `max_drop`.
-
-    Judged only once both sides have `min_rows` labelled requests (monitor.min_labelled_rows,
-    the count the decay verdict needs too): fewer labels say nothing either way."""
-    if live is None or min(live.canary_rows, live.champion_rows) < min_rows:
+    champion's is significantly over `max_drop` (judged once `labelled_enough`)."""
+    if live is None or not labelled_enough(live, min_rows):
         return None
     from scipy.stats import norm
 
@@ -78,7 +92,7 @@ def metric_breach(live: LiveAccuracy | None, max_drop: float, min_rows: int) -> 
 def metric_excess(live: LiveAccuracy | None, max_drop: float, min_rows: int) -> str | None:
     """Why a step may not pass on its live accuracy yet: the observed drop is over `max_drop`,
     though not significantly (that would be `metric_breach`); None when it keeps it."""
-    if live is None or min(live.canary_rows, live.champion_rows) < min_rows:
+    if live is None or not labelled_enough(live, min_rows):
         return None
     drop = live.champion_right / live.champion_rows - live.canary_right / live.canary_rows
     if round(drop, 12) <= max_drop:  # 0.90 - 0.86 is 0.04000000000000004

@@ -16,21 +16,10 @@ sides have min_labelled_rows labels:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from flywheel.monitoring.canary_live import LiveErrors, labelled_enough
 
 ALPHA = 0.01  # per evaluation: how often a canary exactly at the bound rolls back
-
-
-@dataclass(frozen=True)
-class LiveErrors:
-    """Per role: labelled requests, and the sum of their absolute errors and of its squares."""
-
-    canary_rows: int
-    canary_abs: float
-    canary_sq: float
-    champion_rows: int
-    champion_abs: float
-    champion_sq: float
 
 
 def _mean_var(rows: int, total: float, squares: float) -> tuple[float, float]:
@@ -52,14 +41,10 @@ def mae_z(live: LiveErrors, max_increase: float) -> float:
     return excess / spread
 
 
-def _enough(live: LiveErrors | None, min_rows: int) -> bool:
-    return live is not None and min(live.canary_rows, live.champion_rows) >= min_rows
-
-
 def mae_breach(live: LiveErrors | None, max_increase: float, min_rows: int) -> str | None:
     """Why the canary's live MAE rolls it back, in one line; None unless it is significantly
     over (1 + max_increase) times the champion's."""
-    if live is None or not _enough(live, min_rows):
+    if live is None or not labelled_enough(live, min_rows):
         return None
     from scipy.stats import norm
 
@@ -72,7 +57,7 @@ def mae_breach(live: LiveErrors | None, max_increase: float, min_rows: int) -> s
 
 def mae_excess(live: LiveErrors | None, max_increase: float, min_rows: int) -> str | None:
     """Why a step may not pass on its live MAE yet: over the bound, not significantly."""
-    if live is None or not _enough(live, min_rows):
+    if live is None or not labelled_enough(live, min_rows):
         return None
     canary = live.canary_abs / live.canary_rows
     champion = live.champion_abs / live.champion_rows

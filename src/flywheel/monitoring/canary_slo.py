@@ -19,8 +19,14 @@ from typing import Any
 from flywheel.errors import FlywheelError
 from flywheel.monitoring.canary_errors import error_breach, error_excess
 from flywheel.monitoring.canary_latency import Buckets, latency_breach, p95_breach
-from flywheel.monitoring.canary_live import LiveAccuracy, metric_breach, metric_excess
-from flywheel.monitoring.canary_mae import LiveErrors, mae_breach, mae_excess
+from flywheel.monitoring.canary_live import (
+    LiveAccuracy,
+    LiveErrors,
+    labelled_enough,
+    metric_breach,
+    metric_excess,
+)
+from flywheel.monitoring.canary_mae import mae_breach, mae_excess
 from flywheel.registry.canary import Plan, Progress
 
 # Counted over the step: `{window}` is the seconds since it started.
@@ -138,11 +144,10 @@ def _live_excess(live: LiveAccuracy | LiveErrors | None, plan: Plan) -> str | No
 def _too_few_labels(live: LiveAccuracy | LiveErrors | None, plan: Plan) -> str | None:
     """With `canary.require_labels`, why promotion waits: too few labelled requests on a side
     for the live accuracy to be judged (monitor.min_labelled_rows); None otherwise."""
-    if not plan.require_labels:
+    if not plan.require_labels or (live is not None
+                                    and labelled_enough(live, plan.min_labelled_rows)):
         return None
     rows = (live.canary_rows, live.champion_rows) if live is not None else (0, 0)
-    if min(rows) >= plan.min_labelled_rows:
-        return None
     return (f"{rows[0]} canary and {rows[1]} champion labelled requests of "
             f"{plan.min_labelled_rows} each (canary.require_labels)")
 
