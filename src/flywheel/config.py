@@ -94,6 +94,9 @@ class MLPParams(_Section):
     ddp_timeout_s: float = Field(
         default=300, gt=0, description="longest wait on another rank before failing"
     )
+    cuda_graph: bool = Field(
+        default=True, description="on one GPU in bf16, replay each step as a captured CUDA graph"
+    )
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> MLPParams:
@@ -126,6 +129,9 @@ class CNNParams(_Section):
     nproc: int = Field(default=1, ge=1, description="processes for DDP (one per GPU); 1: no DDP")
     ddp_timeout_s: float = Field(
         default=300, gt=0, description="longest wait on another rank before failing"
+    )
+    cuda_graph: bool = Field(
+        default=True, description="on one GPU in bf16, replay each step as a captured CUDA graph"
     )
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from flywheel.config import CNNParams
 from flywheel.errors import DataError, IncompatibleModel
 from flywheel.training.cnn import ARCHITECTURE, CNNClassifier, SmallCNN
 
@@ -108,3 +109,39 @@ def test_the_loader_flywheel_predict_uses_names_the_version_it_could_not_load(
     version: Any = SimpleNamespace(name="flywheel-digits", version="7", run_id=None)
     with pytest.raises(IncompatibleModel, match=r"^flywheel-digits version 7: CNN network"):
         load_version(Client(), version)
+
+
+def test_no_rotation_and_no_shift_is_the_identity_map_and_leaves_images_unchanged() -> None:
+    import torch
+
+    from flywheel.training.cnn import augmentation, warp
+
+    x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    params = CNNParams(shift=0, rotation=0)
+    theta = augmentation(x.shape, params, torch.Generator().manual_seed(1))
+    assert torch.equal(theta, torch.eye(2, 3).repeat(3, 1, 1))
+    assert torch.allclose(warp(x, theta), x, atol=1e-6)
+    moved = augmentation(x.shape, CNNParams(shift=2, rotation=10),
+                         torch.Generator().manual_seed(1))
+    assert moved.shape == (3, 2, 3) and not torch.equal(moved, theta)
+
+
+@pytest.mark.gpu
+def test_the_cnn_trains_as_well_with_its_step_captured_as_a_cuda_graph() -> None:
+    import torch
+
+    from flywheel.training.cnn import fit_cnn
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 0.2, size=(120, 1, 8, 8)).astype(np.float32)
+    y = np.arange(120) % 2
+    x[y == 1, :, :, :4] += 0.7
+    params = CNNParams(channels=[4], hidden=8, max_epochs=30, patience=30, lr=0.01,
+                       batch_size=24, device="cuda")  # 80 rows: three full batches and 8 rows
+    for graph in (True, False):
+        network, details = fit_cnn(params.model_copy(update={"cuda_graph": graph}), 0,
+                                   (x[:80], y[:80]), (x[80:], y[80:]), classes=2)
+        assert details["cuda_graph"] is graph and details["device"] == "cuda"
+        assert (network.predict_proba(x[80:]).argmax(axis=1) == y[80:]).mean() >= 0.95

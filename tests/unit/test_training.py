@@ -14,7 +14,7 @@ from sklearn.datasets import make_classification
 
 from flywheel.config import HGBParams, LogRegParams, MLPParams, TrainParams
 from flywheel.errors import ConfigError, DataError
-from flywheel.training import heads
+from flywheel.training import cuda_graph, heads
 from flywheel.training import mlp as mlp_module
 from flywheel.training.candidates import (
     CandidateResult,
@@ -24,7 +24,7 @@ from flywheel.training.candidates import (
     valid_metrics,
 )
 from flywheel.training.device import DeviceChoice, choose_device
-from flywheel.training.mlp import CHECKPOINT_NAME, fit_mlp, load_checkpoint
+from flywheel.training.mlp import CHECKPOINT_NAME, build_mlp, fit_mlp, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +286,43 @@ def test_real_cuda_fit_uses_amp_and_serves_on_cpu(data, tmp_path: Path) -> None:
     assert all(p.device.type == "cpu" for p in fit.estimator.module.parameters())
     restored = pickle.loads(pickle.dumps(fit.estimator))
     assert valid_metrics(y_valid, restored.predict_proba(X_valid)[:, 1])["roc_auc"] > 0.8
+
+
+def test_undoing_the_graph_warm_up_gives_a_fresh_adamw_start() -> None:
+    """cuda_graph._restore: weights back, AdamW's step count and moments zeroed; the next step
+    must then equal the first step of an untouched model and optimizer (on CPU: no capture)."""
+    torch.manual_seed(0)
+    warmed, fresh = build_mlp(5, [4], 0.0), build_mlp(5, [4], 0.0)
+    fresh.load_state_dict(warmed.state_dict())
+    saved = [t.clone() for t in warmed.state_dict().values()]
+    X, y = torch.randn(8, 5), torch.randn(8)
+
+    def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(X).squeeze(1), y).backward()
+        optimizer.step()
+
+    warmed_opt = torch.optim.AdamW(warmed.parameters(), lr=0.1)
+    for _ in range(3):
+        step(warmed, warmed_opt)
+    cuda_graph._restore(warmed, warmed_opt, saved)
+    step(warmed, warmed_opt)
+    step(fresh, torch.optim.AdamW(fresh.parameters(), lr=0.1))
+    for after_restore, after_fresh in zip(warmed.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(after_restore, after_fresh)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_step_trains_like_the_eager_step(data, tmp_path: Path) -> None:
+    """The replayed graph is the same training: same rows, order and seed as the eager loop,
+    so the valid scores agree closely (dropout's random draws differ under capture)."""
+    X_train, y_train, X_valid, y_valid = data
+    params = mlp_params(device="cuda", batch_size=48)  # 400 rows: a short last batch too
+    graphed = fit_mlp(params, 0, X_train, y_train, X_valid, y_valid, tmp_path / "graph")
+    eager = fit_mlp(params.model_copy(update={"cuda_graph": False}), 0, X_train, y_train,
+                    X_valid, y_valid, tmp_path / "eager")
+    assert graphed.details["cuda_graph"] is True and eager.details["cuda_graph"] is False
+    scores = [valid_metrics(y_valid, fit.estimator.predict_proba(X_valid)[:, 1])["roc_auc"]
+              for fit in (graphed, eager)]
+    assert scores[0] > 0.8 and abs(scores[0] - scores[1]) < 0.03

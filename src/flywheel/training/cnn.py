@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from torch.nn import functional as F
 from flywheel.atomic import write_atomically
 from flywheel.config import CNNParams
 from flywheel.errors import ConfigError, IncompatibleModel
+from flywheel.training import cuda_graph
 from flywheel.training.device import DeviceChoice, choose_device
 from flywheel.training.ranks import SINGLE, Group
 
@@ -126,16 +128,24 @@ def check_architecture(version: object, what: str) -> None:
         )
 
 
-def augment(x: torch.Tensor, params: CNNParams, generator: torch.Generator) -> torch.Tensor:
-    """Each image rotated by up to `rotation` degrees and shifted by up to `shift` pixels."""
-    n, _, height, width = x.shape
+def augmentation(
+    shape: torch.Size, params: CNNParams, generator: torch.Generator
+) -> torch.Tensor:
+    """Per image of a batch of `shape`, the affine map (n x 2 x 3, float32, on the CPU, where
+    the seeded generator draws) that rotates it by up to `rotation` degrees and shifts it by up
+    to `shift` pixels. Drawn apart from `warp` so a captured CUDA graph takes it as input."""
+    n, _, height, width = shape
     angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(params.rotation)
     shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * params.shift
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([
+    return torch.stack([
         torch.stack([cos, -sin, 2 * shift[:, 0] / width], dim=1),
         torch.stack([sin, cos, 2 * shift[:, 1] / height], dim=1),
-    ], dim=1).to(x.device, x.dtype)
+    ], dim=1)
+
+
+def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """The images moved by their affine maps; what falls outside is zero."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
@@ -163,7 +173,8 @@ def fit_cnn(
     net = SmallCNN(**config).to(device)
     data = (*_tensors(train, device), *_tensors(valid, device))
     started = time.perf_counter()
-    run = _epochs(net, data, params, seed, choice, group)
+    graph = params.cuda_graph and cuda_graph.usable(choice, group.world_size)
+    run = _epochs(net, data, params, seed, choice, group, graph)
     seconds = time.perf_counter() - started
     if not run.best_state:  # every epoch's valid loss was NaN: the fit diverged
         raise ConfigError(f"train.cnn: valid loss was never finite in {run.epochs} epochs; "
@@ -174,6 +185,7 @@ def fit_cnn(
     details = {"epochs": run.epochs, "best_epoch": run.best_epoch,
                "best_valid_loss": run.best_loss, "device": choice.device, "amp": choice.amp,
                "nproc": group.world_size, "architecture": ARCHITECTURE,
+               "cuda_graph": run.graphed,
                "train_images_per_s": round(run.epochs * len(train[0]) / max(seconds, 1e-9), 1)}
     return network, details
 
@@ -184,10 +196,11 @@ class _Run:
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     epochs: int = 0
+    graphed: bool = False  # full batches replayed a captured CUDA graph (cuda_graph.py)
 
 
 def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, seed: int,
-            choice: DeviceChoice, group: Group) -> _Run:
+            choice: DeviceChoice, group: Group, graph: bool = False) -> _Run:
     """The epoch loop: augment and step on this rank's rows, score on valid, keep the best.
 
     Alone the order is a permutation of every row; under DDP each rank takes its
@@ -198,24 +211,23 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
     # Augmentation differs per rank (rank 0 alone draws what one process would).
     generator = torch.Generator().manual_seed(seed + group.rank)
     step_net = group.wrap(net)
-    optimizer = torch.optim.Adam(net.parameters(), lr=params.lr)
-    scaler = torch.amp.GradScaler(enabled=choice.grad_scaler)
+    local_batch, run = group.local_batch(params.batch_size), _Run()
+    run.graphed = graph and x_train.is_cuda and len(x_train) >= local_batch
+    # A captured step reads the learning rate the schedule changes from a device tensor.
+    lr = torch.tensor(params.lr, device=x_train.device) if run.graphed else params.lr
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, capturable=run.graphed)
     epochs, patience = epoch_plan(params, len(x_train))
     # The step size decays to zero over the epochs: few epochs still end on fine steps.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    local_batch, run = group.local_batch(params.batch_size), _Run()
+    step = _stepper(step_net, optimizer, choice, (x_train, y_train),
+                    local_batch if run.graphed else 0)
     for epoch in range(1, epochs + 1):
         step_net.train()
         order = group.epoch_order(len(x_train), generator, seed, epoch).to(x_train.device)
         for start in range(0, len(order), local_batch):
-            rows = order[start:start + local_batch]
-            with _autocast(choice):
-                logits = step_net(augment(x_train[rows], params, generator))
-                loss = F.cross_entropy(logits.float(), y_train[rows])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            x = x_train[order[start:start + local_batch]]
+            theta = augmentation(x.shape, params, generator).to(x.device)
+            step(x, y_train[order[start:start + local_batch]], theta)
         schedule.step()
         run.epochs = epoch
         loss_now = group.mean(_valid_loss(net, x_valid, y_valid, choice))
@@ -226,6 +238,39 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
         elif epoch - run.best_epoch >= patience:
             break
     return run
+
+
+def _stepper(
+    net: nn.Module, optimizer: torch.optim.Optimizer, choice: DeviceChoice,
+    train: tuple[torch.Tensor, torch.Tensor], graph_batch: int,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+    """The step on (images, classes, affine maps): eager, or (`graph_batch` > 0) a captured CUDA
+    graph (cuda_graph.py) for batches of that size and the eager step for a shorter last one."""
+    scaler = torch.amp.GradScaler(enabled=choice.grad_scaler)
+
+    def eager(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> None:
+        with _autocast(choice):
+            loss = F.cross_entropy(net(warp(x, theta)).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    if not graph_batch:
+        return eager
+    net.train()
+    identity = torch.eye(2, 3, device=train[0].device).repeat(graph_batch, 1, 1)
+    graphed = cuda_graph.capture_step(
+        eager, (train[0][:graph_batch], train[1][:graph_batch], identity), net, optimizer
+    )
+
+    def step(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> None:
+        if len(x) == graph_batch:
+            cuda_graph.replay(graphed, (x, y, theta))
+        else:
+            eager(x, y, theta)
+
+    return step
 
 
 def epoch_plan(params: CNNParams, rows: int) -> tuple[int, int]:
@@ -265,8 +310,12 @@ def _tensors(split: tuple[np.ndarray, np.ndarray], device: torch.device
 
 
 def _autocast(choice: DeviceChoice) -> Any:
+    """Autocast without its weight-cast cache: a graph capture must not keep casts made outside
+    it, and one forward per step has nothing to reuse."""
     dtype = getattr(torch, choice.amp_dtype) if choice.amp_dtype else None
-    return torch.autocast(device_type=choice.device, dtype=dtype, enabled=choice.amp)
+    return torch.autocast(
+        device_type=choice.device, dtype=dtype, enabled=choice.amp, cache_enabled=False
+    )
 
 
 def _valid_loss(net: SmallCNN, x: torch.Tensor, y: torch.Tensor, choice: DeviceChoice) -> float:

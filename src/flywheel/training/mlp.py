@@ -24,6 +24,7 @@ from flywheel.atomic import write_atomically
 from flywheel.config import MLPParams
 from flywheel.data.task import Task
 from flywheel.errors import ConfigError
+from flywheel.training import cuda_graph
 from flywheel.training.device import DeviceChoice, choose_device
 from flywheel.training.heads import Head, head_for
 from flywheel.training.heads import TorchMLPClassifier as TorchMLPClassifier  # earlier pickles
@@ -103,11 +104,20 @@ def fit_mlp(
     threads = _threads_for(params, input_dim, device)
     with _cpu_threads(threads):
         run = _train_epochs(model, data, params, seed, shuffle_gen, choice, group,
-                            checkpoint_dir / CHECKPOINT_NAME, say, head)
+                            checkpoint_dir / CHECKPOINT_NAME, say, head,
+                            graphed=_graphable(params, choice, group, own))
 
     details = _details(choice, run, len(X_train), threads, group.world_size)
     kept = model if own is not None else None
     return MLPFit(_best_model(run, params, input_dim, head, kept), details)
+
+
+def _graphable(
+    params: MLPParams, choice: DeviceChoice, group: Group, own: nn.Module | None
+) -> bool:
+    """Whether the step may be a CUDA graph: where cuda_graph.py allows, for the built MLP (a
+    bring-your-own network may do anything a capture forbids)."""
+    return params.cuda_graph and own is None and cuda_graph.usable(choice, group.world_size)
 
 
 def _best_model(
@@ -136,6 +146,7 @@ class _Run:
     best_state: dict[str, torch.Tensor] | None = None
     train_seconds: float = 0.0
     epochs_run: int = 0
+    graphed: bool = False  # full batches replayed a captured CUDA graph (cuda_graph.py)
 
 
 def _train_epochs(
@@ -149,6 +160,7 @@ def _train_epochs(
     checkpoint_path: Path,
     say: Callable[[str], None],
     head: Head,
+    graphed: bool = False,
 ) -> _Run:
     """The epoch loop: one pass over this rank's rows, score on valid, keep the best.
 
@@ -158,25 +170,28 @@ def _train_epochs(
     """
     Xt, yt, Xv, yv = data
     amp_dtype = getattr(torch, choice.amp_dtype) if choice.amp_dtype else None
-    step_model = group.wrap(model)
+    local_batch = group.local_batch(params.batch_size)
+    run = _Run(graphed=graphed and Xt.is_cuda and len(Xt) >= local_batch)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+        model.parameters(), lr=params.lr, weight_decay=params.weight_decay,
+        capturable=run.graphed,
     )
     loss_fn = head.loss()
-    scaler = torch.amp.GradScaler(choice.device, enabled=choice.grad_scaler)
-    local_batch = group.local_batch(params.batch_size)
-    run = _Run()
+    step_model = group.wrap(model)
+    step = _stepper(step_model, optimizer, loss_fn, (Xt, yt), choice, amp_dtype,
+                    local_batch if run.graphed else 0)
     for epoch in range(1, params.max_epochs + 1):
         step_model.train()
         started = time.perf_counter()
         order = _to_device(group.epoch_order(len(Xt), shuffle_gen, seed, epoch), Xt.device)
         for start in range(0, len(order), local_batch):
-            idx = order[start : start + local_batch]
-            _step(step_model, optimizer, scaler, loss_fn, Xt[idx], yt[idx], choice, amp_dtype)
+            step(order[start : start + local_batch])
+        if Xt.is_cuda:  # steps are queued, not done: wait for them so the timing is honest
+            torch.cuda.synchronize()
         run.train_seconds += time.perf_counter() - started
         run.epochs_run = epoch
 
-        # --- score on valid; .item() also waits for the GPU, so the timing above is honest
+        # --- score on valid
         valid_loss = group.mean(_valid_loss(model, Xv, yv, loss_fn, choice, amp_dtype))
         if valid_loss < run.best_loss:
             run.best_loss, run.best_epoch = valid_loss, epoch
@@ -199,6 +214,40 @@ def _train_epochs(
     return run
 
 
+def _stepper(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    choice: DeviceChoice,
+    amp_dtype: torch.dtype | None,
+    graph_batch: int,
+) -> Callable[[torch.Tensor], None]:
+    """The step on a batch of row indices: eager, or (`graph_batch` > 0) a captured CUDA graph
+    for batches of that size with the eager step for the shorter last one."""
+    scaler = torch.amp.GradScaler(choice.device, enabled=choice.grad_scaler)
+
+    def on(X: torch.Tensor, y: torch.Tensor) -> None:
+        _step(model, optimizer, scaler, loss_fn, X, y, choice, amp_dtype)
+
+    def eager(idx: torch.Tensor) -> None:
+        on(train[0][idx], train[1][idx])
+
+    if not graph_batch:
+        return eager
+    model.train()
+    first = (train[0][:graph_batch], train[1][:graph_batch])
+    graphed = cuda_graph.capture_step(on, first, model, optimizer)
+
+    def step(idx: torch.Tensor) -> None:
+        if len(idx) == graph_batch:
+            cuda_graph.replay(graphed, (train[0][idx], train[1][idx]))
+        else:
+            eager(idx)
+
+    return step
+
+
 def _step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -209,8 +258,13 @@ def _step(
     choice: DeviceChoice,
     amp_dtype: torch.dtype | None,
 ) -> None:
-    """One optimisation step on one batch (under DDP, backward also averages the gradients)."""
-    with torch.autocast(device_type=choice.device, dtype=amp_dtype, enabled=choice.amp):
+    """One optimisation step on one batch (under DDP, backward also averages the gradients).
+
+    Autocast's weight-cast cache is off: a graph capture must not keep casts made outside it,
+    and one forward per step has nothing to reuse anyway."""
+    with torch.autocast(
+        device_type=choice.device, dtype=amp_dtype, enabled=choice.amp, cache_enabled=False
+    ):
         logits = model(X).squeeze(1)
     # The loss in float32: log of a probability near 0 or 1 is where half precision loses most.
     loss = loss_fn(logits.float(), y)
@@ -236,6 +290,7 @@ def _details(
         ),
         "torch_threads": threads,
         "nproc": nproc,
+        "cuda_graph": run.graphed,
         "checkpoint": CHECKPOINT_NAME,  # relative: the folder is renamed into place
     }
 
