@@ -226,7 +226,7 @@ def _epochs(net: SmallCNN, data: tuple[torch.Tensor, ...], params: CNNParams, se
         order = group.epoch_order(len(x_train), generator, seed, epoch).to(x_train.device)
         for start in range(0, len(order), local_batch):
             x = x_train[order[start:start + local_batch]]
-            theta = augmentation(x.shape, params, generator).to(x.device)
+            theta = augmentation(x.shape, params, generator).to(x.device, x.dtype)
             step(x, y_train[order[start:start + local_batch]], theta)
         schedule.step()
         run.epochs = epoch
@@ -259,7 +259,7 @@ def _stepper(
     if not graph_batch:
         return eager
     net.train()
-    identity = torch.eye(2, 3, device=train[0].device).repeat(graph_batch, 1, 1)
+    identity = torch.eye(2, 3).to(train[0].device, train[0].dtype).repeat(graph_batch, 1, 1)
     graphed = cuda_graph.capture_step(
         eager, (train[0][:graph_batch], train[1][:graph_batch], identity), net, optimizer
     )
