@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -326,3 +327,36 @@ def test_cuda_graph_step_trains_like_the_eager_step(data, tmp_path: Path) -> Non
     scores = [valid_metrics(y_valid, fit.estimator.predict_proba(X_valid)[:, 1])["roc_auc"]
               for fit in (graphed, eager)]
     assert scores[0] > 0.8 and abs(scores[0] - scores[1]) < 0.03
+
+
+def test_a_refused_graph_capture_stops_with_one_line_naming_the_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a GPU says when a capture is refused, on a CPU: torch.cuda's stream and graph
+    stand-ins, the capture raising as a driver does."""
+
+    class Stream:
+        def wait_stream(self, _other: object) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def refused(*_args: object, **_kwargs: object) -> Iterator[None]:
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+        yield
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda _s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
+    monkeypatch.setattr(torch.cuda, "graph", refused)
+    model = build_mlp(3, [4], 0.0)
+    optimizer = torch.optim.AdamW(model.parameters())
+    steps: list[int] = []
+    with pytest.raises(ConfigError) as caught:
+        cuda_graph.capture_step(lambda *_t: steps.append(1), (torch.zeros(2, 3),), model,
+                                optimizer, "train.mlp.cuda_graph")
+    message = str(caught.value)
+    assert "\n" not in message and steps == [1] * cuda_graph.WARMUP_STEPS
+    assert message.startswith("train.mlp.cuda_graph: the training step could not be captured")
+    assert "operation not permitted when stream is capturing" in message
+    assert message.endswith("set train.mlp.cuda_graph to false to train without one")

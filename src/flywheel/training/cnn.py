@@ -261,7 +261,8 @@ def _stepper(
     net.train()
     identity = torch.eye(2, 3).to(train[0].device, train[0].dtype).repeat(graph_batch, 1, 1)
     graphed = cuda_graph.capture_step(
-        eager, (train[0][:graph_batch], train[1][:graph_batch], identity), net, optimizer
+        eager, (train[0][:graph_batch], train[1][:graph_batch], identity), net, optimizer,
+        "train.cnn.cuda_graph",
     )
 
     def step(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> None:

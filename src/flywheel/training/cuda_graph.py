@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from flywheel.errors import ConfigError
 from flywheel.training.device import DeviceChoice
 
 WARMUP_STEPS = 3  # PyTorch's guidance: a few eager steps on a side stream before capture
@@ -47,8 +48,12 @@ def capture_step(
     inputs: Sequence[torch.Tensor],
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    setting: str,
 ) -> GraphedStep:
-    """Warm `step(*inputs)` up, capture it, then put model and optimizer back as they were."""
+    """Warm `step(*inputs)` up, capture it, then put model and optimizer back as they were.
+
+    A capture the driver or an operation refuses stops the fit with one line naming `setting`
+    (the params.yaml switch that trains without a graph), not a CUDA traceback."""
     static = tuple(t.clone() for t in inputs)
     saved = [t.clone() for t in model.state_dict().values()]
     stream = torch.cuda.Stream()
@@ -58,8 +63,15 @@ def capture_step(
             step(*static)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream):
-        step(*static)
+    try:
+        with torch.cuda.graph(graph, stream=stream):
+            step(*static)
+    except RuntimeError as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(
+            f"{setting}: the training step could not be captured as a CUDA graph ({reason}); "
+            f"set {setting} to false to train without one"
+        ) from error
     _restore(model, optimizer, saved)
     return GraphedStep(graph, static)
 

@@ -237,7 +237,7 @@ def _stepper(
         return eager
     model.train()
     first = (train[0][:graph_batch], train[1][:graph_batch])
-    graphed = cuda_graph.capture_step(on, first, model, optimizer)
+    graphed = cuda_graph.capture_step(on, first, model, optimizer, "train.mlp.cuda_graph")
 
     def step(idx: torch.Tensor) -> None:
         if len(idx) == graph_batch:
