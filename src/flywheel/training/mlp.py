@@ -182,13 +182,8 @@ def _train_epochs(
                     local_batch if run.graphed else 0)
     for epoch in range(1, params.max_epochs + 1):
         step_model.train()
-        started = time.perf_counter()
         order = _to_device(group.epoch_order(len(Xt), shuffle_gen, seed, epoch), Xt.device)
-        for start in range(0, len(order), local_batch):
-            step(order[start : start + local_batch])
-        if Xt.is_cuda:  # steps are queued, not done: wait for them so the timing is honest
-            torch.cuda.synchronize()
-        run.train_seconds += time.perf_counter() - started
+        run.train_seconds += _one_pass(step, order, local_batch)
         run.epochs_run = epoch
 
         # --- score on valid
@@ -212,6 +207,17 @@ def _train_epochs(
             say(f"mlp early stop at epoch {epoch}: no improvement for {params.patience} epochs")
             break
     return run
+
+
+def _one_pass(step: Callable[[torch.Tensor], None], order: torch.Tensor, batch: int) -> float:
+    """Step through `order` in batches; the seconds it took. On a GPU the steps are queued, not
+    done, when the loop ends: it waits for them, so the timing is honest."""
+    started = time.perf_counter()
+    for start in range(0, len(order), batch):
+        step(order[start : start + batch])
+    if order.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def _stepper(
