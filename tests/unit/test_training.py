@@ -329,26 +329,43 @@ def test_cuda_graph_step_trains_like_the_eager_step(data, tmp_path: Path) -> Non
     assert scores[0] > 0.8 and abs(scores[0] - scores[1]) < 0.03
 
 
+class _Stream:
+    def wait_stream(self, _other: object) -> None:
+        pass
+
+
+class _Graph:
+    made: list[_Graph] = []  # every stand-in graph, to count its replays
+
+    def __init__(self) -> None:
+        self.replays = 0
+        _Graph.made.append(self)
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+def _cuda_stand_ins(monkeypatch: pytest.MonkeyPatch, graph: object) -> None:
+    """torch.cuda's streams and graph capture on a CPU; `graph` stands for torch.cuda.graph."""
+    monkeypatch.setattr(torch.cuda, "Stream", _Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", _Stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda _s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _Graph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+
+
 def test_a_refused_graph_capture_stops_with_one_line_naming_the_switch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What a GPU says when a capture is refused, on a CPU: torch.cuda's stream and graph
     stand-ins, the capture raising as a driver does."""
 
-    class Stream:
-        def wait_stream(self, _other: object) -> None:
-            pass
-
     @contextlib.contextmanager
     def refused(*_args: object, **_kwargs: object) -> Iterator[None]:
         raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
         yield
 
-    monkeypatch.setattr(torch.cuda, "Stream", Stream)
-    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
-    monkeypatch.setattr(torch.cuda, "stream", lambda _s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
-    monkeypatch.setattr(torch.cuda, "graph", refused)
+    _cuda_stand_ins(monkeypatch, refused)
     model = build_mlp(3, [4], 0.0)
     optimizer = torch.optim.AdamW(model.parameters())
     steps: list[int] = []
@@ -360,3 +377,37 @@ def test_a_refused_graph_capture_stops_with_one_line_naming_the_switch(
     assert message.startswith("train.mlp.cuda_graph: the training step could not be captured")
     assert "operation not permitted when stream is capturing" in message
     assert message.endswith("set train.mlp.cuda_graph to false to train without one")
+
+
+def test_a_captured_step_replays_full_batches_and_steps_a_short_one_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cuda_graph.replaying on a CPU: a batch of the captured size is copied into the graph's
+    inputs and replayed; a shorter one goes to the step itself."""
+    _cuda_stand_ins(monkeypatch, lambda *_a, **_k: contextlib.nullcontext())
+    model = build_mlp(3, [4], 0.0).eval()
+    seen: list[int] = []
+    run = cuda_graph.replaying(lambda X, _y: seen.append(len(X)),
+                               (torch.zeros(4, 3), torch.zeros(4)), model,
+                               torch.optim.AdamW(model.parameters()), "train.mlp.cuda_graph")
+    assert model.training  # captured as the step runs: in training mode
+    warm_and_capture = [4] * (cuda_graph.WARMUP_STEPS + 1)
+    assert seen == warm_and_capture
+    run(torch.ones(4, 3), torch.ones(4))
+    assert seen == warm_and_capture and _Graph.made[-1].replays == 1
+    run(torch.ones(2, 3), torch.ones(2))
+    assert seen == [*warm_and_capture, 2] and _Graph.made[-1].replays == 1
+
+
+def test_a_replay_copies_the_batch_into_the_tensors_the_graph_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _cuda_stand_ins(monkeypatch, lambda *_a, **_k: contextlib.nullcontext())
+    model = build_mlp(3, [4], 0.0)
+    first = (torch.zeros(4, 3), torch.zeros(4))
+    graphed = cuda_graph.capture_step(lambda *_t: None, first, model,
+                                      torch.optim.AdamW(model.parameters()), "setting")
+    batch = (torch.arange(12.0).reshape(4, 3), torch.ones(4))
+    cuda_graph.replay(graphed, batch)
+    assert all(torch.equal(a, b) for a, b in zip(graphed.inputs, batch, strict=True))
+    assert graphed.inputs[0] is not batch[0] and torch.equal(first[0], torch.zeros(4, 3))

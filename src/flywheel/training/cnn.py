@@ -258,20 +258,11 @@ def _stepper(
 
     if not graph_batch:
         return eager
-    net.train()
     identity = torch.eye(2, 3).to(train[0].device, train[0].dtype).repeat(graph_batch, 1, 1)
-    graphed = cuda_graph.capture_step(
+    return cuda_graph.replaying(
         eager, (train[0][:graph_batch], train[1][:graph_batch], identity), net, optimizer,
         "train.cnn.cuda_graph",
     )
-
-    def step(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> None:
-        if len(x) == graph_batch:
-            cuda_graph.replay(graphed, (x, y, theta))
-        else:
-            eager(x, y, theta)
-
-    return step
 
 
 def epoch_plan(params: CNNParams, rows: int) -> tuple[int, int]:

@@ -233,25 +233,14 @@ def _stepper(
     for batches of that size with the eager step for the shorter last one."""
     scaler = torch.amp.GradScaler(choice.device, enabled=choice.grad_scaler)
 
-    def on(X: torch.Tensor, y: torch.Tensor) -> None:
+    def eager(X: torch.Tensor, y: torch.Tensor) -> None:
         _step(model, optimizer, scaler, loss_fn, X, y, choice, amp_dtype)
 
-    def eager(idx: torch.Tensor) -> None:
-        on(train[0][idx], train[1][idx])
-
-    if not graph_batch:
-        return eager
-    model.train()
-    first = (train[0][:graph_batch], train[1][:graph_batch])
-    graphed = cuda_graph.capture_step(on, first, model, optimizer, "train.mlp.cuda_graph")
-
-    def step(idx: torch.Tensor) -> None:
-        if len(idx) == graph_batch:
-            cuda_graph.replay(graphed, (train[0][idx], train[1][idx]))
-        else:
-            eager(idx)
-
-    return step
+    on = eager if not graph_batch else cuda_graph.replaying(
+        eager, (train[0][:graph_batch], train[1][:graph_batch]), model, optimizer,
+        "train.mlp.cuda_graph",
+    )
+    return lambda idx: on(train[0][idx], train[1][idx])
 
 
 def _step(
